@@ -6,6 +6,8 @@ Extra keys are allowed: Qomon adds fields over time and a form is read-only to u
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from pydantic import BaseModel, ConfigDict
 
 FORM_FAMILIES = (
@@ -48,3 +50,75 @@ class Form(BaseModel):
     @property
     def is_free_input(self) -> bool:
         return self.type.lower() in FREE_INPUT_TYPES
+
+
+class FormLookupError(LookupError):
+    """A field or value name that does not identify exactly one form or refvalue."""
+
+    def __init__(self, code: str, detail: str) -> None:
+        self.code = code
+        self.detail = detail
+        super().__init__(detail)
+
+
+def _name_key(name: str) -> str:
+    return " ".join(name.split()).casefold()
+
+
+class FormCatalog:
+    """A space's forms, looked up by id or by label (labels are what people type)."""
+
+    def __init__(self, forms: Iterable[Form]) -> None:
+        self.by_id: dict[int, Form] = {}
+        self._by_label: dict[str, list[Form]] = {}
+        for form in forms:
+            self.by_id[form.id] = form
+            self._by_label.setdefault(_name_key(form.label), []).append(form)
+
+    def __len__(self) -> int:
+        return len(self.by_id)
+
+    def get(self, form_id: object) -> Form | None:
+        return self.by_id.get(form_id) if isinstance(form_id, int) else None
+
+    def find(self, name: str | int) -> Form:
+        if isinstance(name, int):
+            form = self.by_id.get(name)
+            if form is None:
+                raise FormLookupError("unknown_field", f"no form has id {name}")
+            return form
+        matches = self._by_label.get(_name_key(name), [])
+        if not matches and name.strip().isdigit():
+            return self.find(int(name))
+        if not matches:
+            raise FormLookupError("unknown_field", "no form has this label")
+        if len(matches) > 1:
+            ids = ", ".join(str(f.id) for f in matches)
+            raise FormLookupError(
+                "ambiguous_field",
+                f"{len(matches)} forms share this label (ids {ids}): name it by id",
+            )
+        return matches[0]
+
+    @staticmethod
+    def choice(form: Form, name: str | int | float) -> RefValue:
+        """The refvalue named by its value (`consent_email`), its label, or its id."""
+        text = str(name).strip()
+        for attribute in ("value", "label"):
+            exact = [r for r in form.refvalues if getattr(r, attribute) == text]
+            if len(exact) == 1:
+                return exact[0]
+        loose = [
+            r
+            for r in form.refvalues
+            if _name_key(text) in {_name_key(r.value or ""), _name_key(r.label or "")}
+        ]
+        if len(loose) == 1:
+            return loose[0]
+        if not loose and isinstance(name, int):
+            by_id = [r for r in form.refvalues if r.id == name]
+            if by_id:
+                return by_id[0]
+        if len(loose) > 1:
+            raise FormLookupError("ambiguous_value", "several of the form's values match")
+        raise FormLookupError("unknown_value", "is not one of the form's values")

@@ -1,0 +1,419 @@
+"""Contact assembly: from change events to one complete, loss-free replacement body.
+
+Qomon's `PATCH /contacts/{id}` deletes whatever its body leaves out, so every change is
+turned into a whole contact built from the current one:
+
+1. translate the contact as read into the write shape (contact_shape.to_write_shape);
+2. apply each change event in order, with type-aware rules from the space's forms;
+3. guard: anything that differs from what Qomon has must be something an event asked for;
+4. compare by meaning: nothing differs -> Unchanged (no PATCH, no tokens spent);
+5. otherwise Replace, with the body and the paths that change.
+
+Several events for one contact fold into one body; because they are applied one after
+another to the same draft, the result equals applying them one by one.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from qomon_sync.domain.change_event import ChangeEvent, FieldChange
+from qomon_sync.domain.contact_shape import (
+    ShapeError,
+    ShapePolicy,
+    WriteContact,
+    changed_paths,
+    fingerprint,
+    note_path,
+    tag_key,
+    to_write_shape,
+)
+from qomon_sync.domain.dates import NotADate, to_qomon_date
+from qomon_sync.domain.forms import Form, FormCatalog, FormLookupError, RefValue
+
+SINGLE_CHOICE = frozenset({"radio", "select"})
+MULTI_CHOICE = frozenset({"checkbox"})
+NUMBER_TYPES = frozenset({"numeric", "integer", "range"})
+TEXT_TYPES = frozenset({"text"})
+DATE_TYPES = frozenset({"date"})
+
+DEFAULT_REFUSAL_PATTERN = r"^(refus|opt[_-]?out|unsubscrib|no[_-]?consent|do[_-]?not)"
+
+
+@dataclass(frozen=True)
+class AssemblyPolicy:
+    shape: ShapePolicy = field(default_factory=ShapePolicy)
+    allow_unblacklist: bool = False
+    """Opt-outs are sticky: an automated change never turns `black_list` from true to false."""
+    allow_refusal_withdrawal: bool = False
+    """Nor does it remove a recorded consent refusal (a consent value matching the pattern)."""
+    refusal_pattern: str = DEFAULT_REFUSAL_PATTERN
+
+
+@dataclass(frozen=True)
+class Replace:
+    body: dict[str, Any]
+    """`{"data": {"contact": {...}}}`, ready for PATCH /contacts/{id} or POST /contacts."""
+    changed: tuple[str, ...]
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def contact(self) -> WriteContact:
+        contact: WriteContact = self.body["data"]["contact"]
+        return contact
+
+
+@dataclass(frozen=True)
+class Unchanged:
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Rejected:
+    code: str
+    detail: str
+    fields: tuple[str, ...] = ()
+    event_id: str | None = None
+
+
+Outcome = Replace | Unchanged | Rejected
+
+
+class ChangeRejected(ValueError):
+    def __init__(self, code: str, detail: str, fields: Sequence[str]) -> None:
+        self.code = code
+        self.detail = detail
+        self.fields = tuple(fields)
+        super().__init__(detail)
+
+
+def assemble_contact(
+    current: Mapping[str, Any],
+    forms: FormCatalog,
+    events: Sequence[ChangeEvent],
+    policy: AssemblyPolicy | None = None,
+) -> Outcome:
+    """The replacement body for `current` (as GET returned it; `{}` for a new contact)."""
+    policy = policy or AssemblyPolicy()
+    try:
+        baseline = to_write_shape(current, forms, policy.shape)
+    except ShapeError as exc:
+        return Rejected(exc.code, exc.detail, exc.fields)
+
+    draft = _Draft(copy.deepcopy(baseline), forms, policy)
+    for event in events:
+        try:
+            draft.apply(event)
+        except ChangeRejected as exc:
+            return Rejected(exc.code, exc.detail, exc.fields, event_id=event.event_id)
+
+    changed = changed_paths(baseline, draft.contact)
+    unasked = [path for path in changed if path not in draft.intended]
+    if unasked:
+        return Rejected(
+            "data_loss_guard",
+            "the replacement would change fields no event asked to change; nothing is written",
+            tuple(unasked),
+        )
+    if not changed:
+        return Unchanged(tuple(draft.warnings))
+    return Replace({"data": {"contact": draft.contact}}, tuple(changed), tuple(draft.warnings))
+
+
+def same_meaning(
+    sent: Mapping[str, Any], echoed: Mapping[str, Any], forms: FormCatalog
+) -> list[str]:
+    """Paths where Qomon's answer to a PATCH differs from what was sent (ids ignored)."""
+    try:
+        echoed_shape = to_write_shape(echoed, forms, ShapePolicy(passthrough=frozenset(echoed)))
+    except ShapeError as exc:
+        return list(exc.fields)
+    sent_meaning, echo_meaning = fingerprint(sent), fingerprint(echoed_shape)
+    paths = sent_meaning.keys() | echo_meaning.keys()
+    return sorted(p for p in paths if sent_meaning.get(p) != echo_meaning.get(p))
+
+
+class _Draft:
+    """The contact being assembled, and the paths the events asked to change."""
+
+    def __init__(self, contact: WriteContact, forms: FormCatalog, policy: AssemblyPolicy) -> None:
+        self.contact = contact
+        self.forms = forms
+        self.policy = policy
+        self.intended: set[str] = set()
+        self.warnings: list[str] = []
+        self._refusal = re.compile(policy.refusal_pattern, re.IGNORECASE)
+
+    def apply(self, event: ChangeEvent) -> None:
+        self._set_basic_fields(event.set_fields())
+        if event.tags is not None:
+            self._change_tags(event.tags.add, event.tags.remove)
+        for index, change in enumerate(event.fields):
+            self._change_answers(change, f"fields[{index}]")
+        for note in event.notes:
+            self._add_note(note.data, pinned=note.pinned, only_super_admin=note.only_super_admin)
+
+    # -- basic fields: JSON Merge Patch ------------------------------------------------
+
+    def _set_basic_fields(self, patch: Mapping[str, Any]) -> None:
+        for name, value in patch.items():
+            if name == "address":
+                address = self.contact.setdefault("address", {})
+                for part, text in (value or {}).items():
+                    address[part] = text
+                    self.intended.add(f"address.{part}")
+            elif name == "black_list" and not value and self.contact.get("black_list") is True:
+                if not self.policy.allow_unblacklist:
+                    self.warnings.append("black_list kept true: opt-outs are sticky")
+                    continue
+                self.contact[name] = value
+                self.intended.add(name)
+            else:
+                self.contact[name] = (
+                    to_qomon_date(value) if name == "birthdate" and value else value
+                )
+                self.intended.add(name)
+
+    # -- tags ----------------------------------------------------------------------------
+
+    def _change_tags(self, add: Sequence[str], remove: Sequence[str]) -> None:
+        tags: list[dict[str, Any]] = self.contact.setdefault("tags", [])
+        present = {tag_key(t["name"]) for t in tags}
+        for name in add:
+            if tag_key(name) not in present:
+                tags.append({"name": name})
+                present.add(tag_key(name))
+            self.intended.add(f"tags[{tag_key(name)}]")
+        dropped = {tag_key(name) for name in remove}
+        tags[:] = [t for t in tags if tag_key(t["name"]) not in dropped]
+        self.intended.update(f"tags[{key}]" for key in dropped)
+
+    # -- advanced fields and custom fields ----------------------------------------------
+
+    def _change_answers(self, change: FieldChange, where: str) -> None:
+        try:
+            form = self.forms.find(change.field)
+        except FormLookupError as exc:
+            raise ChangeRejected(
+                exc.code, f"{where}.field: {exc.detail}", [_field_name(change)]
+            ) from None
+        list_name = "custom_fields" if form.section == "custom_fields" else "formdatas"
+        answers: list[dict[str, Any]] = self.contact.setdefault(list_name, [])
+        current = [a for a in answers if a.get("form_id") == form.id]
+        wanted = self._answers_after(form, change, current, where)
+        wanted = self._keep_refusals(form, current, wanted)
+        kept_ids = {id(a) for a in wanted}
+        answers[:] = [a for a in answers if a.get("form_id") != form.id or id(a) in kept_ids]
+        answers.extend(a for a in wanted if not any(a is b for b in answers))
+        self.intended.add(f"{list_name}[form_id={form.id}]")
+
+    def _answers_after(
+        self, form: Form, change: FieldChange, current: list[dict[str, Any]], where: str
+    ) -> list[dict[str, Any]]:
+        """The form's answers once `change` is applied; unchanged answers keep their object
+        (and so their `date`), which is what makes a repeated answer a no-op."""
+        kind = form.type.lower()
+        op = change.op
+        if op == "clear":
+            return []
+        if kind in MULTI_CHOICE:
+            chosen = [self._choice(form, value, where) for value in change.values]
+            chosen_ids = {ref.id for ref in chosen}
+            if op == "remove":
+                return [a for a in current if a.get("form_ref_id") not in chosen_ids]
+            kept = (
+                current
+                if op == "add"
+                else [a for a in current if a.get("form_ref_id") in chosen_ids]
+            )
+            have = {a.get("form_ref_id") for a in kept}
+            return kept + [
+                self._answer(form, ref, ref.value, change) for ref in chosen if ref.id not in have
+            ]
+        if kind in SINGLE_CHOICE:
+            if op == "add" or len(change.values) > 1:
+                raise ChangeRejected(
+                    "unsupported_operation",
+                    f"{where}: `{form.label}` holds one value ({kind}); use `set` with one value",
+                    [form.label],
+                )
+            ref = self._choice(form, change.values[0], where)
+            if op == "remove":
+                return [a for a in current if a.get("form_ref_id") != ref.id]
+            same = [a for a in current if a.get("form_ref_id") == ref.id]
+            return (
+                same[:1]
+                if len(current) == 1 and same
+                else [self._answer(form, ref, ref.value, change)]
+            )
+        if kind in NUMBER_TYPES | TEXT_TYPES | DATE_TYPES:
+            if op == "add" or len(change.values) > 1:
+                raise ChangeRejected(
+                    "unsupported_operation",
+                    f"{where}: `{form.label}` is a free-input {kind} form; "
+                    "use `set` with one value",
+                    [form.label],
+                )
+            data = self._free_input(form, kind, change.values[0], where)
+            if op == "remove":
+                return [a for a in current if a.get("data") != data]
+            if len(current) == 1 and current[0].get("data") == data:
+                return current
+            if not form.refvalues:
+                raise ChangeRejected(
+                    "unknown_value",
+                    f"{where}: `{form.label}` has no value to answer with",
+                    [form.label],
+                )
+            return [self._answer(form, form.refvalues[0], data, change)]
+        raise ChangeRejected(
+            "unsupported_form_type",
+            f"{where}: `{form.label}` is a `{form.type}` form, which qomon-sync cannot answer yet",
+            [form.label],
+        )
+
+    def _choice(self, form: Form, value: str | int | float, where: str) -> RefValue:
+        try:
+            return self.forms.choice(form, value)
+        except FormLookupError as exc:
+            raise ChangeRejected(
+                exc.code, f"{where}.value for `{form.label}` {exc.detail}", [form.label]
+            ) from None
+
+    def _free_input(self, form: Form, kind: str, value: str | int | float, where: str) -> str:
+        if kind in DATE_TYPES:
+            if not isinstance(value, str):
+                raise ChangeRejected(
+                    "invalid_date", f"{where}.value for `{form.label}` is not a date", [form.label]
+                )
+            try:
+                return to_qomon_date(value)
+            except NotADate:
+                raise ChangeRejected(
+                    "invalid_date",
+                    f"{where}.value for `{form.label}` is not an ISO 8601 date",
+                    [form.label],
+                ) from None
+        if kind in NUMBER_TYPES:
+            number = _number(value)
+            if number is None:
+                raise ChangeRejected(
+                    "invalid_number",
+                    f"{where}.value for `{form.label}` is not a number",
+                    [form.label],
+                )
+            if kind == "integer" and not number.is_integer():
+                raise ChangeRejected(
+                    "invalid_number",
+                    f"{where}.value for `{form.label}` is not a whole number",
+                    [form.label],
+                )
+            bounds = form.refvalues[0] if form.refvalues else None
+            if bounds is not None and (
+                (bounds.min is not None and number < bounds.min)
+                or (bounds.max is not None and number > bounds.max)
+            ):
+                raise ChangeRejected(
+                    "out_of_range",
+                    f"{where}.value for `{form.label}` is outside {bounds.min}..{bounds.max}",
+                    [form.label],
+                )
+            return str(int(number)) if number.is_integer() else repr(number)
+        if isinstance(value, bool):
+            raise ChangeRejected(
+                "invalid_text", f"{where}.value for `{form.label}` is not text", [form.label]
+            )
+        return str(value).strip()
+
+    @staticmethod
+    def _answer(form: Form, ref: RefValue, data: str | None, change: FieldChange) -> dict[str, Any]:
+        answer: dict[str, Any] = {"form_id": form.id, "form_ref_id": ref.id, "data": data}
+        if change.date is not None:
+            answer["date"] = to_qomon_date(change.date)
+        if change.survey_id is not None:
+            answer["survey_id"] = change.survey_id
+        return answer
+
+    def _keep_refusals(
+        self, form: Form, current: list[dict[str, Any]], wanted: list[dict[str, Any]]
+    ) -> list[dict[str, Any]]:
+        """A recorded consent refusal survives any automated change, unless allowed."""
+        if self.policy.allow_refusal_withdrawal or form.section != "consent":
+            return wanted
+        refusal_ids = {r.id for r in form.refvalues if r.value and self._refusal.search(r.value)}
+        lost = [
+            a
+            for a in current
+            if a.get("form_ref_id") in refusal_ids and not any(a is w for w in wanted)
+        ]
+        if not lost:
+            return wanted
+        self.warnings.append(f"consent refusal kept on form {form.id}: opt-outs are sticky")
+        if form.type.lower() in SINGLE_CHOICE:
+            return lost[:1]
+        return lost + wanted
+
+    # -- notes ---------------------------------------------------------------------------
+
+    def _add_note(self, text: str, *, pinned: bool, only_super_admin: bool) -> None:
+        notes: list[dict[str, Any]] = self.contact.setdefault("notes", [])
+        same_text = " ".join(text.split())
+        if any(" ".join(str(n.get("data", "")).split()) == same_text for n in notes):
+            # Notes have no key Qomon would dedupe on; a redelivered event must not add its
+            # note twice, so a note whose text the contact already has is not added again.
+            self.warnings.append("note not added: the contact already has a note with this text")
+            return
+        note: dict[str, Any] = {"data": text, "pinned": pinned}
+        if only_super_admin:
+            note["only_super_admin"] = True
+        notes.append(note)
+        self.intended.add(note_path(text))
+
+
+def _number(value: str | int | float) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        number = float(value)
+    else:
+        text = value.strip().replace("\u202f", "").replace(" ", "")
+        if text.count(",") == 1 and "." not in text:
+            text = text.replace(",", ".")  # a French decimal comma, as form tools send it
+        try:
+            number = float(text)
+        except ValueError:
+            return None
+    return number if math.isfinite(number) else None
+
+
+def _field_name(change: FieldChange) -> str:
+    return str(change.field)
+
+
+def outcome_as_json(outcome: Outcome) -> dict[str, Any]:
+    """The preview's JSON: `replace` with the body, `unchanged`, or `reject` with a reason."""
+    if isinstance(outcome, Replace):
+        result: dict[str, Any] = {
+            "action": "replace",
+            "body": outcome.body,
+            "changed": list(outcome.changed),
+        }
+    elif isinstance(outcome, Unchanged):
+        result = {"action": "unchanged"}
+    else:
+        error: dict[str, Any] = {
+            "code": outcome.code,
+            "detail": outcome.detail,
+            "fields": list(outcome.fields),
+        }
+        if outcome.event_id is not None:
+            error["event_id"] = outcome.event_id
+        return {"action": "reject", "error": error}
+    if outcome.warnings:
+        result["warnings"] = list(outcome.warnings)
+    return result

@@ -1,0 +1,205 @@
+"""The change event, version 1: the one format every webhook source is mapped into.
+
+A change event says what a source learned about one person: basic fields to set (JSON
+Merge Patch, RFC 7396), tags to add or remove, advanced-field and custom-field answers,
+notes to add, and what to do when Qomon does not know the person yet. Its JSON Schema is
+generated from these models into events/change-event.v1.schema.json.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
+
+SCHEMA_VERSION: Literal[1] = 1
+
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
+ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
+Id = Annotated[int, Field(ge=1)]
+# Deliberately loose: Qomon is the judge of e-mail validity; we only refuse what cannot be
+# an address at all, so that a typo fails here with a clear reason, not as a Qomon 422.
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+def _check_email(value: str) -> str:
+    if not _EMAIL.match(value):
+        raise ValueError("is not an e-mail address")
+    return value
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, str_strip_whitespace=True, use_attribute_docstrings=True
+    )
+
+
+class ContactRef(_Strict):
+    """How to find the person: Qomon's `id` when the source knows it, else the e-mail."""
+
+    id: Id | None = None
+    mail: ShortText | None = None
+
+    @field_validator("mail")
+    @classmethod
+    def _mail(cls, value: str | None) -> str | None:
+        return None if value is None else _check_email(value)
+
+    @model_validator(mode="after")
+    def _one_way_to_find(self) -> ContactRef:
+        if self.id is None and self.mail is None:
+            raise ValueError("needs an `id` or a `mail` to find the contact")
+        return self
+
+    @property
+    def key(self) -> str:
+        """The FIFO message group: one contact's changes are applied one after another."""
+        return f"id:{self.id}" if self.id is not None else f"mail:{self.mail.casefold()}"  # type: ignore[union-attr]
+
+
+class AddressPatch(_Strict):
+    """Address parts; `null` clears a part. Qomon stores them as strings."""
+
+    housenumber: ShortText | None = None
+    street: ShortText | None = None
+    postalcode: ShortText | None = None
+    city: ShortText | None = None
+    county: ShortText | None = None
+    state: ShortText | None = None
+    country: ShortText | None = None
+    addition: ShortText | None = None
+    infos: Text | None = None
+    building: ShortText | None = None
+    floor: ShortText | None = None
+    door: ShortText | None = None
+    pollingstation: ShortText | None = None
+
+
+class BasicFieldsPatch(_Strict):
+    """New values for Qomon's basic fields, with JSON Merge Patch meaning: a field left out
+    is untouched, `null` clears it, `address` merges part by part."""
+
+    firstname: ShortText | None = None
+    surname: ShortText | None = None
+    married_name: ShortText | None = None
+    gender: Literal["M", "F", "O"] | None = None
+    birthdate: datetime | None = None
+    age_category: ShortText | None = None
+    birth_city: ShortText | None = None
+    birth_country: ShortText | None = None
+    birth_dept: ShortText | None = None
+    nationality: ShortText | None = None
+    mail: ShortText | None = None
+    phone: ShortText | None = None
+    phone_invalid: bool | None = None
+    mobile: ShortText | None = None
+    mobile_invalid: bool | None = None
+    black_list: bool | None = None
+    user_contact_id: ShortText | None = None
+    address: AddressPatch | None = None
+
+    @field_validator("mail")
+    @classmethod
+    def _mail(cls, value: str | None) -> str | None:
+        return None if value is None else _check_email(value)
+
+
+class TagChanges(_Strict):
+    add: tuple[ShortText, ...] = ()
+    remove: tuple[ShortText, ...] = ()
+
+    @model_validator(mode="after")
+    def _not_both(self) -> TagChanges:
+        clash = {t.casefold() for t in self.add} & {t.casefold() for t in self.remove}
+        if clash:
+            raise ValueError("a tag cannot be both added and removed by one event")
+        return self
+
+
+Scalar = (
+    Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
+    | int
+    | float
+)
+
+
+class FieldChange(_Strict):
+    """One answer to an advanced field or a custom field.
+
+    `field` names the form by its id or its label. `value` names a choice by its value
+    (`consent_email`) or its label ("E-mail"), or is the answer of a free-input form (text,
+    number, date). Operations: `set` replaces the form's answer (for a checkbox, the whole
+    selection: `value` may then be a list), `add` / `remove` one checkbox value (or remove
+    a given answer), `clear` removes every answer of that form.
+    """
+
+    field: ShortText | Id
+    op: Literal["set", "add", "remove", "clear"] = "set"
+    value: Scalar | tuple[Scalar, ...] | None = None
+    date: datetime | None = Field(default=None, description="when the answer was given")
+    survey_id: Id | None = None
+
+    @model_validator(mode="after")
+    def _value_matches_op(self) -> FieldChange:
+        if self.op == "clear" and self.value is not None:
+            raise ValueError("`clear` takes no value")
+        if self.op != "clear" and self.value is None:
+            raise ValueError(f"`{self.op}` needs a value (use op `clear` to remove every answer)")
+        if isinstance(self.value, tuple) and (self.op != "set" or not self.value):
+            raise ValueError("a list of values is only for `set` on a checkbox, and not empty")
+        return self
+
+    @property
+    def values(self) -> tuple[str | int | float, ...]:
+        if self.value is None:
+            return ()
+        return self.value if isinstance(self.value, tuple) else (self.value,)
+
+
+class NoteToAdd(_Strict):
+    data: Text
+    pinned: bool = False
+    only_super_admin: bool = False
+
+
+class ChangeEvent(_Strict):
+    """What one delivery from a source says about one person."""
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    event_id: Annotated[
+        str, StringConstraints(min_length=1, max_length=128, pattern=r"^[\x21-\x7e]+$")
+    ]
+    """Unique per delivery (the idempotency key): a retried delivery keeps its id."""
+    source: Annotated[
+        str, StringConstraints(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_.-]*$")
+    ]
+    occurred_at: datetime
+    contact: ContactRef
+    set: BasicFieldsPatch | None = None
+    tags: TagChanges | None = None
+    fields: tuple[FieldChange, ...] = ()
+    notes: tuple[NoteToAdd, ...] = ()
+    if_missing: Literal["dead_letter", "create"] = "dead_letter"
+    """When no contact matches: dead-letter the event (default) or create the contact."""
+
+    @field_validator("occurred_at")
+    @classmethod
+    def _aware(cls, value: datetime) -> datetime:
+        if value.tzinfo is None:
+            raise ValueError("needs a time zone (e.g. `Z` or `+02:00`)")
+        return value
+
+    def set_fields(self) -> dict[str, object]:
+        """The merge patch as sent: only the keys the event named, `None` meaning clear."""
+        if self.set is None:
+            return {}
+        return self.set.model_dump(mode="python", exclude_unset=True)

@@ -1,0 +1,321 @@
+"""Properties of the assembly over generated contacts, as GET could return them.
+
+Contacts come in both naming generations, with soft-deleted answers, read-side extras and
+dates of 0 to 6 fractional digits; events are drawn from valid changes of every kind.
+"""
+
+from __future__ import annotations
+
+import copy
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from qomon_sync.domain.assembly import Rejected, Replace, Unchanged, assemble_contact
+from qomon_sync.domain.change_event import ChangeEvent
+from qomon_sync.domain.contact_shape import fingerprint, note_path, tag_key, to_write_shape
+from qomon_sync.domain.dates import QOMON_DATE
+from qomon_sync.domain.forms import Form
+from tests.unit.campaign import ANSWERABLE, CATALOG
+
+PROPERTY_SETTINGS = settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+
+names = (
+    st.text(alphabet="abcdefghijklmnopqrstuvwxyzéèABCDEFGHIJ -", min_size=1, max_size=12)
+    .map(str.strip)
+    .filter(bool)
+)
+tag_names = st.sampled_from(["Volunteer", "Donor", "prospect", "Door 2026", "newsletter", "VIP"])
+instants = st.datetimes(
+    min_value=datetime(1950, 1, 1), max_value=datetime(2030, 12, 31), timezones=st.just(UTC)
+)
+
+
+@st.composite
+def date_text(draw: st.DrawFn) -> str:
+    """ISO text with 0..6 fractional digits, `Z` or an offset, as Qomon's answers vary."""
+    moment = draw(instants)
+    digits = draw(st.integers(0, 6))
+    offset = draw(st.sampled_from([None, timedelta(hours=2), timedelta(hours=-5)]))
+    shown = moment if offset is None else moment.astimezone(timezone(offset))
+    text = shown.strftime("%Y-%m-%dT%H:%M:%S")
+    if digits:
+        text += "." + f"{shown.microsecond:06d}"[:digits]
+    return text + (
+        "Z" if offset is None else shown.strftime("%z")[:3] + ":" + shown.strftime("%z")[3:]
+    )
+
+
+def live_answers(draw: st.DrawFn, form: Form) -> list[dict[str, Any]]:
+    kind = form.type
+    if kind == "checkbox":
+        refs = draw(st.lists(st.sampled_from(form.refvalues), unique_by=lambda r: r.id, max_size=3))
+        return [{"form_id": form.id, "form_ref_id": r.id, "data": r.value} for r in refs]
+    if kind in ("radio", "select"):
+        ref = draw(st.sampled_from(form.refvalues))
+        return [{"form_id": form.id, "form_ref_id": ref.id, "data": ref.value}]
+    ref = form.refvalues[0]
+    data: Any = {
+        "text": draw(names),
+        "numeric": draw(st.integers(1, 20)),
+        "integer": str(draw(st.integers(0, 130))),
+        "date": draw(date_text()),
+    }[kind]
+    return [{"form_id": form.id, "form_ref_id": ref.id, "data": data}]
+
+
+@st.composite
+def read_contacts(draw: st.DrawFn) -> dict[str, Any]:
+    legacy = draw(st.booleans())
+    contact: dict[str, Any] = {
+        "id": draw(st.integers(1, 10**6)),
+        "group_id": 3,
+        "CreatedAt": draw(date_text()),
+        "UpdatedAt": draw(date_text()),
+        "lastchange": draw(date_text()),
+    }
+    for name in ("firstname", "surname", "married_name", "nationality", "phone"):
+        if draw(st.booleans()):
+            contact[name] = draw(st.none() | names)
+    if draw(st.booleans()):
+        contact["mail"] = draw(names).replace(" ", "") + "@example.org"
+    contact["black_list"] = draw(st.booleans())
+    if draw(st.booleans()):
+        contact["birthdate"] = draw(date_text())
+    if draw(st.booleans()):
+        contact["birthcity" if legacy else "birth_city"] = draw(names)
+    if draw(st.booleans()):
+        postal: Any = draw(st.integers(10000, 99999))
+        contact["address"] = {
+            "id": 9,
+            "city": draw(names),
+            "postalcode": postal if legacy else str(postal),
+            "score": 0.5,
+            "latitude": 1.0,
+        }
+    contact["tags"] = [
+        {"name": n, "color": "#000", "appearance_count": 1}
+        for n in draw(st.lists(tag_names, unique_by=tag_key, max_size=4))
+    ]
+    contact["actions_ids" if legacy else "action_ids"] = draw(
+        st.lists(st.integers(1, 99), unique=True, max_size=3)
+    )
+    formdatas: list[dict[str, Any]] = []
+    customs: list[dict[str, Any]] = []
+    next_id = iter(range(1000, 10**6))
+    for form in draw(st.lists(st.sampled_from(ANSWERABLE), unique_by=lambda f: f.id, max_size=6)):
+        target = customs if form.section == "custom_fields" else formdatas
+        for entry in live_answers(draw, form):
+            extra: dict[str, Any] = {
+                "id": next(next_id),
+                "deleted_at": None,
+                "label": "x",
+                "type_of_form": form.section,
+            }
+            if draw(st.booleans()):
+                extra["date"] = draw(date_text())
+            target.append(entry | extra)
+        if draw(st.booleans()):  # history Qomon keeps soft-deleted and may return
+            for gone in live_answers(draw, form)[:1]:
+                target.append(gone | {"id": next(next_id), "deleted_at": draw(date_text())})
+    contact["formdatas"] = draw(st.permutations(formdatas))
+    contact["customfields" if legacy else "custom_fields"] = customs
+    contact["notes"] = [
+        {"id": 70 + i, ("content" if legacy else "data"): text, "pinned": draw(st.booleans())}
+        for i, text in enumerate(draw(st.lists(names, unique=True, max_size=3)))
+    ]
+    return contact
+
+
+@st.composite
+def field_changes(draw: st.DrawFn) -> dict[str, Any]:
+    form = draw(st.sampled_from(ANSWERABLE))
+    name: Any = draw(st.sampled_from([form.label, form.id, form.label.upper()]))
+    if form.type == "checkbox":
+        op = draw(st.sampled_from(["set", "add", "remove", "clear"]))
+        if op == "clear":
+            return {"field": name, "op": op}
+        refs = draw(
+            st.lists(
+                st.sampled_from(form.refvalues), min_size=1, max_size=3, unique_by=lambda r: r.id
+            )
+        )
+        values = [draw(st.sampled_from([r.value, r.label])) for r in refs]
+        return {"field": name, "op": op, "value": values if op == "set" else values[0]}
+    if form.type in ("radio", "select"):
+        op = draw(st.sampled_from(["set", "remove", "clear"]))
+        ref = draw(st.sampled_from(form.refvalues))
+        return (
+            {"field": name, "op": op}
+            if op == "clear"
+            else {"field": name, "op": op, "value": ref.value}
+        )
+    value: Any = {
+        "text": draw(names),
+        "numeric": draw(st.integers(1, 20)),
+        "integer": draw(st.integers(0, 130)),
+        "date": draw(date_text()),
+    }[form.type]
+    op = draw(st.sampled_from(["set", "clear"]))
+    return {"field": name, "op": op} if op == "clear" else {"field": name, "value": value}
+
+
+@st.composite
+def change_events(draw: st.DrawFn, event_id: str = "e") -> ChangeEvent:
+    body: dict[str, Any] = {
+        "event_id": event_id,
+        "source": "prop",
+        "occurred_at": "2026-11-24T10:00:00Z",
+        "contact": {"id": 1},
+    }
+    patch: dict[str, Any] = {}
+    for name in draw(
+        st.lists(st.sampled_from(["firstname", "surname", "phone", "nationality"]), unique=True)
+    ):
+        patch[name] = draw(st.none() | names)
+    if draw(st.booleans()):
+        patch["birthdate"] = draw(date_text())
+    if draw(st.booleans()):
+        patch["black_list"] = draw(st.booleans())
+    if draw(st.booleans()):
+        patch["address"] = {
+            draw(st.sampled_from(["city", "street", "floor"])): draw(st.none() | names)
+        }
+    if patch:
+        body["set"] = patch
+    added = draw(st.lists(tag_names, unique_by=tag_key, max_size=2))
+    removed = [
+        t
+        for t in draw(st.lists(tag_names, unique_by=tag_key, max_size=2))
+        if tag_key(t) not in {tag_key(a) for a in added}
+    ]
+    if added or removed:
+        body["tags"] = {"add": added, "remove": removed}
+    body["fields"] = draw(st.lists(field_changes(), max_size=4))
+    body["notes"] = [{"data": text} for text in draw(st.lists(names, max_size=2))]
+    return ChangeEvent.model_validate(body)
+
+
+def named_paths(event: ChangeEvent) -> set[str]:
+    """The paths an event names, worked out independently of the assembly code."""
+    paths: set[str] = set()
+    for name, value in event.set_fields().items():
+        if name == "address":
+            paths |= {f"address.{part}" for part in value}  # type: ignore[union-attr]
+        else:
+            paths.add(name)
+    if event.tags:
+        paths |= {f"tags[{tag_key(t)}]" for t in (*event.tags.add, *event.tags.remove)}
+    for change in event.fields:
+        form = CATALOG.find(change.field)
+        list_name = "custom_fields" if form.section == "custom_fields" else "formdatas"
+        paths.add(f"{list_name}[form_id={form.id}]")
+    return paths
+
+
+def echo(body: dict[str, Any]) -> dict[str, Any]:
+    """What GET would return after Qomon stored `body`: new ids, server fields, microseconds."""
+    stored = copy.deepcopy(body)
+    stored |= {"id": 1, "UpdatedAt": "2026-11-24T10:00:00.123456Z"}
+    for list_name in ("formdatas", "custom_fields"):
+        stored[list_name] = [
+            dict(a, id=5000 + i, deleted_at=None) for i, a in enumerate(stored.get(list_name, []))
+        ]
+    stored["notes"] = [
+        dict(n, id=n.get("id", 9000 + i)) for i, n in enumerate(stored.get("notes", []))
+    ]
+    return stored
+
+
+def written_dates(contact: dict[str, Any]) -> list[str]:
+    dates = [contact["birthdate"]] if contact.get("birthdate") else []
+    for list_name in ("formdatas", "custom_fields"):
+        for entry in contact.get(list_name, []):
+            if entry.get("date"):
+                dates.append(entry["date"])
+            if (
+                CATALOG.get(entry["form_id"]) is not None
+                and CATALOG.by_id[entry["form_id"]].type == "date"
+            ):
+                dates.append(entry["data"])
+    return dates
+
+
+@PROPERTY_SETTINGS
+@given(read_contacts())
+def test_an_empty_change_is_unchanged(contact: dict[str, Any]) -> None:
+    empty = ChangeEvent.model_validate(
+        {
+            "event_id": "e",
+            "source": "p",
+            "occurred_at": "2026-01-01T00:00:00Z",
+            "contact": {"id": 1},
+        }
+    )
+    assert assemble_contact(contact, CATALOG, [empty]) == Unchanged()
+
+
+@PROPERTY_SETTINGS
+@given(read_contacts(), change_events())
+def test_a_change_leaves_every_field_it_does_not_name_as_it_was(
+    contact: dict[str, Any], event: ChangeEvent
+) -> None:
+    outcome = assemble_contact(contact, CATALOG, [event])
+    assert not isinstance(outcome, Rejected), outcome
+    if isinstance(outcome, Unchanged):
+        return
+    before = fingerprint(to_write_shape(contact, CATALOG))
+    after = fingerprint(outcome.contact)
+    named = named_paths(event)
+    for path in before.keys() | after.keys():
+        if before.get(path) != after.get(path):
+            assert path in named or path in {note_path(n.data) for n in event.notes}, path
+    # Notes are only ever added: no note text loses an occurrence.
+    for path in (p for p in before if p.startswith("notes[")):
+        kept = dict(after.get(path, frozenset()))
+        assert all(kept.get(flags, 0) >= count for flags, count in before[path]), path
+
+
+@PROPERTY_SETTINGS
+@given(read_contacts(), change_events("e1"), change_events("e2"))
+def test_folding_equals_applying_one_by_one(
+    contact: dict[str, Any], first: ChangeEvent, second: ChangeEvent
+) -> None:
+    folded = assemble_contact(contact, CATALOG, [first, second])
+    step = assemble_contact(contact, CATALOG, [first])
+    assert isinstance(step, Replace | Unchanged)
+    between = echo(step.contact) if isinstance(step, Replace) else contact
+    stepped = assemble_contact(between, CATALOG, [second])
+    assert isinstance(folded, Replace | Unchanged)
+    assert isinstance(stepped, Replace | Unchanged)
+    folded_result = (
+        folded.contact if isinstance(folded, Replace) else to_write_shape(contact, CATALOG)
+    )
+    stepped_result = (
+        stepped.contact if isinstance(stepped, Replace) else to_write_shape(between, CATALOG)
+    )
+    assert fingerprint(folded_result) == fingerprint(stepped_result)
+
+
+@PROPERTY_SETTINGS
+@given(read_contacts(), change_events())
+def test_every_written_date_has_milliseconds(contact: dict[str, Any], event: ChangeEvent) -> None:
+    outcome = assemble_contact(contact, CATALOG, [event])
+    if isinstance(outcome, Replace):
+        for text in written_dates(outcome.contact):
+            assert QOMON_DATE.match(text), text
+
+
+@PROPERTY_SETTINGS
+@given(read_contacts(), change_events())
+def test_qomon_storing_the_body_reads_back_as_unchanged(
+    contact: dict[str, Any], event: ChangeEvent
+) -> None:
+    outcome = assemble_contact(contact, CATALOG, [event])
+    if isinstance(outcome, Replace):
+        empty = event.model_copy(update={"set": None, "tags": None, "fields": (), "notes": ()})
+        assert assemble_contact(echo(outcome.contact), CATALOG, [empty]) == Unchanged()
