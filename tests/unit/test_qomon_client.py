@@ -378,3 +378,9 @@ def test_timeouts_never_exceed_the_remaining_budget(fake: FakeTime) -> None:
     )
     client.get_contact(7, deadline=Deadline.after(2.5, fake))
     assert seen[0]["read"] == pytest.approx(2.5)
+
+
+def test_delete_accepts_an_empty_204(fake: FakeTime) -> None:
+    script = Script([httpx.Response(204)])
+    make_client(script, fake).delete_contact(7, deadline=deadline(fake))
+    assert script.requests[0].method == "DELETE"

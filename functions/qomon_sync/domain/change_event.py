@@ -148,6 +148,15 @@ class FieldChange(_Strict):
     date: datetime | None = Field(default=None, description="when the answer was given")
     survey_id: Id | None = None
 
+    @field_validator("value", mode="before")
+    @classmethod
+    def _no_booleans(cls, value: object) -> object:
+        # JSON `true` would otherwise become the answer 1: no Qomon form takes a boolean.
+        items = value if isinstance(value, list | tuple) else [value]
+        if any(isinstance(item, bool) for item in items):
+            raise ValueError("a boolean is not an answer: send the value or label of a choice")
+        return value
+
     @model_validator(mode="after")
     def _value_matches_op(self) -> FieldChange:
         if self.op == "clear" and self.value is not None:

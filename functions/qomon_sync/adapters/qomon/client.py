@@ -180,6 +180,10 @@ class QomonClient:
         )
         return _contact_of(data, "POST /contacts")
 
+    def delete_contact(self, contact_id: int | str, *, deadline: Deadline) -> None:
+        """DELETE /contacts/{id} (204). Used to clean up after contract tests."""
+        self._call("DELETE", f"/contacts/{contact_id}", "DELETE /contacts/{id}", deadline)
+
     def find_contacts_by_email(
         self, mail: str, *, deadline: Deadline, per_page: int = 100, max_pages: int = 100
     ) -> list[Contact]:

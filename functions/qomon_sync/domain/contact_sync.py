@@ -1,0 +1,203 @@
+"""The read-modify-write for one contact, in one place, top to bottom.
+
+For the change events of one contact (in arrival order) against a Qomon seen through a
+small port:
+
+1. find the contact: by Qomon id, or by exact e-mail (none: dead-letter, or create when
+   the event asks; several: dead-letter, we never guess between people);
+2. GET it (one call for all of this contact's events);
+3. assemble the complete replacement body (domain.assembly);
+4. skip when nothing changes (no PATCH, no tokens);
+5. PATCH, and check that Qomon's answer holds what was sent.
+
+A rejected event is dead-lettered on its own: the events before it are still applied and
+those after it still follow, in order. Errors from the port (rate limits, outages, bad
+keys) are not caught here; the caller decides whether to retry or dead-letter them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+from qomon_sync.domain.assembly import (
+    AssemblyPolicy,
+    Rejected,
+    Replace,
+    Unchanged,
+    assemble_contact,
+    same_meaning,
+)
+from qomon_sync.domain.change_event import ChangeEvent, ContactRef
+from qomon_sync.domain.contact_shape import WriteContact
+from qomon_sync.domain.forms import FormCatalog
+
+Contact = dict[str, Any]
+Action = Literal["replaced", "created", "unchanged", "dead_letter"]
+
+
+class QomonPort(Protocol):
+    """What the read-modify-write needs from Qomon (adapters.qomon implements it)."""
+
+    def find_by_email(self, mail: str) -> list[Contact]: ...
+
+    def get(self, contact_id: int) -> Contact | None:
+        """The contact as GET returns it, or None when Qomon has no such contact."""
+
+    def replace(self, contact_id: int, contact: WriteContact) -> Contact: ...
+
+    def create(self, contact: WriteContact) -> Contact: ...
+
+
+@dataclass(frozen=True)
+class EventOutcome:
+    event_id: str
+    action: Action
+    contact_id: int | None = None
+    code: str | None = None
+    """Why it was dead-lettered: a stable code for metrics and alarms."""
+    detail: str | None = None
+    fields: tuple[str, ...] = ()
+    changed: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass
+class ContactSync:
+    """All that happened to one contact's events."""
+
+    outcomes: list[EventOutcome] = field(default_factory=list)
+    gets: int = 0
+    writes: int = 0
+
+    def dead_letter(
+        self, events: Sequence[ChangeEvent], code: str, detail: str, fields: Sequence[str] = ()
+    ) -> None:
+        self.outcomes.extend(
+            EventOutcome(e.event_id, "dead_letter", code=code, detail=detail, fields=tuple(fields))
+            for e in events
+        )
+
+
+def sync_contact(
+    events: Sequence[ChangeEvent],
+    qomon: QomonPort,
+    forms: FormCatalog,
+    policy: AssemblyPolicy | None = None,
+) -> ContactSync:
+    """Apply one contact's events (all with the same `contact.key`) to Qomon."""
+    if len({event.contact.key for event in events}) > 1:
+        raise ValueError("sync_contact takes the events of one contact")
+    run = _OneContact(qomon, forms, policy or AssemblyPolicy())
+    if events:
+        run.sync(list(events))
+    return run.result
+
+
+Problem = tuple[str, str, tuple[str, ...]]
+
+
+class _OneContact:
+    def __init__(self, qomon: QomonPort, forms: FormCatalog, policy: AssemblyPolicy) -> None:
+        self.qomon = qomon
+        self.forms = forms
+        self.policy = policy
+        self.result = ContactSync()
+        self.contact_id: int | None = None
+        self.current: Contact | None = None
+
+    def sync(self, pending: list[ChangeEvent]) -> None:
+        problem = self._find(pending[0].contact)
+        if self.current is None:
+            code, detail, fields = problem or (
+                "contact_not_found",
+                "Qomon has no contact with this id",
+                ("contact.id",),
+            )
+            creating = next((i for i, e in enumerate(pending) if e.if_missing == "create"), None)
+            if code != "contact_not_found" or creating is None:
+                self.result.dead_letter(pending, code, detail, fields)
+                return
+            # Events that asked to be dead-lettered when the person is unknown are, even if
+            # a later event creates the person: order is kept, nothing is applied twice.
+            self.result.dead_letter(pending[:creating], code, detail, fields)
+            pending = pending[creating:]
+
+        while pending:
+            outcome = assemble_contact(self.current or {}, self.forms, pending, self.policy)
+            if not isinstance(outcome, Rejected):
+                self._write(pending, outcome)
+                return
+            if outcome.event_id is None:
+                # The contact itself cannot be written safely (unknown field, data-loss
+                # guard): no event for it can be applied until someone looks.
+                self.result.dead_letter(pending, outcome.code, outcome.detail, outcome.fields)
+                return
+            at = next(i for i, e in enumerate(pending) if e.event_id == outcome.event_id)
+            if at:
+                before = assemble_contact(self.current or {}, self.forms, pending[:at], self.policy)
+                if isinstance(before, Rejected):  # pragma: no cover - a prefix of a fold
+                    raise AssertionError("events accepted in a fold cannot be rejected alone")
+                self._write(pending[:at], before)
+            self.result.dead_letter([pending[at]], outcome.code, outcome.detail, outcome.fields)
+            pending = pending[at + 1 :]
+
+    def _find(self, ref: ContactRef) -> Problem | None:
+        """Sets `contact_id` and `current` when the contact exists; else says why not."""
+        if ref.id is not None:
+            self.contact_id = ref.id
+        else:
+            assert ref.mail is not None
+            matches = self.qomon.find_by_email(ref.mail)
+            if not matches:
+                return ("contact_not_found", "no Qomon contact has this e-mail", ("contact.mail",))
+            if len(matches) > 1:
+                return (
+                    "ambiguous_contact",
+                    f"{len(matches)} Qomon contacts share this e-mail; name the contact by id",
+                    ("contact.mail",),
+                )
+            self.contact_id = int(matches[0]["id"])
+        # Search results are not documented as complete contacts: GET is the truth.
+        self.current = self.qomon.get(self.contact_id)
+        self.result.gets += 1
+        return None
+
+    def _write(self, events: Sequence[ChangeEvent], outcome: Replace | Unchanged) -> None:
+        if isinstance(outcome, Unchanged):
+            self.result.outcomes.extend(
+                EventOutcome(e.event_id, "unchanged", self.contact_id, warnings=outcome.warnings)
+                for e in events
+            )
+            return
+        action: Action
+        if self.current is None:
+            echoed, action = self.qomon.create(outcome.contact), "created"
+        else:
+            assert self.contact_id is not None
+            echoed, action = self.qomon.replace(self.contact_id, outcome.contact), "replaced"
+        self.result.writes += 1
+        self.current = echoed
+        self.contact_id = int(echoed.get("id", self.contact_id or 0)) or None
+        differs = same_meaning(outcome.contact, echoed, self.forms)
+        if differs:
+            # Qomon accepted the write but stores something else (e.g. a Radio form keeping
+            # another entry than the one sent): a person must look before anything moves.
+            self.result.dead_letter(
+                events,
+                "echo_mismatch",
+                "Qomon's answer to the write differs from what was sent",
+                differs,
+            )
+            return
+        self.result.outcomes.extend(
+            EventOutcome(
+                e.event_id,
+                action,
+                self.contact_id,
+                changed=outcome.changed,
+                warnings=outcome.warnings,
+            )
+            for e in events
+        )
