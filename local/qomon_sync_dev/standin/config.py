@@ -1,0 +1,67 @@
+"""How the stand-in plays Qomon: the key it accepts, its rate limit, its faults, and which
+side of each documented-versus-observed question it takes.
+
+Every point where Qomon's documentation and live behaviour disagree, or where the live
+answer is unknown, is a setting here, so that tests can run the client against each answer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Naming = Literal["current", "legacy"]
+RetryAfterMode = Literal["seconds", "date", "none"]
+ErrorStyle = Literal["problem", "legacy"]
+
+Probability = Annotated[float, Field(ge=0.0, le=1.0)]
+
+
+class StandinConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    token: str = Field(min_length=1)
+    """The space's API key: every Qomon path wants `Authorization: Bearer <token>`."""
+
+    naming: Naming = "current"
+    """Which documentation generation GET speaks: the two spell several fields differently,
+    and which one live Qomon returns today is unknown."""
+
+    burst: int = Field(default=100, ge=5)
+    """At least 5: a write costs 5 tokens, so a smaller bucket could never take one."""
+    refill: float = Field(default=10.0, gt=0.0)
+    """Tokens per second. Observed live: `x-ratelimit-limit: burst:100;rate:10.0`."""
+
+    latency_ms: float = Field(default=0.0, ge=0.0)
+    fail_rate: Probability = 0.0
+    drop_rate: Probability = 0.0
+    timeout_rate: Probability = 0.0
+    hang_s: float = Field(default=30.0, ge=0.0)
+    """How long a "timeout" fault holds the answer back (longer than the client waits)."""
+    random_seed: int | None = None
+
+    retry_after: RetryAfterMode = "seconds"
+    """Whether a 429 carries `Retry-After` is unknown, so all three answers can be played."""
+    validation_status: Literal[400, 422] = 422
+    """400 or 422 on PATCH validation: unknown which one Qomon sends."""
+    error_style: ErrorStyle = "problem"
+    """RFC 7807 problem JSON (newest docs, observed live) or the older `{"status": "fail"}`."""
+    forms_v1: bool = True
+    """False plays an older space that only knows the deprecated `GET /forms/{type}`."""
+    include_deleted: bool = False
+    """Observed live: GET may return soft-deleted entries (`deleted_at` set)."""
+
+    def with_changes(self, changes: Mapping[str, Any]) -> StandinConfig:
+        """A validated copy with `changes` applied; the key cannot change at run time.
+
+        Raises `ValueError` for the key, `pydantic.ValidationError` for a bad value.
+        """
+        if "token" in changes:
+            raise ValueError("the token cannot be changed while the stand-in runs")
+        return StandinConfig.model_validate({**self.model_dump(), **changes})
+
+    def public_view(self) -> dict[str, Any]:
+        """The settings without the key, for the inspection surface."""
+        return self.model_dump(exclude={"token"})
