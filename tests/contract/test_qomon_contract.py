@@ -1,0 +1,268 @@
+"""The client's contract with Qomon, checked over real HTTP.
+
+Against a real space these tests create their own contacts and delete them afterwards;
+they never touch existing people.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from qomon_sync.adapters.qomon import (
+    Deadline,
+    QomonAuthError,
+    QomonBudgetExhausted,
+    QomonClient,
+    QomonNotFound,
+    QomonValidationError,
+    RetryPolicy,
+)
+from qomon_sync.domain.contact_shape import ShapePolicy, fingerprint, to_write_shape
+from qomon_sync.domain.forms import Form, FormCatalog
+from tests.contract.conftest import Target
+
+pytestmark = pytest.mark.contract
+
+
+@pytest.fixture
+def client(target: Target) -> Iterator[QomonClient]:
+    with target.client() as qomon:
+        yield qomon
+
+
+@pytest.fixture
+def scratch(client: QomonClient, deadline: Deadline) -> Iterator[list[int]]:
+    """Ids of contacts a test created; deleted afterwards."""
+    created: list[int] = []
+    yield created
+    for contact_id in created:
+        with contextlib.suppress(QomonNotFound):
+            client.delete_contact(contact_id, deadline=Deadline.after(10))
+
+
+def unique_mail(tag: str) -> str:
+    return f"contract.{tag}.{uuid.uuid4().hex[:8]}@example.org"
+
+
+def first_form(client: QomonClient, family: str, kind: str, deadline: Deadline) -> Form:
+    forms = [
+        f for f in client.list_forms(family, deadline=deadline) if f.type == kind and f.refvalues
+    ]
+    if not forms:
+        pytest.skip(f"the space has no {kind} form in {family}")
+    return forms[0]
+
+
+def create(
+    client: QomonClient, scratch: list[int], deadline: Deadline, **fields: Any
+) -> dict[str, Any]:
+    contact = client.create_contact(fields, deadline=deadline)
+    scratch.append(int(contact["id"]))
+    return contact
+
+
+def answer(form: Form, index: int = 0) -> dict[str, Any]:
+    ref = form.refvalues[index]
+    return {"form_id": form.id, "form_ref_id": ref.id, "data": ref.value}
+
+
+def test_read_returns_the_contact(
+    client: QomonClient, scratch: list[int], deadline: Deadline
+) -> None:
+    mail = unique_mail("read")
+    created = create(client, scratch, deadline, firstname="Réa", surname="Contract", mail=mail)
+    read = client.get_contact(created["id"], deadline=deadline)
+    assert read["id"] == created["id"]
+    assert (read["firstname"], read["surname"], read["mail"]) == ("Réa", "Contract", mail)
+
+
+def test_a_missing_contact_is_not_found(client: QomonClient, deadline: Deadline) -> None:
+    with pytest.raises(QomonNotFound) as caught:
+        client.get_contact(987654321, deadline=deadline)
+    assert caught.value.status == 404
+    assert not caught.value.retryable
+
+
+def test_replace_clears_everything_the_body_leaves_out(
+    client: QomonClient, scratch: list[int], deadline: Deadline
+) -> None:
+    created = create(
+        client,
+        scratch,
+        deadline,
+        firstname="Full",
+        surname="Replace",
+        phone="+33600000999",
+        tags=[{"name": "contract"}],
+    )
+    client.replace_contact(created["id"], {"firstname": "Full"}, deadline=deadline)
+    read = client.get_contact(created["id"], deadline=deadline)
+    assert read["firstname"] == "Full"
+    assert not read.get("surname")
+    assert not read.get("phone")
+    assert not read.get("tags")
+
+
+def test_every_replace_gives_answers_new_ids_but_the_same_meaning(
+    client: QomonClient, scratch: list[int], deadline: Deadline
+) -> None:
+    consent = first_form(client, "consent", "checkbox", deadline)
+    created = create(client, scratch, deadline, firstname="Ids", formdatas=[answer(consent)])
+    before = client.get_contact(created["id"], deadline=deadline)
+    forms = FormCatalog([consent])
+    body = to_write_shape(before, forms)
+    after = client.replace_contact(created["id"], body, deadline=deadline)
+    old_ids = {a["id"] for a in before["formdatas"]}
+    new_ids = {a["id"] for a in after["formdatas"]}
+    assert old_ids.isdisjoint(new_ids)
+    assert fingerprint(to_write_shape(after, forms)) == fingerprint(body)
+
+
+def test_answers_left_out_are_soft_deleted(
+    client: QomonClient, scratch: list[int], target: Target, deadline: Deadline
+) -> None:
+    control = target.require_control()
+    consent = first_form(client, "consent", "checkbox", deadline)
+    created = create(
+        client,
+        scratch,
+        deadline,
+        firstname="Soft",
+        formdatas=[answer(consent, 0), answer(consent, 1)],
+    )
+    client.replace_contact(
+        created["id"], {"firstname": "Soft", "formdatas": [answer(consent, 1)]}, deadline=deadline
+    )
+    read = client.get_contact(created["id"], deadline=deadline)
+    assert [a["form_ref_id"] for a in read["formdatas"]] == [consent.refvalues[1].id]
+    stored = control.stored(created["id"])
+    gone = [e for e in stored["formdatas"] if e["deleted_at"] is not None]
+    assert {e["form_ref_id"] for e in gone} == {consent.refvalues[0].id, consent.refvalues[1].id}
+    control.configure(include_deleted=True)  # as integrators observed live
+    leaked = client.get_contact(created["id"], deadline=deadline)
+    assert any(a["deleted_at"] for a in leaked["formdatas"])
+    assert fingerprint(to_write_shape(leaked, FormCatalog([consent]))) == fingerprint(
+        to_write_shape(read, FormCatalog([consent]))
+    )
+
+
+def test_exact_email_search_skips_the_near_miss(
+    client: QomonClient, scratch: list[int], deadline: Deadline
+) -> None:
+    mail = unique_mail("search")
+    first = create(client, scratch, deadline, firstname="One", mail=mail)
+    second = create(client, scratch, deadline, firstname="Two", mail=mail.upper())
+    create(client, scratch, deadline, firstname="Decoy", mail=mail + ".uk")
+    create(client, scratch, deadline, firstname="Decoy2", mail="x" + mail)
+    found = client.find_contacts_by_email(f"  {mail} ", deadline=deadline, per_page=1)
+    assert sorted(c["id"] for c in found) == sorted([first["id"], second["id"]])
+
+
+def test_forms_by_type(client: QomonClient, deadline: Deadline) -> None:
+    forms = client.list_forms("consent", deadline=deadline)
+    assert forms
+    assert all(f.refvalues for f in forms)
+    one = client.get_form(forms[0].id, deadline=deadline)
+    assert one.id == forms[0].id
+
+
+def test_forms_fall_back_on_an_older_space(target: Target, deadline: Deadline) -> None:
+    control = target.require_control()
+    control.configure(forms_v1=False)
+    with target.client() as client:
+        assert client.list_forms("level_of_support", deadline=deadline)
+        assert client.list_forms("survey", deadline=deadline)
+        endpoints = client.stats.endpoints
+    assert endpoints["GET /v1/forms/type/{type}"].calls == 1  # learnt once, then the old path
+    assert endpoints["GET /forms/{type}"].calls == 2
+
+
+def test_a_wrong_key_is_an_auth_error(target: Target, deadline: Deadline) -> None:
+    with target.client(token="wrong-key") as client, pytest.raises(QomonAuthError) as caught:
+        client.get_contact(1, deadline=deadline)
+    assert caught.value.status == 401
+    assert not caught.value.retryable
+
+
+def test_an_invalid_answer_is_a_validation_error_naming_the_entry(
+    client: QomonClient, scratch: list[int], deadline: Deadline
+) -> None:
+    consent = first_form(client, "consent", "checkbox", deadline)
+    created = create(client, scratch, deadline, firstname="Invalid")
+    bogus = {"form_id": consent.id, "form_ref_id": 999999999, "data": "nope"}
+    with pytest.raises(QomonValidationError) as caught:
+        client.replace_contact(
+            created["id"], {"firstname": "Invalid", "formdatas": [bogus]}, deadline=deadline
+        )
+    assert caught.value.status in (400, 422)
+    assert any("formdatas" in e.location for e in caught.value.errors)
+    assert not caught.value.retryable
+
+
+@pytest.mark.parametrize("retry_after", ["seconds", "date", "none"])
+def test_a_429_is_waited_out(target: Target, retry_after: str, deadline: Deadline) -> None:
+    control = target.require_control()
+    control.schedule(status=429, count=1, retry_after=retry_after)
+    with target.client() as client:
+        contact = client.get_contact(700103, deadline=deadline)
+        assert contact["id"] == 700103
+        assert client.stats.rate_limited == 1
+    assert control.stats()["rate_limited"] == 1
+
+
+def test_server_errors_are_retried_within_the_budget(target: Target, deadline: Deadline) -> None:
+    control = target.require_control()
+    control.schedule(status=503, count=2)
+    with target.client() as client:
+        assert client.get_contact(700103, deadline=deadline)["id"] == 700103
+        assert client.stats.retries == 2
+
+
+def test_dropped_connections_are_retried(target: Target, deadline: Deadline) -> None:
+    control = target.require_control()
+    control.schedule(kind="drop", count=1)
+    with target.client() as client:
+        assert client.get_contact(700103, deadline=deadline)["id"] == 700103
+        assert client.stats.retries == 1
+
+
+def test_an_exhausted_budget_is_a_retryable_error(target: Target) -> None:
+    control = target.require_control()
+    control.schedule(status=503, count=100)
+    patient = RetryPolicy(max_attempts=100, base_backoff_s=0.05)
+    with target.client(retry=patient) as client, pytest.raises(QomonBudgetExhausted) as caught:
+        client.get_contact(700103, deadline=Deadline.after(1.5))
+    assert caught.value.retryable
+    assert caught.value.status == 503
+
+
+def test_both_naming_generations_read_to_the_same_write_shape(
+    target: Target, deadline: Deadline
+) -> None:
+    control = target.require_control()
+    with target.client() as client:
+        forms = FormCatalog(
+            f
+            for family in (
+                "consent",
+                "level_of_support",
+                "survey",
+                "custom_fields",
+                "tasks",
+                "presence_status",
+            )
+            for f in client.list_forms(family, deadline=deadline)
+        )
+        current = client.get_contact(700103, deadline=deadline)
+        control.configure(naming="legacy")
+        legacy = client.get_contact(700103, deadline=deadline)
+    assert "customfields" in legacy
+    assert "custom_fields" not in legacy
+    # The seed gives this contact a field no schema lists: it must be declared to pass.
+    keep = ShapePolicy(passthrough=frozenset({"external_id", "membership_number"}))
+    assert to_write_shape(legacy, forms, keep) == to_write_shape(current, forms, keep)
