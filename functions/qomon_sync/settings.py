@@ -9,13 +9,17 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Annotated
 
-from pydantic import Field, HttpUrl
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, HttpUrl, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from qomon_sync.domain.assembly import DEFAULT_REFUSAL_PATTERN, AssemblyPolicy
+from qomon_sync.domain.contact_shape import ShapePolicy
 
 QOMON_EU_URL = "https://incoming.qomon.app"
 QOMON_US_URL = "https://incoming-us.qomon.app"
 
 Positive = Annotated[float, Field(gt=0)]
+FieldPaths = Annotated[frozenset[str], NoDecode]
 
 
 class Settings(BaseSettings):
@@ -29,6 +33,32 @@ class Settings(BaseSettings):
     """Qomon's observed burst; a PATCH costs 5, so anything smaller could never send one."""
     qomon_refill_per_s: Positive = 10.0
     qomon_max_attempts: Annotated[int, Field(ge=1, le=20)] = 5
+
+    unknown_fields_passthrough: FieldPaths = frozenset({"address.citycode"})
+    """Fields Qomon returns that no schema lists, to send back unchanged (comma-separated
+    paths such as `external_id,address.citycode`). Others stop the write."""
+    unknown_fields_droppable: FieldPaths = frozenset()
+    """Unknown fields that may knowingly be left out (and so deleted by the PATCH)."""
+    allow_unblacklist: bool = False
+    allow_refusal_withdrawal: bool = False
+    refusal_pattern: str = DEFAULT_REFUSAL_PATTERN
+
+    @field_validator("unknown_fields_passthrough", "unknown_fields_droppable", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            return frozenset(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    def assembly_policy(self) -> AssemblyPolicy:
+        return AssemblyPolicy(
+            shape=ShapePolicy(
+                passthrough=self.unknown_fields_passthrough, droppable=self.unknown_fields_droppable
+            ),
+            allow_unblacklist=self.allow_unblacklist,
+            allow_refusal_withdrawal=self.allow_refusal_withdrawal,
+            refusal_pattern=self.refusal_pattern,
+        )
 
 
 @lru_cache(maxsize=1)

@@ -631,3 +631,46 @@ def test_preview_json_shapes() -> None:
     assert result["action"] == "replace"
     assert result["changed"] == ["firstname"]
     assert result["body"]["data"]["contact"]["firstname"] == "Anna"
+
+
+def test_new_answers_are_dated_when_the_person_answered() -> None:
+    change = event(
+        occurred_at="2026-11-24T11:00:00.123456+01:00",
+        fields=[
+            {"field": "Comment", "value": "Yes"},
+            {"field": "Topics", "op": "add", "value": "housing", "date": "2026-11-20T09:00:00Z"},
+        ],
+    )
+    body = sent(assemble_contact(read_contact(), CATALOG, [change]))
+    dates = {a["form_id"]: a.get("date") for a in body["formdatas"]}
+    assert dates[4] == "2026-11-24T10:00:00.123Z"
+    assert dates[3] == "2026-11-20T09:00:00.000Z"
+    assert dates[1] == "2025-01-02T03:04:05.678Z"  # an untouched answer keeps its own date
+
+
+def test_echo_check_accepts_a_date_qomon_filled_in() -> None:
+    body = {"firstname": "A", "formdatas": [answer(4, 40, "Yes")]}
+    echo = {
+        "id": 1,
+        "firstname": "A",
+        "formdatas": [answer(4, 40, "Yes", id=5, date="2026-11-24T10:00:00.000000Z")],
+    }
+    assert same_meaning(body, echo, CATALOG) == []
+    echo["formdatas"][0]["data"] = "No"
+    assert same_meaning(body, echo, CATALOG) == ["formdatas[form_id=4]"]
+
+
+def test_an_echo_spelling_out_empty_fields_means_the_same_as_a_sparse_body() -> None:
+    body = {"firstname": "Zoé", "address": {"city": "Lyon"}}
+    echo = {
+        "id": 9,
+        "firstname": "Zoé",
+        "surname": None,
+        "action_ids": [],
+        "tags": [],
+        "formdatas": [],
+        "custom_fields": [],
+        "notes": [],
+        "address": {"city": "Lyon", "street": None, "id": 9, "score": 0.5},
+    }
+    assert same_meaning(body, echo, CATALOG) == []

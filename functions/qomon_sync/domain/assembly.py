@@ -20,10 +20,12 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from qomon_sync.domain.change_event import ChangeEvent, FieldChange
 from qomon_sync.domain.contact_shape import (
+    ANSWER_LISTS,
     ShapeError,
     ShapePolicy,
     WriteContact,
@@ -128,11 +130,23 @@ def assemble_contact(
 def same_meaning(
     sent: Mapping[str, Any], echoed: Mapping[str, Any], forms: FormCatalog
 ) -> list[str]:
-    """Paths where Qomon's answer to a PATCH differs from what was sent (ids ignored)."""
+    """Paths where Qomon's answer to a PATCH differs from what was sent (ids ignored).
+
+    An answer sent without a `date` may come back dated by Qomon: that is not a loss.
+    """
     try:
         echoed_shape = to_write_shape(echoed, forms, ShapePolicy(passthrough=frozenset(echoed)))
     except ShapeError as exc:
         return list(exc.fields)
+    for list_name in ANSWER_LISTS:
+        undated = {
+            (a.get("form_id"), a.get("form_ref_id"), a.get("data"))
+            for a in sent.get(list_name) or []
+            if a.get("date") is None
+        }
+        for answer in echoed_shape.get(list_name) or []:
+            if (answer["form_id"], answer["form_ref_id"], answer["data"]) in undated:
+                answer.pop("date", None)
     sent_meaning, echo_meaning = fingerprint(sent), fingerprint(echoed_shape)
     paths = sent_meaning.keys() | echo_meaning.keys()
     return sorted(p for p in paths if sent_meaning.get(p) != echo_meaning.get(p))
@@ -148,8 +162,12 @@ class _Draft:
         self.intended: set[str] = set()
         self.warnings: list[str] = []
         self._refusal = re.compile(policy.refusal_pattern, re.IGNORECASE)
+        self._answered_at: datetime | None = None
 
     def apply(self, event: ChangeEvent) -> None:
+        # A new answer is dated when the person gave it (the event's time, unless the
+        # change says otherwise), not when a queue happened to deliver it.
+        self._answered_at = event.occurred_at
         self._set_basic_fields(event.set_fields())
         if event.tags is not None:
             self._change_tags(event.tags.add, event.tags.remove)
@@ -330,11 +348,13 @@ class _Draft:
             )
         return str(value).strip()
 
-    @staticmethod
-    def _answer(form: Form, ref: RefValue, data: str | None, change: FieldChange) -> dict[str, Any]:
+    def _answer(
+        self, form: Form, ref: RefValue, data: str | None, change: FieldChange
+    ) -> dict[str, Any]:
         answer: dict[str, Any] = {"form_id": form.id, "form_ref_id": ref.id, "data": data}
-        if change.date is not None:
-            answer["date"] = to_qomon_date(change.date)
+        answered_at = change.date or self._answered_at
+        if answered_at is not None:
+            answer["date"] = to_qomon_date(answered_at)
         if change.survey_id is not None:
             answer["survey_id"] = change.survey_id
         return answer

@@ -392,7 +392,7 @@ def fingerprint(contact: Mapping[str, Any]) -> dict[str, Any]:
             for tag in value:
                 meaning[f"tags[{_tag_key(tag['name'])}]"] = True
         elif key == "action_ids" and isinstance(value, list):
-            _put(meaning, key, tuple(sorted(value)))
+            _put(meaning, key, tuple(sorted(value)) or None)
         elif key in ANSWER_LISTS and isinstance(value, list):
             groups: dict[int, Counter[tuple[Any, ...]]] = {}
             for answer in value:

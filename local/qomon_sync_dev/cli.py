@@ -1,0 +1,61 @@
+"""`qomon-sync`: the developer command line (stand-in, demo, preview, checks).
+
+Dev-only: it lives outside the Lambda bundle. Each subcommand's module provides
+`add_arguments(parser)` and `run_from_args(args) -> int`; this file is the table of them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Callable, Sequence
+
+from qomon_sync import __version__
+
+Runner = Callable[[argparse.Namespace], int]
+
+COMMANDS = (
+    ("demo", "qomon_sync_dev.demo", "run the sample change events against a local Qomon stand-in"),
+    ("standin", "qomon_sync_dev.standin.server", "serve a Qomon stand-in on 127.0.0.1"),
+    (
+        "preview",
+        "qomon_sync_dev.preview",
+        "print the body some change events would produce (no I/O)",
+    ),
+    ("schema", "qomon_sync_dev.schema", "print the change event's JSON Schema"),
+    (
+        "pacing-check",
+        "qomon_sync_dev.pacing_check",
+        "mixed GET/PATCH against a tight bucket; counts 429s",
+    ),
+)
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="qomon-sync", description="qomon-sync developer commands (local, no AWS needed)"
+    )
+    parser.add_argument("--version", action="version", version=f"qomon-sync {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, module_name, summary in COMMANDS:
+        module = importlib.import_module(module_name)
+        command = commands.add_parser(name, help=summary, description=module.__doc__)
+        module.add_arguments(command)
+        command.set_defaults(run=module.run_from_args)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _build_parser()
+    args = parser.parse_args(argv)
+    run: Runner = args.run
+    try:
+        return run(args)
+    except BrokenPipeError:  # `qomon-sync preview ... | head`: the reader left, not an error
+        sys.stderr.close()
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
