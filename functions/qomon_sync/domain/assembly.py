@@ -342,11 +342,7 @@ class _Draft:
                     [form.label],
                 )
             return str(int(number)) if number.is_integer() else repr(number)
-        if isinstance(value, bool):
-            raise ChangeRejected(
-                "invalid_text", f"{where}.value for `{form.label}` is not text", [form.label]
-            )
-        return str(value).strip()
+        return str(value).strip()  # booleans never get here: FieldChange refuses them
 
     def _answer(
         self, form: Form, ref: RefValue, data: str | None, change: FieldChange
