@@ -25,6 +25,28 @@ FieldPaths = Annotated[frozenset[str], NoDecode]
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(frozen=True, extra="ignore")
 
+    # -- where things are (set by template.yaml, or by local mode) ----------------------
+    qomon_api_key_secret: str = "qomon-sync/qomon-api-key"  # noqa: S105 - a name, not a key
+    """Name or ARN of the Secrets Manager secret holding the Qomon API key: the key itself,
+    or JSON `{"api_key": "..."}`."""
+    changes_queue_url: str = ""
+    """The FIFO queue of change events (the ingest function writes to it)."""
+    dead_letter_queue_url: str = ""
+    """The FIFO dead-letter queue: permanent failures are sent here at once, with reasons."""
+    idempotency_table: str = "qomon-sync-idempotency"
+    """DynamoDB table of processed event ids (Powertools idempotency layout: `id`, TTL
+    attribute `expiration`)."""
+    idempotency_expiry_s: Annotated[int, Field(ge=3600)] = 7 * 24 * 3600
+    """How long a processed event id is remembered: beyond SQS retention plus a redrive."""
+    forms_cache_s: Annotated[float, Field(ge=0)] = 900.0
+    """How long a warm function reuses the space's forms (they change only in Qomon's UI)."""
+    safety_margin_s: Annotated[float, Field(ge=1)] = 8.0
+    """Time kept back from the Lambda timeout: no contact is started with less than this."""
+    dry_run: bool = False
+    """Assemble and log the (masked) diff, never write to Qomon."""
+
+    # -- Qomon --------------------------------------------------------------------------
+
     qomon_base_url: HttpUrl = HttpUrl(QOMON_EU_URL)
     """EU spaces use the default; spaces hosted in the US use QOMON_US_URL."""
     qomon_connect_timeout_s: Positive = 3.05

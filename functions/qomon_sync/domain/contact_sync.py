@@ -85,11 +85,17 @@ def sync_contact(
     qomon: QomonPort,
     forms: FormCatalog,
     policy: AssemblyPolicy | None = None,
+    *,
+    result: ContactSync | None = None,
 ) -> ContactSync:
-    """Apply one contact's events (all with the same `contact.key`) to Qomon."""
+    """Apply one contact's events (all with the same `contact.key`) to Qomon.
+
+    Outcomes are added to `result` as they are decided, so that a caller whose port
+    raised half-way (Qomon down after a first write) knows which events are settled.
+    """
     if len({event.contact.key for event in events}) > 1:
         raise ValueError("sync_contact takes the events of one contact")
-    run = _OneContact(qomon, forms, policy or AssemblyPolicy())
+    run = _OneContact(qomon, forms, policy or AssemblyPolicy(), result or ContactSync())
     if events:
         run.sync(list(events))
     return run.result
@@ -99,11 +105,13 @@ Problem = tuple[str, str, tuple[str, ...]]
 
 
 class _OneContact:
-    def __init__(self, qomon: QomonPort, forms: FormCatalog, policy: AssemblyPolicy) -> None:
+    def __init__(
+        self, qomon: QomonPort, forms: FormCatalog, policy: AssemblyPolicy, result: ContactSync
+    ) -> None:
         self.qomon = qomon
         self.forms = forms
         self.policy = policy
-        self.result = ContactSync()
+        self.result = result
         self.contact_id: int | None = None
         self.current: Contact | None = None
 

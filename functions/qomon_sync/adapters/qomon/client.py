@@ -113,7 +113,9 @@ class QomonClient:
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
         jitter: Callable[[], float] = random.random,
+        on_call: Callable[[str, int | None, float], None] | None = None,
     ) -> None:
+        """`on_call(endpoint, status or None for no answer, latency in s)` after each call."""
         self._http = httpx.Client(
             base_url=base_url.rstrip("/"),
             headers={
@@ -133,6 +135,7 @@ class QomonClient:
         self._stats_lock = threading.Lock()
         self.stats = CallStats()
         self._forms_v1 = True
+        self._on_call = on_call
 
     def close(self) -> None:
         self._http.close()
@@ -319,12 +322,17 @@ class QomonClient:
         try:
             response = self._http.request(method, path, json=json, timeout=timeout)
         except httpx.TransportError as exc:
-            self._count(endpoint, calls=1, errors=1, latency_s=time.perf_counter() - started)
+            latency = time.perf_counter() - started
+            self._count(endpoint, calls=1, errors=1, latency_s=latency)
+            if self._on_call is not None:
+                self._on_call(endpoint, None, latency)
             sent = not isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout)
             raise QomonTransportError(
                 f"{type(exc).__name__}: no answer from Qomon", endpoint=endpoint, request_sent=sent
             ) from None
         latency = time.perf_counter() - started
+        if self._on_call is not None:
+            self._on_call(endpoint, response.status_code, latency)
         self.bucket.observe(response.headers)
         spent = _spent_tokens(response, cost)
         if response.is_success:

@@ -1,0 +1,29 @@
+"""The Qomon API key, read from Secrets Manager at run time and cached by Powertools."""
+
+from __future__ import annotations
+
+import json
+
+from aws_lambda_powertools.utilities import parameters
+
+KEY_CACHE_S = 300
+"""A rotated key is picked up within five minutes without a cold start."""
+
+
+class MissingApiKey(RuntimeError):
+    pass
+
+
+def qomon_api_key(secret_id: str) -> str:
+    """The key stored as the secret's text, or as JSON `{"api_key": "..."}`."""
+    raw = parameters.get_secret(secret_id, max_age=KEY_CACHE_S)
+    text = raw.decode("utf-8") if isinstance(raw, bytes) else str(raw)
+    key = text.strip()
+    if key.startswith("{"):
+        try:
+            key = str(json.loads(key).get("api_key", "")).strip()
+        except (ValueError, AttributeError):
+            raise MissingApiKey(f"secret {secret_id} is JSON without a string `api_key`") from None
+    if not key or key == "REPLACE_ME":
+        raise MissingApiKey(f"secret {secret_id} holds no Qomon API key yet")
+    return key

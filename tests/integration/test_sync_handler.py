@@ -1,0 +1,180 @@
+"""The sync handler invoked directly with SQS events, against local AWS and the stand-in."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import httpx
+import pytest
+
+from qomon_sync_dev.local_mode import LocalContext, LocalMode, LocalOptions, lambda_event
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def local() -> Iterator[LocalMode]:
+    with LocalMode(LocalOptions()) as running:
+        assert running.poller is not None
+        running.poller.pause()
+        yield running
+
+
+def invoke(records: list[dict[str, Any]], timeout_s: float = 60) -> Any:
+    from qomon_sync.handlers.sync import handler
+
+    return handler(
+        lambda_event(records, "arn:aws:sqs:eu-west-3:123456789012:changes.fifo"),
+        LocalContext(timeout_s),
+    )
+
+
+def message(contact_id: int, **changes: Any) -> dict[str, Any]:
+    body = json.dumps(
+        {
+            "event_id": uuid.uuid4().hex,
+            "source": "test",
+            "occurred_at": "2026-11-24T10:00:00Z",
+            "contact": {"id": contact_id},
+            **changes,
+        }
+    )
+    return {
+        "MessageId": str(uuid.uuid4()),
+        "ReceiptHandle": uuid.uuid4().hex,
+        "Body": body,
+        "MD5OfBody": hashlib.md5(body.encode(), usedforsecurity=False).hexdigest(),
+        "Attributes": {
+            "ApproximateReceiveCount": "1",
+            "MessageGroupId": f"id:{contact_id}",
+            "SentTimestamp": "0",
+        },
+    }
+
+
+def standin(local: LocalMode, path: str, payload: Any = None) -> Any:
+    assert local.endpoints is not None
+    url = f"{local.endpoints.qomon_url}/_standin/{path}"
+    return (httpx.post(url, json=payload) if payload is not None else httpx.get(url)).json()
+
+
+def dead_letters(local: LocalMode) -> list[dict[str, str]]:
+    assert local.endpoints is not None
+    sqs = boto3.client(
+        "sqs", endpoint_url=local.endpoints.aws_endpoint_url, region_name=local.endpoints.region
+    )
+    answer = sqs.receive_message(
+        QueueUrl=local.endpoints.dead_letter_queue_url,
+        MaxNumberOfMessages=10,
+        MessageAttributeNames=["All"],
+    )
+    return [
+        {k: v["StringValue"] for k, v in m["MessageAttributes"].items()}
+        for m in answer.get("Messages", [])
+    ]
+
+
+def test_too_little_time_leaves_the_batch_for_redelivery_untouched(local: LocalMode) -> None:
+    records = [message(700103, set={"firstname": "X"}), message(700106, set={"firstname": "Y"})]
+    response = invoke(records, timeout_s=10)  # 10 s minus the 8 s margin: not enough for a contact
+    assert {f["itemIdentifier"] for f in response["batchItemFailures"]} == {
+        r["MessageId"] for r in records
+    }
+    assert "GET /contacts/{id}" not in standin(local, "stats")["calls"]
+
+
+def test_one_contacts_outage_does_not_hold_up_another(local: LocalMode) -> None:
+    standin(local, "faults", {"status": 503, "count": 5})  # the first contact's GET, every attempt
+    held, other = (
+        message(700103, set={"firstname": "Held"}),
+        message(700109, set={"firstname": "Other"}),
+    )
+    response = invoke([held, other])
+    assert response == {"batchItemFailures": [{"itemIdentifier": held["MessageId"]}]}
+    assert standin(local, "contacts/700109")["contact"]["firstname"] == "Other"
+    assert dead_letters(local) == []
+
+
+def test_a_refused_api_key_dead_letters_at_once_with_the_status(local: LocalMode) -> None:
+    assert local.endpoints is not None
+    secrets = boto3.client(
+        "secretsmanager",
+        endpoint_url=local.endpoints.aws_endpoint_url,
+        region_name=local.endpoints.region,
+    )
+    secrets.put_secret_value(
+        SecretId=local.endpoints.qomon_api_key_secret, SecretString="revoked-key"
+    )
+    from qomon_sync.handlers.sync import reset_runtime
+
+    reset_runtime()
+    response = invoke([message(700103, set={"firstname": "X"})])
+    assert response == {"batchItemFailures": []}
+    [letter] = dead_letters(local)
+    assert letter["error_code"] == "qomon_auth"
+    assert letter["http_status"] == "401"
+    assert "revoked-key" not in json.dumps(letter)
+
+
+def test_dry_run_reads_but_never_writes(
+    local: LocalMode, caplog: pytest.LogCaptureFixture
+) -> None:
+    from qomon_sync.handlers.sync import reset_runtime
+
+    os.environ["DRY_RUN"] = "true"
+    try:
+        reset_runtime()
+        record = message(700103, set={"firstname": "Dry"})
+        assert invoke([record]) == {"batchItemFailures": []}
+        assert invoke([record]) == {"batchItemFailures": []}  # nothing recorded: not a duplicate
+    finally:
+        del os.environ["DRY_RUN"]
+        reset_runtime()
+    calls = standin(local, "stats")["calls"]
+    assert calls["GET /contacts/{id}"] == 2
+    assert "PATCH /contacts/{id}" not in calls
+    actions = [
+        getattr(r, "action", None) for r in caplog.records if r.getMessage() == "event processed"
+    ]
+    assert actions == ["would_be_replaced", "would_be_replaced"]
+    [shown, _] = [r for r in caplog.records if r.getMessage() == "dry run: not written"]
+    logged = json.dumps(shown.__dict__, default=str)
+    assert shown.body["firstname"] == "*****"  # type: ignore[attr-defined]
+    assert "Dry" not in logged  # personal data is masked
+    assert "ana.martin" not in logged
+    assert shown.body["tags"] == [{"name": "sympathisant"}]  # type: ignore[attr-defined]
+
+
+def test_metrics_are_emitted_as_emf(local: LocalMode, capsys: pytest.CaptureFixture[str]) -> None:
+    invoke(
+        [
+            message(700103, set={"firstname": "Metric"}),
+            message(700106, fields=[{"field": "Nope", "value": 1}]),
+        ]
+    )
+    blobs = [
+        json.loads(line)
+        for line in capsys.readouterr().out.splitlines()
+        if line.startswith('{"_aws"')
+    ]
+    names = {
+        m["Name"] for blob in blobs for d in blob["_aws"]["CloudWatchMetrics"] for m in d["Metrics"]
+    }
+    assert {
+        "EventsReceived",
+        "ContactsReplaced",
+        "QomonTokensSpent",
+        "QomonCalls",
+        "QomonLatency",
+        "EventsDeadLettered",
+    } <= names
+    [dead] = [b for b in blobs if "EventsDeadLettered" in b]
+    assert dead["reason"] == "unknown_field"
+    usage = next(b for b in blobs if "QomonTokensSpent" in b)
+    assert usage["QomonTokensSpent"] == [1 + 5 + 1 + 6]  # GET+PATCH, GET, and the 6 forms
