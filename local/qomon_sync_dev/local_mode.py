@@ -1,0 +1,406 @@
+"""`qomon-sync local`: the whole pipeline on one machine, no AWS account needed.
+
+- a local AWS (moto in server mode, on 127.0.0.1) with the same FIFO queue, FIFO
+  dead-letter queue (redrive after `maxReceiveCount`), idempotency table and secret as
+  template.yaml;
+- the Qomon stand-in, seeded, unless a Qomon URL and key are given;
+- a poller playing the Lambda SQS event source mapping: batches of up to 10, real-shaped
+  SQS events, the very same handler, partial batch responses (only the messages that did
+  not fail are deleted), visibility timeout and receive counts, so failures come back and
+  the redrive policy ends them in the dead-letter queue.
+
+It writes the endpoints it serves to a JSON file (AWS endpoint, queue and DLQ URLs,
+Qomon URL) so users and tests can send messages with boto3 or the AWS CLI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import threading
+import time
+import uuid
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+import httpx
+from moto.server import ThreadedMotoServer
+from moto.sqs.models import SQSBackend
+
+from qomon_sync_dev.standin.config import StandinConfig
+from qomon_sync_dev.standin.server import StandinServer
+
+REGION = "eu-west-3"
+STACK = "qomon-sync-local"
+STANDIN_TOKEN = "local-qomon-token"
+DEFAULT_ENDPOINTS_FILE = Path(".local-run") / "endpoints.json"
+# The seed, like live search results, carries fields no schema lists: declared here as a
+# user would declare theirs.
+LOCAL_PASSTHROUGH = "address.citycode,external_id,membership_number"
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    aws_endpoint_url: str
+    region: str
+    changes_queue_url: str
+    changes_queue_arn: str
+    dead_letter_queue_url: str
+    idempotency_table: str
+    qomon_api_key_secret: str
+    qomon_url: str
+
+
+@dataclass(frozen=True)
+class LocalOptions:
+    qomon_url: str | None = None
+    qomon_token: str | None = None
+    standin: StandinConfig | None = None
+    visibility_timeout_s: int = 10
+    max_receive_count: int = 5
+    function_timeout_s: float = 60.0
+    batch_size: int = 10
+    unknown_fields_passthrough: str = LOCAL_PASSTHROUGH
+
+
+def fix_moto_fifo_redelivery() -> None:
+    """moto 5.2.5 skips the first message of a FIFO group whose visibility timed out: it
+    drops expired messages from its in-flight set one at a time while iterating, so the
+    group still looks busy when its first message comes up. Real SQS delivers the group
+    in order again; clearing expired in-flight messages before each receive restores that.
+    """
+    original = SQSBackend.receive_message
+    if getattr(original, "_qomon_sync_fixed", False):
+        return
+
+    def receive_message(self: SQSBackend, queue_name: str, *args: Any, **kwargs: Any) -> Any:
+        queue = self.get_queue(queue_name)
+        for message in [m for m in queue.pending_messages if m.visible]:
+            queue.pending_messages.remove(message)
+        return original(self, queue_name, *args, **kwargs)
+
+    receive_message._qomon_sync_fixed = True  # type: ignore[attr-defined]
+    SQSBackend.receive_message = receive_message  # type: ignore[method-assign]
+
+
+class LocalContext:
+    """The parts of the Lambda context the handler and Powertools use."""
+
+    def __init__(self, timeout_s: float) -> None:
+        self._deadline = time.monotonic() + timeout_s
+        self.function_name = f"{STACK}-SyncFunction"
+        self.function_version = "$LATEST"
+        self.invoked_function_arn = (
+            f"arn:aws:lambda:{REGION}:123456789012:function:{self.function_name}"
+        )
+        self.memory_limit_in_mb = 512
+        self.aws_request_id = str(uuid.uuid4())
+        self.log_group_name = f"/aws/lambda/{self.function_name}"
+        self.log_stream_name = "local"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self._deadline - time.monotonic()) * 1000))
+
+
+def lambda_event(messages: list[dict[str, Any]], queue_arn: str) -> dict[str, Any]:
+    """SQS messages as the event source mapping hands them to Lambda."""
+    records = []
+    for message in messages:
+        attributes = {
+            key: message.get("Attributes", {}).get(key)
+            for key in (
+                "ApproximateReceiveCount",
+                "SentTimestamp",
+                "SenderId",
+                "ApproximateFirstReceiveTimestamp",
+                "SequenceNumber",
+                "MessageGroupId",
+                "MessageDeduplicationId",
+            )
+            if message.get("Attributes", {}).get(key) is not None
+        }
+        records.append(
+            {
+                "messageId": message["MessageId"],
+                "receiptHandle": message["ReceiptHandle"],
+                "body": message["Body"],
+                "attributes": attributes,
+                "messageAttributes": {
+                    name: {
+                        "stringValue": value.get("StringValue"),
+                        "binaryValue": value.get("BinaryValue"),
+                        "stringListValues": [],
+                        "binaryListValues": [],
+                        "dataType": value["DataType"],
+                    }
+                    for name, value in message.get("MessageAttributes", {}).items()
+                },
+                "md5OfBody": message["MD5OfBody"],
+                "eventSource": "aws:sqs",
+                "eventSourceARN": queue_arn,
+                "awsRegion": REGION,
+            }
+        )
+    return {"Records": records}
+
+
+class EventSourcePoller(threading.Thread):
+    """Plays the Lambda event source mapping for the changes queue (concurrency 1)."""
+
+    def __init__(self, endpoints: Endpoints, options: LocalOptions) -> None:
+        super().__init__(name="event-source-mapping", daemon=True)
+        self.endpoints = endpoints
+        self.options = options
+        self.stopping = threading.Event()
+        self.running = threading.Event()
+        self.running.set()
+        self.paused = threading.Event()
+        self.idle = threading.Event()
+        """Set while no batch is in the handler's hands (received, not yet settled)."""
+        self.idle.set()
+        self.invocations = 0
+        self.errors: list[str] = []
+        self._sqs = boto3.client("sqs", endpoint_url=endpoints.aws_endpoint_url, region_name=REGION)
+
+    def pause(self) -> None:
+        """Stop taking batches after the current one (tests use it to build one batch)."""
+        self.running.clear()
+        self.paused.wait(timeout=30)
+
+    def resume(self) -> None:
+        self.running.set()
+
+    def run(self) -> None:
+        from qomon_sync.handlers.sync import handler
+
+        while not self.stopping.is_set():
+            if not self.running.is_set():
+                self.paused.set()
+                self.running.wait(timeout=0.2)
+                continue
+            self.paused.clear()
+            answer = self._sqs.receive_message(
+                QueueUrl=self.endpoints.changes_queue_url,
+                MaxNumberOfMessages=self.options.batch_size,
+                AttributeNames=["All"],
+                MessageAttributeNames=["All"],
+                WaitTimeSeconds=1,
+            )
+            messages = answer.get("Messages", [])
+            if messages:
+                self.idle.clear()
+                try:
+                    self._invoke(handler, messages)
+                finally:
+                    self.idle.set()
+
+    def _invoke(self, handler: Any, messages: list[dict[str, Any]]) -> None:
+        event = lambda_event(messages, self.endpoints.changes_queue_arn)
+        self.invocations += 1
+        try:
+            response = handler(event, LocalContext(self.options.function_timeout_s))
+            failed = {f["itemIdentifier"] for f in response.get("batchItemFailures", [])}
+        except Exception as exc:  # a crashed invocation: nothing is deleted, as on AWS
+            self.errors.append(f"{type(exc).__name__}: {exc}")
+            failed = {m["MessageId"] for m in messages}
+        done = [m for m in messages if m["MessageId"] not in failed]
+        if done:
+            self._sqs.delete_message_batch(
+                QueueUrl=self.endpoints.changes_queue_url,
+                Entries=[
+                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done)
+                ],
+            )
+        # Failed messages stay in flight until their visibility timeout, as on AWS.
+
+
+class LocalMode:
+    def __init__(self, options: LocalOptions | None = None) -> None:
+        self.options = options or LocalOptions()
+        self._moto: ThreadedMotoServer | None = None
+        self.standin: StandinServer | None = None
+        self.poller: EventSourcePoller | None = None
+        self.endpoints: Endpoints | None = None
+        self._saved_env: dict[str, str | None] = {}
+
+    def __enter__(self) -> LocalMode:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> Endpoints:
+        fix_moto_fifo_redelivery()
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's per-request lines
+        self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        self._moto.start()
+        host, port = self._moto.get_host_and_port()
+        aws_url = f"http://{host}:{port}"
+        # moto keeps its state per process: start from nothing, as a new account would.
+        httpx.post(f"{aws_url}/moto-api/reset", timeout=10).raise_for_status()
+        self._set_env(
+            {
+                "AWS_ENDPOINT_URL": aws_url,
+                "AWS_DEFAULT_REGION": REGION,
+                "AWS_REGION": REGION,
+                "AWS_ACCESS_KEY_ID": "local",
+                "AWS_SECRET_ACCESS_KEY": "local",
+            }
+        )
+        if self.options.qomon_url:
+            qomon_url, token = self.options.qomon_url, self.options.qomon_token or ""
+        else:
+            config = self.options.standin or StandinConfig(token=STANDIN_TOKEN)
+            self.standin = StandinServer(config).start()
+            qomon_url, token = self.standin.url, config.token
+        self.endpoints = self._create_resources(aws_url, qomon_url, token)
+        self._set_env(
+            {
+                "QOMON_BASE_URL": qomon_url,
+                "QOMON_API_KEY_SECRET": self.endpoints.qomon_api_key_secret,
+                "CHANGES_QUEUE_URL": self.endpoints.changes_queue_url,
+                "DEAD_LETTER_QUEUE_URL": self.endpoints.dead_letter_queue_url,
+                "IDEMPOTENCY_TABLE": self.endpoints.idempotency_table,
+                "UNKNOWN_FIELDS_PASSTHROUGH": self.options.unknown_fields_passthrough,
+                "POWERTOOLS_SERVICE_NAME": "qomon-sync",
+                "POWERTOOLS_METRICS_NAMESPACE": "QomonSync",
+                "POWERTOOLS_TRACE_DISABLED": "true",
+            }
+        )
+        from qomon_sync.handlers.sync import reset_runtime
+
+        reset_runtime()
+        self.poller = EventSourcePoller(self.endpoints, self.options)
+        self.poller.start()
+        return self.endpoints
+
+    def _create_resources(self, aws_url: str, qomon_url: str, token: str) -> Endpoints:
+        sqs = boto3.client("sqs", endpoint_url=aws_url, region_name=REGION)
+        dlq_url = sqs.create_queue(
+            QueueName=f"{STACK}-dead-letters.fifo",
+            Attributes={"FifoQueue": "true", "MessageRetentionPeriod": "1209600"},
+        )["QueueUrl"]
+        dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])[
+            "Attributes"
+        ]["QueueArn"]
+        redrive = {
+            "deadLetterTargetArn": dlq_arn,
+            "maxReceiveCount": str(self.options.max_receive_count),
+        }
+        queue_url = sqs.create_queue(
+            QueueName=f"{STACK}-changes.fifo",
+            Attributes={
+                "FifoQueue": "true",
+                "VisibilityTimeout": str(self.options.visibility_timeout_s),
+                "RedrivePolicy": json.dumps(redrive),
+            },
+        )["QueueUrl"]
+        queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
+            "Attributes"
+        ]["QueueArn"]
+        table = f"{STACK}-idempotency"
+        dynamodb = boto3.client("dynamodb", endpoint_url=aws_url, region_name=REGION)
+        dynamodb.create_table(
+            TableName=table,
+            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        dynamodb.update_time_to_live(
+            TableName=table,
+            TimeToLiveSpecification={"Enabled": True, "AttributeName": "expiration"},
+        )
+        secrets = boto3.client("secretsmanager", endpoint_url=aws_url, region_name=REGION)
+        secret_arn = secrets.create_secret(
+            Name=f"{STACK}/qomon-api-key", SecretString=json.dumps({"api_key": token})
+        )["ARN"]
+        return Endpoints(
+            aws_endpoint_url=aws_url,
+            region=REGION,
+            changes_queue_url=queue_url,
+            changes_queue_arn=queue_arn,
+            dead_letter_queue_url=dlq_url,
+            idempotency_table=table,
+            qomon_api_key_secret=secret_arn,
+            qomon_url=qomon_url,
+        )
+
+    def _set_env(self, values: dict[str, str]) -> None:
+        for key, value in values.items():
+            self._saved_env.setdefault(key, os.environ.get(key))
+            os.environ[key] = value
+
+    def stop(self) -> None:
+        if self.poller is not None:
+            self.poller.stopping.set()
+            self.poller.resume()
+            self.poller.join(timeout=15)
+        if self.standin is not None:
+            self.standin.stop()
+        if self._moto is not None:
+            self._moto.stop()
+        for key, value in self._saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        self._saved_env.clear()
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--qomon-url", help="a real Qomon space instead of the stand-in")
+    parser.add_argument("--qomon-token", help="the space's API key (with --qomon-url)")
+    parser.add_argument("--endpoints-file", type=Path, default=DEFAULT_ENDPOINTS_FILE)
+    parser.add_argument("--visibility-timeout", type=int, default=10, help="seconds (AWS: 360)")
+    parser.add_argument("--max-receive-count", type=int, default=5)
+    parser.add_argument("--function-timeout", type=float, default=60.0)
+    parser.add_argument(
+        "--paused",
+        action="store_true",
+        help="queue a backlog first: the poller starts on SIGUSR1 (kill -USR1 PID)",
+    )
+    parser.add_argument(
+        "--passthrough",
+        default=LOCAL_PASSTHROUGH,
+        help="unknown fields to send back unchanged (comma-separated)",
+    )
+
+
+def run_from_args(args: argparse.Namespace) -> int:
+    if bool(args.qomon_url) != bool(args.qomon_token):
+        print("qomon-sync local: --qomon-url and --qomon-token go together", flush=True)
+        return 2
+    options = LocalOptions(
+        qomon_url=args.qomon_url,
+        qomon_token=args.qomon_token,
+        visibility_timeout_s=args.visibility_timeout,
+        max_receive_count=args.max_receive_count,
+        function_timeout_s=args.function_timeout,
+        unknown_fields_passthrough=args.passthrough,
+    )
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    with LocalMode(options) as local:
+        assert local.endpoints is not None
+        assert local.poller is not None
+        if args.paused:
+            local.poller.pause()
+            poller = local.poller
+            signal.signal(signal.SIGUSR1, lambda *_: poller.resume())
+        path: Path = args.endpoints_file
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(asdict(local.endpoints), indent=2) + "\n", encoding="utf-8")
+        print(
+            f"qomon-sync local mode is running (pid {os.getpid()}); endpoints in {path.resolve()}",
+            flush=True,
+        )
+        stop.wait()
+        print("qomon-sync local mode: stopping", flush=True)
+    return 0
