@@ -4,7 +4,12 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install demo test lint types unit pacing-check standin clean
+.PHONY: install demo test lint types unit pacing-check standin clean sam-build lint-template
+
+# SAM CLI lives in its own venv: it pins its own dependencies, which must not move the dev pins.
+SAM_VENV    := .venv-sam
+SAM_VERSION := 1.170.0
+SAM_STAMP   := $(SAM_VENV)/.installed-stamp-$(SAM_VERSION)
 
 $(STAMP): requirements-dev.txt functions/requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,5 +44,17 @@ pacing-check: install
 standin: install
 	$(BIN)/qomon-sync standin --port 8765 --token local-dev-token
 
+## SAM and CloudFormation: lint the template, build the Lambda bundle into .aws-sam/build.
+lint-template: install
+	$(BIN)/cfn-lint template.yaml
+
+$(SAM_STAMP):
+	$(PYTHON) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/python -m pip install --quiet --disable-pip-version-check aws-sam-cli==$(SAM_VERSION)
+	touch $(SAM_STAMP)
+
+sam-build: $(SAM_STAMP)
+	SAM_CLI_TELEMETRY=0 $(SAM_VENV)/bin/sam build --template template.yaml
+
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis .aws-sam build *.egg-info
+	rm -rf $(VENV) $(SAM_VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis .aws-sam build *.egg-info

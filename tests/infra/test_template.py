@@ -1,0 +1,533 @@
+"""template.yaml: cfn-lint finds nothing, and the pipeline's invariants hold in the
+template CloudFormation will deploy, after the SAM transform (samtranslator, offline)."""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from cfnlint.api import lint_file
+from cfnlint.decode import decode
+from samtranslator.translator.transform import transform
+
+from qomon_sync.domain.change_event import ChangeEvent
+from qomon_sync.settings import QOMON_EU_URL, QOMON_US_URL, Settings
+from tests.conftest import EVENTS, ROOT, load_event
+
+TEMPLATE = ROOT / "template.yaml"
+FUNCTIONS = ROOT / "functions"
+
+CUSTOM_METRICS = {
+    "EventsReceived",
+    "ContactsReplaced",
+    "ContactsCreated",
+    "ContactsUnchanged",
+    "EventsDeadLettered",
+    "EventsDuplicate",
+    "QomonTokensSpent",
+    "QomonCalls",
+    "QomonRateLimited",
+    "QomonLatency",
+}
+ALARMS = {
+    "DeadLetterQueueNotEmptyAlarm",
+    "OldestChangeAgeAlarm",
+    "SyncErrorsAlarm",
+    "SyncThrottlesAlarm",
+    "QomonRateLimitedAlarm",
+}
+OUTPUTS = {
+    "ChangesQueueUrl",
+    "ChangesQueueArn",
+    "DeadLetterQueueUrl",
+    "DeadLetterQueueArn",
+    "IdempotencyTableName",
+    "QomonApiKeySecretArn",
+    "DashboardUrl",
+    "AlarmTopicArn",
+}
+LOG_RETENTION_DAYS = [1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096]
+LOG_RETENTION_DAYS += [1827, 2192, 2557, 2922, 3288, 3653]
+
+# Every permission the sync function holds, and the one resource it holds it on. X-Ray has
+# no resource-level permissions for PutTraceSegments and PutTelemetryRecords: "*" is the
+# only Resource AWS accepts for them, and the only "*" allowed here.
+SYNC_GRANTS = {
+    "logs:CreateLogStream": "SyncFunctionLogGroup",
+    "logs:PutLogEvents": "SyncFunctionLogGroup",
+    "sqs:ReceiveMessage": "ChangesQueue",
+    "sqs:DeleteMessage": "ChangesQueue",
+    "sqs:GetQueueAttributes": "ChangesQueue",
+    "sqs:ChangeMessageVisibility": "ChangesQueue",
+    "sqs:SendMessage": "DeadLetterQueue",
+    "dynamodb:GetItem": "IdempotencyTable",
+    "dynamodb:PutItem": "IdempotencyTable",
+    "dynamodb:UpdateItem": "IdempotencyTable",
+    "dynamodb:DeleteItem": "IdempotencyTable",
+    "secretsmanager:GetSecretValue": "QomonApiKeySecret",
+    "xray:PutTraceSegments": "*",
+    "xray:PutTelemetryRecords": "*",
+}
+
+
+class _NoManagedPolicies:
+    """samtranslator's managed-policy loader asks IAM for the AWS managed policies' ARNs.
+    The template attaches none, so the lookup must never be needed."""
+
+    def load(self) -> dict[str, str]:
+        return {}
+
+
+@pytest.fixture(scope="module")
+def source() -> dict[str, Any]:
+    """template.yaml as written, short-form tags (!Ref, !Sub, !GetAtt) decoded."""
+    template, problems = decode(str(TEMPLATE))
+    assert problems == [], [str(problem) for problem in problems]
+    assert template is not None
+    plain: dict[str, Any] = json.loads(json.dumps(template))
+    return plain
+
+
+@pytest.fixture(scope="module")
+def cfn(source: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """The template after the SAM transform, as CloudFormation receives it."""
+    fragment = json.loads(json.dumps(source))
+    for resource in fragment["Resources"].values():
+        if resource["Type"] == "AWS::Serverless::Function":
+            # `sam build` and `sam package` replace the local folder with the S3 upload.
+            resource["Properties"]["CodeUri"] = "s3://bucket/bundle.zip"
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("AWS_DEFAULT_REGION", "eu-west-3")  # read by the pseudo parameters
+        yield transform(fragment, {}, _NoManagedPolicies())
+
+
+def resources(template: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
+    return {
+        name: resource
+        for name, resource in template["Resources"].items()
+        if resource["Type"] == kind
+    }
+
+
+def props(template: dict[str, Any], name: str) -> dict[str, Any]:
+    properties: dict[str, Any] = template["Resources"][name]["Properties"]
+    return properties
+
+
+def target(value: Any) -> str:
+    """The logical id a Ref or GetAtt points at, or a literal "*"."""
+    if value == "*":
+        return "*"
+    if isinstance(value, dict) and set(value) == {"Ref"}:
+        return str(value["Ref"])
+    if isinstance(value, dict) and set(value) == {"Fn::GetAtt"}:
+        return str(value["Fn::GetAtt"][0])
+    raise AssertionError(f"not a reference to one resource of this stack: {value!r}")
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def sub(text: str, values: dict[str, str]) -> str:
+    """Resolve Fn::Sub's ${Name} and ${Name.Attr}; ${!Literal} stays as ${Literal}."""
+
+    def one(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name.startswith("!"):
+            return "${" + name[1:] + "}"
+        return values.get(name, f"resolved-{name.replace('::', '-').replace('.', '-')}")
+
+    return re.sub(r"\$\{([^}]+)\}", one, text)
+
+
+# -- lint ------------------------------------------------------------------------------
+
+
+def test_cfn_lint_reports_nothing() -> None:
+    assert [str(match) for match in lint_file(TEMPLATE)] == []
+
+
+# -- queues ----------------------------------------------------------------------------
+
+
+def test_changes_queue_is_fifo_encrypted_and_redrives_to_the_dead_letter_queue(
+    cfn: dict[str, Any],
+) -> None:
+    queue = props(cfn, "ChangesQueue")
+    assert queue["FifoQueue"] is True
+    assert queue["ContentBasedDeduplication"] is False
+    assert queue["DeduplicationScope"] == "messageGroup"
+    assert queue["FifoThroughputLimit"] == "perMessageGroupId"
+    assert queue["SqsManagedSseEnabled"] is True
+    assert queue["MessageRetentionPeriod"] == 4 * 24 * 3600
+    assert target(queue["RedrivePolicy"]["deadLetterTargetArn"]) == "DeadLetterQueue"
+    assert queue["RedrivePolicy"]["maxReceiveCount"] == 5
+
+
+def test_dead_letter_queue_is_fifo_encrypted_kept_14_days_and_redrivable(
+    cfn: dict[str, Any],
+) -> None:
+    dlq = props(cfn, "DeadLetterQueue")
+    assert dlq["FifoQueue"] is True
+    assert dlq["SqsManagedSseEnabled"] is True
+    assert dlq["MessageRetentionPeriod"] == 1209600
+    allow = dlq["RedriveAllowPolicy"]
+    assert allow["redrivePermission"] == "byQueue"
+    # The changes queue's ARN is spelled out (a GetAtt would be a circular reference):
+    # it must name the queue the changes queue is actually called.
+    [source_arn] = allow["sourceQueueArns"]
+    changes_name = props(cfn, "ChangesQueue")["QueueName"]["Fn::Sub"]
+    assert changes_name.endswith(".fifo")
+    assert source_arn["Fn::Sub"] == (
+        "arn:${AWS::Partition}:sqs:${AWS::Region}:${AWS::AccountId}:" + changes_name
+    )
+
+
+def test_visibility_timeout_is_at_least_six_times_the_function_timeout(
+    cfn: dict[str, Any],
+) -> None:
+    timeout = props(cfn, "SyncFunction")["Timeout"]
+    assert timeout == 60
+    assert props(cfn, "ChangesQueue")["VisibilityTimeout"] >= 6 * timeout
+
+
+def test_the_event_source_mapping_reads_fifo_batches_with_partial_failures(
+    cfn: dict[str, Any],
+) -> None:
+    [mapping] = resources(cfn, "AWS::Lambda::EventSourceMapping").values()
+    spec = mapping["Properties"]
+    assert target(spec["EventSourceArn"]) == "ChangesQueue"
+    assert target(spec["FunctionName"]) == "SyncFunction"
+    assert spec["BatchSize"] == 10
+    assert spec["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert spec["ScalingConfig"] == {"MaximumConcurrency": {"Ref": "SyncMaximumConcurrency"}}
+    # Lambda refuses a batching window on FIFO queues.
+    assert "MaximumBatchingWindowInSeconds" not in spec
+    concurrency = cfn["Parameters"]["SyncMaximumConcurrency"]
+    assert concurrency["Type"] == "Number"
+    assert concurrency["Default"] == 2
+    assert concurrency["MinValue"] == 2
+
+
+# -- function --------------------------------------------------------------------------
+
+
+def test_sync_function_runs_python_3_13_on_arm64_with_tracing(cfn: dict[str, Any]) -> None:
+    function = props(cfn, "SyncFunction")
+    assert function["Runtime"] == "python3.13"
+    assert function["Architectures"] == ["arm64"]
+    assert function["MemorySize"] == 512
+    assert function["TracingConfig"] == {"Mode": "Active"}
+    assert cfn["Resources"]["SyncFunction"]["Metadata"] == {"BuildMethod": "makefile"}
+
+
+def test_handler_names_a_function_defined_in_the_bundle(source: dict[str, Any]) -> None:
+    function = props(source, "SyncFunction")
+    code = ROOT / function["CodeUri"]
+    module, _, name = function["Handler"].rpartition(".")
+    path = code.joinpath(*module.split(".")).with_suffix(".py")
+    assert path.is_file(), f"{function['Handler']}: no {path.relative_to(ROOT)}"
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    defined = {
+        node.name for node in tree.body if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+    } | {
+        target.id
+        for node in tree.body
+        if isinstance(node, ast.Assign)
+        for target in node.targets
+        if isinstance(target, ast.Name)
+    }
+    assert name in defined
+
+
+def test_every_makefile_built_function_has_a_build_target(cfn: dict[str, Any]) -> None:
+    makefile = (FUNCTIONS / "Makefile").read_text(encoding="utf-8")
+    targets = set(re.findall(r"^build-(\w+):", makefile, flags=re.MULTILINE))
+    built = {
+        name
+        for name, resource in resources(cfn, "AWS::Lambda::Function").items()
+        if resource.get("Metadata", {}).get("BuildMethod") == "makefile"
+    }
+    assert built == {"SyncFunction"}
+    assert built <= targets
+
+
+def test_every_log_group_has_a_retention_and_every_function_logs_to_one(
+    cfn: dict[str, Any],
+) -> None:
+    groups = resources(cfn, "AWS::Logs::LogGroup")
+    for group in groups.values():
+        assert group["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+    # A function without an explicit log group gets one that keeps logs forever.
+    for function in resources(cfn, "AWS::Lambda::Function").values():
+        assert target(function["Properties"]["LoggingConfig"]["LogGroup"]) in groups
+    retention = cfn["Parameters"]["LogRetentionDays"]
+    assert retention["Default"] == 30
+    assert retention["AllowedValues"] == LOG_RETENTION_DAYS
+
+
+def template_environment(cfn: dict[str, Any]) -> dict[str, Any]:
+    [function] = resources(cfn, "AWS::Lambda::Function").values()
+    variables: dict[str, Any] = function["Properties"]["Environment"]["Variables"]
+    return variables
+
+
+def test_every_environment_variable_is_a_setting_or_powertools(cfn: dict[str, Any]) -> None:
+    assert Settings.model_config.get("env_prefix", "") == ""
+    settings = {name.upper() for name in Settings.model_fields}
+    variables = template_environment(cfn)
+    unknown = {
+        name for name in variables if name not in settings and not name.startswith("POWERTOOLS_")
+    }
+    assert unknown == set()
+    assert {
+        "QOMON_BASE_URL",
+        "QOMON_API_KEY_SECRET",
+        "DEAD_LETTER_QUEUE_URL",
+        "CHANGES_QUEUE_URL",
+        "IDEMPOTENCY_TABLE",
+        "DRY_RUN",
+        "UNKNOWN_FIELDS_PASSTHROUGH",
+    } <= set(variables)
+    assert variables["POWERTOOLS_SERVICE_NAME"] == "qomon-sync"
+    assert variables["POWERTOOLS_METRICS_NAMESPACE"] == "QomonSync"
+    assert variables["POWERTOOLS_LOG_LEVEL"] == "INFO"
+    assert variables["POWERTOOLS_LOGGER_LOG_EVENT"] == "false"
+
+
+def test_the_deployed_environment_reads_as_settings_with_the_defaults(
+    cfn: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    parameters = cfn["Parameters"]
+    assert parameters["QomonBaseUrl"]["Default"] == QOMON_EU_URL
+    assert set(parameters["QomonBaseUrl"]["AllowedValues"]) == {QOMON_EU_URL, QOMON_US_URL}
+    assert parameters["DryRun"]["AllowedValues"] == ["true", "false"]
+    for name, value in template_environment(cfn).items():
+        deployed = value
+        if isinstance(value, dict) and value.get("Ref") in parameters:
+            deployed = parameters[value["Ref"]]["Default"]
+        elif isinstance(value, dict):
+            deployed = f"resolved-{target(value)}"
+        monkeypatch.setenv(name, str(deployed))
+    settings = Settings()
+    assert str(settings.qomon_base_url).rstrip("/") == QOMON_EU_URL
+    assert settings.dry_run is False
+    default_passthrough = Settings.model_fields["unknown_fields_passthrough"].default
+    assert settings.unknown_fields_passthrough == default_passthrough == {"address.citycode"}
+    assert settings.qomon_api_key_secret == "resolved-QomonApiKeySecret"
+
+
+# -- state and secret ------------------------------------------------------------------
+
+
+def test_idempotency_table_is_on_demand_with_ttl_encryption_and_recovery(
+    cfn: dict[str, Any],
+) -> None:
+    table = props(cfn, "IdempotencyTable")
+    assert table["BillingMode"] == "PAY_PER_REQUEST"
+    assert table["KeySchema"] == [{"AttributeName": "id", "KeyType": "HASH"}]
+    assert table["AttributeDefinitions"] == [{"AttributeName": "id", "AttributeType": "S"}]
+    assert table["TimeToLiveSpecification"] == {"AttributeName": "expiration", "Enabled": True}
+    assert table["SSESpecification"]["SSEEnabled"] is True
+    assert table["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
+    assert template_environment(cfn)["IDEMPOTENCY_TABLE"] == {"Ref": "IdempotencyTable"}
+
+
+def test_the_api_key_lives_only_in_the_secret(cfn: dict[str, Any]) -> None:
+    secret = props(cfn, "QomonApiKeySecret")
+    assert secret["Name"] == {"Fn::Sub": "${AWS::StackName}/qomon-api-key"}
+    # CloudFormation needs a value: a placeholder the handler refuses, never a key.
+    assert secret["SecretString"] == "REPLACE_ME"
+    assert "REPLACE_ME" in secret["Description"]
+    assert "GenerateSecretString" not in secret
+    variables = template_environment(cfn)
+    assert variables["QOMON_API_KEY_SECRET"] == {"Ref": "QomonApiKeySecret"}
+    credential = re.compile(r"key|token|password|secret|credential", re.IGNORECASE)
+    assert [name for name in cfn["Parameters"] if credential.search(name)] == []
+    assert [name for name, spec in cfn["Parameters"].items() if spec.get("NoEcho")] == []
+    for name, value in variables.items():
+        if credential.search(name):
+            assert target(value) == "QomonApiKeySecret", name
+
+
+# -- permissions -----------------------------------------------------------------------
+
+
+def statements(policy: dict[str, Any]) -> list[dict[str, Any]]:
+    return as_list(policy["PolicyDocument"]["Statement"])
+
+
+def test_iam_grants_exactly_what_the_sync_function_needs_on_named_resources(
+    cfn: dict[str, Any],
+) -> None:
+    assert resources(cfn, "AWS::IAM::Policy") == {}
+    assert resources(cfn, "AWS::IAM::ManagedPolicy") == {}
+    roles = resources(cfn, "AWS::IAM::Role")
+    assert set(roles) == {"SyncFunctionRole"}
+    role = roles["SyncFunctionRole"]["Properties"]
+    # SAM's generated role would add managed policies granting logs and X-Ray on "*".
+    assert "ManagedPolicyArns" not in role
+    [trust] = role["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Principal"] == {"Service": "lambda.amazonaws.com"}
+    grants: dict[str, str] = {}
+    for policy in role["Policies"]:
+        for statement in statements(policy):
+            assert statement["Effect"] == "Allow"
+            assert "NotAction" not in statement
+            assert "NotResource" not in statement
+            [resource] = as_list(statement["Resource"])
+            for action in as_list(statement["Action"]):
+                assert "*" not in action, action
+                assert action not in grants, f"{action} granted twice"
+                grants[action] = target(resource)
+    assert grants == SYNC_GRANTS
+    for function in resources(cfn, "AWS::Lambda::Function").values():
+        assert target(function["Properties"]["Role"]) == "SyncFunctionRole"
+
+
+# -- alarms ----------------------------------------------------------------------------
+
+
+def test_every_alarm_tells_the_alarm_topic_when_it_fires_and_when_it_clears(
+    cfn: dict[str, Any],
+) -> None:
+    alarms = resources(cfn, "AWS::CloudWatch::Alarm")
+    assert set(alarms) == ALARMS
+    for name, alarm in alarms.items():
+        spec = alarm["Properties"]
+        assert spec["AlarmActions"] == [{"Ref": "AlarmTopic"}], name
+        assert spec["OKActions"] == [{"Ref": "AlarmTopic"}], name
+        assert spec["TreatMissingData"] == "notBreaching", name
+        description = spec["AlarmDescription"]
+        text = description["Fn::Sub"] if isinstance(description, dict) else description
+        assert text.startswith("qomon-sync: "), name
+        assert len(sub(text, {})) <= 1024, name
+
+
+def test_alarm_thresholds(cfn: dict[str, Any]) -> None:
+    def alarm(name: str) -> dict[str, Any]:
+        return props(cfn, name)
+
+    dlq = alarm("DeadLetterQueueNotEmptyAlarm")
+    assert dlq["Namespace"] == "AWS/SQS"
+    assert dlq["MetricName"] == "ApproximateNumberOfMessagesVisible"
+    assert target(dlq["Dimensions"][0]["Value"]) == "DeadLetterQueue"
+    assert (dlq["Threshold"], dlq["ComparisonOperator"]) == (1, "GreaterThanOrEqualToThreshold")
+    # The runbook command in the description moves messages back to the changes queue.
+    assert "start-message-move-task" in dlq["AlarmDescription"]["Fn::Sub"]
+    assert "${ChangesQueue.Arn}" in dlq["AlarmDescription"]["Fn::Sub"]
+
+    age = alarm("OldestChangeAgeAlarm")
+    assert age["MetricName"] == "ApproximateAgeOfOldestMessage"
+    assert target(age["Dimensions"][0]["Value"]) == "ChangesQueue"
+    assert (age["Threshold"], age["Period"], age["EvaluationPeriods"]) == (900, 300, 3)
+
+    errors = alarm("SyncErrorsAlarm")
+    assert (errors["Namespace"], errors["MetricName"]) == ("AWS/Lambda", "Errors")
+    assert (errors["EvaluationPeriods"], errors["DatapointsToAlarm"]) == (3, 3)
+    assert (errors["Threshold"], errors["Period"]) == (1, 300)
+
+    throttles = alarm("SyncThrottlesAlarm")
+    assert (throttles["MetricName"], throttles["Threshold"]) == ("Throttles", 1)
+    for name in ("SyncErrorsAlarm", "SyncThrottlesAlarm"):
+        assert target(alarm(name)["Dimensions"][0]["Value"]) == "SyncFunction"
+
+    limited = alarm("QomonRateLimitedAlarm")
+    variables = template_environment(cfn)
+    assert limited["Namespace"] == variables["POWERTOOLS_METRICS_NAMESPACE"]
+    assert limited["MetricName"] == "QomonRateLimited"
+    assert limited["Dimensions"] == [
+        {"Name": "service", "Value": variables["POWERTOOLS_SERVICE_NAME"]}
+    ]
+    assert (limited["Statistic"], limited["Threshold"], limited["Period"]) == ("Sum", 10, 300)
+
+
+def test_cloudwatch_can_publish_to_the_encrypted_alarm_topic(cfn: dict[str, Any]) -> None:
+    topic = props(cfn, "AlarmTopic")
+    # Not alias/aws/sns: its key policy cannot admit CloudWatch, whose alarms would be lost.
+    key = target(topic["KmsMasterKeyId"])
+    key_spec = props(cfn, key)
+    assert key_spec["EnableKeyRotation"] is True
+    grants = {
+        json.dumps(statement["Principal"], sort_keys=True): set(as_list(statement["Action"]))
+        for statement in key_spec["KeyPolicy"]["Statement"]
+    }
+    assert grants[json.dumps({"Service": "cloudwatch.amazonaws.com"})] == {
+        "kms:Decrypt",
+        "kms:GenerateDataKey*",
+    }
+    subscription = props(cfn, "AlarmEmailSubscription")
+    assert cfn["Resources"]["AlarmEmailSubscription"]["Condition"] == "HasAlarmEmail"
+    assert (subscription["Protocol"], target(subscription["TopicArn"])) == ("email", "AlarmTopic")
+    assert cfn["Parameters"]["AlarmEmail"]["Default"] == ""
+
+
+# -- dashboard and outputs -------------------------------------------------------------
+
+
+def test_dashboard_shows_queues_function_and_every_custom_metric(cfn: dict[str, Any]) -> None:
+    dashboard = props(cfn, "Dashboard")
+    body = json.loads(sub(dashboard["DashboardBody"]["Fn::Sub"], {"SyncMaximumConcurrency": "2"}))
+    lines = [
+        line
+        for widget in body["widgets"]
+        if widget["type"] == "metric"
+        for line in widget["properties"]["metrics"]
+    ]
+    plotted: dict[tuple[str, str], set[str]] = {}
+    searched: set[str] = set()
+    for line in lines:
+        if isinstance(line[0], dict):
+            expression = line[0]["expression"]
+            assert 'service="qomon-sync"' in expression
+            searched |= set(re.findall(r'MetricName=\\?"(\w+)\\?"', expression))
+            continue
+        namespace, metric, *dimensions = (part for part in line if isinstance(part, str))
+        options = line[-1] if isinstance(line[-1], dict) else {}
+        plotted.setdefault((namespace, metric), set()).add(options.get("stat", "?"))
+        if namespace == "QomonSync":
+            assert dimensions == ["service", "qomon-sync"], line
+    custom = {metric for namespace, metric in plotted if namespace == "QomonSync"} | searched
+    assert custom >= CUSTOM_METRICS
+    assert plotted[("QomonSync", "QomonLatency")] == {"p50", "p90"}
+    for metric in ("Invocations", "Errors", "Throttles", "Duration", "ConcurrentExecutions"):
+        assert ("AWS/Lambda", metric) in plotted
+    for metric in ("ApproximateNumberOfMessagesVisible", "ApproximateAgeOfOldestMessage"):
+        assert ("AWS/SQS", metric) in plotted
+    text = dashboard["DashboardBody"]["Fn::Sub"]
+    for queue in ("ChangesQueue", "DeadLetterQueue"):
+        assert f'"QueueName", "${{{queue}.QueueName}}"' in text
+
+
+def test_outputs(cfn: dict[str, Any]) -> None:
+    outputs = cfn["Outputs"]
+    assert set(outputs) == OUTPUTS
+    url = outputs["DashboardUrl"]["Value"]["Fn::Sub"]
+    assert url == (
+        "https://${AWS::Region}.console.aws.amazon.com/cloudwatch/home"
+        "?region=${AWS::Region}#dashboards:name=${Dashboard}"
+    )
+    assert target(outputs["QomonApiKeySecretArn"]["Value"]) == "QomonApiKeySecret"
+    assert target(outputs["AlarmTopicArn"]["Value"]) == "AlarmTopic"
+
+
+# -- sample event ----------------------------------------------------------------------
+
+
+def test_sams_sample_sqs_event_carries_a_valid_change_event(cfn: dict[str, Any]) -> None:
+    sample = json.loads((EVENTS / "sqs" / "receive-message.json").read_text(encoding="utf-8"))
+    [record] = sample["Records"]
+    assert record["eventSource"] == "aws:sqs"
+    queue_name = sub(
+        props(cfn, "ChangesQueue")["QueueName"]["Fn::Sub"], {"AWS::StackName": "qomon-sync"}
+    )
+    assert record["eventSourceARN"].endswith(":" + queue_name)
+    event = ChangeEvent.model_validate_json(record["body"])
+    original = load_event("changes/01-tally-consent-and-support.json")
+    assert event.event_id == original["event_id"]
+    assert json.loads(record["body"]) == original
