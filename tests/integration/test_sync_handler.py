@@ -122,9 +122,7 @@ def test_a_refused_api_key_dead_letters_at_once_with_the_status(local: LocalMode
     assert "revoked-key" not in json.dumps(letter)
 
 
-def test_dry_run_reads_but_never_writes(
-    local: LocalMode, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_dry_run_reads_but_never_writes(local: LocalMode, caplog: pytest.LogCaptureFixture) -> None:
     from qomon_sync.handlers.sync import reset_runtime
 
     os.environ["DRY_RUN"] = "true"
