@@ -1,0 +1,32 @@
+"""`make demo`'s command, end to end: local mode as a subprocess, stopped by SIGTERM."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import ROOT
+
+pytestmark = pytest.mark.integration
+
+
+def test_the_demo_accounts_for_every_event_and_stops_local_mode_cleanly() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "qomon_sync_dev.cli", "demo"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = done.stdout
+    assert "every event accounted for" in out
+    assert "duplicates not applied again: 1" in out
+    assert "unknown_field: 1" in out
+    assert "invalid_event: 1" in out
+    # The two events for contact 700103 fold into one read and one write.
+    assert '"PATCH /contacts/{id}": 2' in out
+    assert "ana.martin" not in out  # no personal data in the summary
