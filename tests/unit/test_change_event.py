@@ -73,7 +73,7 @@ def test_merge_patch_keeps_only_named_keys_and_nulls() -> None:
         ),
         ({"event_id": "has space"}, "event_id", "should match pattern"),
         ({"source": "Has Caps"}, "source", "should match pattern"),
-        ({"if_missing": "ignore"}, "if_missing", "'dead_letter' or 'create'"),
+        ({"if_missing": "ignore"}, "if_missing", "'dead_letter', 'create' or 'skip'"),
         ({"schema_version": 2}, "schema_version", "Input should be 1"),
     ],
 )

@@ -211,3 +211,14 @@ def test_port_errors_are_left_to_the_caller() -> None:
 def test_events_of_several_contacts_are_refused() -> None:
     with pytest.raises(ValueError, match="one contact"):
         sync_contact([event("e1"), event("e2", {"id": 43})], FakeQomon([ANA]), CATALOG)
+
+
+def test_an_unknown_person_is_skipped_when_the_event_asks() -> None:
+    qomon = FakeQomon([ANA])
+    who = {"mail": "never.known@example.org"}
+    result = sync_contact(
+        [event("e1", who, tags={"add": ["unsubscribed"]}, if_missing="skip")], qomon, CATALOG
+    )
+    assert actions(result) == [("e1", "unchanged", None)]
+    assert result.outcomes[0].warnings == ("contact not found: skipped, as the event asked",)
+    assert qomon.calls == ["search"]

@@ -197,8 +197,9 @@ class ChangeEvent(_Strict):
     tags: TagChanges | None = None
     fields: tuple[FieldChange, ...] = ()
     notes: tuple[NoteToAdd, ...] = ()
-    if_missing: Literal["dead_letter", "create"] = "dead_letter"
-    """When no contact matches: dead-letter the event (default) or create the contact."""
+    if_missing: Literal["dead_letter", "create", "skip"] = "dead_letter"
+    """When no contact matches: dead-letter the event (default), create the contact, or
+    skip it (nothing to change: e.g. an unsubscribe from someone Qomon never knew)."""
 
     @field_validator("occurred_at")
     @classmethod

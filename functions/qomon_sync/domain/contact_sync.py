@@ -123,6 +123,21 @@ class _OneContact:
                 "Qomon has no contact with this id",
                 ("contact.id",),
             )
+            if code == "contact_not_found":
+                # Events that asked to skip an unknown person change nothing; the others
+                # keep their order.
+                skipped = [e for e in pending if e.if_missing == "skip"]
+                self.result.outcomes.extend(
+                    EventOutcome(
+                        e.event_id,
+                        "unchanged",
+                        warnings=("contact not found: skipped, as the event asked",),
+                    )
+                    for e in skipped
+                )
+                pending = [e for e in pending if e.if_missing != "skip"]
+                if not pending:
+                    return
             creating = next((i for i, e in enumerate(pending) if e.if_missing == "create"), None)
             if code != "contact_not_found" or creating is None:
                 self.result.dead_letter(pending, code, detail, fields)
