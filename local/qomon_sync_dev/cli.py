@@ -25,6 +25,7 @@ COMMANDS = (
         "print the body some change events would produce (no I/O)",
     ),
     ("schema", "qomon_sync_dev.schema", "print the change event's JSON Schema"),
+    ("check-config", "qomon_sync_dev.check_config", "validate the webhook mapping file"),
     (
         "pacing-check",
         "qomon_sync_dev.pacing_check",

@@ -1,0 +1,75 @@
+"""What a webhook source is: how it authenticates a delivery, and what the delivery says.
+
+Each source is one module in this package. The ingest handler hands it the raw request
+(bytes, as signed) and the source's secret; the source answers with change events v1, or
+raises one of the errors below, which the handler turns into problem JSON.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+from qomon_sync.domain.change_event import ChangeEvent
+
+
+@dataclass(frozen=True)
+class WebhookRequest:
+    source: str
+    body: bytes
+    """Exactly the bytes received: signatures are computed over them, never over a re-encoding."""
+    headers: Mapping[str, str]
+    """Header names lower-cased."""
+    received_at: datetime
+    query: Mapping[str, str] = field(default_factory=dict)
+
+
+class WebhookError(Exception):
+    """A delivery refused; `status` and `field` become the problem JSON's."""
+
+    status = 400
+    title = "Bad webhook"
+
+    def __init__(self, detail: str, *, field: str | None = None) -> None:
+        self.detail = detail
+        self.field = field
+        super().__init__(detail)
+
+
+class Unauthenticated(WebhookError):
+    """Missing, malformed, stale, replayed or wrong signature or token: never passes."""
+
+    status = 401
+    title = "Webhook not authenticated"
+
+
+class BadPayload(WebhookError):
+    """The body is not what this source sends (names the field at fault)."""
+
+    status = 400
+    title = "Webhook body not understood"
+
+
+class NoContact(WebhookError):
+    """A valid delivery that names no contact (no Qomon id, no e-mail)."""
+
+    status = 422
+    title = "Webhook names no contact"
+
+
+class Source(Protocol):
+    name: str
+
+    def authenticate(self, request: WebhookRequest, secret: str) -> None:
+        """Raise Unauthenticated unless the request is provably from the sender."""
+
+    def delivery_id(self, request: WebhookRequest) -> str | None:
+        """The sender's own id for this delivery (kept by its retries), if it has one."""
+
+    def change_events(self, request: WebhookRequest) -> list[ChangeEvent]:
+        """The delivery as change events v1; raise BadPayload or NoContact."""
+
+
+SourceSecrets = Mapping[str, str]

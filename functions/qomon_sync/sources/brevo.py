@@ -1,0 +1,203 @@
+"""The `brevo` source: Brevo's marketing webhooks (https://developers.brevo.com/docs/marketing-webhooks).
+
+Four events change the contact named by `email` (each configurable under
+`sources.brevo.events` in the mapping file; these are the defaults):
+
+- `unsubscribed`: remove the consent `consent_email` from the form "Consentements", tag
+  `brevo-desinscrit`;
+- `spam` (a spam complaint): `black_list: true`;
+- `hard_bounce` (also spelled `hard_bounced`): tag `mail-invalide`;
+- `list_addition`: tag `brevo-liste-<id>` for each list the contact was added to.
+
+Every other event (opened, click, delivered, soft_bounce...) is acknowledged and changes
+nothing: `change_events` returns no event, and the ingest handler answers 202 with
+`accepted: 0`, so Brevo does not retry it. A body is one event or a list of them (Brevo's
+batched webhooks).
+
+Authentication (https://developers.brevo.com/docs/secured-webhooks, "Bearer token
+authorization"): the webhook is created with a token that Brevo sends as
+`Authorization: Bearer <token>`; it is compared in constant time with the source's secret.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pydantic import ValidationError
+
+from qomon_sync.domain.change_event import ChangeEvent
+from qomon_sync.sources.base import BadPayload, NoContact, Unauthenticated, WebhookRequest
+from qomon_sync.sources.mapping import (
+    LIST_ID,
+    BrevoAction,
+    BrevoSourceConfig,
+    nest_basic_fields,
+)
+from qomon_sync.sources.payload import ROOT, as_object, as_text, at, bad, parse_json, shown
+from qomon_sync.sources.signatures import check_token, header, require_secret
+
+AUTHORIZATION_HEADER = "Authorization"
+_BEARER = re.compile(r"^Bearer\s+(\S+)$", re.IGNORECASE)
+_BREVO_DATE = "%Y-%m-%d %H:%M:%S"
+
+
+class BrevoSource:
+    def __init__(self, name: str = "brevo", config: BrevoSourceConfig | None = None) -> None:
+        self.name = name
+        self.config = config or BrevoSourceConfig(preset="brevo")
+
+    def authenticate(self, request: WebhookRequest, secret: str) -> None:
+        require_secret(secret)
+        match = _BEARER.match(header(request.headers, AUTHORIZATION_HEADER))
+        if match is None:
+            raise Unauthenticated(
+                f"malformed header {AUTHORIZATION_HEADER} (expected `Bearer <token>`)",
+                field=AUTHORIZATION_HEADER,
+            )
+        check_token(match.group(1), secret, AUTHORIZATION_HEADER)
+
+    def delivery_id(self, request: WebhookRequest) -> str | None:
+        """Brevo sends no delivery id; the handler then deduplicates on the body's hash,
+        and each change event's id is derived from the event itself (see `_event_id`)."""
+        return None
+
+    def change_events(self, request: WebhookRequest) -> list[ChangeEvent]:
+        body = parse_json(request.body)
+        if isinstance(body, dict):
+            items = [(body, ROOT)]
+        elif isinstance(body, list):
+            items = [(item, at(ROOT, index)) for index, item in enumerate(body)]
+        else:
+            raise BadPayload("the body must be a Brevo event or a list of them", field="body")
+        events = []
+        for item, path in items:
+            event = self._change_event(as_object(item, path), path)
+            if event is not None:
+                events.append(event)
+        return events
+
+    def _change_event(self, item: dict[str, Any], path: str) -> ChangeEvent | None:
+        name = as_text(item.get("event"), at(path, "event")).strip()
+        action = self.config.events.action(name)
+        if action is None:
+            return None
+        mail = item.get("email")
+        if mail is None or (isinstance(mail, str) and not mail.strip()):
+            raise NoContact(
+                f"the `{name}` event names no contact (no `email`)", field=at(path, "email")
+            )
+        mail = as_text(mail, at(path, "email")).strip()
+        list_ids = _list_ids(item.get("list_id"), at(path, "list_id"), action)
+        event: dict[str, Any] = {
+            "event_id": _event_id(item, name, mail, list_ids),
+            "source": self.name,
+            "occurred_at": _occurred_at(item, path),
+            "contact": {"mail": mail},
+            "if_missing": self.config.if_missing,
+        }
+        if action.set:
+            event["set"] = nest_basic_fields(action.set)
+        if action.fields:
+            event["fields"] = [change.model_dump() for change in action.fields]
+        tags = {
+            op: _expand(names, list_ids)
+            for op, names in (("add", action.tags.add), ("remove", action.tags.remove))
+        }
+        if any(tags.values()):
+            event["tags"] = {op: names for op, names in tags.items() if names}
+        try:
+            return ChangeEvent.model_validate(event)
+        except ValidationError as exc:
+            error = exc.errors(include_input=False, include_url=False)[0]
+            where = ".".join(str(part) for part in error["loc"])
+            if where.startswith("contact.mail"):
+                raise bad(at(path, "email"), "is not an e-mail address") from None
+            raise BadPayload(
+                f"the `{name}` action gives an invalid change event: {where}: "
+                f"{error['msg'].removeprefix('Value error, ')}",
+                field=shown(path),
+            ) from None
+
+
+def _list_ids(value: Any, path: str, action: BrevoAction) -> list[int]:
+    if not action.uses_list_ids():
+        return []
+    items = value if isinstance(value, list) else [value]
+    ids = []
+    for item in items:
+        if isinstance(item, bool) or not isinstance(item, int | str) or not str(item).isdigit():
+            raise bad(path, "must be a list of Brevo list ids")
+        ids.append(int(item))
+    if not ids:
+        raise bad(path, "names no list")
+    return ids
+
+
+def _expand(names: tuple[str, ...], list_ids: list[int]) -> list[str]:
+    placeholder = f"{{{LIST_ID}}}"
+    expanded: list[str] = []
+    for name in names:
+        if placeholder in name:
+            expanded.extend(name.replace(placeholder, str(list_id)) for list_id in list_ids)
+        else:
+            expanded.append(name)
+    return expanded
+
+
+def _event_id(item: dict[str, Any], name: str, mail: str, list_ids: list[int]) -> str:
+    """Stable across Brevo's retries, distinct between events: Brevo's `id` is the
+    webhook's (the same for every event it sends), so the event's own parts are hashed
+    with it. The hash also keeps the e-mail out of the id, which is logged."""
+    material = [
+        item.get("id"),
+        item.get("message-id"),
+        name,
+        mail.casefold(),
+        item.get("camp_id"),
+        item.get("ts_event"),
+        item.get("date") if item.get("ts_event") is None else None,
+        sorted(list_ids),
+    ]
+    digest = hashlib.sha256(json.dumps(material, default=str).encode("utf-8")).hexdigest()
+    return f"brevo-{digest[:32]}"
+
+
+def _occurred_at(item: dict[str, Any], path: str) -> datetime:
+    """`ts_event` (Unix seconds, UTC), else `date`, which Brevo documents in Paris time."""
+    stamp = item.get("ts_event")
+    if stamp is not None:
+        if isinstance(stamp, bool) or not (
+            isinstance(stamp, int | float) or (isinstance(stamp, str) and stamp.isdigit())
+        ):
+            raise bad(at(path, "ts_event"), "must be Unix seconds")
+        return datetime.fromtimestamp(float(stamp), tz=UTC)
+    text = item.get("date")
+    if text is None:
+        raise bad(at(path, "ts_event"), "is missing (and so is `date`)")
+    try:
+        local = datetime.strptime(as_text(text, at(path, "date")).strip(), _BREVO_DATE)
+    except ValueError:
+        raise bad(at(path, "date"), "is not `YYYY-MM-DD hh:mm:ss`") from None
+    return paris_to_utc(local)
+
+
+def paris_to_utc(local: datetime) -> datetime:
+    """Paris wall-clock time as UTC. Central European Summer Time runs from the last
+    Sunday of March to the last Sunday of October, 01:00 UTC both (EU Directive
+    2000/84/EC); computed here so the bundle needs no time-zone database. The repeated
+    hour in October is read as summer time."""
+    summer_start = _last_sunday(local.year, 3)
+    summer_end = _last_sunday(local.year, 10)
+    as_summer = (local - timedelta(hours=2)).replace(tzinfo=UTC)
+    if summer_start <= as_summer < summer_end:
+        return as_summer
+    return (local - timedelta(hours=1)).replace(tzinfo=UTC)
+
+
+def _last_sunday(year: int, month: int) -> datetime:
+    last_day = datetime(year, month + 1, 1, 1, tzinfo=UTC) - timedelta(days=1)
+    return last_day - timedelta(days=(last_day.weekday() + 1) % 7)

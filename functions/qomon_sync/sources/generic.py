@@ -1,0 +1,216 @@
+"""The `generic` source: change events v1 as they are, signed with Standard Webhooks.
+
+For senders we have no preset for (a CRM, a script, an automation tool): they send one
+change event, or a list of 1 to 50, and sign the delivery the Standard Webhooks way
+(https://www.standardwebhooks.com): headers `webhook-id`, `webhook-timestamp` (Unix
+seconds) and `webhook-signature` (`v1,<base64 HMAC-SHA256 of "id.timestamp.body">`, several
+separated by blanks during a key rotation), with a `whsec_<base64>` secret.
+
+Replays: a delivery is refused once its timestamp is more than 5 minutes away from the
+time it is received, and within that window the `webhook-id` (the delivery id) is the
+queue's deduplication key, so a replayed delivery is never applied twice.
+"""
+
+from __future__ import annotations
+
+import binascii
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pydantic import ValidationError
+from standardwebhooks.webhooks import (
+    EmptyWebhookSecretError,
+    Webhook,
+    WebhookVerificationError,
+)
+
+from qomon_sync.domain.change_event import ChangeEvent
+from qomon_sync.sources.base import BadPayload, NoContact, Unauthenticated, WebhookRequest
+from qomon_sync.sources.payload import ROOT, at, parse_json, shown
+from qomon_sync.sources.signatures import require_secret
+
+ID_HEADER = "webhook-id"
+TIMESTAMP_HEADER = "webhook-timestamp"
+SIGNATURE_HEADER = "webhook-signature"
+TOLERANCE = timedelta(minutes=5)
+"""The Standard Webhooks window (also the `standardwebhooks` package's own)."""
+MAX_EVENTS = 50
+
+_TIMESTAMP = re.compile(r"^\d{1,12}$")
+_SIGNATURE = re.compile(r"^v[0-9a-z]+,[A-Za-z0-9+/=_-]+$")
+_V1_SIGNATURE = re.compile(r"^v1,[A-Za-z0-9+/]{43}=$")
+
+
+class GenericSource:
+    """Change events v1 sent as they are, authenticated with Standard Webhooks."""
+
+    def __init__(self, name: str = "generic") -> None:
+        self.name = name
+
+    def authenticate(self, request: WebhookRequest, secret: str) -> None:
+        require_secret(secret)
+        headers = request.headers
+        for name in (ID_HEADER, TIMESTAMP_HEADER, SIGNATURE_HEADER):
+            if not headers.get(name, "").strip():
+                raise Unauthenticated(f"missing header {name}", field=name)
+        self._check_timestamp(headers[TIMESTAMP_HEADER].strip(), request.received_at)
+        self._check_signature_form(headers[SIGNATURE_HEADER].strip())
+        try:
+            verifier = Webhook(secret)
+        except (EmptyWebhookSecretError, binascii.Error, ValueError):
+            raise Unauthenticated(
+                "the secret configured for this source is not a Standard Webhooks secret "
+                "(whsec_<base64>), so nothing can pass"
+            ) from None
+        try:
+            request.body.decode("utf-8")
+        except UnicodeDecodeError:
+            raise Unauthenticated(
+                "the body is not UTF-8 text, so its signature cannot be checked", field="body"
+            ) from None
+        # The package splits signatures on single blanks: hand it the header as we read it.
+        checked = {
+            ID_HEADER: headers[ID_HEADER].strip(),
+            TIMESTAMP_HEADER: headers[TIMESTAMP_HEADER].strip(),
+            SIGNATURE_HEADER: " ".join(headers[SIGNATURE_HEADER].split()),
+        }
+        try:
+            verifier.verify(request.body, checked, json_parse=False)
+        except WebhookVerificationError as exc:
+            raise _from_verification_error(str(exc)) from None
+        except (binascii.Error, UnicodeDecodeError, ValueError):
+            # The package leaks these on malformed input that our own checks let through.
+            raise Unauthenticated(
+                f"malformed header {SIGNATURE_HEADER}", field=SIGNATURE_HEADER
+            ) from None
+
+    @staticmethod
+    def _check_timestamp(text: str, received_at: datetime) -> None:
+        if not _TIMESTAMP.match(text):
+            raise Unauthenticated(
+                f"malformed header {TIMESTAMP_HEADER} (expected Unix seconds)",
+                field=TIMESTAMP_HEADER,
+            )
+        sent_at = datetime.fromtimestamp(int(text), tz=UTC)
+        if received_at.tzinfo is None:
+            received_at = received_at.replace(tzinfo=UTC)
+        if abs(received_at - sent_at) > TOLERANCE:
+            raise Unauthenticated(
+                f"stale timestamp in {TIMESTAMP_HEADER}: more than 5 minutes from the time "
+                "of receipt (a replay, or a clock far off)",
+                field=TIMESTAMP_HEADER,
+            )
+
+    @staticmethod
+    def _check_signature_form(text: str) -> None:
+        entries = text.split()
+        if not entries or not all(_SIGNATURE.match(entry) for entry in entries):
+            raise Unauthenticated(
+                f"malformed header {SIGNATURE_HEADER} (expected `v1,<base64>`, "
+                "several separated by blanks)",
+                field=SIGNATURE_HEADER,
+            )
+        if not any(_V1_SIGNATURE.match(entry) for entry in entries):
+            raise Unauthenticated(
+                f"malformed header {SIGNATURE_HEADER}: no `v1` HMAC-SHA256 signature",
+                field=SIGNATURE_HEADER,
+            )
+
+    def delivery_id(self, request: WebhookRequest) -> str | None:
+        return request.headers.get(ID_HEADER, "").strip() or None
+
+    def change_events(self, request: WebhookRequest) -> list[ChangeEvent]:
+        body = parse_json(request.body)
+        if isinstance(body, dict):
+            return [_change_event(body, ROOT)]
+        if not isinstance(body, list):
+            raise BadPayload("the body must be a change event or a list of them", field=shown(ROOT))
+        if not 1 <= len(body) <= MAX_EVENTS:
+            raise BadPayload(
+                f"a delivery holds 1 to {MAX_EVENTS} change events, not {len(body)}",
+                field=shown(ROOT),
+            )
+        events: list[ChangeEvent] = []
+        no_contact: NoContact | None = None
+        for index, item in enumerate(body):
+            try:
+                events.append(_change_event(item, at(ROOT, index)))
+            except NoContact as exc:
+                # A malformed event elsewhere in the delivery is the graver fault: keep looking.
+                no_contact = no_contact or exc
+        if no_contact is not None:
+            raise no_contact
+        seen: set[str] = set()
+        for index, event in enumerate(events):
+            if event.event_id in seen:
+                raise BadPayload(
+                    "an event_id appears twice in one delivery",
+                    field=at(at(ROOT, index), "event_id"),
+                )
+            seen.add(event.event_id)
+        return events
+
+
+def _from_verification_error(message: str) -> Unauthenticated:
+    """The package says what failed only in its message text."""
+    text = message.lower()
+    if "missing" in text:
+        return Unauthenticated("missing Standard Webhooks headers")
+    if "too old" in text or "too new" in text:
+        return Unauthenticated(
+            f"stale timestamp in {TIMESTAMP_HEADER}: more than 5 minutes from now",
+            field=TIMESTAMP_HEADER,
+        )
+    if "no matching signature" in text:
+        return Unauthenticated(
+            f"wrong signature in {SIGNATURE_HEADER}: not signed with this source's secret",
+            field=SIGNATURE_HEADER,
+        )
+    return Unauthenticated(
+        f"malformed Standard Webhooks headers ({TIMESTAMP_HEADER} or {SIGNATURE_HEADER})"
+    )
+
+
+def _change_event(item: Any, path: str) -> ChangeEvent:
+    if not isinstance(item, dict):
+        raise BadPayload(f"`{shown(path)}` must be a change event object", field=shown(path))
+    try:
+        return ChangeEvent.model_validate(item)
+    except ValidationError as exc:
+        errors = exc.errors(include_input=False, include_url=False)
+        problems = [(_loc(path, error["loc"]), _message(error["msg"])) for error in errors]
+        if _names_no_contact(item) and all(_is_under(path, "contact", p) for p, _ in problems):
+            raise NoContact(
+                "the change event names no contact: `contact` needs an `id` or a `mail`",
+                field=at(path, "contact"),
+            ) from None
+        detail = "; ".join(f"{where}: {what}" for where, what in problems)
+        raise BadPayload(f"not a valid change event v1: {detail}", field=problems[0][0]) from None
+
+
+def _names_no_contact(item: dict[str, Any]) -> bool:
+    contact = item.get("contact")
+    if contact is None:
+        return True
+    if not isinstance(contact, dict):
+        return False
+    return all(
+        contact.get(key) is None or (isinstance(contact.get(key), str) and not contact[key].strip())
+        for key in ("id", "mail")
+    )
+
+
+def _is_under(path: str, key: str, problem_path: str) -> bool:
+    prefix = at(path, key)
+    return problem_path == prefix or problem_path.startswith((f"{prefix}.", f"{prefix}["))
+
+
+def _loc(path: str, loc: tuple[int | str, ...]) -> str:
+    for part in loc:
+        path = at(path, part)
+    return shown(path)
+
+
+def _message(msg: str) -> str:
+    return msg.removeprefix("Value error, ")

@@ -1,0 +1,193 @@
+"""The `typeform` preset: Typeform's `form_response` webhooks.
+
+Authentication (https://www.typeform.com/developers/webhooks/secure-your-webhooks/): the
+webhook's secret signs the raw body, and the request carries
+`Typeform-Signature: sha256=<base64 HMAC-SHA256 of the body>`.
+
+The payload (https://www.typeform.com/developers/webhooks/example-payload/) is flattened
+into answers keyed by each question's `ref` (its `id` when it has no ref):
+
+| answer `type`                              | value                                   |
+|--------------------------------------------|-----------------------------------------|
+| text, email, phone_number, url, file_url   | the text                                |
+| date                                       | the ISO date text (`2005-10-15`)        |
+| number (number, rating, opinion_scale)     | the number                              |
+| boolean (yes_no, legal)                    | true / false                            |
+| choice                                     | the choice's label (or the "other" text)|
+| choices                                    | the labels (and the "other" text)       |
+| anything else holding a plain value        | that value; richer ones are left out    |
+
+plus `hidden.<name>` (hidden fields), `variables.<key>`, `calculated.score`, `form_id` and
+`form_title` (the form's title). `submitted_at` dates the change event; the response's
+`token` is the delivery id, and the change event's id is `typeform-<token>`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from qomon_sync.domain.change_event import ChangeEvent
+from qomon_sync.sources.base import BadPayload, Unauthenticated, WebhookRequest
+from qomon_sync.sources.mapping import (
+    AnswerValue,
+    FormSourceConfig,
+    FormSubmission,
+    map_submission,
+)
+from qomon_sync.sources.payload import (
+    ROOT,
+    as_bool,
+    as_instant,
+    as_list,
+    as_number,
+    as_object,
+    as_optional_text,
+    as_sender_id,
+    as_text,
+    at,
+    parse_json,
+)
+from qomon_sync.sources.signatures import (
+    check_hmac,
+    decode_sha256_base64,
+    header,
+    require_secret,
+)
+
+SIGNATURE_HEADER = "Typeform-Signature"
+EVENT_TYPE = "form_response"
+TEXT_ANSWERS = frozenset({"text", "email", "phone_number", "url", "file_url", "date"})
+
+
+class TypeformSource:
+    """Typeform has no timestamp in its signature scheme, so a captured delivery could be
+    replayed with a valid signature at any time. The defence is the delivery id: each
+    submission's `form_response.token` becomes the change event's id (`typeform-<token>`),
+    and the sync applies an event id only once (the queue's deduplication within 5
+    minutes, the idempotency table for 7 days). A replay changes nothing."""
+
+    def __init__(self, name: str, config: FormSourceConfig) -> None:
+        self.name = name
+        self.config = config
+
+    def authenticate(self, request: WebhookRequest, secret: str) -> None:
+        require_secret(secret)
+        value = header(request.headers, SIGNATURE_HEADER)
+        scheme, _, encoded = value.partition("=")
+        if scheme != "sha256" or not encoded:
+            raise Unauthenticated(
+                f"malformed header {SIGNATURE_HEADER} (expected sha256=<base64>)",
+                field=SIGNATURE_HEADER,
+            )
+        received = decode_sha256_base64(encoded, SIGNATURE_HEADER, "sha256=<base64>")
+        check_hmac(received, secret, request.body, SIGNATURE_HEADER)
+
+    def delivery_id(self, request: WebhookRequest) -> str | None:
+        try:
+            response = parse_json(request.body).get("form_response")
+            token = response.get("token") if isinstance(response, dict) else None
+        except (BadPayload, AttributeError):
+            return None
+        return token if isinstance(token, str) and token else None
+
+    def change_events(self, request: WebhookRequest) -> list[ChangeEvent]:
+        submission = flatten_form_response(parse_json(request.body))
+        return [map_submission(self.name, self.config, submission)]
+
+
+def flatten_form_response(body: Any) -> FormSubmission:
+    """A `form_response` webhook as answers; BadPayload names the field at fault."""
+    payload = as_object(body, ROOT)
+    event_type = as_text(payload.get("event_type"), "event_type")
+    if event_type != EVENT_TYPE:
+        raise BadPayload(
+            f"`event_type` must be `{EVENT_TYPE}` (a submitted response)", field="event_type"
+        )
+    path = "form_response"
+    response = as_object(payload.get(path), path)
+    token = as_sender_id(response.get("token"), at(path, "token"))
+    submitted_at = as_instant(response.get("submitted_at"), at(path, "submitted_at"))
+    form_id = as_optional_text(response.get("form_id"), at(path, "form_id"))
+    definition_path = at(path, "definition")
+    definition = response.get("definition")
+    title = (
+        as_optional_text(
+            as_object(definition, definition_path).get("title"), at(definition_path, "title")
+        )
+        if definition is not None
+        else None
+    )
+    answers: dict[str, AnswerValue] = {}
+    answers.update(_hidden(response.get("hidden"), at(path, "hidden")))
+    answers.update(_variables(response.get("variables"), at(path, "variables")))
+    calculated = response.get("calculated")
+    if isinstance(calculated, dict) and isinstance(calculated.get("score"), int | float):
+        answers["calculated.score"] = calculated["score"]
+    answers_path = at(path, "answers")
+    for index, item in enumerate(as_list(response.get("answers", []), answers_path)):
+        key, value = _answer(item, at(answers_path, index))
+        answers[key] = value
+    answers["form_id"] = form_id
+    answers["form_title"] = title
+    return FormSubmission(
+        event_id=f"typeform-{token}", occurred_at=submitted_at, answers=answers, form_id=form_id
+    )
+
+
+def _answer(item: Any, path: str) -> tuple[str, AnswerValue]:
+    answer = as_object(item, path)
+    field = as_object(answer.get("field"), at(path, "field"))
+    key = field.get("ref") or field.get("id")
+    if not isinstance(key, str) or not key.strip():
+        raise BadPayload(f"`{path}.field` needs a `ref` or an `id`", field=at(path, "field"))
+    kind = as_text(answer.get("type"), at(path, "type"))
+    value_path = at(path, kind)
+    raw = answer.get(kind)
+    if raw is None:
+        return key, None
+    if kind in TEXT_ANSWERS:
+        return key, as_text(raw, value_path)
+    if kind == "number":
+        return key, as_number(raw, value_path)
+    if kind == "boolean":
+        return key, as_bool(raw, value_path)
+    if kind == "choice":
+        choice = as_object(raw, value_path)
+        label = choice.get("label")
+        if label is None:
+            label = choice.get("other")
+        return key, as_optional_text(label, at(value_path, "label"))
+    if kind == "choices":
+        choices = as_object(raw, value_path)
+        labels_path = at(value_path, "labels")
+        labels = [
+            as_text(label, at(labels_path, i))
+            for i, label in enumerate(as_list(choices.get("labels", []), labels_path))
+        ]
+        other = as_optional_text(choices.get("other"), at(value_path, "other"))
+        return key, [*labels, *([other] if other else [])]
+    if isinstance(raw, str | int | float | bool):
+        return key, raw
+    return key, None  # payment, multi_format...: nothing a Qomon field takes
+
+
+def _hidden(value: Any, path: str) -> dict[str, AnswerValue]:
+    if value is None:
+        return {}
+    hidden = as_object(value, path)
+    return {
+        f"hidden.{name}": as_optional_text(text, at(path, name)) for name, text in hidden.items()
+    }
+
+
+def _variables(value: Any, path: str) -> dict[str, AnswerValue]:
+    if value is None:
+        return {}
+    found: dict[str, AnswerValue] = {}
+    for index, item in enumerate(as_list(value, path)):
+        variable = as_object(item, at(path, index))
+        key = as_text(variable.get("key"), at(at(path, index), "key"))
+        kind = as_text(variable.get("type"), at(at(path, index), "type"))
+        raw = variable.get(kind)
+        found[f"variables.{key}"] = raw if isinstance(raw, str | int | float) else None
+    return found
