@@ -45,6 +45,14 @@ class Settings(BaseSettings):
     dry_run: bool = False
     """Assemble and log the (masked) diff, never write to Qomon."""
 
+    # -- webhook ingest -----------------------------------------------------------------
+    webhook_secrets_secret: str = "qomon-sync/webhook-secrets"  # noqa: S105 - a name
+    """Secrets Manager secret holding JSON `{"<source>": "<secret or token>", ...}`."""
+    sources_config: str = ""
+    """The mapping file; empty means `sources.yaml` beside the qomon_sync package."""
+    max_message_bytes: Annotated[int, Field(ge=1024, le=262_144)] = 262_144
+    """SQS's message size limit (256 KiB): a larger delivery is answered 413."""
+
     # -- Qomon --------------------------------------------------------------------------
 
     qomon_base_url: HttpUrl = HttpUrl(QOMON_EU_URL)

@@ -1,0 +1,292 @@
+"""The ingest Lambda: `POST /webhooks/{source}` from an API Gateway HTTP API.
+
+A delivery is authenticated over its exact bytes by its source's scheme, turned into
+change events v1, and put on the FIFO queue (group = the contact, deduplication = the
+sender's delivery id) before it is answered 202. Every refusal is problem JSON naming
+the field at fault. No answer is a 5xx except 503, when the queue cannot take the
+events: the sender then retries, and nothing is lost.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import boto3
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities import parameters
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from qomon_sync.domain.change_event import ChangeEvent
+from qomon_sync.domain.privacy import pseudonym
+from qomon_sync.handlers.observability import logger, metrics, tracer
+from qomon_sync.settings import Settings, get_settings
+from qomon_sync.sources.base import (
+    BadPayload,
+    Source,
+    Unauthenticated,
+    WebhookError,
+    WebhookRequest,
+)
+from qomon_sync.sources.mapping import load_mapping
+from qomon_sync.sources.registry import build_sources
+
+SECRETS_CACHE_S = 300
+SQS_BATCH = 10
+
+Response = dict[str, Any]
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> Response:
+    return handle(event, current_ingest())
+
+
+@dataclass
+class Ingest:
+    settings: Settings
+    sources: Mapping[str, Source]
+    sqs: Any
+
+    def secret_for(self, source: str) -> str | None:
+        secrets = parameters.get_secret(
+            self.settings.webhook_secrets_secret, transform="json", max_age=SECRETS_CACHE_S
+        )
+        value = secrets.get(source) if isinstance(secrets, dict) else None
+        return value if isinstance(value, str) and value and value != "REPLACE_ME" else None
+
+
+@lru_cache(maxsize=1)
+def current_ingest() -> Ingest:
+    settings = get_settings()
+    config_path = Path(settings.sources_config) if settings.sources_config else _bundled_config()
+    return Ingest(
+        settings=settings, sources=build_sources(load_mapping(config_path)), sqs=boto3.client("sqs")
+    )
+
+
+def _bundled_config() -> Path:
+    # functions/sources.yaml in the repository; the bundle's root in the Lambda.
+    return Path(__file__).resolve().parents[2] / "sources.yaml"
+
+
+def reset_ingest() -> None:
+    current_ingest.cache_clear()
+    get_settings.cache_clear()
+    parameters.clear_caches()  # type: ignore[no-untyped-call]
+
+
+class QueueUnavailable(Exception):
+    pass
+
+
+def handle(event: Mapping[str, Any], ingest: Ingest) -> Response:
+    """The whole request, answered; never raises."""
+    path = str(event.get("rawPath") or "")
+    response = _answer(event, ingest, path)
+    # Every answer is counted by status (Webhooks202, Webhooks401, ...): the dashboard and
+    # alarms see refused senders as well as accepted deliveries.
+    metrics.add_metric(name=f"Webhooks{response['statusCode']}", unit=MetricUnit.Count, value=1)
+    return response
+
+
+def _answer(event: Mapping[str, Any], ingest: Ingest, path: str) -> Response:
+    try:
+        return _handle(event, ingest, path)
+    except WebhookError as error:
+        logger.info(
+            "webhook refused", extra={"status": error.status, "field": error.field, "path": path}
+        )
+        return problem(error.status, error.title, error.detail, path, field=error.field)
+    except QueueUnavailable as error:
+        logger.warning("queue unavailable", extra={"reason": str(error)})
+        return problem(
+            503,
+            "Queue unavailable",
+            "the events could not be queued; retry later",
+            path,
+            retry_after=30,
+        )
+    except Exception:  # a bug must not lose a delivery: 503 makes the sender retry
+        logger.exception("unexpected error while ingesting a webhook")
+        return problem(
+            503,
+            "Temporarily unavailable",
+            "an unexpected error occurred; retry later",
+            path,
+            retry_after=30,
+        )
+
+
+def _handle(event: Mapping[str, Any], ingest: Ingest, path: str) -> Response:
+    method = str(
+        ((event.get("requestContext") or {}).get("http") or {}).get("method") or ""
+    ).upper()
+    name = _source_name(event, path)
+    source = ingest.sources.get(name) if name else None
+    if name is None or source is None:
+        return problem(
+            404,
+            "Unknown webhook source",
+            "no source is configured at this path",
+            path,
+            field="source",
+        )
+    if method != "POST":
+        return problem(
+            405,
+            "Method not allowed",
+            "webhooks are delivered with POST",
+            path,
+            headers={"allow": "POST"},
+        )
+    body = _raw_body(event)
+    if len(body) > ingest.settings.max_message_bytes:
+        return problem(
+            413,
+            "Payload too large",
+            f"the body exceeds {ingest.settings.max_message_bytes} bytes",
+            path,
+        )
+    request = WebhookRequest(
+        source=name,
+        body=body,
+        headers={str(k).lower(): str(v) for k, v in (event.get("headers") or {}).items()},
+        received_at=datetime.now(UTC),
+        query={str(k): str(v) for k, v in (event.get("queryStringParameters") or {}).items()},
+    )
+    secret = ingest.secret_for(name)
+    if secret is None:
+        raise Unauthenticated("no secret is configured for this source, so nothing can pass")
+    source.authenticate(request, secret)
+    events = source.change_events(request)
+    messages = [
+        _message(event_, name, source.delivery_id(request), i, body)
+        for i, event_ in enumerate(events)
+    ]
+    too_big = [
+        m
+        for m in messages
+        if len(m["MessageBody"].encode("utf-8")) > ingest.settings.max_message_bytes
+    ]
+    if too_big:
+        return problem(
+            413, "Payload too large", "a change event exceeds the queue's message size", path
+        )
+    _enqueue(ingest, messages)
+    metrics.add_metric(name="EventsEnqueued", unit=MetricUnit.Count, value=len(messages))
+    logger.info("webhook accepted", extra={"source": name, "events": len(messages)})
+    return _json(202, {"accepted": len(events), "event_ids": [e.event_id for e in events]})
+
+
+def _source_name(event: Mapping[str, Any], path: str) -> str | None:
+    name = (event.get("pathParameters") or {}).get("source")
+    if not name:
+        parts = path.strip("/").split("/")
+        name = parts[1] if len(parts) == 2 and parts[0] == "webhooks" else None
+    return name if isinstance(name, str) and name else None
+
+
+def _raw_body(event: Mapping[str, Any]) -> bytes:
+    body = event.get("body") or ""
+    if not isinstance(body, str):
+        raise _bad("the request body is missing", "body")
+    if event.get("isBase64Encoded"):
+        try:
+            return base64.b64decode(body, validate=True)
+        except (binascii.Error, ValueError):
+            raise _bad("the request body is not valid base64", "body") from None
+    # API Gateway hands text bodies over as UTF-8 text: these are the bytes that were signed.
+    return body.encode("utf-8")
+
+
+def _bad(detail: str, field: str) -> WebhookError:
+    return BadPayload(detail, field=field)
+
+
+def _message(
+    event: ChangeEvent, source: str, delivery_id: str | None, index: int, body: bytes
+) -> dict[str, Any]:
+    contact = event.contact
+    # The group keeps one contact's changes in order; an e-mail is pseudonymised so that no
+    # address shows in SQS metadata or the console.
+    group = (
+        f"id:{contact.id}" if contact.id is not None else f"mail:{pseudonym(contact.mail or '')}"
+    )
+    origin = delivery_id or hashlib.sha256(body).hexdigest()
+    dedup = hashlib.sha256(f"{source}\n{origin}\n{index}".encode()).hexdigest()
+    return {
+        "Id": str(index),
+        "MessageBody": event.model_dump_json(exclude_none=True, exclude_unset=True),
+        "MessageGroupId": group,
+        "MessageDeduplicationId": dedup,
+    }
+
+
+def _enqueue(ingest: Ingest, messages: list[dict[str, Any]]) -> None:
+    for start in range(0, len(messages), SQS_BATCH):
+        pending = messages[start : start + SQS_BATCH]
+        for _ in range(2):  # one retry for entries SQS could not take
+            try:
+                answer = ingest.sqs.send_message_batch(
+                    QueueUrl=ingest.settings.changes_queue_url, Entries=pending
+                )
+            except Exception as exc:  # botocore's errors: the queue is unreachable
+                raise QueueUnavailable(type(exc).__name__) from None
+            failed = {f["Id"] for f in answer.get("Failed", [])}
+            pending = [m for m in pending if m["Id"] in failed]
+            if not pending:
+                break
+        if pending:
+            raise QueueUnavailable(f"{len(pending)} events refused by SQS")
+
+
+def problem(
+    status: int,
+    title: str,
+    detail: str,
+    instance: str,
+    *,
+    field: str | None = None,
+    retry_after: int | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> Response:
+    body: dict[str, Any] = {
+        "type": "about:blank",
+        "title": title,
+        "status": status,
+        "detail": detail,
+    }
+    if instance:
+        body["instance"] = instance[:200]
+    if field:
+        body["errors"] = [{"location": field, "message": detail}]
+    extra = dict(headers or {})
+    if retry_after is not None:
+        extra["retry-after"] = str(retry_after)
+    return _json(status, body, content_type="application/problem+json", headers=extra)
+
+
+def _json(
+    status: int,
+    body: Mapping[str, Any],
+    *,
+    content_type: str = "application/json",
+    headers: Mapping[str, str] | None = None,
+) -> Response:
+    return {
+        "statusCode": status,
+        "headers": {"content-type": content_type, **(headers or {})},
+        "body": json.dumps(body, ensure_ascii=False),
+        "isBase64Encoded": False,
+    }

@@ -1,0 +1,252 @@
+"""Thousands of generated requests at the ingest handler: it never raises, never answers a
+5xx except 503 for a failing queue, and every error is problem JSON."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from hypothesis import HealthCheck, currently_in_test_context, event, given, settings
+from hypothesis import strategies as st
+from moto import mock_aws
+from standardwebhooks.webhooks import Webhook
+
+from qomon_sync.handlers.ingest import Ingest, handle
+from qomon_sync.settings import Settings
+from qomon_sync.sources.mapping import load_mapping
+from qomon_sync.sources.registry import build_sources
+from tests.conftest import ROOT
+
+GENERIC_SECRET = "whsec_" + base64.b64encode(b"fuzzing secret, 32 bytes long!!!").decode()
+SECRETS = {
+    "generic": GENERIC_SECRET,
+    "typeform": "tf-secret",
+    "tally": "tally-secret",
+    "brevo": "brevo-token",
+}
+ANSWERS = {202, 400, 401, 404, 405, 413, 422}
+FUZZ = settings(
+    max_examples=1500,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+
+
+@pytest.fixture(scope="module")
+def ingest() -> Iterator[Ingest]:
+    with pytest.MonkeyPatch.context() as env:
+        for name, value in {
+            "AWS_DEFAULT_REGION": "eu-west-3",
+            "AWS_ACCESS_KEY_ID": "x",
+            "AWS_SECRET_ACCESS_KEY": "x",
+        }.items():
+            env.setenv(name, value)
+        env.delenv("AWS_ENDPOINT_URL", raising=False)
+        with mock_aws():
+            sqs = boto3.client("sqs")
+            queue = sqs.create_queue(QueueName="changes.fifo", Attributes={"FifoQueue": "true"})[
+                "QueueUrl"
+            ]
+            boto3.client("secretsmanager").create_secret(
+                Name="webhooks", SecretString=json.dumps(SECRETS)
+            )
+            from aws_lambda_powertools.utilities import parameters
+
+            parameters.clear_caches()  # type: ignore[no-untyped-call]
+            yield Ingest(
+                settings=Settings(changes_queue_url=queue, webhook_secrets_secret="webhooks"),
+                sources=build_sources(load_mapping(ROOT / "functions" / "sources.yaml")),
+                sqs=sqs,
+            )
+            parameters.clear_caches()  # type: ignore[no-untyped-call]
+
+
+def api_event(
+    source: Any, method: str, headers: Any, body: Any, base64_encoded: Any
+) -> dict[str, Any]:
+    return {
+        "version": "2.0",
+        "rawPath": f"/webhooks/{source}",
+        "headers": headers,
+        "pathParameters": {"source": source} if isinstance(source, str) and source else None,
+        "requestContext": {"http": {"method": method}},
+        "body": body,
+        "isBase64Encoded": base64_encoded,
+    }
+
+
+def assert_well_formed(response: dict[str, Any], *, queue_failing: bool = False) -> None:
+    status = response["statusCode"]
+    if currently_in_test_context():
+        event(f"answered {status}")  # --hypothesis-show-statistics shows the paths reached
+    assert status in (ANSWERS | {503} if queue_failing else ANSWERS), response
+    body = json.loads(response["body"])
+    if status == 202:
+        assert body["accepted"] == len(body["event_ids"])
+        return
+    assert response["headers"]["content-type"] == "application/problem+json"
+    assert body["status"] == status
+    assert body["type"] == "about:blank"
+    assert isinstance(body["title"], str)
+    assert body["title"]
+    assert isinstance(body["detail"], str)
+    assert body["detail"]
+    for error in body.get("errors", []):
+        assert set(error) == {"location", "message"}
+
+
+header_names = st.sampled_from(
+    [
+        "webhook-id",
+        "webhook-timestamp",
+        "webhook-signature",
+        "typeform-signature",
+        "tally-signature",
+        "authorization",
+        "content-type",
+    ]
+) | st.text(max_size=12)
+headers = st.none() | st.dictionaries(header_names, st.text(max_size=120), max_size=6)
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=30),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=5)
+    ),
+    max_leaves=20,
+)
+bodies = (
+    st.none()
+    | st.text(max_size=600)
+    | json_values.map(json.dumps)
+    | st.binary(max_size=400).map(lambda b: base64.b64encode(b).decode())
+)
+
+
+@FUZZ
+@given(
+    source=st.sampled_from(["generic", "typeform", "tally", "brevo", "nope", ""])
+    | st.text(max_size=15)
+    | st.none(),
+    method=st.sampled_from(["POST", "GET", "PUT", ""]),
+    headers=headers,
+    body=bodies | st.integers(),
+    base64_encoded=st.booleans() | st.none(),
+)
+def test_arbitrary_requests_get_a_well_formed_answer(
+    ingest: Ingest, source: Any, method: str, headers: Any, body: Any, base64_encoded: Any
+) -> None:
+    assert_well_formed(handle(api_event(source, method, headers, body, base64_encoded), ingest))
+
+
+change_events = st.fixed_dictionaries(
+    {
+        "event_id": st.text(min_size=1, max_size=20),
+        "source": st.sampled_from(["crm", "Bad Source", ""]),
+        "occurred_at": st.sampled_from(
+            ["2026-11-24T10:00:00Z", "yesterday", "2026-11-24T10:00:00"]
+        ),
+        "contact": st.fixed_dictionaries(
+            {},
+            optional={
+                "id": st.integers(-2, 10**6),
+                "mail": st.sampled_from(["ana@example.org", "nope", ""]),
+            },
+        ),
+    },
+    optional={
+        "set": st.dictionaries(
+            st.sampled_from(["firstname", "gender", "mail", "bogus"]), json_values, max_size=3
+        ),
+        "tags": json_values,
+        "fields": st.lists(
+            st.fixed_dictionaries(
+                {"field": st.text(max_size=10) | st.integers(), "value": json_values}
+            ),
+            max_size=3,
+        ),
+    },
+)
+
+
+valid_events = st.fixed_dictionaries(
+    {
+        "event_id": st.text(
+            alphabet="abcdefghijklmnopqrstuvwxyz0123456789-_:", min_size=1, max_size=30
+        ),
+        "source": st.just("crm"),
+        "occurred_at": st.just("2026-11-24T10:00:00Z"),
+        "contact": st.sampled_from([{"id": 700103}, {"mail": "ana.martin@example.org"}]),
+    },
+    optional={
+        "set": st.fixed_dictionaries(
+            {}, optional={"firstname": st.sampled_from(["Ana", "Zoé"]), "black_list": st.booleans()}
+        ),
+        "tags": st.fixed_dictionaries({"add": st.lists(st.sampled_from(["a", "b"]), max_size=2)}),
+    },
+)
+payloads = st.one_of(
+    valid_events,
+    st.lists(valid_events, min_size=1, max_size=5),
+    change_events,
+    st.lists(change_events, max_size=4),
+    json_values,
+)
+
+
+@FUZZ
+@given(payload=payloads, age_s=st.sampled_from([0, 0, 0, 400, -400]))
+def test_correctly_signed_generic_deliveries_get_a_well_formed_answer(
+    ingest: Ingest, payload: Any, age_s: int
+) -> None:
+    body = json.dumps(payload)
+    stamp = int(time.time()) - age_s
+    from datetime import UTC, datetime
+
+    signature = Webhook(GENERIC_SECRET).sign("msg_fuzz", datetime.fromtimestamp(stamp, UTC), body)
+    signed = {
+        "webhook-id": "msg_fuzz",
+        "webhook-timestamp": str(stamp),
+        "webhook-signature": signature,
+        "content-type": "application/json",
+    }
+    response = handle(api_event("generic", "POST", signed, body, False), ingest)
+    assert_well_formed(response)
+    if age_s:
+        assert response["statusCode"] == 401  # stale or from the future: never passes
+
+
+class FailingQueue:
+    def send_message_batch(self, **_: Any) -> Any:
+        raise ConnectionError("SQS is unreachable")
+
+
+def test_a_failing_queue_is_503_with_retry_after_so_the_sender_retries(ingest: Ingest) -> None:
+    body = json.dumps(
+        {
+            "event_id": "e-503",
+            "source": "crm",
+            "occurred_at": "2026-11-24T10:00:00Z",
+            "contact": {"id": 1},
+            "set": {"firstname": "X"},
+        }
+    )
+    from datetime import UTC, datetime
+
+    signature = Webhook(GENERIC_SECRET).sign("msg_503", datetime.now(UTC), body)
+    signed = {
+        "webhook-id": "msg_503",
+        "webhook-timestamp": str(int(time.time())),
+        "webhook-signature": signature,
+    }
+    failing = Ingest(settings=ingest.settings, sources=ingest.sources, sqs=FailingQueue())
+    response = handle(api_event("generic", "POST", signed, body, False), failing)
+    assert_well_formed(response, queue_failing=True)
+    assert response["statusCode"] == 503
+    assert response["headers"]["retry-after"] == "30"
+    accepted = handle(api_event("generic", "POST", signed, body, False), ingest)
+    assert accepted["statusCode"] == 202
