@@ -32,6 +32,10 @@ CUSTOM_METRICS = {
     "QomonCalls",
     "QomonRateLimited",
     "QomonLatency",
+    "Webhooks202",
+    "Webhooks401",
+    "Webhooks503",
+    "EventsEnqueued",
 }
 ALARMS = {
     "DeadLetterQueueNotEmptyAlarm",
@@ -49,6 +53,8 @@ OUTPUTS = {
     "QomonApiKeySecretArn",
     "DashboardUrl",
     "AlarmTopicArn",
+    "WebhookUrl",
+    "WebhookSecretsArn",
 }
 LOG_RETENTION_DAYS = [1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096]
 LOG_RETENTION_DAYS += [1827, 2192, 2557, 2922, 3288, 3653]
@@ -56,6 +62,14 @@ LOG_RETENTION_DAYS += [1827, 2192, 2557, 2922, 3288, 3653]
 # Every permission the sync function holds, and the one resource it holds it on. X-Ray has
 # no resource-level permissions for PutTraceSegments and PutTelemetryRecords: "*" is the
 # only Resource AWS accepts for them, and the only "*" allowed here.
+INGEST_GRANTS = {
+    "logs:CreateLogStream": "IngestFunctionLogGroup",
+    "logs:PutLogEvents": "IngestFunctionLogGroup",
+    "sqs:SendMessage": "ChangesQueue",
+    "secretsmanager:GetSecretValue": "WebhookSecrets",
+    "xray:PutTraceSegments": "*",
+    "xray:PutTelemetryRecords": "*",
+}
 SYNC_GRANTS = {
     "logs:CreateLogStream": "SyncFunctionLogGroup",
     "logs:PutLogEvents": "SyncFunctionLogGroup",
@@ -253,7 +267,7 @@ def test_every_makefile_built_function_has_a_build_target(cfn: dict[str, Any]) -
         for name, resource in resources(cfn, "AWS::Lambda::Function").items()
         if resource.get("Metadata", {}).get("BuildMethod") == "makefile"
     }
-    assert built == {"SyncFunction"}
+    assert built == {"SyncFunction", "IngestFunction"}
     assert built <= targets
 
 
@@ -271,20 +285,33 @@ def test_every_log_group_has_a_retention_and_every_function_logs_to_one(
     assert retention["AllowedValues"] == LOG_RETENTION_DAYS
 
 
-def template_environment(cfn: dict[str, Any]) -> dict[str, Any]:
-    [function] = resources(cfn, "AWS::Lambda::Function").values()
-    variables: dict[str, Any] = function["Properties"]["Environment"]["Variables"]
+def template_environment(cfn: dict[str, Any], function: str = "SyncFunction") -> dict[str, Any]:
+    spec = resources(cfn, "AWS::Lambda::Function")[function]
+    variables: dict[str, Any] = spec["Properties"]["Environment"]["Variables"]
     return variables
 
 
-def test_every_environment_variable_is_a_setting_or_powertools(cfn: dict[str, Any]) -> None:
+@pytest.mark.parametrize("function", ["SyncFunction", "IngestFunction"])
+def test_every_environment_variable_is_a_setting_or_powertools(
+    cfn: dict[str, Any], function: str
+) -> None:
     assert Settings.model_config.get("env_prefix", "") == ""
     settings = {name.upper() for name in Settings.model_fields}
-    variables = template_environment(cfn)
+    variables = template_environment(cfn, function)
     unknown = {
         name for name in variables if name not in settings and not name.startswith("POWERTOOLS_")
     }
     assert unknown == set()
+    assert variables["POWERTOOLS_SERVICE_NAME"] == "qomon-sync"
+    assert variables["POWERTOOLS_LOGGER_LOG_EVENT"] == "false"
+
+
+def test_each_function_gets_the_settings_it_reads(cfn: dict[str, Any]) -> None:
+    ingest = template_environment(cfn, "IngestFunction")
+    assert set(ingest) >= {"CHANGES_QUEUE_URL", "WEBHOOK_SECRETS_SECRET"}
+    assert ingest["WEBHOOK_SECRETS_SECRET"] == {"Ref": "WebhookSecrets"}
+    assert ingest["CHANGES_QUEUE_URL"] == {"Ref": "ChangesQueue"}
+    variables = template_environment(cfn)
     assert {
         "QOMON_BASE_URL",
         "QOMON_API_KEY_SECRET",
@@ -368,26 +395,53 @@ def test_iam_grants_exactly_what_the_sync_function_needs_on_named_resources(
     assert resources(cfn, "AWS::IAM::Policy") == {}
     assert resources(cfn, "AWS::IAM::ManagedPolicy") == {}
     roles = resources(cfn, "AWS::IAM::Role")
-    assert set(roles) == {"SyncFunctionRole"}
-    role = roles["SyncFunctionRole"]["Properties"]
-    # SAM's generated role would add managed policies granting logs and X-Ray on "*".
-    assert "ManagedPolicyArns" not in role
-    [trust] = role["AssumeRolePolicyDocument"]["Statement"]
-    assert trust["Principal"] == {"Service": "lambda.amazonaws.com"}
-    grants: dict[str, str] = {}
-    for policy in role["Policies"]:
-        for statement in statements(policy):
-            assert statement["Effect"] == "Allow"
-            assert "NotAction" not in statement
-            assert "NotResource" not in statement
-            [resource] = as_list(statement["Resource"])
-            for action in as_list(statement["Action"]):
-                assert "*" not in action, action
-                assert action not in grants, f"{action} granted twice"
-                grants[action] = target(resource)
-    assert grants == SYNC_GRANTS
-    for function in resources(cfn, "AWS::Lambda::Function").values():
-        assert target(function["Properties"]["Role"]) == "SyncFunctionRole"
+    assert set(roles) == {"SyncFunctionRole", "IngestFunctionRole"}
+    for role_name, expected in (
+        ("SyncFunctionRole", SYNC_GRANTS),
+        ("IngestFunctionRole", INGEST_GRANTS),
+    ):
+        role = roles[role_name]["Properties"]
+        # SAM's generated role would add managed policies granting logs and X-Ray on "*".
+        assert "ManagedPolicyArns" not in role
+        [trust] = role["AssumeRolePolicyDocument"]["Statement"]
+        assert trust["Principal"] == {"Service": "lambda.amazonaws.com"}
+        grants: dict[str, str] = {}
+        for policy in role["Policies"]:
+            for statement in statements(policy):
+                assert statement["Effect"] == "Allow"
+                assert "NotAction" not in statement
+                assert "NotResource" not in statement
+                [resource] = as_list(statement["Resource"])
+                for action in as_list(statement["Action"]):
+                    assert "*" not in action, action
+                    assert action not in grants, f"{action} granted twice"
+                    grants[action] = target(resource)
+        assert grants == expected, role_name
+    functions = resources(cfn, "AWS::Lambda::Function")
+    assert target(functions["SyncFunction"]["Properties"]["Role"]) == "SyncFunctionRole"
+    assert target(functions["IngestFunction"]["Properties"]["Role"]) == "IngestFunctionRole"
+
+
+def test_webhooks_arrive_at_a_throttled_http_api_route_to_the_ingest_function(
+    cfn: dict[str, Any],
+) -> None:
+    [api] = resources(cfn, "AWS::ApiGatewayV2::Api").values()
+    paths = api["Properties"]["Body"]["paths"]
+    assert list(paths) == ["/webhooks/{source}"]
+    assert list(paths["/webhooks/{source}"]) == ["post"]
+    integration = paths["/webhooks/{source}"]["post"]["x-amazon-apigateway-integration"]
+    # Payload 2.0 is the HTTP API v2 event shape the handler (and local mode) reads.
+    assert integration["payloadFormatVersion"] == "2.0"
+    assert "${IngestFunction.Arn}" in integration["uri"]["Fn::Sub"]
+    [stage] = resources(cfn, "AWS::ApiGatewayV2::Stage").values()
+    throttling = stage["Properties"]["DefaultRouteSettings"]
+    assert throttling["ThrottlingRateLimit"] == {"Ref": "WebhookRateLimit"}
+    assert throttling["ThrottlingBurstLimit"] == {"Ref": "WebhookBurstLimit"}
+    ingest = props(cfn, "IngestFunction")
+    assert ingest["Handler"] == "qomon_sync.handlers.ingest.handler"
+    assert (ingest["Runtime"], ingest["Architectures"]) == ("python3.13", ["arm64"])
+    secret = props(cfn, "WebhookSecrets")
+    assert secret["SecretString"] == "{}"  # no source accepts anything until configured
 
 
 # -- alarms ----------------------------------------------------------------------------
@@ -514,6 +568,9 @@ def test_outputs(cfn: dict[str, Any]) -> None:
     )
     assert target(outputs["QomonApiKeySecretArn"]["Value"]) == "QomonApiKeySecret"
     assert target(outputs["AlarmTopicArn"]["Value"]) == "AlarmTopic"
+    assert target(outputs["WebhookSecretsArn"]["Value"]) == "WebhookSecrets"
+    webhook = outputs["WebhookUrl"]["Value"]["Fn::Sub"]
+    assert webhook.endswith("/webhooks/{source}")
 
 
 # -- sample event ----------------------------------------------------------------------
