@@ -1,11 +1,12 @@
 """`qomon-sync demo`: the main job on embedded local defaults.
 
-Starts `qomon-sync local` (local AWS, the seeded Qomon stand-in, the sync handler fed by
-the event source poller), sends the sample change events in events/changes to the FIFO
-queue, plus a duplicate delivery and a malformed message, waits for the queue to drain,
-and prints what became of each event and what it cost in Qomon calls and tokens. Exits 0
-when every event sent is accounted for: applied, unchanged, duplicate, or dead-lettered
-with a reason.
+Starts `qomon-sync local` (local AWS, the seeded Qomon stand-in, the webhook endpoint and
+the sync handler fed by the event source poller), sends signed webhooks: every sample
+change event through the generic (Standard Webhooks) source, one delivery per preset
+(Typeform, Tally, Brevo), a sender's redelivery, one with a bad signature and one
+malformed. It waits for the queue to drain and prints what each delivery was answered,
+what became of each event, and what it cost in Qomon calls and tokens. Exits 0 when every
+delivery got the answer it should and every accepted event is accounted for.
 """
 
 from __future__ import annotations
@@ -17,11 +18,14 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import boto3
 import httpx
+
+from qomon_sync_dev.signing import sign
 
 ROOT = Path(__file__).resolve().parents[2]
 RUN_DIR = ROOT / ".local-run"
@@ -55,7 +59,7 @@ def run_from_args(args: argparse.Namespace) -> int:
         )
         try:
             endpoints = _wait_for_endpoints(endpoints_file, local)
-            sent = _send_events(endpoints, sorted(args.events.glob("*.json")))
+            answers = _send_webhooks(endpoints, _deliveries(args.events))
             local.send_signal(signal.SIGUSR1)  # the backlog is queued: let the poller start
             drained = _wait_until_drained(endpoints, args.timeout)
             letters = _dead_letters(endpoints)
@@ -65,7 +69,7 @@ def run_from_args(args: argparse.Namespace) -> int:
             stopped = local.wait(timeout=30)
     outcomes = _outcomes(log_file)
     return _report(
-        endpoints, sent, outcomes, letters, stats, drained=drained, stopped=stopped, log=log_file
+        endpoints, answers, outcomes, letters, stats, drained=drained, stopped=stopped, log=log_file
     )
 
 
@@ -91,36 +95,58 @@ def _sqs(endpoints: dict[str, str]) -> Any:
     )
 
 
-def _send_events(endpoints: dict[str, str], paths: list[Path]) -> list[tuple[str, str]]:
-    """Sends every sample as a source's delivery would: group = the contact, dedup = the
-    event id. Returns (label, event id or message id) for each message sent."""
-    sqs, sent = _sqs(endpoints), []
-    bodies = [(path.stem, path.read_text(encoding="utf-8")) for path in paths]
-    first_label, first_body = bodies[0]
-    # A sender retrying after SQS's 5-minute deduplication window: same event, new message.
-    bodies.append((f"{first_label} (redelivered)", first_body))
-    bodies.append(("malformed", '{"event_id": "broken", "contact": '))
-    for label, body in bodies:
-        try:
-            event = json.loads(body)
-            contact = event["contact"]
-            group = (
-                f"id:{contact['id']}" if contact.get("id") else f"mail:{contact['mail'].casefold()}"
-            )
-            event_id, dedup = (
-                event["event_id"],
-                event["event_id"] + ("-again" if "redelivered" in label else ""),
-            )
-        except (ValueError, KeyError, TypeError):
-            group, event_id, dedup = "unparsed", None, "malformed-1"
-        answer = sqs.send_message(
-            QueueUrl=endpoints["changes_queue_url"],
-            MessageBody=body,
-            MessageGroupId=group,
-            MessageDeduplicationId=dedup,
+@dataclass(frozen=True)
+class Delivery:
+    label: str
+    source: str
+    body: bytes
+    expect: int = 202
+    secret: str | None = None
+    """Sign with this instead of the source's secret (the bad-signature delivery)."""
+
+
+def _deliveries(changes_dir: Path) -> list[Delivery]:
+    samples = sorted(changes_dir.glob("*.json"))
+    deliveries = [Delivery(p.stem, "generic", p.read_bytes()) for p in samples]
+    # A sender delivering the same event again later (a new delivery, so a new webhook-id).
+    deliveries.append(
+        Delivery(f"{samples[0].stem} (sent again)", "generic", samples[0].read_bytes())
+    )
+    for preset in ("typeform", "tally", "brevo"):
+        for path in sorted((ROOT / "events" / "webhooks" / preset).glob("*.json"))[:1]:
+            deliveries.append(Delivery(f"{preset}: {path.stem}", preset, path.read_bytes()))
+    deliveries.append(
+        Delivery(
+            "bad signature", "generic", samples[2].read_bytes(), 401, secret="whsec_" + "A" * 43
         )
-        sent.append((label, event_id or answer["MessageId"]))
-    return sent
+    )
+    deliveries.append(
+        Delivery("malformed body", "generic", b'{"event_id": "broken", "contact": ', 400)
+    )
+    return deliveries
+
+
+Answer = tuple[Delivery, int, list[str], str]
+
+
+def _send_webhooks(endpoints: dict[str, Any], deliveries: list[Delivery]) -> list[Answer]:
+    """POSTs each delivery signed as its sender would: (delivery, status, event ids, detail)."""
+    answers = []
+    with httpx.Client(timeout=30) as http:
+        for delivery in deliveries:
+            secret = delivery.secret or endpoints["webhook_secrets"][delivery.source]
+            headers = {
+                "content-type": "application/json",
+                **sign(delivery.source, secret, delivery.body),
+            }
+            url = endpoints["webhook_url"].format(source=delivery.source)
+            response = http.post(url, content=delivery.body, headers=headers)
+            answer = response.json()
+            event_ids = list(answer.get("event_ids", [])) if response.status_code == 202 else []
+            answers.append(
+                (delivery, response.status_code, event_ids, str(answer.get("detail", "")))
+            )
+    return answers
 
 
 def _wait_until_drained(endpoints: dict[str, str], timeout: float) -> bool:
@@ -171,8 +197,8 @@ def _outcomes(log_file: Path) -> list[dict[str, Any]]:
 
 
 def _report(
-    endpoints: dict[str, str],
-    sent: list[tuple[str, str]],
+    endpoints: dict[str, Any],
+    answers: list[Answer],
     outcomes: list[dict[str, Any]],
     letters: list[dict[str, str]],
     stats: dict[str, Any],
@@ -183,26 +209,34 @@ def _report(
 ) -> int:
     aws, qomon = endpoints["aws_endpoint_url"], endpoints["qomon_url"]
     print(f"qomon-sync demo: local AWS at {aws}, Qomon stand-in at {qomon}")
-    print(f"sent {len(sent)} messages to {endpoints['changes_queue_url'].rsplit('/', 1)[-1]}\n")
+    print(f"webhooks: {endpoints['webhook_url']}\n")
     by_event: dict[str, list[dict[str, Any]]] = {}
     for outcome in outcomes:
         by_event.setdefault(str(outcome["event_id"]), []).append(outcome)
-    print(f"{'message':<42} {'outcome':<12} {'contact':>8}  detail")
-    accounted = 0
-    for label, event_id in sent:
-        found = by_event.get(event_id, [])
-        if not found:
-            print(f"{label:<42} {'MISSING':<12}")
+
+    print(f"{'delivery':<42} {'HTTP':>4}  {'event outcome':<12} {'contact':>8}  detail")
+    answered_as_expected = accounted = accepted = 0
+    for delivery, status, event_ids, detail in answers:
+        answered_as_expected += status == delivery.expect
+        if status != 202:
+            print(f"{delivery.label:<42} {status:>4}  {'refused':<12} {'-':>8}  {detail}")
             continue
-        outcome = found.pop(0)
-        accounted += 1
-        action = outcome["action"]
-        detail = (
-            f"{outcome.get('code')}: {outcome.get('detail')}"
-            if action == "dead_letter"
-            else outcome.get("detail") or ", ".join(outcome.get("changed") or [])
-        )
-        print(f"{label:<42} {action:<12} {outcome.get('contact_id') or '-':>8}  {detail}")
+        for event_id in event_ids:
+            accepted += 1
+            found = by_event.get(event_id, [])
+            if not found:
+                print(f"{delivery.label:<42} {status:>4}  {'MISSING':<12}")
+                continue
+            outcome = found.pop(0)
+            accounted += 1
+            action = outcome["action"]
+            shown = (
+                f"{outcome.get('code')}: {outcome.get('detail')}"
+                if action == "dead_letter"
+                else outcome.get("detail") or ", ".join(outcome.get("changed") or [])
+            )
+            contact = outcome.get("contact_id") or "-"
+            print(f"{delivery.label:<42} {status:>4}  {action:<12} {contact:>8}  {shown}")
 
     actions = Counter(o["action"] for o in outcomes)
     contacts = {
@@ -212,19 +246,22 @@ def _report(
     }
     per_contact = Counter(action for action, _ in contacts)
     reasons = Counter(letter.get("error_code") for letter in letters)
+    statuses = Counter(status for _, status, _, _ in answers)
     calls, tokens = stats["calls"], stats["tokens_by_endpoint"]
     form_calls = sum(n for name, n in calls.items() if "forms" in name)
     form_tokens = sum(n for name, n in tokens.items() if "forms" in name)
+    event_calls, event_tokens = (
+        sum(calls.values()) - form_calls,
+        stats["tokens_spent"] - form_tokens,
+    )
     print(
-        f"\nevents received: {len(sent)}; contacts replaced: {per_contact['replaced']}, "
+        f"\nwebhooks sent: {len(answers)} "
+        f"({', '.join(f'{n} x {code}' for code, n in sorted(statuses.items()))}); "
+        f"events received: {accepted}; contacts replaced: {per_contact['replaced']}, "
         f"created: {per_contact['created']}, unchanged: {per_contact['unchanged']}; "
         f"duplicates not applied again: {actions['duplicate']}; "
         f"events dead-lettered: {len(letters)} "
         f"({', '.join(f'{c}: {n}' for c, n in sorted(reasons.items())) or 'none'})"
-    )
-    event_calls, event_tokens = (
-        sum(calls.values()) - form_calls,
-        stats["tokens_spent"] - form_tokens,
     )
     print(
         f"Qomon: {event_calls} calls and {event_tokens} tokens "
@@ -233,13 +270,14 @@ def _report(
     )
     complete = (
         drained
-        and accounted == len(sent)
+        and answered_as_expected == len(answers)
+        and accounted == accepted
         and len(letters) == actions["dead_letter"]
         and stopped == 0
     )
     print(
         "every event accounted for"
         if complete
-        else f"NOT every event accounted for ({accounted}/{len(sent)}, drained={drained}): {log}"
+        else f"NOT every event accounted for ({accounted}/{accepted}, drained={drained}): {log}"
     )
     return 0 if complete else 1

@@ -16,19 +16,23 @@ Qomon URL) so users and tests can send messages with boto3 or the AWS CLI.
 from __future__ import annotations
 
 import argparse
+import asyncio
+import base64
 import json
 import logging
 import os
 import signal
 import threading
 import time
+import urllib.parse
 import uuid
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import boto3
 import httpx
+from aiohttp import web
 from moto.server import ThreadedMotoServer
 from moto.sqs.models import SQSBackend
 
@@ -44,6 +48,16 @@ DEFAULT_ENDPOINTS_FILE = Path(".local-run") / "endpoints.json"
 LOCAL_PASSTHROUGH = "address.citycode,external_id,membership_number"
 
 
+# Local-only webhook secrets, one per source of functions/sources.yaml (AWS: the
+# WebhookSecrets secret). The generic one is a Standard Webhooks `whsec_` secret.
+LOCAL_WEBHOOK_SECRETS = {
+    "generic": "whsec_" + base64.b64encode(b"qomon-sync local generic secret!").decode(),
+    "typeform": "local-typeform-secret",
+    "tally": "local-tally-secret",
+    "brevo": "local-brevo-token",
+}
+
+
 @dataclass(frozen=True)
 class Endpoints:
     aws_endpoint_url: str
@@ -54,6 +68,9 @@ class Endpoints:
     idempotency_table: str
     qomon_api_key_secret: str
     qomon_url: str
+    webhook_url: str = ""
+    """`.../webhooks/{source}`: the ingest handler behind a local HTTP API."""
+    webhook_secrets: dict[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -219,11 +236,127 @@ class EventSourcePoller(threading.Thread):
         # Failed messages stay in flight until their visibility timeout, as on AWS.
 
 
+TEXT_TYPES = ("text/", "json", "xml", "javascript", "x-www-form-urlencoded")
+
+
+def http_api_event(
+    method: str, path: str, *, query: str, headers: dict[str, str], body: bytes, source: str | None
+) -> dict[str, Any]:
+    """A request as API Gateway's HTTP API hands it to Lambda (payload format 2.0)."""
+    content_type = headers.get("content-type", "")
+    try:
+        text = body.decode("utf-8") if any(t in content_type for t in TEXT_TYPES) else None
+    except UnicodeDecodeError:
+        text = None
+    now = time.time()
+    return {
+        "version": "2.0",
+        "routeKey": "POST /webhooks/{source}",
+        "rawPath": path,
+        "rawQueryString": query,
+        "headers": headers,
+        "queryStringParameters": dict(urllib.parse.parse_qsl(query)) or None,
+        "pathParameters": {"source": source} if source else None,
+        "requestContext": {
+            "accountId": "123456789012",
+            "apiId": "local",
+            "domainName": "127.0.0.1",
+            "domainPrefix": "127",
+            "http": {
+                "method": method,
+                "path": path,
+                "protocol": "HTTP/1.1",
+                "sourceIp": "127.0.0.1",
+                "userAgent": headers.get("user-agent", ""),
+            },
+            "requestId": str(uuid.uuid4()),
+            "routeKey": "POST /webhooks/{source}",
+            "stage": "$default",
+            "time": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(now)),
+            "timeEpoch": int(now * 1000),
+        },
+        "body": text if text is not None else base64.b64encode(body).decode(),
+        "isBase64Encoded": text is None,
+    }
+
+
+class WebhookServer:
+    """The HTTP API in front of the ingest handler, on 127.0.0.1."""
+
+    def __init__(self) -> None:
+        self.port = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._runner: web.AppRunner | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/webhooks/{{source}}"
+
+    async def _answer(self, request: web.Request) -> web.Response:
+        from qomon_sync.handlers.ingest import handler
+
+        body = await request.read()
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        event = http_api_event(
+            request.method,
+            request.path,
+            query=request.query_string,
+            headers=headers,
+            body=body,
+            source=request.match_info.get("source"),
+        )
+        # The handler is synchronous, as in Lambda: run it off the event loop.
+        answer = await asyncio.to_thread(handler, event, LocalContext(10))
+        return web.Response(
+            status=answer["statusCode"],
+            headers=answer.get("headers") or {},
+            body=base64.b64decode(answer["body"])
+            if answer.get("isBase64Encoded")
+            else answer["body"],
+        )
+
+    def start(self) -> WebhookServer:
+        ready = threading.Event()
+
+        async def serve() -> None:
+            # API Gateway takes up to 10 MB; the handler itself answers 413 above SQS's limit.
+            app = web.Application(client_max_size=10 * 1024 * 1024)
+            app.router.add_route("*", "/webhooks/{source}", self._answer)
+            app.router.add_route("*", "/{tail:.*}", self._answer)
+            self._runner = web.AppRunner(app, access_log=None)
+            await self._runner.setup()
+            site = web.TCPSite(self._runner, "127.0.0.1", 0)
+            await site.start()
+            self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+            ready.set()
+
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name="webhook-api", daemon=True
+        )
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(serve(), self._loop)
+        if not ready.wait(timeout=15):
+            raise RuntimeError("the local webhook endpoint did not start")
+        return self
+
+    def stop(self) -> None:
+        if self._loop is None:
+            return
+        if self._runner is not None:
+            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(timeout=10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+
 class LocalMode:
     def __init__(self, options: LocalOptions | None = None) -> None:
         self.options = options or LocalOptions()
         self._moto: ThreadedMotoServer | None = None
         self.standin: StandinServer | None = None
+        self.webhooks: WebhookServer | None = None
         self.poller: EventSourcePoller | None = None
         self.endpoints: Endpoints | None = None
         self._saved_env: dict[str, str | None] = {}
@@ -271,11 +404,20 @@ class LocalMode:
                 "POWERTOOLS_SERVICE_NAME": "qomon-sync",
                 "POWERTOOLS_METRICS_NAMESPACE": "QomonSync",
                 "POWERTOOLS_TRACE_DISABLED": "true",
+                "WEBHOOK_SECRETS_SECRET": f"{STACK}/webhook-secrets",
             }
         )
+        from qomon_sync.handlers.ingest import reset_ingest
         from qomon_sync.handlers.sync import reset_runtime
 
         reset_runtime()
+        reset_ingest()
+        self.webhooks = WebhookServer().start()
+        self.endpoints = replace(
+            self.endpoints,
+            webhook_url=self.webhooks.url,
+            webhook_secrets=dict(LOCAL_WEBHOOK_SECRETS),
+        )
         self.poller = EventSourcePoller(self.endpoints, self.options)
         self.poller.start()
         return self.endpoints
@@ -320,6 +462,9 @@ class LocalMode:
         secret_arn = secrets.create_secret(
             Name=f"{STACK}/qomon-api-key", SecretString=json.dumps({"api_key": token})
         )["ARN"]
+        secrets.create_secret(
+            Name=f"{STACK}/webhook-secrets", SecretString=json.dumps(LOCAL_WEBHOOK_SECRETS)
+        )
         return Endpoints(
             aws_endpoint_url=aws_url,
             region=REGION,
@@ -341,6 +486,8 @@ class LocalMode:
             self.poller.stopping.set()
             self.poller.resume()
             self.poller.join(timeout=15)
+        if self.webhooks is not None:
+            self.webhooks.stop()
         if self.standin is not None:
             self.standin.stop()
         if self._moto is not None:
