@@ -86,10 +86,16 @@ class LocalOptions:
 
 
 def fix_moto_fifo_redelivery() -> None:
-    """moto 5.2.5 skips the first message of a FIFO group whose visibility timed out: it
-    drops expired messages from its in-flight set one at a time while iterating, so the
-    group still looks busy when its first message comes up. Real SQS delivers the group
-    in order again; clearing expired in-flight messages before each receive restores that.
+    """Make moto 5.2.5's FIFO receive behave as SQS does, in two ways:
+
+    - moto skips the first message of a FIFO group whose visibility timed out: it drops
+      expired messages from its in-flight set one at a time while iterating, so the group
+      still looks busy when its first message comes up. Real SQS delivers the group in
+      order again; clearing expired in-flight messages before each receive restores that.
+    - SQS "returns as many messages with the same message group ID as possible" in one
+      receive; moto fills a batch in queue order across groups. Ordering the queue by
+      each group's oldest message (a stable sort: each group keeps its own order) gives
+      the same batches, which is what lets one contact's events fold into one write.
     """
     original = SQSBackend.receive_message
     if getattr(original, "_qomon_sync_fixed", False):
@@ -99,6 +105,12 @@ def fix_moto_fifo_redelivery() -> None:
         queue = self.get_queue(queue_name)
         for message in [m for m in queue.pending_messages if m.visible]:
             queue.pending_messages.remove(message)
+        if queue.fifo_queue:
+            with queue._messages_lock:
+                oldest: dict[str | None, int] = {}
+                for index, message in enumerate(queue._messages):
+                    oldest.setdefault(message.group_id, index)
+                queue._messages.sort(key=lambda m: oldest[m.group_id])
         return original(self, queue_name, *args, **kwargs)
 
     receive_message._qomon_sync_fixed = True  # type: ignore[attr-defined]
