@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install demo test lint types unit pacing-check standin clean sam-build lint-template
+.PHONY: install demo test lint types unit pacing-check standin clean sam-build lint-template bench
 
 # SAM CLI lives in its own venv: it pins its own dependencies, which must not move the dev pins.
 SAM_VENV    := .venv-sam
@@ -36,6 +36,10 @@ types: install
 
 unit: install
 	$(BIN)/pytest tests/unit
+
+## The figures of docs/benchmarks.md: tokens, throughput, overhead and size (a few minutes).
+bench: install sam-build
+	$(BIN)/qomon-sync bench
 
 ## 200 mixed GET/PATCH calls against a stand-in with burst 20, refill 5/s: prints the 429 count.
 pacing-check: install

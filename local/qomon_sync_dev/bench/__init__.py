@@ -1,0 +1,1 @@
+"""Benchmarks and the soak: measured, repeatable figures (dev-only)."""

@@ -1,0 +1,235 @@
+"""Tokens, throughput and bucket use: our pipeline against the per-record approach.
+
+Both strategies run the same seeded workload against a fresh stand-in configured like
+Qomon (burst 100, refill 10 tokens/s, multiplied by the same time scale for both):
+
+- `pipeline`: qomon-sync as shipped, in local mode (FIFO queue, the sync handler fed by
+  the event source poller), with the whole workload queued as a backlog first;
+- `per-record`: what existing connectors do, in the same harness: for each event, find the
+  contact, GET it, overlay the change, PATCH it, one at a time, no coalescing, no skipping.
+
+Each run's final Qomon state is checked against the workload's reference model.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import boto3
+import httpx
+
+from qomon_sync.adapters.qomon import Deadline, QomonClient, QomonNotFound
+from qomon_sync.adapters.qomon.port import fetch_forms
+from qomon_sync.domain.assembly import AssemblyPolicy, Rejected, Replace, assemble_contact
+from qomon_sync.domain.change_event import ChangeEvent
+from qomon_sync.domain.contact_shape import ShapePolicy, to_write_shape
+from qomon_sync_dev.bench.workload import Workload, state_of
+from qomon_sync_dev.local_mode import LocalMode, LocalOptions
+from qomon_sync_dev.standin.config import StandinConfig
+from qomon_sync_dev.standin.server import StandinServer
+
+BURST, REFILL = 100, 10.0
+TOKEN = "bench-token"
+POLICY = AssemblyPolicy(
+    shape=ShapePolicy(
+        passthrough=frozenset({"address.citycode", "external_id", "membership_number"})
+    )
+)
+
+
+@dataclass
+class StrategyRun:
+    strategy: str
+    events: int
+    tokens: int
+    tokens_per_event: float
+    floor_tokens: int
+    ratio_to_floor: float
+    calls: dict[str, int]
+    rate_limited: int
+    dead_letters: int
+    lost: int
+    wall_s: float
+    budget_s: float
+    """What the token bucket alone forces: (tokens - burst) / refill."""
+    bucket_use: float
+    """budget_s / wall_s: the share of the refill rate spent while there was a backlog."""
+    state_mismatches: list[str]
+
+
+def _config(scale: float) -> StandinConfig:
+    return StandinConfig(token=TOKEN, burst=BURST, refill=REFILL * scale)
+
+
+def _finish(
+    strategy: str,
+    workload: Workload,
+    stats: dict[str, Any],
+    stored: dict[int, dict[str, Any]],
+    *,
+    dead_letters: int,
+    accounted: int,
+    wall_s: float,
+    scale: float,
+) -> StrategyRun:
+    tokens = int(stats["tokens_spent"])
+    floor = workload.token_floor()
+    mismatches = []
+    for cid, expected in workload.expected.items():
+        actual = state_of(stored[cid])
+        for key in sorted(expected):
+            if actual.get(key) != expected[key]:
+                mismatches.append(f"contact {cid} {key}")
+        notes = [n["data"] for n in stored[cid].get("notes", [])]
+        for note in workload.notes.get(cid, []):
+            if notes.count(note) != 1:
+                mismatches.append(f"contact {cid} note {note!r} x{notes.count(note)}")
+    budget = max(0.0, tokens - BURST) / (REFILL * scale)
+    return StrategyRun(
+        strategy=strategy,
+        events=len(workload.events),
+        tokens=tokens,
+        tokens_per_event=round(tokens / len(workload.events), 3),
+        floor_tokens=floor,
+        ratio_to_floor=round(tokens / floor, 3),
+        calls=dict(stats["calls"]),
+        rate_limited=int(stats["rate_limited"]),
+        dead_letters=dead_letters,
+        lost=len(workload.events) - accounted,
+        wall_s=round(wall_s, 2),
+        budget_s=round(budget, 2),
+        bucket_use=round(budget / wall_s, 3) if wall_s else 0.0,
+        state_mismatches=mismatches,
+    )
+
+
+def run_pipeline(workload: Workload, *, scale: float, timeout_s: float = 240) -> StrategyRun:
+    options = LocalOptions(standin=_config(scale), visibility_timeout_s=5)
+    with LocalMode(options) as local:
+        assert local.endpoints is not None
+        assert local.poller is not None
+        endpoints = local.endpoints
+        sqs = boto3.client(
+            "sqs", endpoint_url=endpoints.aws_endpoint_url, region_name=endpoints.region
+        )
+        local.poller.pause()
+        for start in range(0, len(workload.events), 10):
+            chunk = workload.events[start : start + 10]
+            sqs.send_message_batch(
+                QueueUrl=endpoints.changes_queue_url,
+                Entries=[
+                    {
+                        "Id": str(i),
+                        "MessageBody": json.dumps(event),
+                        "MessageGroupId": ChangeEvent.model_validate(event).contact.key,
+                        "MessageDeduplicationId": event["event_id"],
+                    }
+                    for i, event in enumerate(chunk)
+                ],
+            )
+        started = time.monotonic()
+        local.poller.resume()
+        deadline = started + timeout_s
+        while time.monotonic() < deadline:
+            counts = sqs.get_queue_attributes(
+                QueueUrl=endpoints.changes_queue_url,
+                AttributeNames=[
+                    "ApproximateNumberOfMessages",
+                    "ApproximateNumberOfMessagesNotVisible",
+                ],
+            )["Attributes"]
+            if all(v == "0" for v in counts.values()) and local.poller.idle.is_set():
+                break
+            time.sleep(0.1)
+        wall = time.monotonic() - started
+        dead = _drain(sqs, endpoints.dead_letter_queue_url)
+        stats = httpx.get(f"{endpoints.qomon_url}/_standin/stats", timeout=10).json()
+        stored = {cid: _stored(endpoints.qomon_url, cid) for cid in workload.expected}
+        remaining = sqs.get_queue_attributes(
+            QueueUrl=endpoints.changes_queue_url, AttributeNames=["ApproximateNumberOfMessages"]
+        )["Attributes"]["ApproximateNumberOfMessages"]
+    # Every event not left on the queue was applied, found unchanged, or dead-lettered.
+    accounted = len(workload.events) - int(remaining)
+    return _finish(
+        "pipeline",
+        workload,
+        stats,
+        stored,
+        dead_letters=dead,
+        accounted=accounted,
+        wall_s=wall,
+        scale=scale,
+    )
+
+
+def run_per_record(workload: Workload, *, scale: float) -> StrategyRun:
+    with StandinServer(_config(scale)) as server, QomonClient(server.url, TOKEN) as client:
+        forms = fetch_forms(client, Deadline.after(60))
+        started = time.monotonic()
+        dead = accounted = 0
+        for raw in workload.events:
+            event = ChangeEvent.model_validate(raw)
+            deadline = Deadline.after(60)
+            accounted += 1
+            if event.contact.id is not None:
+                contact_id = event.contact.id
+            else:
+                matches = client.find_contacts_by_email(event.contact.mail or "", deadline=deadline)
+                if len(matches) != 1:
+                    dead += 1
+                    continue
+                contact_id = int(matches[0]["id"])
+            try:
+                current = client.get_contact(contact_id, deadline=deadline)
+            except QomonNotFound:
+                dead += 1
+                continue
+            outcome = assemble_contact(current, forms, [event], POLICY)
+            if isinstance(outcome, Rejected):
+                dead += 1
+                continue
+            # No skipping: the per-record approach always writes, changed or not.
+            body = (
+                outcome.contact
+                if isinstance(outcome, Replace)
+                else to_write_shape(current, forms, POLICY.shape)
+            )
+            client.replace_contact(contact_id, body, deadline=deadline)
+        wall = time.monotonic() - started
+        stats = httpx.get(f"{server.url}/_standin/stats", timeout=10).json()
+        stored = {cid: _stored(server.url, cid) for cid in workload.expected}
+    # The forms are loaded once before the clock starts, as the pipeline loads them once.
+    return _finish(
+        "per-record",
+        workload,
+        stats,
+        stored,
+        dead_letters=dead,
+        accounted=accounted,
+        wall_s=wall,
+        scale=scale,
+    )
+
+
+def _stored(qomon_url: str, contact_id: int) -> dict[str, Any]:
+    return dict(
+        httpx.get(f"{qomon_url}/_standin/contacts/{contact_id}", timeout=10).json()["contact"]
+    )
+
+
+def _drain(sqs: Any, url: str) -> int:
+    count = 0
+    while True:
+        messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+        if not messages:
+            return count
+        count += len(messages)
+        for message in messages:
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+
+
+def as_dict(run: StrategyRun) -> dict[str, Any]:
+    return asdict(run)

@@ -1,0 +1,241 @@
+"""A seeded, reproducible workload of change events, and a reference model of its outcome.
+
+N events over M contacts of the stand-in's seed, skewed (a few contacts get many events),
+with a share of no-op events, answers of every form type, events by id and by e-mail, and
+a share for people Qomon does not know. The reference model is deliberately simple and
+independent of the assembly code: it tracks, per contact, the values the workload touches
+(first name, phone, tags, the answers of each form it uses) by replaying the events in
+order, so the final Qomon state can be checked against it.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from qomon_sync.domain.dates import to_qomon_date
+
+# The seed's forms the workload answers (see events/standin-seed.json).
+SUPPORT = (
+    3102,
+    "Niveau de soutien",
+    "radio",
+    ["very_favorable", "favorable", "undecided", "unfavorable"],
+)
+CONSENTS = (
+    3101,
+    "Consentements",
+    "checkbox",
+    ["consent_email", "consent_sms", "consent_phone", "consent_post"],
+)
+TOPICS = (
+    3205,
+    "Quels sujets vous intéressent ?",
+    "checkbox",
+    ["housing", "transport", "education", "health"],
+)
+HOUSEHOLD = (3202, "Combien de personnes vivent dans votre foyer ?", "numeric", None)
+LAST_VOTE = (3203, "Date de votre dernier vote", "date", None)
+CONCERN = (3201, "Quelle est votre principale préoccupation ?", "text", None)
+PROFESSION = (3401, "Profession", "text", None)
+DONATIONS = (3403, "Montant total des dons (€)", "numeric", None)
+FORMS = (SUPPORT, CONSENTS, TOPICS, HOUSEHOLD, LAST_VOTE, CONCERN, PROFESSION, DONATIONS)
+TAGS = ["bénévole", "donateur", "newsletter", "porte-à-porte", "quartier-nord"]
+UNKNOWN_MAIL = "personne.inconnue.{n}@example.net"
+
+State = dict[str, Any]
+"""Per contact: firstname, phone, tags (casefolded names), and `form:<id>` -> frozenset of data."""
+
+
+@dataclass(frozen=True)
+class WorkloadSpec:
+    events: int = 300
+    contacts: int = 40
+    seed: int = 7
+    noop_share: float = 0.2
+    by_mail_share: float = 0.3
+    unknown_share: float = 0.04
+    skew: float = 1.2
+    """Zipf exponent of the contacts' popularity: a few contacts get many events."""
+
+
+@dataclass
+class Workload:
+    spec: WorkloadSpec
+    events: list[dict[str, Any]]
+    initial: dict[int, State]
+    expected: dict[int, State]
+    touched: set[int] = field(default_factory=set)
+    unknown_events: int = 0
+    noop_events: int = 0
+    notes: dict[int, list[str]] = field(default_factory=dict)
+
+    @property
+    def changed(self) -> set[int]:
+        """Contacts whose tracked data really ends up different (the PATCH floor)."""
+        return {c for c in self.touched if self.expected[c] != self.initial[c] or self.notes.get(c)}
+
+    def token_floor(self) -> int:
+        """One read per contact (or lookup per unknown person), one write per changed contact."""
+        return len(self.touched) + self.unknown_lookups + 5 * len(self.changed)
+
+    @property
+    def unknown_lookups(self) -> int:
+        return len(
+            {
+                e["contact"]["mail"]
+                for e in self.events
+                if e["contact"].get("mail", "").startswith("personne.inconnue")
+            }
+        )
+
+
+def state_of(contact: Mapping[str, Any]) -> State:
+    """The tracked values of a stored or seeded contact (live answers only)."""
+    state: State = {
+        "firstname": contact.get("firstname"),
+        "phone": contact.get("phone"),
+        "tags": frozenset(_key(t["name"]) for t in contact.get("tags") or []),
+    }
+    for form_id, *_ in FORMS:
+        answers = [
+            a
+            for a in [*(contact.get("formdatas") or []), *(contact.get("custom_fields") or [])]
+            if a.get("form_id") == form_id and not a.get("deleted_at")
+        ]
+        state[f"form:{form_id}"] = frozenset(str(a.get("data")) for a in answers)
+    return state
+
+
+def build_workload(
+    seed_contacts: Iterable[Mapping[str, Any]], spec: WorkloadSpec | None = None
+) -> Workload:
+    spec = spec or WorkloadSpec()
+    rng = random.Random(spec.seed)
+    contacts = [c for c in seed_contacts if not c.get("black_list")][: spec.contacts]
+    mails = [str(c.get("mail") or "").casefold() for c in contacts]
+    unique_mail = {
+        c["id"] for c, m in zip(contacts, mails, strict=True) if m and mails.count(m) == 1
+    }
+    # A source identifies a person one way (its CRM id, or the e-mail typed in a form): the
+    # FIFO message group is that key, so one person's events stay in one group, in order.
+    by_mail = {cid for cid in sorted(unique_mail) if rng.random() < spec.by_mail_share}
+    weights = [1 / (rank + 1) ** spec.skew for rank in range(len(contacts))]
+    model = {c["id"]: state_of(c) for c in contacts}
+    initial = {cid: dict(state) for cid, state in model.items()}
+    workload = Workload(spec, [], initial, model)
+
+    for n in range(spec.events):
+        event_id = f"bench-{spec.seed}-{n:05d}"
+        if rng.random() < spec.unknown_share:
+            mail = UNKNOWN_MAIL.format(n=rng.randrange(10))
+            workload.events.append(_event(event_id, {"mail": mail}, tags={"add": ["newsletter"]}))
+            workload.unknown_events += 1
+            continue
+        contact = rng.choices(contacts, weights)[0]
+        cid = contact["id"]
+        ref = {"mail": contact["mail"]} if cid in by_mail else {"id": cid}
+        workload.touched.add(cid)
+        state = model[cid]
+        if rng.random() < spec.noop_share:
+            workload.events.append(_event(event_id, ref, **_noop(state, rng)))
+            workload.noop_events += 1
+            continue
+        changes = _change(state, rng, n)
+        for note in changes.get("notes", []):
+            workload.notes.setdefault(cid, []).append(note["data"])
+        workload.events.append(_event(event_id, ref, **changes))
+    return workload
+
+
+def _event(event_id: str, contact: dict[str, Any], **changes: Any) -> dict[str, Any]:
+    return {
+        "event_id": event_id,
+        "source": "bench",
+        "occurred_at": "2026-11-24T10:00:00Z",
+        "contact": contact,
+        **changes,
+    }
+
+
+def _noop(state: State, rng: random.Random) -> dict[str, Any]:
+    """Changes that restate what the model already holds."""
+    if state["firstname"] and rng.random() < 0.5:
+        return {"set": {"firstname": state["firstname"]}}
+    if state["tags"]:
+        return {"tags": {"add": [sorted(state["tags"])[0]]}}
+    support = state[f"form:{SUPPORT[0]}"]
+    if len(support) == 1:
+        return {"fields": [{"field": SUPPORT[1], "value": next(iter(support))}]}
+    return {"tags": {"remove": ["jamais-utilise"]}}
+
+
+def _change(state: State, rng: random.Random, n: int) -> dict[str, Any]:
+    """One to three changes of different kinds, applied to the model as they are drawn."""
+    set_fields: dict[str, Any] = {}
+    tags: dict[str, list[str]] = {}
+    fields: list[dict[str, Any]] = []
+    notes: list[dict[str, Any]] = []
+    for kind in rng.sample(["name", "phone", "tag", "form", "form", "note"], rng.randint(1, 3)):
+        if kind == "name":
+            set_fields["firstname"] = state["firstname"] = (
+                rng.choice(["Ana", "Inès", "Hugo", "Léa", "Nour"]) + f" {n}"
+            )
+        elif kind == "phone":
+            set_fields["phone"] = state["phone"] = f"+336000{n:05d}"
+        elif kind == "tag":
+            name = rng.choice(TAGS)
+            if _key(name) in state["tags"] and rng.random() < 0.5:
+                tags.setdefault("remove", []).append(name)
+                state["tags"] = state["tags"] - {_key(name)}
+            elif name not in tags.get("remove", []):
+                tags.setdefault("add", []).append(name)
+                state["tags"] = state["tags"] | {_key(name)}
+        elif kind == "form":
+            fields.append(_answer(state, rng, n, {f["field"] for f in fields}))
+        else:
+            notes.append({"data": f"Note de banc d'essai n°{n}"})
+    out: dict[str, Any] = {}
+    if set_fields:
+        out["set"] = set_fields
+    if tags:
+        out["tags"] = tags
+    if fields:
+        out["fields"] = fields
+    if notes:
+        out["notes"] = notes
+    return out
+
+
+def _answer(state: State, rng: random.Random, n: int, used: set[str]) -> dict[str, Any]:
+    form_id, label, kind, choices = rng.choice([f for f in FORMS if f[1] not in used] or [FORMS[0]])
+    values: list[str] = list(choices or [])
+    key = f"form:{form_id}"
+    if kind == "radio":
+        value = rng.choice(values)
+        state[key] = frozenset({value})
+        return {"field": label, "value": value}
+    if kind == "checkbox":
+        value = rng.choice(values)
+        if value in state[key] and rng.random() < 0.5:
+            state[key] = state[key] - {value}
+            return {"field": label, "op": "remove", "value": value}
+        state[key] = state[key] | {value}
+        return {"field": label, "op": "add", "value": value}
+    if kind == "numeric":
+        number = rng.randint(1, 9) if form_id == HOUSEHOLD[0] else rng.randint(10, 500)
+        state[key] = frozenset({str(number)})
+        return {"field": label, "value": number}
+    if kind == "date":
+        day = f"2024-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}"
+        state[key] = frozenset({to_qomon_date(day)})
+        return {"field": label, "value": day}
+    text = f"Réponse {n}"
+    state[key] = frozenset({text})
+    return {"field": label, "value": text}
+
+
+def _key(name: str) -> str:
+    return " ".join(name.split()).casefold()

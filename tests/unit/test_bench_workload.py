@@ -1,0 +1,71 @@
+"""The benchmark workload is reproducible, shaped as specified, and its reference model
+agrees with the real assembly (two independent implementations of the same rules)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from qomon_sync.domain.assembly import AssemblyPolicy, Rejected, Replace, assemble_contact
+from qomon_sync.domain.change_event import ChangeEvent
+from qomon_sync.domain.contact_shape import ShapePolicy
+from qomon_sync.domain.forms import Form, FormCatalog
+from qomon_sync_dev.bench.workload import WorkloadSpec, build_workload, state_of
+from qomon_sync_dev.standin.make_seed import build_seed
+from qomon_sync_dev.standin.store import ContactStore
+
+POLICY = AssemblyPolicy(
+    shape=ShapePolicy(passthrough=frozenset({"external_id", "membership_number"}))
+)
+
+
+def test_the_same_seed_gives_the_same_workload() -> None:
+    contacts = build_seed()["contacts"]
+    assert build_workload(contacts).events == build_workload(contacts).events
+    assert build_workload(contacts).events != build_workload(contacts, WorkloadSpec(seed=8)).events
+
+
+def test_the_workload_has_the_specified_shape() -> None:
+    spec = WorkloadSpec(events=400)
+    workload = build_workload(build_seed()["contacts"], spec)
+    assert len(workload.events) == 400
+    assert 0.1 < workload.noop_events / 400 < 0.3
+    assert workload.unknown_events > 0
+    per_contact = Counter(e["contact"].get("id") or e["contact"]["mail"] for e in workload.events)
+    top = per_contact.most_common(3)
+    assert sum(n for _, n in top) > 400 / 4  # skewed: a few contacts get many events
+    # A person is always named the same way (one message group, so one order).
+    kinds: dict[int, set[str]] = {}
+    ids = {c["mail"].casefold(): c["id"] for c in build_seed()["contacts"] if c.get("mail")}
+    for event in workload.events:
+        ref = event["contact"]
+        cid = ref.get("id") or ids.get(ref["mail"].casefold())
+        if cid is not None:
+            kinds.setdefault(cid, set()).add("id" if "id" in ref else "mail")
+    assert all(len(k) == 1 for k in kinds.values())
+    assert any(k == {"mail"} for k in kinds.values())
+    assert workload.token_floor() == len(workload.touched) + workload.unknown_lookups + 5 * len(
+        workload.changed
+    )
+
+
+def test_the_reference_model_agrees_with_the_assembly() -> None:
+    seed = build_seed()
+    store = ContactStore.from_seed(seed)
+    forms = FormCatalog(Form.model_validate(f) for f in seed["forms"])
+    workload = build_workload(seed["contacts"], WorkloadSpec(events=300))
+    ids = {c["mail"].casefold(): c["id"] for c in seed["contacts"] if c.get("mail")}
+    current: dict[int, dict[str, Any]] = {
+        cid: store.render(store.get(cid)) for cid in workload.expected
+    }
+    for raw in workload.events:
+        event = ChangeEvent.model_validate(raw)
+        cid = event.contact.id or ids.get((event.contact.mail or "").casefold())
+        if cid not in current:
+            continue  # a person Qomon does not know
+        outcome = assemble_contact(current[cid], forms, [event], POLICY)
+        assert not isinstance(outcome, Rejected), outcome
+        if isinstance(outcome, Replace):
+            current[cid] = outcome.contact
+    for cid, expected in workload.expected.items():
+        assert state_of(current[cid]) == expected, cid
