@@ -384,3 +384,24 @@ def test_delete_accepts_an_empty_204(fake: FakeTime) -> None:
     script = Script([httpx.Response(204)])
     make_client(script, fake).delete_contact(7, deadline=deadline(fake))
     assert script.requests[0].method == "DELETE"
+
+
+def test_a_replace_that_may_have_reached_qomon_is_not_resent(fake: FakeTime) -> None:
+    # Qomon may still apply the first PATCH later; a resend followed by our next write
+    # would let that late request overwrite the newer data.
+    script = Script([httpx.ReadTimeout("slow"), ok({"contact": CONTACT})])
+    client = make_client(script, fake)
+    with pytest.raises(QomonTransportError) as caught:
+        client.replace_contact(7, {"firstname": "Ana"}, deadline=deadline(fake))
+    assert caught.value.retryable
+    assert caught.value.request_sent
+    assert len(script.requests) == 1
+
+
+def test_a_replace_is_resent_when_qomon_surely_did_not_take_it(fake: FakeTime) -> None:
+    script = Script(
+        [httpx.ConnectError("refused"), problem(429), problem(503), ok({"contact": CONTACT})]
+    )
+    client = make_client(script, fake)
+    assert client.replace_contact(7, {"firstname": "Ana"}, deadline=deadline(fake)) == CONTACT
+    assert len(script.requests) == 4

@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 from pydantic import ValidationError
@@ -45,6 +45,7 @@ WRITE_COST = 5
 READ_COST = 1
 
 Contact = dict[str, Any]
+CallKind = Literal["read", "replace", "create"]
 
 
 @dataclass
@@ -155,7 +156,15 @@ class QomonClient:
     def replace_contact(
         self, contact_id: int | str, contact: Mapping[str, Any], *, deadline: Deadline
     ) -> Contact:
-        """PATCH /contacts/{id}: a full replacement. Whatever `contact` omits is deleted."""
+        """PATCH /contacts/{id}: a full replacement. Whatever `contact` omits is deleted.
+
+        Not resent here once the request may have reached Qomon (a timeout, a connection
+        dropped after sending): Qomon may still apply it later, and if another write of
+        ours for this contact landed first, the late one would overwrite it (full
+        replacement, no ETag: the last writer wins). The error is retryable: the caller
+        leaves the contact to the queue, whose visibility timeout keeps its later changes
+        back until the late request has landed or died; then a fresh GET shows what won.
+        """
         data = self._call(
             "PATCH",
             f"/contacts/{contact_id}",
@@ -163,6 +172,7 @@ class QomonClient:
             deadline,
             json={"data": {"contact": dict(contact)}},
             cost=WRITE_COST,
+            kind="replace",
         )
         return _contact_of(data, "PATCH /contacts/{id}")
 
@@ -179,7 +189,7 @@ class QomonClient:
             deadline,
             json={"data": {"contact": dict(contact)}},
             cost=WRITE_COST,
-            idempotent=False,
+            kind="create",
         )
         return _contact_of(data, "POST /contacts")
 
@@ -259,7 +269,7 @@ class QomonClient:
         *,
         json: Any = None,
         cost: int = READ_COST,
-        idempotent: bool = True,
+        kind: CallKind = "read",
     ) -> dict[str, Any]:
         last_error: QomonError | None = None
         for attempt in range(1, self.retry.max_attempts + 1):
@@ -288,9 +298,7 @@ class QomonClient:
                 )
             except QomonError as error:
                 last_error = error
-                if not error.retryable:
-                    raise
-                if not idempotent and not _safe_to_resend(error):
+                if not error.retryable or not _may_resend(error, kind):
                     raise
                 wait = self._wait_before_retry(error, attempt, cost)
                 if attempt == self.retry.max_attempts:
@@ -389,11 +397,22 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
     return max(0.0, when.timestamp() - current)
 
 
-def _safe_to_resend(error: QomonError) -> bool:
-    """For a non-idempotent call: resend only when the first request surely did nothing."""
-    if isinstance(error, QomonRateLimited):
+def _may_resend(error: QomonError, kind: CallKind) -> bool:
+    """Whether a retryable failure may be retried in-process.
+
+    A read may always be. A write whose request may still be in flight (a timeout or a
+    connection dropped after sending) may not: see `replace_contact`. A create answered
+    with a 5xx may have created the person, so only a 429 or a refused connection (the
+    request surely did nothing) lets it be sent again.
+    """
+    in_flight = isinstance(error, QomonTransportError) and error.request_sent
+    if kind == "read":
         return True
-    return isinstance(error, QomonTransportError) and not error.request_sent
+    if kind == "replace":
+        return not in_flight
+    return isinstance(error, QomonRateLimited) or (
+        isinstance(error, QomonTransportError) and not in_flight
+    )
 
 
 def _spent_tokens(response: httpx.Response, default_cost: int) -> int:
