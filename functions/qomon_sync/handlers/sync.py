@@ -362,7 +362,8 @@ class SyncBatch:
             self.fates[record.message_id] = Fate(retry=RetryLater(why))
         metrics.add_metric(name="EventsRetryLater", unit=MetricUnit.Count, value=len(records))
         logger.warning(
-            "events left for redelivery", extra={"messages": len(records), "reason": why}
+            "events left for redelivery",
+            extra={"messages": [r.message_id for r in records], "reason": why},
         )
 
     def _release(self, event: ChangeEvent, why: Exception) -> None:
