@@ -34,7 +34,7 @@ import boto3
 import httpx
 from aiohttp import web
 from moto.server import ThreadedMotoServer
-from moto.sqs.models import SQSBackend
+from moto.sqs.models import Queue, SQSBackend
 
 from qomon_sync_dev.standin.config import StandinConfig
 from qomon_sync_dev.standin.server import StandinServer
@@ -88,30 +88,36 @@ class LocalOptions:
 def fix_moto_fifo_redelivery() -> None:
     """Make moto 5.2.5's FIFO receive behave as SQS does, in two ways:
 
-    - moto skips the first message of a FIFO group whose visibility timed out: it drops
-      expired messages from its in-flight set one at a time while iterating, so the group
-      still looks busy when its first message comes up. Real SQS delivers the group in
-      order again; clearing expired in-flight messages before each receive restores that.
+    - moto treats a message group as busy while any of its messages is in its in-flight
+      set, even one whose visibility timed out, and drops those one at a time while
+      iterating: the group's first redelivered message is skipped, then the next, and
+      the last one held back comes out first, out of order. SQS redelivers the group in
+      order. Clearing timed-out messages from the in-flight set before each receive restores
+      that. moto's long poll would still meet them mid-iteration, so the poller below
+      polls short (WaitTimeSeconds=0) and sleeps when the queue is empty.
     - SQS "returns as many messages with the same message group ID as possible" in one
       receive; moto fills a batch in queue order across groups. Ordering the queue by
       each group's oldest message (a stable sort: each group keeps its own order) gives
       the same batches, which is what lets one contact's events fold into one write.
     """
-    original = SQSBackend.receive_message
-    if getattr(original, "_qomon_sync_fixed", False):
+    original_receive = SQSBackend.receive_message
+    if getattr(original_receive, "_qomon_sync_fixed", False):
         return
+
+    def forget_timed_out(queue: Queue) -> None:
+        for message in [m for m in queue.pending_messages if m.visible]:
+            queue.pending_messages.remove(message)
 
     def receive_message(self: SQSBackend, queue_name: str, *args: Any, **kwargs: Any) -> Any:
         queue = self.get_queue(queue_name)
-        for message in [m for m in queue.pending_messages if m.visible]:
-            queue.pending_messages.remove(message)
+        forget_timed_out(queue)
         if queue.fifo_queue:
             with queue._messages_lock:
                 oldest: dict[str | None, int] = {}
                 for index, message in enumerate(queue._messages):
                     oldest.setdefault(message.group_id, index)
                 queue._messages.sort(key=lambda m: oldest[m.group_id])
-        return original(self, queue_name, *args, **kwargs)
+        return original_receive(self, queue_name, *args, **kwargs)
 
     receive_message._qomon_sync_fixed = True  # type: ignore[attr-defined]
     SQSBackend.receive_message = receive_message  # type: ignore[method-assign]
@@ -213,15 +219,22 @@ class EventSourcePoller(threading.Thread):
                 self.running.wait(timeout=0.2)
                 continue
             self.paused.clear()
-            answer = self._sqs.receive_message(
-                QueueUrl=self.endpoints.changes_queue_url,
-                MaxNumberOfMessages=self.options.batch_size,
-                AttributeNames=["All"],
-                MessageAttributeNames=["All"],
-                WaitTimeSeconds=1,
-            )
+            try:
+                answer = self._sqs.receive_message(
+                    QueueUrl=self.endpoints.changes_queue_url,
+                    MaxNumberOfMessages=self.options.batch_size,
+                    AttributeNames=["All"],
+                    MessageAttributeNames=["All"],
+                    WaitTimeSeconds=0,  # see fix_moto_fifo_redelivery
+                )
+            except Exception as exc:  # an event source mapping keeps polling through errors
+                self.errors.append(f"receive: {type(exc).__name__}: {exc}")
+                self.stopping.wait(1)
+                continue
             messages = answer.get("Messages", [])
-            if messages:
+            if not messages:
+                self.stopping.wait(0.1)
+            else:
                 self.idle.clear()
                 try:
                     self._invoke(handler, messages)
@@ -234,7 +247,11 @@ class EventSourcePoller(threading.Thread):
         try:
             response = handler(event, LocalContext(self.options.function_timeout_s))
             failed = {f["itemIdentifier"] for f in response.get("batchItemFailures", [])}
-        except Exception as exc:  # a crashed invocation: nothing is deleted, as on AWS
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except (
+            BaseException
+        ) as exc:  # a crashed or killed invocation: nothing is deleted, as on AWS
             self.errors.append(f"{type(exc).__name__}: {exc}")
             failed = {m["MessageId"] for m in messages}
         done = [m for m in messages if m["MessageId"] not in failed]

@@ -213,3 +213,55 @@ def test_a_429_storm_delays_events_but_loses_none(local: LocalMode) -> None:
     ]
     assert qomon(local, "stats")["rate_limited"] > 0
     assert dead_letters(local) == []
+
+
+def test_local_sqs_redelivers_a_fifo_group_in_order_and_batches_it_together() -> None:
+    """The two ways local mode's moto is made to behave as SQS does (see
+    fix_moto_fifo_redelivery): both broke the soak's conservation check before."""
+    from moto.server import ThreadedMotoServer
+
+    from qomon_sync_dev.local_mode import fix_moto_fifo_redelivery
+
+    fix_moto_fifo_redelivery()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        client = boto3.client(
+            "sqs",
+            endpoint_url=f"http://{host}:{port}",
+            region_name="eu-west-3",
+            aws_access_key_id="x",
+            aws_secret_access_key="x",
+        )
+        queue = client.create_queue(
+            QueueName=f"order-{uuid.uuid4().hex[:8]}.fifo",
+            Attributes={"FifoQueue": "true", "VisibilityTimeout": "1"},
+        )["QueueUrl"]
+        for n in range(14):  # two groups, interleaved as they arrive
+            client.send_message(
+                QueueUrl=queue,
+                MessageBody=f"a{n:02d}",
+                MessageGroupId="a",
+                MessageDeduplicationId=f"a{n}",
+            )
+            if n < 4:
+                client.send_message(
+                    QueueUrl=queue,
+                    MessageBody=f"b{n:02d}",
+                    MessageGroupId="b",
+                    MessageDeduplicationId=f"b{n}",
+                )
+        first = client.receive_message(QueueUrl=queue, MaxNumberOfMessages=10)["Messages"]
+        assert [m["Body"] for m in first] == [f"a{n:02d}" for n in range(10)]  # one group first
+        for message in first[:4]:  # a04..a09 fail: they stay in flight
+            client.delete_message(QueueUrl=queue, ReceiptHandle=message["ReceiptHandle"])
+        assert [
+            m["Body"]
+            for m in client.receive_message(QueueUrl=queue, MaxNumberOfMessages=10)["Messages"]
+        ] == ["b00", "b01", "b02", "b03"]
+        time.sleep(1.2)
+        again = client.receive_message(QueueUrl=queue, MaxNumberOfMessages=10)["Messages"]
+        assert [m["Body"] for m in again] == [f"a{n:02d}" for n in range(4, 14)]  # in order
+    finally:
+        server.stop()
