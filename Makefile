@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install demo test lint types unit pacing-check standin clean sam-build lint-template bench
+.PHONY: install demo test lint types unit pacing-check standin clean sam-build lint-template bench soak soak-quick
 
 # SAM CLI lives in its own venv: it pins its own dependencies, which must not move the dev pins.
 SAM_VENV    := .venv-sam
@@ -40,6 +40,14 @@ unit: install
 ## The figures of docs/benchmarks.md: tokens, throughput, overhead and size (a few minutes).
 bench: install sam-build
 	$(BIN)/qomon-sync bench
+
+## The benchmark workload under injected faults; exits non-zero on any loss (a few minutes).
+soak: install
+	$(BIN)/qomon-sync soak
+
+## The small soak CI runs.
+soak-quick: install
+	$(BIN)/qomon-sync soak --quick
 
 ## 200 mixed GET/PATCH calls against a stand-in with burst 20, refill 5/s: prints the 429 count.
 pacing-check: install

@@ -17,6 +17,11 @@ Runner = Callable[[argparse.Namespace], int]
 
 COMMANDS = (
     ("bench", "qomon_sync_dev.bench.run", "tokens, throughput and overhead figures, from a run"),
+    (
+        "soak",
+        "qomon_sync_dev.bench.soak",
+        "the workload under injected faults; checks nothing is lost",
+    ),
     ("demo", "qomon_sync_dev.demo", "run the sample change events against a local Qomon stand-in"),
     ("local", "qomon_sync_dev.local_mode", "run the whole pipeline on this machine (local AWS)"),
     ("standin", "qomon_sync_dev.standin.server", "serve a Qomon stand-in on 127.0.0.1"),

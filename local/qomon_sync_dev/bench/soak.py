@@ -1,0 +1,389 @@
+"""`qomon-sync soak`: the benchmark workload under injected faults, then a conservation check.
+
+Faults: a share of 5xx answers, dropped connections and hung answers (longer than the
+client waits), 429 storms, duplicate deliveries, malformed messages, and the consumer
+killed mid-batch, both between the GET and the PATCH and after the PATCH before the
+messages are deleted (a Lambda timing out or crashing there).
+
+At the end, every event must be reflected in Qomon's final state (per the workload's
+reference model) or in the dead-letter queue with a specific reason; nothing the workload
+did not name may have changed; no note may have been added twice. It prints a table of the
+faults injected and the outcomes, and exits non-zero on any loss.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import os
+import random
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+import httpx
+
+from qomon_sync.adapters.qomon.client import QomonClient
+from qomon_sync.domain.change_event import ChangeEvent
+from qomon_sync.domain.dates import to_qomon_date
+from qomon_sync_dev.bench.workload import FORMS, Workload, WorkloadSpec, build_workload, state_of
+from qomon_sync_dev.local_mode import LocalMode, LocalOptions
+from qomon_sync_dev.standin.config import StandinConfig
+from qomon_sync_dev.standin.make_seed import build_seed
+
+
+class KilledMidBatch(BaseException):
+    """The consumer dies here: nothing after this point of the invocation happens."""
+
+
+@dataclass(frozen=True)
+class SoakSpec:
+    events: int = 200
+    contacts: int = 30
+    seed: int = 11
+    fail_rate: float = 0.05
+    drop_rate: float = 0.02
+    timeout_rate: float = 0.01
+    storms: int = 2
+    storm_s: float = 2.0
+    duplicate_share: float = 0.05
+    malformed: int = 5
+    kill_before_patch: float = 0.03
+    kill_after_patch: float = 0.03
+    scale: float = 5.0
+    timeout_s: float = 480.0
+
+
+QUICK = SoakSpec(events=60, contacts=15, storms=1, malformed=2, timeout_s=240.0)
+
+
+class Killer:
+    """Wraps the client's writes to kill the consumer before or after some of them."""
+
+    def __init__(self, spec: SoakSpec) -> None:
+        self.rng = random.Random(spec.seed)
+        self.spec = spec
+        self.counts: Counter[str] = Counter()
+        self._originals: dict[str, Any] = {}
+
+    def __enter__(self) -> Killer:
+        for name in ("replace_contact", "create_contact"):
+            original = getattr(QomonClient, name)
+            self._originals[name] = original
+            setattr(QomonClient, name, self._wrap(original))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for name, original in self._originals.items():
+            setattr(QomonClient, name, original)
+
+    def _wrap(self, original: Any) -> Any:
+        def write(client: QomonClient, *args: Any, **kwargs: Any) -> Any:
+            draw = self.rng.random()
+            if draw < self.spec.kill_before_patch:
+                self.counts["killed between GET and PATCH"] += 1
+                raise KilledMidBatch
+            answer = original(client, *args, **kwargs)
+            if draw < self.spec.kill_before_patch + self.spec.kill_after_patch:
+                self.counts["killed after PATCH, before delete"] += 1
+                raise KilledMidBatch
+            return answer
+
+        return write
+
+
+def run_soak(spec: SoakSpec) -> dict[str, Any]:
+    workload = build_workload(
+        build_seed()["contacts"],
+        WorkloadSpec(events=spec.events, contacts=spec.contacts, seed=spec.seed),
+    )
+    rng = random.Random(spec.seed + 1)
+    standin = StandinConfig(
+        token="soak-token",  # noqa: S106 - the local stand-in's key
+        burst=100,
+        refill=10.0 * spec.scale,
+        fail_rate=spec.fail_rate,
+        drop_rate=spec.drop_rate,
+        timeout_rate=spec.timeout_rate,
+        hang_s=2.0,
+        random_seed=spec.seed,
+    )
+    # AWS keeps visibility (360 s) above the function timeout (60 s), so a killed
+    # invocation's in-progress claims have expired when its messages come back; the same
+    # ratio here, shortened.
+    options = LocalOptions(
+        standin=standin, visibility_timeout_s=12, function_timeout_s=10.0, max_receive_count=5
+    )
+    env = {
+        "SAFETY_MARGIN_S": "2",
+        "QOMON_READ_TIMEOUT_S": "1.0",
+        "POWERTOOLS_LOG_LEVEL": os.environ.get("SOAK_LOG_LEVEL", "ERROR"),
+    }
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    injected: Counter[str] = Counter()
+    try:
+        with Killer(spec) as killer, LocalMode(options) as local:
+            assert local.endpoints is not None
+            assert local.poller is not None
+            endpoints = local.endpoints
+            sqs = boto3.client(
+                "sqs", endpoint_url=endpoints.aws_endpoint_url, region_name=endpoints.region
+            )
+            local.poller.pause()
+            before = _untouched_view(
+                httpx.get(f"{endpoints.qomon_url}/_standin/contacts", timeout=10).json()
+            )
+            messages = _backlog(workload, spec, rng, injected)
+            for body, group, dedup in messages:
+                sqs.send_message(
+                    QueueUrl=endpoints.changes_queue_url,
+                    MessageBody=body,
+                    MessageGroupId=group,
+                    MessageDeduplicationId=dedup,
+                )
+            storms = threading.Thread(
+                target=_storms, args=(endpoints.qomon_url, spec, injected), daemon=True
+            )
+            started = time.monotonic()
+            with contextlib.redirect_stdout(io.StringIO()):
+                local.poller.resume()
+                storms.start()
+                drained = _wait_until_drained(
+                    sqs, endpoints.changes_queue_url, local, spec.timeout_s
+                )
+            wall = time.monotonic() - started
+            letters = _dead_letters(sqs, endpoints.dead_letter_queue_url)
+            stats = httpx.get(f"{endpoints.qomon_url}/_standin/stats", timeout=10).json()
+            stored = {
+                cid: httpx.get(f"{endpoints.qomon_url}/_standin/contacts/{cid}", timeout=10).json()[
+                    "contact"
+                ]
+                for cid in workload.expected
+            }
+            after = _untouched_view(
+                httpx.get(f"{endpoints.qomon_url}/_standin/contacts", timeout=10).json()
+            )
+            injected.update(killer.counts)
+            crashes = len(local.poller.errors)
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    faults = stats.get("faults", {})
+    injected["5xx answers"] += int(faults.get("server_errors", 0))
+    injected["dropped connections"] += int(faults.get("dropped", 0))
+    injected["hung answers (timeouts)"] += int(faults.get("timeouts", 0))
+    injected["429 answers"] += int(stats.get("rate_limited", 0))
+    report = _conservation(
+        workload,
+        letters,
+        stored,
+        injected,
+        drained=drained,
+        wall_s=wall,
+        crashes=crashes,
+        spec=spec,
+    )
+    moved = sorted(str(cid) for cid in before if before[cid] != after.get(cid))
+    if moved:
+        report["problems"].append(f"fields no event named changed on contacts {', '.join(moved)}")
+        report["lost"] = len(report["problems"])
+    report["outcomes"]["contacts_checked_for_unnamed_changes"] = len(before)
+    return report
+
+
+TRACKED_FORMS = {form_id for form_id, *_ in FORMS}
+MAY_CHANGE = frozenset(
+    {"firstname", "phone", "tags", "notes", "UpdatedAt", "formdatas", "custom_fields"}
+)
+
+
+def _untouched_view(listing: dict[str, Any]) -> dict[int, Any]:
+    """Every stored contact less what the workload may change (first name, phone, tags,
+    the answers of the forms it uses, notes) and what Qomon changes itself (UpdatedAt,
+    answer ids and dates): what must come out of the soak exactly as it went in."""
+    view = {}
+    for contact in listing["contacts"]:
+        rest = {k: v for k, v in contact.items() if k not in MAY_CHANGE}
+        if rest.get("birthdate"):  # an instant: written in milliseconds whatever it was read in
+            rest["birthdate"] = to_qomon_date(rest["birthdate"])
+        answers = sorted(
+            (a["form_id"], a["form_ref_id"], str(a["data"]))
+            for a in [*contact.get("formdatas", []), *contact.get("custom_fields", [])]
+            if a.get("deleted_at") is None and a["form_id"] not in TRACKED_FORMS
+        )
+        view[contact["id"]] = (json.dumps(rest, sort_keys=True), answers)
+    return view
+
+
+def _backlog(
+    workload: Workload, spec: SoakSpec, rng: random.Random, injected: Counter[str]
+) -> list[tuple[str, str, str]]:
+    """The workload as queue messages (body, group, deduplication id), with duplicate
+    deliveries and malformed messages mixed in."""
+    messages = []
+    for event in workload.events:
+        group = ChangeEvent.model_validate(event).contact.key
+        messages.append((json.dumps(event), group, event["event_id"]))
+        if rng.random() < spec.duplicate_share:  # a sender's later redelivery
+            messages.append((json.dumps(event), group, event["event_id"] + "-again"))
+            injected["duplicate deliveries"] += 1
+    for n in range(spec.malformed):
+        junk = '{"event_id": "broken-' + str(n)
+        messages.insert(rng.randrange(len(messages)), (junk, "junk", f"junk-{n}"))
+        injected["malformed messages"] += 1
+    return messages
+
+
+def _storms(qomon_url: str, spec: SoakSpec, injected: Counter[str]) -> None:
+    for _ in range(spec.storms):
+        time.sleep(1.5)
+        httpx.post(
+            f"{qomon_url}/_standin/faults", json={"rate_limit_storm_s": spec.storm_s}, timeout=10
+        )
+        injected["429 storms"] += 1
+
+
+def _wait_until_drained(sqs: Any, url: str, local: LocalMode, timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    quiet = 0
+    while time.monotonic() < deadline:
+        counts = sqs.get_queue_attributes(
+            QueueUrl=url,
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        )["Attributes"]
+        assert local.poller is not None
+        quiet = (
+            quiet + 1
+            if all(v == "0" for v in counts.values()) and local.poller.idle.is_set()
+            else 0
+        )
+        if quiet >= 5:
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def _dead_letters(sqs: Any, url: str) -> list[dict[str, str]]:
+    letters: list[dict[str, str]] = []
+    while True:
+        answer = sqs.receive_message(
+            QueueUrl=url, MaxNumberOfMessages=10, MessageAttributeNames=["All"]
+        )
+        if not answer.get("Messages"):
+            return letters
+        for message in answer["Messages"]:
+            attributes = {
+                k: v["StringValue"] for k, v in message.get("MessageAttributes", {}).items()
+            }
+            letters.append({"body": message["Body"], **attributes})
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+
+
+def _conservation(
+    workload: Workload,
+    letters: list[dict[str, str]],
+    stored: dict[int, dict[str, Any]],
+    injected: Counter[str],
+    *,
+    drained: bool,
+    wall_s: float,
+    crashes: int,
+    spec: SoakSpec,
+) -> dict[str, Any]:
+    reasons = Counter(
+        letter.get("error_code", "NO REASON (moved by the redrive policy)") for letter in letters
+    )
+    lettered_ids = {
+        json.loads(letter["body"]).get("event_id")
+        for letter in letters
+        if letter["body"].startswith('{"event_id": "bench')
+    }
+    unknown_ids = {
+        e["event_id"] for e in workload.events if "personne.inconnue" in json.dumps(e["contact"])
+    }
+    problems: list[str] = []
+    for cid, expected in workload.expected.items():
+        actual = state_of(stored[cid])
+        problems += [
+            f"contact {cid}: {key} differs from the model"
+            for key in sorted(expected)
+            if actual.get(key) != expected[key]
+        ]
+        notes = [n["data"] for n in stored[cid].get("notes", [])]
+        problems += [
+            f"contact {cid}: note added {notes.count(n)} times"
+            for n in workload.notes.get(cid, [])
+            if notes.count(n) != 1
+        ]
+    if not drained:
+        problems.append("the queue did not drain in time")
+    if lettered_ids - unknown_ids:
+        problems.append(f"{len(lettered_ids - unknown_ids)} known-contact events dead-lettered")
+    if unknown_ids - lettered_ids:
+        problems.append(
+            f"{len(unknown_ids - lettered_ids)} unknown-contact events not dead-lettered"
+        )
+    if any("NO REASON" in r for r in reasons):
+        problems.append("events dead-lettered without a reason")
+    if reasons.get("invalid_event", 0) != spec.malformed:
+        found = reasons.get("invalid_event", 0)
+        problems.append(f"{found} of {spec.malformed} malformed messages dead-lettered")
+    return {
+        "spec": spec.__dict__,
+        "events": len(workload.events),
+        "wall_s": round(wall_s, 1),
+        "faults_injected": dict(sorted(injected.items())),
+        "outcomes": {
+            "dead_letters_by_reason": dict(sorted(reasons.items())),
+            "consumer_crashes_seen": crashes,
+            "contacts_checked": len(workload.expected),
+        },
+        "problems": problems,
+        "lost": len(problems),
+    }
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--quick", action="store_true", help="the small configuration CI runs")
+    parser.add_argument("--events", type=int)
+    parser.add_argument("--seed", type=int)
+
+
+def run_from_args(args: argparse.Namespace) -> int:
+    spec = QUICK if args.quick else SoakSpec()
+    if args.events or args.seed:
+        spec = SoakSpec(
+            **{
+                **spec.__dict__,
+                **{k: v for k, v in (("events", args.events), ("seed", args.seed)) if v},
+            }
+        )
+    report = run_soak(spec)
+    print(f"soak: {report['events']} events in {report['wall_s']} s (seed {spec.seed})\n")
+    print(f"{'fault injected':<40} {'count':>6}")
+    for name, count in report["faults_injected"].items():
+        print(f"{name:<40} {count:>6}")
+    print(f"\n{'outcome':<40} {'count':>6}")
+    for reason, count in report["outcomes"]["dead_letters_by_reason"].items():
+        print(f"{'dead-lettered: ' + reason:<40} {count:>6}")
+    print(f"{'consumer crashes seen':<40} {report['outcomes']['consumer_crashes_seen']:>6}")
+    outcomes = report["outcomes"]
+    print(f"{'contacts checked against the model':<40} {outcomes['contacts_checked']:>6}")
+    unnamed = outcomes["contacts_checked_for_unnamed_changes"]
+    print(f"{'contacts checked for unnamed changes':<40} {unnamed:>6}")
+    if report["problems"]:
+        print("\nLOSS OR DAMAGE:")
+        for problem in report["problems"]:
+            print(f"  {problem}")
+        return 1
+    print("\nconservation holds: every event is in Qomon's final state or dead-lettered, with why")
+    return 0
