@@ -21,6 +21,8 @@ from pydantic import (
     model_validator,
 )
 
+from qomon_sync.domain.privacy import pseudonym
+
 SCHEMA_VERSION: Literal[1] = 1
 
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
@@ -62,8 +64,12 @@ class ContactRef(_Strict):
 
     @property
     def key(self) -> str:
-        """The FIFO message group: one contact's changes are applied one after another."""
-        return f"id:{self.id}" if self.id is not None else f"mail:{self.mail.casefold()}"  # type: ignore[union-attr]
+        """The FIFO message group: one contact's changes are applied one after another.
+
+        An e-mail is pseudonymised (case and blanks ignored) so that no address shows in
+        SQS metadata, the console or logs.
+        """
+        return f"id:{self.id}" if self.id is not None else f"mail:{pseudonym(self.mail or '')}"
 
 
 class AddressPatch(_Strict):

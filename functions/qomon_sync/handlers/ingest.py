@@ -26,7 +26,6 @@ from aws_lambda_powertools.utilities import parameters
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from qomon_sync.domain.change_event import ChangeEvent
-from qomon_sync.domain.privacy import pseudonym
 from qomon_sync.handlers.observability import logger, metrics, tracer
 from qomon_sync.settings import Settings, get_settings
 from qomon_sync.sources.base import (
@@ -217,18 +216,12 @@ def _bad(detail: str, field: str) -> WebhookError:
 def _message(
     event: ChangeEvent, source: str, delivery_id: str | None, index: int, body: bytes
 ) -> dict[str, Any]:
-    contact = event.contact
-    # The group keeps one contact's changes in order; an e-mail is pseudonymised so that no
-    # address shows in SQS metadata or the console.
-    group = (
-        f"id:{contact.id}" if contact.id is not None else f"mail:{pseudonym(contact.mail or '')}"
-    )
     origin = delivery_id or hashlib.sha256(body).hexdigest()
     dedup = hashlib.sha256(f"{source}\n{origin}\n{index}".encode()).hexdigest()
     return {
         "Id": str(index),
         "MessageBody": event.model_dump_json(exclude_none=True, exclude_unset=True),
-        "MessageGroupId": group,
+        "MessageGroupId": event.contact.key,
         "MessageDeduplicationId": dedup,
     }
 
