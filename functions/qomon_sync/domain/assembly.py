@@ -30,7 +30,6 @@ from qomon_sync.domain.contact_shape import (
     ShapePolicy,
     WriteContact,
     changed_paths,
-    fingerprint,
     note_path,
     tag_key,
     to_write_shape,
@@ -147,9 +146,7 @@ def same_meaning(
         for answer in echoed_shape.get(list_name) or []:
             if (answer["form_id"], answer["form_ref_id"], answer["data"]) in undated:
                 answer.pop("date", None)
-    sent_meaning, echo_meaning = fingerprint(sent), fingerprint(echoed_shape)
-    paths = sent_meaning.keys() | echo_meaning.keys()
-    return sorted(p for p in paths if sent_meaning.get(p) != echo_meaning.get(p))
+    return changed_paths(sent, echoed_shape)
 
 
 class _Draft:

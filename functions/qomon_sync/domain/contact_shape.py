@@ -390,7 +390,7 @@ def fingerprint(contact: Mapping[str, Any]) -> dict[str, Any]:
                 _put(meaning, f"address.{part}", _scalar(text))
         elif key == "tags" and isinstance(value, list):
             for tag in value:
-                meaning[f"tags[{_tag_key(tag['name'])}]"] = True
+                meaning[f"tags[{tag_key(tag['name'])}]"] = True
         elif key == "action_ids" and isinstance(value, list):
             _put(meaning, key, tuple(sorted(value)) or None)
         elif key in ANSWER_LISTS and isinstance(value, list):
@@ -427,10 +427,7 @@ def note_path(text: str) -> str:
 
 
 def tag_key(name: str) -> str:
-    return _tag_key(name)
-
-
-def _tag_key(name: str) -> str:
+    """A tag's identity: its name, ignoring case and extra blanks."""
     return " ".join(name.split()).casefold()
 
 

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from qomon_sync.domain.contact_shape import tag_key
 from qomon_sync.domain.dates import to_qomon_date
 
 # The seed's forms the workload answers (see events/standin-seed.json).
@@ -97,7 +98,7 @@ def state_of(contact: Mapping[str, Any]) -> State:
     state: State = {
         "firstname": contact.get("firstname"),
         "phone": contact.get("phone"),
-        "tags": frozenset(_key(t["name"]) for t in contact.get("tags") or []),
+        "tags": frozenset(tag_key(t["name"]) for t in contact.get("tags") or []),
     }
     for form_id, *_ in FORMS:
         answers = [
@@ -187,12 +188,12 @@ def _change(state: State, rng: random.Random, n: int) -> dict[str, Any]:
             set_fields["phone"] = state["phone"] = f"+336000{n:05d}"
         elif kind == "tag":
             name = rng.choice(TAGS)
-            if _key(name) in state["tags"] and rng.random() < 0.5:
+            if tag_key(name) in state["tags"] and rng.random() < 0.5:
                 tags.setdefault("remove", []).append(name)
-                state["tags"] = state["tags"] - {_key(name)}
+                state["tags"] = state["tags"] - {tag_key(name)}
             elif name not in tags.get("remove", []):
                 tags.setdefault("add", []).append(name)
-                state["tags"] = state["tags"] | {_key(name)}
+                state["tags"] = state["tags"] | {tag_key(name)}
         elif kind == "form":
             fields.append(_answer(state, rng, n, {f["field"] for f in fields}))
         else:
@@ -235,7 +236,3 @@ def _answer(state: State, rng: random.Random, n: int, used: set[str]) -> dict[st
     text = f"Réponse {n}"
     state[key] = frozenset({text})
     return {"field": label, "value": text}
-
-
-def _key(name: str) -> str:
-    return " ".join(name.split()).casefold()
