@@ -25,6 +25,7 @@ from typing import Any
 import boto3
 import httpx
 
+from qomon_sync_dev.local_mode import queue_is_empty, take_dead_letters
 from qomon_sync_dev.signing import sign
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -62,7 +63,7 @@ def run_from_args(args: argparse.Namespace) -> int:
             answers = _send_webhooks(endpoints, _deliveries(args.events))
             local.send_signal(signal.SIGUSR1)  # the backlog is queued: let the poller start
             drained = _wait_until_drained(endpoints, args.timeout)
-            letters = _dead_letters(endpoints)
+            letters = take_dead_letters(_sqs(endpoints), endpoints["dead_letter_queue_url"])
             stats = httpx.get(f"{endpoints['qomon_url']}/_standin/stats", timeout=10).json()
         finally:
             local.send_signal(signal.SIGTERM)
@@ -153,11 +154,7 @@ def _wait_until_drained(endpoints: dict[str, str], timeout: float) -> bool:
     sqs, quiet_since = _sqs(endpoints), None
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        counts = sqs.get_queue_attributes(
-            QueueUrl=endpoints["changes_queue_url"],
-            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
-        )["Attributes"]
-        if all(value == "0" for value in counts.values()):
+        if queue_is_empty(sqs, endpoints["changes_queue_url"]):
             quiet_since = quiet_since or time.monotonic()
             if time.monotonic() - quiet_since > 1.5:
                 return True
@@ -165,25 +162,6 @@ def _wait_until_drained(endpoints: dict[str, str], timeout: float) -> bool:
             quiet_since = None
         time.sleep(0.3)
     return False
-
-
-def _dead_letters(endpoints: dict[str, str]) -> list[dict[str, str]]:
-    sqs, letters = _sqs(endpoints), list[dict[str, str]]()
-    while True:
-        answer = sqs.receive_message(
-            QueueUrl=endpoints["dead_letter_queue_url"],
-            MaxNumberOfMessages=10,
-            MessageAttributeNames=["All"],
-        )
-        if not answer.get("Messages"):
-            return letters
-        for message in answer["Messages"]:
-            letters.append(
-                {k: v["StringValue"] for k, v in message.get("MessageAttributes", {}).items()}
-            )
-            sqs.delete_message(
-                QueueUrl=endpoints["dead_letter_queue_url"], ReceiptHandle=message["ReceiptHandle"]
-            )
 
 
 def _outcomes(log_file: Path) -> list[dict[str, Any]]:

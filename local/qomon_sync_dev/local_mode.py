@@ -123,6 +123,32 @@ def fix_moto_fifo_redelivery() -> None:
     SQSBackend.receive_message = receive_message  # type: ignore[method-assign]
 
 
+def queue_is_empty(sqs: Any, queue_url: str) -> bool:
+    """No message waiting and none in flight."""
+    counts = sqs.get_queue_attributes(
+        QueueUrl=queue_url,
+        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+    )["Attributes"]
+    return all(value == "0" for value in counts.values())
+
+
+def take_dead_letters(sqs: Any, queue_url: str) -> list[dict[str, str]]:
+    """Receive and delete every message of a dead-letter queue: its body and attributes."""
+    letters: list[dict[str, str]] = []
+    while True:
+        answer = sqs.receive_message(
+            QueueUrl=queue_url, MaxNumberOfMessages=10, MessageAttributeNames=["All"]
+        )
+        if not answer.get("Messages"):
+            return letters
+        for message in answer["Messages"]:
+            attributes = message.get("MessageAttributes", {})
+            letters.append(
+                {"body": message["Body"], **{k: v["StringValue"] for k, v in attributes.items()}}
+            )
+            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+
+
 class LocalContext:
     """The parts of the Lambda context the handler and Powertools use."""
 

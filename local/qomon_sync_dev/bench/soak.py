@@ -32,7 +32,7 @@ from qomon_sync.adapters.qomon.client import QomonClient
 from qomon_sync.domain.change_event import ChangeEvent
 from qomon_sync.domain.dates import to_qomon_date
 from qomon_sync_dev.bench.workload import FORMS, Workload, WorkloadSpec, build_workload, state_of
-from qomon_sync_dev.local_mode import LocalMode, LocalOptions
+from qomon_sync_dev.local_mode import LocalMode, LocalOptions, queue_is_empty, take_dead_letters
 from qomon_sync_dev.standin.config import StandinConfig
 from qomon_sync_dev.standin.make_seed import build_seed
 
@@ -158,7 +158,7 @@ def run_soak(spec: SoakSpec) -> dict[str, Any]:
                     sqs, endpoints.changes_queue_url, local, spec.timeout_s
                 )
             wall = time.monotonic() - started
-            letters = _dead_letters(sqs, endpoints.dead_letter_queue_url)
+            letters = take_dead_letters(sqs, endpoints.dead_letter_queue_url)
             stats = httpx.get(f"{endpoints.qomon_url}/_standin/stats", timeout=10).json()
             stored = {
                 cid: httpx.get(f"{endpoints.qomon_url}/_standin/contacts/{cid}", timeout=10).json()[
@@ -256,36 +256,12 @@ def _wait_until_drained(sqs: Any, url: str, local: LocalMode, timeout_s: float) 
     deadline = time.monotonic() + timeout_s
     quiet = 0
     while time.monotonic() < deadline:
-        counts = sqs.get_queue_attributes(
-            QueueUrl=url,
-            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
-        )["Attributes"]
         assert local.poller is not None
-        quiet = (
-            quiet + 1
-            if all(v == "0" for v in counts.values()) and local.poller.idle.is_set()
-            else 0
-        )
+        quiet = quiet + 1 if queue_is_empty(sqs, url) and local.poller.idle.is_set() else 0
         if quiet >= 5:
             return True
         time.sleep(0.2)
     return False
-
-
-def _dead_letters(sqs: Any, url: str) -> list[dict[str, str]]:
-    letters: list[dict[str, str]] = []
-    while True:
-        answer = sqs.receive_message(
-            QueueUrl=url, MaxNumberOfMessages=10, MessageAttributeNames=["All"]
-        )
-        if not answer.get("Messages"):
-            return letters
-        for message in answer["Messages"]:
-            attributes = {
-                k: v["StringValue"] for k, v in message.get("MessageAttributes", {}).items()
-            }
-            letters.append({"body": message["Body"], **attributes})
-            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
 
 
 def _conservation(

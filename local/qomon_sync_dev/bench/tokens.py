@@ -27,7 +27,7 @@ from qomon_sync.domain.assembly import AssemblyPolicy, Rejected, Replace, assemb
 from qomon_sync.domain.change_event import ChangeEvent
 from qomon_sync.domain.contact_shape import ShapePolicy, to_write_shape
 from qomon_sync_dev.bench.workload import Workload, state_of
-from qomon_sync_dev.local_mode import LocalMode, LocalOptions
+from qomon_sync_dev.local_mode import LocalMode, LocalOptions, queue_is_empty, take_dead_letters
 from qomon_sync_dev.standin.config import StandinConfig
 from qomon_sync_dev.standin.server import StandinServer
 
@@ -134,18 +134,11 @@ def run_pipeline(workload: Workload, *, scale: float, timeout_s: float = 240) ->
         local.poller.resume()
         deadline = started + timeout_s
         while time.monotonic() < deadline:
-            counts = sqs.get_queue_attributes(
-                QueueUrl=endpoints.changes_queue_url,
-                AttributeNames=[
-                    "ApproximateNumberOfMessages",
-                    "ApproximateNumberOfMessagesNotVisible",
-                ],
-            )["Attributes"]
-            if all(v == "0" for v in counts.values()) and local.poller.idle.is_set():
+            if queue_is_empty(sqs, endpoints.changes_queue_url) and local.poller.idle.is_set():
                 break
             time.sleep(0.1)
         wall = time.monotonic() - started
-        dead = _drain(sqs, endpoints.dead_letter_queue_url)
+        dead = len(take_dead_letters(sqs, endpoints.dead_letter_queue_url))
         stats = httpx.get(f"{endpoints.qomon_url}/_standin/stats", timeout=10).json()
         stored = {cid: _stored(endpoints.qomon_url, cid) for cid in workload.expected}
         remaining = sqs.get_queue_attributes(
@@ -218,17 +211,6 @@ def _stored(qomon_url: str, contact_id: int) -> dict[str, Any]:
     return dict(
         httpx.get(f"{qomon_url}/_standin/contacts/{contact_id}", timeout=10).json()["contact"]
     )
-
-
-def _drain(sqs: Any, url: str) -> int:
-    count = 0
-    while True:
-        messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
-        if not messages:
-            return count
-        count += len(messages)
-        for message in messages:
-            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
 
 
 def as_dict(run: StrategyRun) -> dict[str, Any]:
