@@ -25,21 +25,9 @@ from qomon_sync.adapters.qomon import (
     TokenBucket,
 )
 from qomon_sync.adapters.qomon.client import parse_retry_after
+from tests.unit.fakes import FakeClock
 
 Answer = httpx.Response | Exception
-
-
-class FakeTime:
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.slept: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now += seconds
 
 
 class Script:
@@ -67,7 +55,7 @@ def problem(status: int, detail: str = "nope", **extra: Any) -> httpx.Response:
 
 
 def make_client(
-    script: Script, fake: FakeTime, *, max_attempts: int = 5, bucket: TokenBucket | None = None
+    script: Script, fake: FakeClock, *, max_attempts: int = 5, bucket: TokenBucket | None = None
 ) -> QomonClient:
     return QomonClient(
         "https://qomon.test",
@@ -81,18 +69,18 @@ def make_client(
 
 
 @pytest.fixture
-def fake() -> FakeTime:
-    return FakeTime()
+def fake() -> FakeClock:
+    return FakeClock()
 
 
-def deadline(fake: FakeTime, seconds: float = 60) -> Deadline:
+def deadline(fake: FakeClock, seconds: float = 60) -> Deadline:
     return Deadline.after(seconds, fake)
 
 
 CONTACT = {"id": 7, "firstname": "Ana"}
 
 
-def test_get_sends_bearer_and_descriptive_user_agent(fake: FakeTime) -> None:
+def test_get_sends_bearer_and_descriptive_user_agent(fake: FakeClock) -> None:
     script = Script([ok({"contact": CONTACT})])
     client = make_client(script, fake)
     assert client.get_contact(7, deadline=deadline(fake)) == CONTACT
@@ -102,7 +90,7 @@ def test_get_sends_bearer_and_descriptive_user_agent(fake: FakeTime) -> None:
     assert sent.headers["user-agent"].startswith(f"qomon-sync/{__version__} ")
 
 
-def test_replace_sends_the_whole_contact_in_the_data_envelope(fake: FakeTime) -> None:
+def test_replace_sends_the_whole_contact_in_the_data_envelope(fake: FakeClock) -> None:
     script = Script([ok({"contact": CONTACT})])
     client = make_client(script, fake)
     client.replace_contact(7, {"firstname": "Ana", "tags": []}, deadline=deadline(fake))
@@ -124,7 +112,7 @@ def test_replace_sends_the_whole_contact_in_the_data_envelope(fake: FakeTime) ->
     ],
 )
 def test_permanent_errors_are_typed_and_not_retried(
-    fake: FakeTime, response: httpx.Response, error: type[Exception], retryable: bool
+    fake: FakeClock, response: httpx.Response, error: type[Exception], retryable: bool
 ) -> None:
     script = Script([response, ok({"contact": CONTACT})])
     client = make_client(script, fake)
@@ -134,7 +122,7 @@ def test_permanent_errors_are_typed_and_not_retried(
     assert len(script.requests) == 1
 
 
-def test_validation_error_names_locations_and_never_echoes_values(fake: FakeTime) -> None:
+def test_validation_error_names_locations_and_never_echoes_values(fake: FakeClock) -> None:
     body_errors = [
         {
             "location": "contact.mail",
@@ -156,7 +144,7 @@ def test_validation_error_names_locations_and_never_echoes_values(fake: FakeTime
     assert err.status == 422
 
 
-def test_legacy_fail_body_is_understood(fake: FakeTime) -> None:
+def test_legacy_fail_body_is_understood(fake: FakeClock) -> None:
     script = Script([httpx.Response(400, json={"status": "fail", "data": "bad gender"})])
     client = make_client(script, fake)
     with pytest.raises(QomonValidationError, match="bad gender"):
@@ -174,14 +162,14 @@ def test_legacy_fail_body_is_understood(fake: FakeTime) -> None:
     ],
 )
 def test_malformed_success_is_an_error_not_a_contact(
-    fake: FakeTime, response: httpx.Response
+    fake: FakeClock, response: httpx.Response
 ) -> None:
     client = make_client(Script([response]), fake)
     with pytest.raises(QomonMalformedResponse):
         client.get_contact(7, deadline=deadline(fake))
 
 
-def test_server_errors_and_resets_are_retried_then_succeed(fake: FakeTime) -> None:
+def test_server_errors_and_resets_are_retried_then_succeed(fake: FakeClock) -> None:
     script = Script(
         [problem(503), httpx.ReadError("reset"), problem(500), ok({"contact": CONTACT})]
     )
@@ -193,7 +181,7 @@ def test_server_errors_and_resets_are_retried_then_succeed(fake: FakeTime) -> No
     assert client.stats.calls == 4
 
 
-def test_retries_stop_at_max_attempts_with_the_last_error(fake: FakeTime) -> None:
+def test_retries_stop_at_max_attempts_with_the_last_error(fake: FakeClock) -> None:
     client = make_client(Script([problem(502)] * 3), fake, max_attempts=3)
     with pytest.raises(QomonServerError) as caught:
         client.get_contact(7, deadline=deadline(fake))
@@ -201,7 +189,7 @@ def test_retries_stop_at_max_attempts_with_the_last_error(fake: FakeTime) -> Non
     assert caught.value.status == 502
 
 
-def test_budget_exhaustion_is_retryable_and_keeps_the_cause(fake: FakeTime) -> None:
+def test_budget_exhaustion_is_retryable_and_keeps_the_cause(fake: FakeClock) -> None:
     script = Script([problem(503)] * 10)
     client = make_client(script, fake, max_attempts=10)
     with pytest.raises(QomonBudgetExhausted) as caught:
@@ -212,7 +200,7 @@ def test_budget_exhaustion_is_retryable_and_keeps_the_cause(fake: FakeTime) -> N
     assert fake.now <= 1.0  # never slept past the caller's deadline
 
 
-def test_429_honours_retry_after_seconds(fake: FakeTime) -> None:
+def test_429_honours_retry_after_seconds(fake: FakeClock) -> None:
     limited = problem(429)
     limited.headers["Retry-After"] = "3"
     script = Script([limited, ok({"contact": CONTACT})])
@@ -222,7 +210,7 @@ def test_429_honours_retry_after_seconds(fake: FakeTime) -> None:
     assert client.stats.rate_limited == 1
 
 
-def test_429_without_retry_after_backs_off_for_the_refill_with_jitter(fake: FakeTime) -> None:
+def test_429_without_retry_after_backs_off_for_the_refill_with_jitter(fake: FakeClock) -> None:
     script = Script([problem(429), ok({"contact": CONTACT})])
     client = make_client(script, fake)
     client.get_contact(7, deadline=deadline(fake))
@@ -231,7 +219,7 @@ def test_429_without_retry_after_backs_off_for_the_refill_with_jitter(fake: Fake
     assert fake.slept == [pytest.approx(0.1 + 0.5 * 0.2)]
 
 
-def test_429_whose_wait_exceeds_the_budget_surfaces_as_budget_exhausted(fake: FakeTime) -> None:
+def test_429_whose_wait_exceeds_the_budget_surfaces_as_budget_exhausted(fake: FakeClock) -> None:
     limited = problem(429)
     limited.headers["Retry-After"] = "30"
     client = make_client(Script([limited]), fake)
@@ -241,7 +229,7 @@ def test_429_whose_wait_exceeds_the_budget_surfaces_as_budget_exhausted(fake: Fa
     assert fake.slept == []
 
 
-def test_create_is_not_resent_once_the_request_may_have_arrived(fake: FakeTime) -> None:
+def test_create_is_not_resent_once_the_request_may_have_arrived(fake: FakeClock) -> None:
     script = Script([httpx.ReadTimeout("slow"), ok({"contact": CONTACT})])
     client = make_client(script, fake)
     with pytest.raises(QomonTransportError) as caught:
@@ -250,14 +238,14 @@ def test_create_is_not_resent_once_the_request_may_have_arrived(fake: FakeTime) 
     assert len(script.requests) == 1
 
 
-def test_create_is_resent_after_a_refused_connection_or_a_429(fake: FakeTime) -> None:
+def test_create_is_resent_after_a_refused_connection_or_a_429(fake: FakeClock) -> None:
     script = Script([httpx.ConnectError("refused"), problem(429), ok({"contact": CONTACT})])
     client = make_client(script, fake)
     assert client.create_contact({"firstname": "Ana"}, deadline=deadline(fake)) == CONTACT
     assert len(script.requests) == 3
 
 
-def test_counts_tokens_per_endpoint_from_the_server_or_the_documented_cost(fake: FakeTime) -> None:
+def test_counts_tokens_per_endpoint_from_the_server_or_the_documented_cost(fake: FakeClock) -> None:
     script = Script(
         [
             ok({"contact": CONTACT}, **{"x-ratelimit-cost": "1"}),
@@ -278,7 +266,7 @@ def test_counts_tokens_per_endpoint_from_the_server_or_the_documented_cost(fake:
     assert stats["rate_limited"] == 1
 
 
-def test_pacing_waits_before_sending_rather_than_meeting_a_429(fake: FakeTime) -> None:
+def test_pacing_waits_before_sending_rather_than_meeting_a_429(fake: FakeClock) -> None:
     bucket = TokenBucket(10, 5, clock=fake, sleep=fake.sleep)
     answers: list[Answer] = [ok({"contact": CONTACT}) for _ in range(3)]
     client = make_client(Script(answers), fake, bucket=bucket)
@@ -291,7 +279,7 @@ def search_page(contacts: list[dict[str, Any]]) -> httpx.Response:
     return ok({"contacts": contacts})
 
 
-def test_find_by_email_pages_until_a_short_page_and_compares_exactly(fake: FakeTime) -> None:
+def test_find_by_email_pages_until_a_short_page_and_compares_exactly(fake: FakeClock) -> None:
     full_page = [{"id": i, "mail": f"other{i}@example.org"} for i in range(2)]
     script = Script(
         [
@@ -324,7 +312,7 @@ def test_find_by_email_pages_until_a_short_page_and_compares_exactly(fake: FakeT
     }
 
 
-def test_forms_fall_back_to_the_deprecated_path_once(fake: FakeTime) -> None:
+def test_forms_fall_back_to_the_deprecated_path_once(fake: FakeClock) -> None:
     form = {
         "id": 1,
         "type": "checkbox",
@@ -340,7 +328,7 @@ def test_forms_fall_back_to_the_deprecated_path_once(fake: FakeTime) -> None:
     assert paths == ["/v1/forms/type/consent", "/forms/consent", "/forms/survey"]
 
 
-def test_a_form_we_cannot_read_is_a_malformed_response(fake: FakeTime) -> None:
+def test_a_form_we_cannot_read_is_a_malformed_response(fake: FakeClock) -> None:
     client = make_client(Script([ok({"forms": [{"id": "x"}]})]), fake)
     with pytest.raises(QomonMalformedResponse, match="form"):
         client.list_forms("consent", deadline=deadline(fake))
@@ -362,7 +350,7 @@ def test_parse_retry_after(header: str | None, expected: float | None) -> None:
     assert parse_retry_after(header, now=now) == expected
 
 
-def test_timeouts_never_exceed_the_remaining_budget(fake: FakeTime) -> None:
+def test_timeouts_never_exceed_the_remaining_budget(fake: FakeClock) -> None:
     seen: list[dict[str, Any]] = []
 
     def answer(request: httpx.Request) -> httpx.Response:
@@ -380,13 +368,13 @@ def test_timeouts_never_exceed_the_remaining_budget(fake: FakeTime) -> None:
     assert seen[0]["read"] == pytest.approx(2.5)
 
 
-def test_delete_accepts_an_empty_204(fake: FakeTime) -> None:
+def test_delete_accepts_an_empty_204(fake: FakeClock) -> None:
     script = Script([httpx.Response(204)])
     make_client(script, fake).delete_contact(7, deadline=deadline(fake))
     assert script.requests[0].method == "DELETE"
 
 
-def test_a_replace_that_may_have_reached_qomon_is_not_resent(fake: FakeTime) -> None:
+def test_a_replace_that_may_have_reached_qomon_is_not_resent(fake: FakeClock) -> None:
     # Qomon may still apply the first PATCH later; a resend followed by our next write
     # would let that late request overwrite the newer data.
     script = Script([httpx.ReadTimeout("slow"), ok({"contact": CONTACT})])
@@ -398,7 +386,7 @@ def test_a_replace_that_may_have_reached_qomon_is_not_resent(fake: FakeTime) -> 
     assert len(script.requests) == 1
 
 
-def test_a_replace_is_resent_when_qomon_surely_did_not_take_it(fake: FakeTime) -> None:
+def test_a_replace_is_resent_when_qomon_surely_did_not_take_it(fake: FakeClock) -> None:
     script = Script(
         [httpx.ConnectError("refused"), problem(429), problem(503), ok({"contact": CONTACT})]
     )

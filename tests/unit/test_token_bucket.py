@@ -3,23 +3,11 @@ from __future__ import annotations
 import pytest
 
 from qomon_sync.adapters.qomon.pacing import BucketWaitTooLong, Deadline, TokenBucket
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.slept: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now += seconds
+from tests.unit.fakes import FakeClock
 
 
 def test_takes_tokens_without_waiting_while_the_bucket_has_them() -> None:
-    clock = FakeClock()
+    clock = FakeClock(1000.0)
     bucket = TokenBucket(10, 1.0, clock=clock, sleep=clock.sleep)
     deadline = Deadline.after(60, clock)
     assert bucket.acquire(5, deadline) == 0
@@ -29,7 +17,7 @@ def test_takes_tokens_without_waiting_while_the_bucket_has_them() -> None:
 
 
 def test_waits_exactly_for_the_missing_tokens_at_the_refill_rate() -> None:
-    clock = FakeClock()
+    clock = FakeClock(1000.0)
     bucket = TokenBucket(10, 2.0, clock=clock, sleep=clock.sleep)
     deadline = Deadline.after(60, clock)
     bucket.acquire(8, deadline)
@@ -39,7 +27,7 @@ def test_waits_exactly_for_the_missing_tokens_at_the_refill_rate() -> None:
 
 
 def test_refuses_without_sleeping_when_tokens_come_after_the_deadline() -> None:
-    clock = FakeClock()
+    clock = FakeClock(1000.0)
     bucket = TokenBucket(5, 1.0, clock=clock, sleep=clock.sleep)
     bucket.acquire(5, Deadline.after(60, clock))
     with pytest.raises(BucketWaitTooLong) as caught:
@@ -49,7 +37,7 @@ def test_refuses_without_sleeping_when_tokens_come_after_the_deadline() -> None:
 
 
 def test_refill_never_exceeds_capacity() -> None:
-    clock = FakeClock()
+    clock = FakeClock(1000.0)
     bucket = TokenBucket(10, 5.0, clock=clock, sleep=clock.sleep)
     bucket.acquire(10, Deadline.after(1, clock))
     clock.now += 3600
@@ -57,7 +45,7 @@ def test_refill_never_exceeds_capacity() -> None:
 
 
 def test_server_headers_correct_capacity_refill_and_remaining() -> None:
-    clock = FakeClock()
+    clock = FakeClock(1000.0)
     bucket = TokenBucket(100, 10.0, clock=clock, sleep=clock.sleep)
     bucket.observe({"x-ratelimit-limit": "burst:20;rate:5.0", "x-ratelimit-remaining": "7"})
     assert (bucket.capacity, bucket.refill_per_s) == (20, 5.0)
@@ -67,14 +55,14 @@ def test_server_headers_correct_capacity_refill_and_remaining() -> None:
 
 
 def test_garbled_headers_leave_the_estimate_alone() -> None:
-    clock = FakeClock()
+    clock = FakeClock(1000.0)
     bucket = TokenBucket(100, 10.0, clock=clock, sleep=clock.sleep)
     bucket.observe({"x-ratelimit-limit": "lots", "x-ratelimit-remaining": "many"})
     assert (bucket.capacity, bucket.refill_per_s, bucket.tokens) == (100, 10.0, 100)
 
 
 def test_drain_after_a_429_empties_the_bucket() -> None:
-    clock = FakeClock()
+    clock = FakeClock(1000.0)
     bucket = TokenBucket(100, 10.0, clock=clock, sleep=clock.sleep)
     bucket.drain()
     assert bucket.tokens == 0
