@@ -2,20 +2,21 @@
 
 `GET /contacts/{id}` answers more than `PATCH /contacts/{id}` accepts, and two generations
 of Qomon's documentation spell some fields differently. Sending a read contact straight
-back can fail or lose data, so the write shape is built from an explicit whitelist:
+back can fail or lose data, so the write shape is built by walking the field inventory
+(domain.contact_fields), which gives every documented key one fate:
 
-- both naming generations are read, the current names are always written;
-- server-owned fields are dropped (Qomon sets them; sending them is at best ignored);
-- soft-deleted answers (`deleted_at` set) are dropped: they are gone, re-sending would
-  resurrect them;
-- answers keep only `form_id`, `form_ref_id`, `data` and, when present, `date` and
-  `survey_id`: their ids change on every PATCH, so they are never stored or compared;
-- every date is written with milliseconds, whatever precision it was read with;
-- a field we do not understand stops the write (ShapeError) unless the policy declares it
+- written keys are sent back with their documented type (integers stay integers, dates
+  are written with milliseconds and a four-digit year, whatever precision they were read
+  with); both naming generations are read, the current names are always written;
+- server-owned and read-only keys are left out (Qomon sets them);
+- soft-deleted answers (`deleted_at` set) are left out: they are gone, re-sending would
+  resurrect them. Answer ids change on every PATCH, so they are never sent or compared;
+- a key we do not understand stops the write (ShapeError) unless the policy declares it
   passed through or droppable, because PATCH would otherwise delete it silently.
 
-`fingerprint` says what a contact means, path by path (answers as form, value, data;
-instants, not strings), for the unchanged check, the data-loss guard and the echo check.
+`fingerprint` says what a contact means, path by path, for the unchanged check, the
+data-loss guard and the echo check. It reads the contact as Qomon holds it (before any
+translation) with the same inventory, so a key the translator drops shows as a change.
 """
 
 from __future__ import annotations
@@ -23,93 +24,40 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import math
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from qomon_sync.domain.contact_fields import (
+    ANSWER_LISTS,
+    CONTACT,
+    Kind,
+    Leaf,
+    Many,
+    Node,
+    Obj,
+)
 from qomon_sync.domain.dates import NotADate, parse_instant, to_qomon_date
 from qomon_sync.domain.forms import FormCatalog
 
+__all__ = [
+    "ANSWER_LISTS",
+    "ShapeError",
+    "ShapePolicy",
+    "WriteContact",
+    "changed_paths",
+    "fingerprint",
+    "note_path",
+    "tag_key",
+    "to_write_shape",
+]
+
 WriteContact = dict[str, Any]
 
-SERVER_OWNED = frozenset(
-    {"id", "group_id", "CreatedAt", "UpdatedAt", "lastchange", "lastchangeuserid", "user_id"}
-)
-LEGACY_NAMES = {
-    "birthcity": "birth_city",
-    "birthcountry": "birth_country",
-    "birthdept": "birth_dept",
-    "actions_ids": "action_ids",
-    "customfields": "custom_fields",
-}
-TEXT_FIELDS = (
-    "firstname",
-    "surname",
-    "married_name",
-    "gender",
-    "age_category",
-    "birth_city",
-    "birth_country",
-    "birth_dept",
-    "nationality",
-    "mail",
-    "phone",
-    "mobile",
-    "user_contact_id",
-)
-FLAG_FIELDS = ("phone_invalid", "mobile_invalid", "black_list")
-DATE_FIELDS = ("birthdate",)
-ANSWER_LISTS = ("formdatas", "custom_fields")
-WRITABLE = frozenset(
-    {
-        *TEXT_FIELDS,
-        *FLAG_FIELDS,
-        *DATE_FIELDS,
-        *ANSWER_LISTS,
-        "address",
-        "tags",
-        "action_ids",
-        "notes",
-    }
-)
-
-ADDRESS_KEYS = (
-    "housenumber",
-    "street",
-    "postalcode",
-    "city",
-    "county",
-    "state",
-    "country",
-    "addition",
-    "infos",
-    "building",
-    "floor",
-    "door",
-    "pollingstation",
-)
-ADDRESS_SERVER_OWNED = frozenset({"id", "score", "latitude", "longitude", "location", "invalid"})
-ANSWER_SERVER_OWNED = frozenset(
-    {
-        "id",
-        "created_at",
-        "updated_at",
-        "deleted_at",
-        "donedate",
-        "label",
-        "type_of_form",
-        "group_id",
-        "contact_id",
-    }
-)
-# Tag and note read-side extras: display data and ownership Qomon computes itself.
-TAG_READ_ONLY = frozenset(
-    {"id", "appearance_count", "color", "group_id", "created_at", "updated_at"}
-)
-NOTE_READ_ONLY = frozenset(
-    {"created_at", "updated_at", "CreatedAt", "UpdatedAt", "user_id", "group_id", "contact_id"}
-)
+NUMBER_FORMS = frozenset({"numeric", "integer", "range"})
+DATE_FORMS = frozenset({"date"})
 
 
 class ShapeError(ValueError):
@@ -124,10 +72,10 @@ class ShapeError(ValueError):
 
 @dataclass(frozen=True)
 class ShapePolicy:
-    """What to do with fields the translator does not know (paths like `external_id`,
-    `address.citycode`, `formdatas[].origin`, `notes[].author`, `tags[].slug`).
+    """What to do with keys the inventory does not know (paths like `external_id`,
+    `address.citycode`, `formdatas[].origin`, `notes[].user.team`, `tags[].slug`).
 
-    By default an unknown field holding data stops the write; `passthrough` sends it back
+    By default an unknown key holding data stops the write; `passthrough` sends it back
     unchanged, `droppable` leaves it out knowingly. `citycode` belongs to older address
     schemas, so it is sent back as read unless configured otherwise.
     """
@@ -136,19 +84,82 @@ class ShapePolicy:
     droppable: frozenset[str] = frozenset()
 
 
-class _Unknowns:
-    def __init__(self, policy: ShapePolicy) -> None:
+# -- translation: read shape -> write shape ---------------------------------------------
+
+
+class _Translation:
+    def __init__(self, catalog: FormCatalog, policy: ShapePolicy) -> None:
+        self.catalog = catalog
         self.policy = policy
         self.refused: list[str] = []
 
-    def keep(self, path: str, value: Any) -> bool:
-        """Whether to send an unknown field back; records it when it must stop the write."""
-        if _is_empty(value) or path in self.policy.droppable:
-            return False  # an empty field holds nothing to lose
-        if path in self.policy.passthrough:
+    def keep_unknown(self, pattern: str, value: Any) -> bool:
+        """Whether to send an unknown key back; records it when it must stop the write."""
+        if _is_empty(value) or pattern in self.policy.droppable:
+            return False  # an empty key holds nothing to lose
+        if pattern in self.policy.passthrough:
             return True
-        self.refused.append(path)
+        self.refused.append(pattern)
         return False
+
+    def obj(self, value: Any, node: Obj, where: str, pattern: str) -> dict[str, Any] | None:
+        if value is None:
+            return None
+        if not isinstance(value, Mapping):
+            raise _invalid(f"`{where}` is not an object", where)
+        merged = _merge_legacy_names(value, node, where)
+        out: dict[str, Any] = {}
+        for key, part in merged.items():
+            child = node.written.get(key)
+            if child is not None:
+                out[key] = self.node(part, child, _join(where, key), _join(pattern, key))
+            elif self._is_unknown(node, key) and self.keep_unknown(_join(pattern, key), part):
+                out[key] = part
+        for key, child in node.written.items():
+            if isinstance(child, Leaf) and child.required and out.get(key) is None:
+                raise _invalid(f"`{where}` has no `{key}`", where)
+        return out
+
+    @staticmethod
+    def _is_unknown(node: Obj, key: str) -> bool:
+        return key not in node.server_owned and key not in node.read_only
+
+    def node(self, value: Any, node: Node, where: str, pattern: str) -> Any:
+        if isinstance(node, Leaf):
+            return _coerce(value, node.kind, where)
+        if isinstance(node, Obj):
+            return self.obj(value, node, where, pattern)
+        return self.many(value, node, where, pattern)
+
+    def many(self, value: Any, node: Many, where: str, pattern: str) -> list[dict[str, Any]]:
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            raise _invalid(f"`{where}` is not a list", where)
+        out = []
+        for index, raw in enumerate(value):
+            item_where = f"{where}[{index}]"
+            if node.identity == "tag" and isinstance(raw, str):
+                raw = {"name": raw}  # noqa: PLW2901 - the older shape lists tags as names
+            if not isinstance(raw, Mapping):
+                raise _invalid(f"`{item_where}` is not an object", item_where)
+            if node.identity == "answer" and not _is_empty(raw.get("deleted_at")):
+                continue  # soft-deleted: gone for Qomon, must not come back
+            item = self.obj(raw, node.item, item_where, f"{pattern}[]")
+            assert item is not None
+            if node.identity == "tag" and not str(item["name"]).strip():
+                raise _invalid(f"`{item_where}` has no name", item_where)
+            if node.identity == "answer":
+                self._date_answer(item)
+            out.append(item)
+        return out
+
+    def _date_answer(self, answer: dict[str, Any]) -> None:
+        form = self.catalog.get(answer["form_id"])
+        if form is not None and form.type.lower() in DATE_FORMS and answer.get("data"):
+            # A date answer Qomon holds in a shape we cannot read is sent back as it is.
+            with contextlib.suppress(NotADate):
+                answer["data"] = to_qomon_date(answer["data"])
 
 
 def to_write_shape(
@@ -157,135 +168,76 @@ def to_write_shape(
     """The PATCH body's contact that sends back exactly what `read` holds."""
     if not isinstance(read, Mapping):
         raise ShapeError("invalid_contact", "the contact is not a JSON object", ["contact"])
-    unknowns = _Unknowns(policy or ShapePolicy())
-    merged = _merge_legacy_names(read)
-    out: WriteContact = {}
-    for name in TEXT_FIELDS:
-        if name in merged:
-            out[name] = _text(merged[name], name)
-    for name in FLAG_FIELDS:
-        if name in merged:
-            out[name] = _flag(merged[name], name)
-    for name in DATE_FIELDS:
-        if name in merged:
-            out[name] = _date_or_none(merged[name], name)
-    if "address" in merged:
-        out["address"] = _address(merged["address"], unknowns)
-    if "tags" in merged:
-        out["tags"] = _tags(merged["tags"], unknowns)
-    if "action_ids" in merged:
-        out["action_ids"] = _ids(merged["action_ids"], "action_ids")
-    for name in ANSWER_LISTS:
-        if name in merged:
-            out[name] = _answers(merged[name], name, catalog, unknowns)
-    if "notes" in merged:
-        out["notes"] = _notes(merged["notes"], unknowns)
-    for key, value in merged.items():
-        if key not in WRITABLE and key not in SERVER_OWNED and unknowns.keep(key, value):
-            out[key] = value
-    if unknowns.refused:
+    translation = _Translation(catalog, policy or ShapePolicy())
+    out = translation.obj(read, CONTACT, "", "") or {}
+    if "address" in out and out["address"] is None:
+        out["address"] = {}
+    if translation.refused:
         raise ShapeError(
             "unknown_field",
             "the contact holds fields qomon-sync does not understand; a replacement would "
             "delete them, so nothing is written (declare them passthrough or droppable)",
-            unknowns.refused,
+            translation.refused,
         )
     return out
 
 
-def _merge_legacy_names(read: Mapping[str, Any]) -> dict[str, Any]:
-    merged = dict(read)
-    for old, new in LEGACY_NAMES.items():
+def _merge_legacy_names(value: Mapping[str, Any], node: Obj, where: str) -> dict[str, Any]:
+    merged = dict(value)
+    for old, new in node.legacy.items():
         if old not in merged:
             continue
         old_value = merged.pop(old)
         if new not in merged or _is_empty(merged[new]):
             merged[new] = old_value
         elif not _is_empty(old_value) and old_value != merged[new]:
+            path = _join(where, new)
             raise ShapeError(
                 "conflicting_names",
-                f"`{old}` and `{new}` both hold a value and they differ",
-                [new],
+                f"`{_join(where, old)}` and `{path}` both hold a value and they differ",
+                [path],
             )
     return merged
 
 
-def _text(value: Any, path: str) -> str | None:
-    if value is None or isinstance(value, str):
-        return value
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return str(value)  # GET returns some codes as numbers; Qomon writes them as text
-    raise ShapeError("invalid_contact", f"`{path}` is a {type(value).__name__}, not text", [path])
-
-
-def _flag(value: Any, path: str) -> bool | None:
-    if value is None or isinstance(value, bool):
-        return value
-    if value in (0, 1):
-        return bool(value)
-    raise ShapeError("invalid_contact", f"`{path}` is not true or false", [path])
-
-
-def _date_or_none(value: Any, path: str) -> str | None:
-    if value is None or value == "":
-        return None
-    try:
-        return to_qomon_date(value)
-    except NotADate:
-        raise ShapeError("invalid_contact", f"`{path}` is not a date", [path]) from None
-
-
-def _address(value: Any, unknowns: _Unknowns) -> dict[str, Any]:
+def _coerce(value: Any, kind: Kind, where: str) -> Any:
+    """`value` in its documented type, or a ShapeError naming the path."""
     if value is None:
-        return {}
-    if not isinstance(value, Mapping):
-        raise ShapeError("invalid_contact", "`address` is not an object", ["address"])
-    out: dict[str, Any] = {}
-    for key in ADDRESS_KEYS:
-        if key in value:
-            out[key] = _text(value[key], f"address.{key}")
-    for key, part in value.items():
-        known = key in ADDRESS_KEYS or key in ADDRESS_SERVER_OWNED
-        if not known and unknowns.keep(f"address.{key}", part):
-            out[key] = part
-    return out
+        return [] if kind == "integers" else None
+    if kind in ("text", "gender"):
+        if isinstance(value, str):
+            return value
+        if _is_number(value):
+            return _number_text(value)  # GET returns some codes as numbers
+    elif kind == "integer":
+        number = _as_int(value)
+        if number is not None:
+            return number
+    elif kind == "boolean":
+        if isinstance(value, bool):
+            return value
+        if value in (0, 1) and not isinstance(value, float):
+            return bool(value)
+    elif kind == "date":
+        if value == "":
+            return None
+        with contextlib.suppress(NotADate):
+            return to_qomon_date(value)
+    elif isinstance(value, list):
+        numbers = [_as_int(item) for item in value]
+        if all(n is not None for n in numbers):
+            return numbers
+    raise _invalid(f"`{where}` is not {_KIND_WORDS[kind]}", where)
 
 
-def _tags(value: Any, unknowns: _Unknowns) -> list[dict[str, Any]]:
-    if value is None:
-        return []
-    if not isinstance(value, list):
-        raise ShapeError("invalid_contact", "`tags` is not a list", ["tags"])
-    out = []
-    for index, tag in enumerate(value):
-        name = tag.get("name") if isinstance(tag, Mapping) else tag
-        if not isinstance(name, str) or not name.strip():
-            raise ShapeError("invalid_contact", f"tag {index} has no name", [f"tags[{index}]"])
-        entry: dict[str, Any] = {"name": name}
-        if isinstance(tag, Mapping):
-            for key, part in tag.items():
-                if (
-                    key != "name"
-                    and key not in TAG_READ_ONLY
-                    and unknowns.keep(f"tags[].{key}", part)
-                ):
-                    entry[key] = part
-        out.append(entry)
-    return out
-
-
-def _ids(value: Any, path: str) -> list[int]:
-    if value is None:
-        return []
-    if not isinstance(value, list):
-        raise ShapeError("invalid_contact", f"`{path}` is not a list", [path])
-    out = []
-    for item in value:
-        number = _as_int(item)
-        if number is None:
-            raise ShapeError("invalid_contact", f"`{path}` holds a value that is not an id", [path])
-        out.append(number)
-    return out
+_KIND_WORDS: Mapping[str, str] = {
+    "text": "text",
+    "gender": "text",
+    "integer": "a whole number",
+    "boolean": "true or false",
+    "date": "a date",
+    "integers": "a list of whole numbers",
+}
 
 
 def _as_int(value: Any) -> int | None:
@@ -293,80 +245,31 @@ def _as_int(value: Any) -> int | None:
         return None
     if isinstance(value, int):
         return value
-    if isinstance(value, str) and value.strip().isdigit():
+    if isinstance(value, float) and value.is_integer():
         return int(value)
+    if isinstance(value, str):
+        text = value.strip()
+        if text.lstrip("-").isdigit() and text.isascii():
+            return int(text)
     return None
 
 
-def _answers(
-    value: Any, list_name: str, catalog: FormCatalog, unknowns: _Unknowns
-) -> list[dict[str, Any]]:
-    if value is None:
-        return []
-    if not isinstance(value, list):
-        raise ShapeError("invalid_contact", f"`{list_name}` is not a list", [list_name])
-    out = []
-    for index, raw in enumerate(value):
-        where = f"{list_name}[{index}]"
-        if not isinstance(raw, Mapping):
-            raise ShapeError("invalid_contact", f"`{where}` is not an object", [where])
-        if raw.get("deleted_at") not in (None, ""):
-            continue  # soft-deleted: gone for Qomon, must not come back
-        form_id, ref_id = _as_int(raw.get("form_id")), _as_int(raw.get("form_ref_id"))
-        if form_id is None or ref_id is None:
-            raise ShapeError("invalid_contact", f"`{where}` has no form_id/form_ref_id", [where])
-        answer: dict[str, Any] = {
-            "form_id": form_id,
-            "form_ref_id": ref_id,
-            "data": raw.get("data"),
-        }
-        form = catalog.get(form_id)
-        if form is not None and form.type.lower() == "date" and isinstance(answer["data"], str):
-            # A date answer Qomon holds in a shape we cannot read is sent back as it is.
-            with contextlib.suppress(NotADate):
-                answer["data"] = to_qomon_date(answer["data"])
-        elif isinstance(answer["data"], int | float) and not isinstance(answer["data"], bool):
-            answer["data"] = str(answer["data"])
-        if raw.get("date") not in (None, ""):
-            answer["date"] = _date_or_none(raw["date"], f"{where}.date")
-        if raw.get("survey_id") is not None:
-            answer["survey_id"] = raw["survey_id"]
-        for key, part in raw.items():
-            if key in answer or key in ANSWER_SERVER_OWNED or key in ("date", "survey_id"):
-                continue
-            if unknowns.keep(f"{list_name}[].{key}", part):
-                answer[key] = part
-        out.append(answer)
-    return out
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-def _notes(value: Any, unknowns: _Unknowns) -> list[dict[str, Any]]:
-    if value is None:
-        return []
-    if not isinstance(value, list):
-        raise ShapeError("invalid_contact", "`notes` is not a list", ["notes"])
-    out = []
-    for index, raw in enumerate(value):
-        where = f"notes[{index}]"
-        if not isinstance(raw, Mapping):
-            raise ShapeError("invalid_contact", f"`{where}` is not an object", [where])
-        text = raw.get("data") if raw.get("data") is not None else raw.get("content")
-        if not isinstance(text, str):
-            raise ShapeError("invalid_contact", f"`{where}` has no text", [where])
-        note: dict[str, Any] = {}
-        if raw.get("id") is not None:
-            note["id"] = raw["id"]
-        note["data"] = text
-        for flag in ("pinned", "only_super_admin"):
-            if raw.get(flag) is not None:
-                note[flag] = bool(raw[flag])
-        for key, part in raw.items():
-            if key in note or key in ("content", "data") or key in NOTE_READ_ONLY:
-                continue
-            if unknowns.keep(f"notes[].{key}", part):
-                note[key] = part
-        out.append(note)
-    return out
+def _number_text(value: int | float) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _invalid(detail: str, where: str) -> ShapeError:
+    return ShapeError("invalid_contact", detail, [where or "contact"])
+
+
+def _join(prefix: str, key: str) -> str:
+    return f"{prefix}.{key}" if prefix else key
 
 
 def _is_empty(value: Any) -> bool:
@@ -376,48 +279,35 @@ def _is_empty(value: Any) -> bool:
 # -- meaning ---------------------------------------------------------------------------
 
 
-def fingerprint(contact: Mapping[str, Any]) -> dict[str, Any]:
-    """What a write-shaped contact means, as {path: comparable value}; empty means absent.
+def fingerprint(
+    contact: Mapping[str, Any],
+    catalog: FormCatalog | None = None,
+    policy: ShapePolicy | None = None,
+) -> dict[str, Any]:
+    """What a contact means, as {path: comparable value}; empty means absent.
 
-    Answers are grouped per form (`formdatas[form_id=12]`) as a multiset of (value, data,
-    date, survey) so that ids and order never count; dates compare as instants; tags by
-    name, ignoring case; notes by text and flags (their ids are Qomon's, like answers').
+    It reads the read shape and the write shape alike, through the same inventory:
+    legacy names count as the current ones, server-owned and read-only keys and
+    soft-deleted answers do not count, declared droppable keys do not count; everything
+    else does, unknown keys included. Values compare by their documented type (instants,
+    not strings; `"3"` and `3` for an integer field). Answers are grouped per form
+    (`formdatas[form_id=12]`) as a multiset, so ids and order never count; tags by name,
+    ignoring case; notes by their text (a digest, never the text).
     """
     meaning: dict[str, Any] = {}
-    for key, value in contact.items():
-        if key == "address" and isinstance(value, Mapping):
-            for part, text in value.items():
-                _put(meaning, f"address.{part}", _scalar(text))
-        elif key == "tags" and isinstance(value, list):
-            for tag in value:
-                meaning[f"tags[{tag_key(tag['name'])}]"] = True
-        elif key == "action_ids" and isinstance(value, list):
-            _put(meaning, key, tuple(sorted(value)) or None)
-        elif key in ANSWER_LISTS and isinstance(value, list):
-            groups: dict[int, Counter[tuple[Any, ...]]] = {}
-            for answer in value:
-                groups.setdefault(answer["form_id"], Counter())[_answer_key(answer)] += 1
-            for form_id, answers in groups.items():
-                meaning[f"{key}[form_id={form_id}]"] = frozenset(answers.items())
-        elif key == "notes" and isinstance(value, list):
-            # Qomon gives a note its id when it is saved, so ids never count: a note is
-            # its text and flags, and several notes may share a text.
-            notes: dict[str, Counter[tuple[bool, bool]]] = {}
-            for note in value:
-                flags = (bool(note.get("pinned")), bool(note.get("only_super_admin")))
-                notes.setdefault(note_path(note["data"]), Counter())[flags] += 1
-            for path, counts in notes.items():
-                meaning[path] = frozenset(counts.items())
-        elif key in DATE_FIELDS:
-            _put(meaning, key, _instant(value))
-        else:
-            _put(meaning, key, _scalar(value))
+    reader = _Meaning(catalog or FormCatalog([]), policy or ShapePolicy())
+    reader.obj(contact, CONTACT, "", meaning)
     return meaning
 
 
-def changed_paths(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[str]:
-    """The paths whose meaning differs between two write-shaped contacts, sorted."""
-    old, new = fingerprint(before), fingerprint(after)
+def changed_paths(
+    before: Mapping[str, Any],
+    after: Mapping[str, Any],
+    catalog: FormCatalog | None = None,
+    policy: ShapePolicy | None = None,
+) -> list[str]:
+    """The paths whose meaning differs between two contacts (read or write shape), sorted."""
+    old, new = fingerprint(before, catalog, policy), fingerprint(after, catalog, policy)
     return sorted(path for path in old.keys() | new.keys() if old.get(path) != new.get(path))
 
 
@@ -431,38 +321,131 @@ def tag_key(name: str) -> str:
     return " ".join(name.split()).casefold()
 
 
-def _answer_key(answer: Mapping[str, Any]) -> tuple[Any, ...]:
-    # Date answers are already in Qomon's millisecond form on both sides (to_write_shape
-    # and the assembly normalise them), so `data` compares as text.
-    data = answer.get("data")
-    extras = tuple(sorted((k, _scalar(v)) for k, v in answer.items() if k not in _ANSWER_CORE))
-    return (
-        answer["form_ref_id"],
-        _scalar(data),
-        _instant(answer.get("date")),
-        answer.get("survey_id"),
-        extras,
-    )
+class _Meaning:
+    def __init__(self, catalog: FormCatalog, policy: ShapePolicy) -> None:
+        self.catalog = catalog
+        self.policy = policy
+
+    def obj(self, value: Any, node: Obj, pattern: str, out: dict[str, Any]) -> None:
+        if not isinstance(value, Mapping):
+            _put(out, pattern, _scalar(value))
+            return
+        for key, part in value.items():
+            name = node.legacy.get(key, key)
+            if name in value and name != key and not _is_empty(value[name]):
+                continue  # both generations: the current name holds the value
+            path = _join(pattern, name)
+            child = node.written.get(name)
+            if child is None:
+                known = name in node.server_owned or name in node.read_only
+                if not known and path not in self.policy.droppable:
+                    _put(out, path, _scalar(part))
+            elif isinstance(child, Leaf):
+                _put(out, path, _normal(part, child.kind))
+            elif isinstance(child, Obj):
+                self.obj(part, child, path, out)
+            else:
+                self.many(part, child, path, out)
+
+    def many(self, value: Any, node: Many, path: str, out: dict[str, Any]) -> None:
+        if not isinstance(value, list):
+            _put(out, path, _scalar(value))
+            return
+        groups: dict[str, Counter[Any]] = {}
+        for raw in value:
+            item = {"name": raw} if node.identity == "tag" and isinstance(raw, str) else raw
+            if not isinstance(item, Mapping):
+                groups.setdefault(path, Counter())[_scalar(item)] += 1
+                continue
+            if node.identity == "answer" and not _is_empty(item.get("deleted_at")):
+                continue
+            parts: dict[str, Any] = {}
+            self.obj(item, node.item, f"{path}[]", parts)
+            # A flag left false and a flag left out say the same of an item.
+            parts = {k: v for k, v in parts.items() if v is not False}
+            key, parts = self._identity(node, path, parts)
+            groups.setdefault(key, Counter())[frozenset(parts.items())] += 1
+        for key, items in groups.items():
+            out[key] = frozenset(items.items())
+
+    def _identity(self, node: Many, path: str, parts: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        """The path an item is compared under, and what is compared of it there."""
+        if node.identity == "answer":
+            form_id = parts.pop(f"{path}[].form_id", None)
+            self._answer_data(form_id, parts, f"{path}[].data")
+            return f"{path}[form_id={form_id}]", parts
+        if node.identity == "tag":
+            name = parts.pop(f"{path}[].name", "")
+            return f"{path}[{tag_key(str(name))}]", parts
+        text = parts.pop(f"{path}[].data", "")
+        return note_path(str(text)), parts
+
+    def _answer_data(self, form_id: Any, parts: dict[str, Any], key: str) -> None:
+        form = self.catalog.get(form_id)
+        data = parts.get(key)
+        if form is None or data is None:
+            return
+        kind = form.type.lower()
+        if kind in DATE_FORMS:
+            parts[key] = _normal(data, "date")
+        elif kind in NUMBER_FORMS:
+            number = as_number(data)
+            if number is not None:
+                parts[key] = number  # "4.0" and "4" are the same answer
 
 
-_ANSWER_CORE = frozenset({"form_id", "form_ref_id", "data", "date", "survey_id"})
+def as_number(value: Any) -> float | None:
+    """A finite number from a number or its text (a French decimal comma accepted)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        number = float(value)
+    elif isinstance(value, str):
+        text = value.strip().replace("\u202f", "").replace(" ", "")
+        if text.count(",") == 1 and "." not in text:
+            text = text.replace(",", ".")
+        try:
+            number = float(text)
+        except ValueError:
+            return None
+    else:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _normal(value: Any, kind: Kind) -> Any:
+    """A value as its documented type means it, for comparison; None when empty."""
+    if _is_empty(value):
+        return None
+    if kind in ("text", "gender") and _is_number(value):
+        return _number_text(value)
+    if kind == "integer":
+        number = _as_int(value)
+        return number if number is not None else _scalar(value)
+    if kind == "boolean" and value in (0, 1) and not isinstance(value, float):
+        return bool(value)
+    if kind == "date":
+        return _instant(value)
+    if kind == "integers" and isinstance(value, list):
+        numbers = [_as_int(item) for item in value]
+        if all(n is not None for n in numbers):
+            return tuple(sorted(n for n in numbers if n is not None))
+    return _scalar(value)
 
 
 def _instant(value: Any) -> Any:
-    if value is None or value == "":
-        return None
     try:
         instant = parse_instant(value)
     except NotADate:
-        return value
+        return _scalar(value)
     return instant.replace(microsecond=instant.microsecond // 1000 * 1000)
 
 
 def _scalar(value: Any) -> Any:
-    if value is None or value in ("", [], {}):
+    if _is_empty(value):
         return None
     if isinstance(value, list | dict):
-        return json.dumps(value, sort_keys=True)
+        return json.dumps(value, sort_keys=True, default=str)
     return value
 
 
