@@ -16,8 +16,8 @@ another to the same draft, the result equals applying them one by one.
 from __future__ import annotations
 
 import copy
-import math
 import re
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -29,6 +29,7 @@ from qomon_sync.domain.contact_shape import (
     ShapeError,
     ShapePolicy,
     WriteContact,
+    as_number,
     changed_paths,
     note_path,
     tag_key,
@@ -36,6 +37,7 @@ from qomon_sync.domain.contact_shape import (
 )
 from qomon_sync.domain.dates import NotADate, to_qomon_date
 from qomon_sync.domain.forms import Form, FormCatalog, FormLookupError, RefValue
+from qomon_sync.domain.replacement_body import body_problems
 
 SINGLE_CHOICE = frozenset({"radio", "select"})
 MULTI_CHOICE = frozenset({"checkbox"})
@@ -113,7 +115,9 @@ def assemble_contact(
         except ChangeRejected as exc:
             return Rejected(exc.code, exc.detail, exc.fields, event_id=event.event_id)
 
-    changed = changed_paths(baseline, draft.contact)
+    # The guard compares what Qomon holds, as read, with what would be sent: a key the
+    # translation dropped shows here as much as one an event changed without asking.
+    changed = changed_paths(current, draft.contact, forms, policy.shape)
     unasked = [path for path in changed if path not in draft.intended]
     if unasked:
         return Rejected(
@@ -123,30 +127,73 @@ def assemble_contact(
         )
     if not changed:
         return Unchanged(tuple(draft.warnings))
+    problems = body_problems(draft.contact, policy.shape.passthrough)
+    if problems:
+        return Rejected(
+            "invalid_replacement",
+            "the replacement does not match Qomon's documented PATCH body, which is a "
+            "qomon-sync bug; nothing is written: " + "; ".join(problems),
+            tuple(problem.split(":", 1)[0] for problem in problems),
+        )
     return Replace({"data": {"contact": draft.contact}}, tuple(changed), tuple(draft.warnings))
 
 
-def same_meaning(
-    sent: Mapping[str, Any], echoed: Mapping[str, Any], forms: FormCatalog
-) -> list[str]:
-    """Paths where Qomon's answer to a PATCH differs from what was sent (ids ignored).
+# Keys Qomon fills in on a note it saves, and may restamp: not a loss when they differ.
+NOTE_STAMPS = ("id", "contact_id", "group_id", "created_at", "updated_at")
 
-    An answer sent without a `date` may come back dated by Qomon: that is not a loss.
+
+def _undate_what_qomon_dated(sent: list[dict[str, Any]], echoed: list[dict[str, Any]]) -> None:
+    """Drop the date Qomon gave an answer that was sent undated, one answer for one."""
+
+    def key(answer: Mapping[str, Any]) -> tuple[Any, ...]:
+        return (
+            answer["form_id"],
+            answer["form_ref_id"],
+            answer.get("data"),
+            answer.get("survey_id"),
+        )
+
+    dated = Counter((key(a), a["date"]) for a in sent if a.get("date") is not None)
+    undated = Counter(key(a) for a in sent if a.get("date") is None)
+    for answer in echoed:
+        if answer.get("date") is None:
+            continue
+        if dated[(key(answer), answer["date"])] > 0:
+            dated[(key(answer), answer["date"])] -= 1
+        elif undated[key(answer)] > 0:
+            undated[key(answer)] -= 1
+            answer.pop("date")
+
+
+def same_meaning(
+    sent: Mapping[str, Any],
+    echoed: Mapping[str, Any],
+    forms: FormCatalog,
+    policy: ShapePolicy | None = None,
+) -> list[str]:
+    """Paths where Qomon's answer to a PATCH differs from what was sent.
+
+    It reads the answer with the very policy the write used (nested passthroughs and
+    droppables included). What Qomon adds itself is not a loss: an answer sent without a
+    `date` may come back dated; a note comes back with its id, stamps and, when it was
+    new, its author.
     """
+    policy = policy or ShapePolicy()
     try:
-        echoed_shape = to_write_shape(echoed, forms, ShapePolicy(passthrough=frozenset(echoed)))
+        echoed_shape = to_write_shape(echoed, forms, policy)
     except ShapeError as exc:
         return list(exc.fields)
+    sent_shape = copy.deepcopy(dict(sent))
     for list_name in ANSWER_LISTS:
-        undated = {
-            (a.get("form_id"), a.get("form_ref_id"), a.get("data"))
-            for a in sent.get(list_name) or []
-            if a.get("date") is None
-        }
-        for answer in echoed_shape.get(list_name) or []:
-            if (answer["form_id"], answer["form_ref_id"], answer["data"]) in undated:
-                answer.pop("date", None)
-    return changed_paths(sent, echoed_shape)
+        _undate_what_qomon_dated(sent_shape.get(list_name) or [], echoed_shape.get(list_name) or [])
+    authored = {note_path(n["data"]) for n in sent_shape.get("notes") or [] if n.get("user")}
+    for notes, is_echo in ((sent_shape.get("notes"), False), (echoed_shape.get("notes"), True)):
+        for note in notes or []:
+            for key in NOTE_STAMPS:
+                note.pop(key, None)
+            if is_echo and note_path(note["data"]) not in authored:
+                note.pop("user", None)
+    return changed_paths(sent_shape, echoed_shape, forms, policy)
 
 
 class _Draft:
@@ -178,10 +225,13 @@ class _Draft:
     def _set_basic_fields(self, patch: Mapping[str, Any]) -> None:
         for name, value in patch.items():
             if name == "address":
-                address = self.contact.setdefault("address", {})
-                for part, text in (value or {}).items():
+                address = self.contact.get("address") or {}
+                # `"address": null` clears every part, as a merge patch's null does.
+                parts = value if value is not None else dict.fromkeys(address)
+                for part, text in parts.items():
                     address[part] = text
                     self.intended.add(f"address.{part}")
+                self.contact["address"] = address
             elif name == "black_list" and not value and self.contact.get("black_list") is True:
                 if not self.policy.allow_unblacklist:
                     self.warnings.append("black_list kept true: opt-outs are sticky")
@@ -218,6 +268,12 @@ class _Draft:
                 exc.code, f"{where}.field: {exc.detail}", [_field_name(change)]
             ) from None
         list_name = "custom_fields" if form.section == "custom_fields" else "formdatas"
+        if list_name == "custom_fields" and change.survey_id is not None:
+            raise ChangeRejected(
+                "unsupported_operation",
+                f"{where}.survey_id: `{form.label}` is a custom field, which belongs to no survey",
+                [form.label],
+            )
         answers: list[dict[str, Any]] = self.contact.setdefault(list_name, [])
         current = [a for a in answers if a.get("form_id") == form.id]
         wanted = self._answers_after(form, change, current, where)
@@ -233,64 +289,82 @@ class _Draft:
         """The form's answers once `change` is applied; unchanged answers keep their object
         (and so their `date`), which is what makes a repeated answer a no-op."""
         kind = form.type.lower()
-        op = change.op
-        if op == "clear":
-            return []
+        if change.op == "clear":
+            # With a survey, only that survey's answers; without, every answer of the form.
+            if change.survey_id is None:
+                return []
+            return [a for a in current if a.get("survey_id") != change.survey_id]
         if kind in MULTI_CHOICE:
-            chosen = [self._choice(form, value, where) for value in change.values]
-            chosen_ids = {ref.id for ref in chosen}
-            if op == "remove":
-                return [a for a in current if a.get("form_ref_id") not in chosen_ids]
-            kept = (
-                current
-                if op == "add"
-                else [a for a in current if a.get("form_ref_id") in chosen_ids]
-            )
-            have = {a.get("form_ref_id") for a in kept}
-            return kept + [
-                self._answer(form, ref, ref.value, change) for ref in chosen if ref.id not in have
-            ]
+            return self._checkbox(form, change, current, where)
         if kind in SINGLE_CHOICE:
-            if op == "add" or len(change.values) > 1:
-                raise ChangeRejected(
-                    "unsupported_operation",
-                    f"{where}: `{form.label}` holds one value ({kind}); use `set` with one value",
-                    [form.label],
-                )
-            ref = self._choice(form, change.values[0], where)
-            if op == "remove":
-                return [a for a in current if a.get("form_ref_id") != ref.id]
-            same = [a for a in current if a.get("form_ref_id") == ref.id]
-            return (
-                same[:1]
-                if len(current) == 1 and same
-                else [self._answer(form, ref, ref.value, change)]
-            )
+            return self._single_choice(form, kind, change, current, where)
         if kind in NUMBER_TYPES | TEXT_TYPES | DATE_TYPES:
-            if op == "add" or len(change.values) > 1:
-                raise ChangeRejected(
-                    "unsupported_operation",
-                    f"{where}: `{form.label}` is a free-input {kind} form; "
-                    "use `set` with one value",
-                    [form.label],
-                )
-            data = self._free_input(form, kind, change.values[0], where)
-            if op == "remove":
-                return [a for a in current if a.get("data") != data]
-            if len(current) == 1 and current[0].get("data") == data:
-                return current
-            if not form.refvalues:
-                raise ChangeRejected(
-                    "unknown_value",
-                    f"{where}: `{form.label}` has no value to answer with",
-                    [form.label],
-                )
-            return [self._answer(form, form.refvalues[0], data, change)]
+            return self._free_input_answers(form, kind, change, current, where)
         raise ChangeRejected(
             "unsupported_form_type",
             f"{where}: `{form.label}` is a `{form.type}` form, which qomon-sync cannot answer yet",
             [form.label],
         )
+
+    def _checkbox(
+        self, form: Form, change: FieldChange, current: list[dict[str, Any]], where: str
+    ) -> list[dict[str, Any]]:
+        chosen = [self._choice(form, value, where) for value in change.values]
+        chosen_ids = {ref.id for ref in chosen}
+        if change.op == "remove":
+            return [a for a in current if a.get("form_ref_id") not in chosen_ids]
+        kept = (
+            current
+            if change.op == "add"
+            else [a for a in current if a.get("form_ref_id") in chosen_ids]
+        )
+        have = {a.get("form_ref_id") for a in kept}
+        return kept + [
+            self._answer(form, ref, ref.value, change) for ref in chosen if ref.id not in have
+        ]
+
+    def _single_choice(
+        self, form: Form, kind: str, change: FieldChange, current: list[dict[str, Any]], where: str
+    ) -> list[dict[str, Any]]:
+        # Qomon keeps one entry per radio, whatever the survey: a new one replaces the last.
+        self._one_value(form, kind, change, where, "holds one value")
+        ref = self._choice(form, change.values[0], where)
+        if change.op == "remove":
+            return [a for a in current if a.get("form_ref_id") != ref.id]
+        same = [a for a in current if a.get("form_ref_id") == ref.id]
+        if len(current) == 1 and same:
+            return same
+        return [self._answer(form, ref, ref.value, change)]
+
+    def _free_input_answers(
+        self, form: Form, kind: str, change: FieldChange, current: list[dict[str, Any]], where: str
+    ) -> list[dict[str, Any]]:
+        """Text, number and date forms hold one answer per survey (Qomon adds a new one
+        beside the others), so an answer is known by its form and its `survey_id`."""
+        self._one_value(form, kind, change, where, "is a free-input form")
+        data = self._free_input(form, kind, change.values[0], where)
+        mine = [a for a in current if a.get("survey_id") == change.survey_id]
+        others = [a for a in current if not any(a is m for m in mine)]
+        if change.op == "remove":
+            return others + [a for a in mine if not _same_data(kind, a.get("data"), data)]
+        if len(mine) == 1 and _same_data(kind, mine[0].get("data"), data):
+            return current
+        if not form.refvalues:
+            raise ChangeRejected(
+                "unknown_value",
+                f"{where}: `{form.label}` has no value to answer with",
+                [form.label],
+            )
+        return [*others, self._answer(form, form.refvalues[0], data, change)]
+
+    @staticmethod
+    def _one_value(form: Form, kind: str, change: FieldChange, where: str, what: str) -> None:
+        if change.op == "add" or len(change.values) > 1:
+            raise ChangeRejected(
+                "unsupported_operation",
+                f"{where}: `{form.label}` {what} ({kind}); use `set` with one value",
+                [form.label],
+            )
 
     def _choice(self, form: Form, value: str | int | float, where: str) -> RefValue:
         try:
@@ -315,7 +389,7 @@ class _Draft:
                     [form.label],
                 ) from None
         if kind in NUMBER_TYPES:
-            number = _number(value)
+            number = as_number(value)
             if number is None:
                 raise ChangeRejected(
                     "invalid_number",
@@ -388,20 +462,17 @@ class _Draft:
         self.intended.add(note_path(text))
 
 
-def _number(value: str | int | float) -> float | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        number = float(value)
-    else:
-        text = value.strip().replace("\u202f", "").replace(" ", "")
-        if text.count(",") == 1 and "." not in text:
-            text = text.replace(",", ".")  # a French decimal comma, as form tools send it
+def _same_data(kind: str, held: Any, data: str) -> bool:
+    """Whether a held answer already says `data`: numbers as numbers ("4.0" is 4), dates
+    as instants, text as text."""
+    if kind in NUMBER_TYPES:
+        return as_number(held) is not None and as_number(held) == as_number(data)
+    if kind in DATE_TYPES:
         try:
-            number = float(text)
-        except ValueError:
-            return None
-    return number if math.isfinite(number) else None
+            return to_qomon_date(held) == data
+        except NotADate:
+            return False
+    return isinstance(held, str | int | float) and str(held) == data
 
 
 def _field_name(change: FieldChange) -> str:

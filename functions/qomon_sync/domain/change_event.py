@@ -14,6 +14,7 @@ from typing import Annotated, Literal
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StringConstraints,
@@ -28,6 +29,16 @@ SCHEMA_VERSION: Literal[1] = 1
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
 ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
 Id = Annotated[int, Field(ge=1)]
+
+
+def _not_a_boolean(value: object) -> object:
+    if isinstance(value, bool):
+        raise ValueError("is true or false, not a whole number")  # JSON true is not 1
+    return value
+
+
+Count = Annotated[int, Field(ge=0), BeforeValidator(_not_a_boolean)]
+"""A documented integer field of the contact (`age_category`, `user_contact_id`)."""
 # Deliberately loose: Qomon is the judge of e-mail validity; we only refuse what cannot be
 # an address at all, so that a typo fails here with a clear reason, not as a Qomon 422.
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -99,7 +110,8 @@ class BasicFieldsPatch(_Strict):
     married_name: ShortText | None = None
     gender: Literal["M", "F", "O"] | None = None
     birthdate: datetime | None = None
-    age_category: ShortText | None = None
+    age_category: Count | None = None
+    """An integer, as Qomon documents it (a category of the space, not an age)."""
     birth_city: ShortText | None = None
     birth_country: ShortText | None = None
     birth_dept: ShortText | None = None
@@ -110,7 +122,8 @@ class BasicFieldsPatch(_Strict):
     mobile: ShortText | None = None
     mobile_invalid: bool | None = None
     black_list: bool | None = None
-    user_contact_id: ShortText | None = None
+    user_contact_id: Count | None = None
+    """An integer, as Qomon documents it."""
     address: AddressPatch | None = None
 
     @field_validator("mail")

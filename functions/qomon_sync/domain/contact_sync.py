@@ -203,7 +203,7 @@ class _OneContact:
         self.result.writes += 1
         self.current = echoed
         self.contact_id = int(echoed.get("id", self.contact_id or 0)) or None
-        differs = same_meaning(outcome.contact, echoed, self.forms)
+        differs = same_meaning(outcome.contact, echoed, self.forms, self.policy.shape)
         if differs:
             # Qomon accepted the write but stores something else (e.g. a Radio form keeping
             # another entry than the one sent): a person must look before anything moves.
