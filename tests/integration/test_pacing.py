@@ -26,7 +26,7 @@ def test_paced_mixed_traffic_meets_no_429() -> None:
 
 def test_the_same_traffic_unpaced_does_meet_429s() -> None:
     """The negative control: the bucket is tight enough that pacing matters."""
-    with StandinServer(StandinConfig(token="t", burst=20, refill=100)) as server:
+    with StandinServer(StandinConfig(token="t", burst=20, refill=1)) as server:
         headers = {"Authorization": "Bearer t"}
         statuses = [
             httpx.patch(

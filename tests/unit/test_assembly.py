@@ -122,7 +122,15 @@ def test_write_shape_drops_server_fields_and_soft_deleted_answers() -> None:
         answer(2, 21, "leaning"),
     ]
     assert body["custom_fields"] == [answer(7, 70, "gold")]
-    assert body["notes"] == [{"id": 77, "data": "Met at the market", "pinned": True}]
+    # The documented PATCH body carries a note's timestamps: they are sent back (ms).
+    assert body["notes"] == [
+        {
+            "id": 77,
+            "data": "Met at the market",
+            "pinned": True,
+            "created_at": "2025-01-01T00:00:00.000Z",
+        }
+    ]
     assert body["action_ids"] == [3, 7]
 
 
@@ -546,7 +554,12 @@ def test_notes_are_added_and_existing_ones_kept() -> None:
         )
     )
     assert outcome.contact["notes"] == [
-        {"id": 77, "data": "Met at the market", "pinned": True},
+        {
+            "id": 77,
+            "data": "Met at the market",
+            "pinned": True,
+            "created_at": "2025-01-01T00:00:00.000Z",
+        },
         {"data": "Asked for a yard sign", "pinned": False},
     ]
     assert outcome.changed == (note_path("Asked for a yard sign"),)

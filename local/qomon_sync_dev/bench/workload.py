@@ -43,6 +43,10 @@ CONCERN = (3201, "Quelle est votre principale préoccupation ?", "text", None)
 PROFESSION = (3401, "Profession", "text", None)
 DONATIONS = (3403, "Montant total des dons (€)", "numeric", None)
 FORMS = (SUPPORT, CONSENTS, TOPICS, HOUSEHOLD, LAST_VOTE, CONCERN, PROFESSION, DONATIONS)
+SURVEY_ID = 501
+"""The seed's door-to-door survey: the workload answers its forms for that survey. Text,
+number and date forms hold one answer per survey, so other surveys' answers stay."""
+SURVEY_FORMS = frozenset({TOPICS[0], HOUSEHOLD[0], LAST_VOTE[0], CONCERN[0]})
 TAGS = ["bénévole", "donateur", "newsletter", "porte-à-porte", "quartier-nord"]
 UNKNOWN_MAIL = "personne.inconnue.{n}@example.net"
 
@@ -104,7 +108,9 @@ def state_of(contact: Mapping[str, Any]) -> State:
         answers = [
             a
             for a in [*(contact.get("formdatas") or []), *(contact.get("custom_fields") or [])]
-            if a.get("form_id") == form_id and not a.get("deleted_at")
+            if a.get("form_id") == form_id
+            and not a.get("deleted_at")
+            and (form_id not in SURVEY_FORMS or a.get("survey_id") == SURVEY_ID)
         ]
         state[f"form:{form_id}"] = frozenset(str(a.get("data")) for a in answers)
     return state
@@ -211,6 +217,12 @@ def _change(state: State, rng: random.Random, n: int) -> dict[str, Any]:
 
 
 def _answer(state: State, rng: random.Random, n: int, used: set[str]) -> dict[str, Any]:
+    answer = _answer_of(state, rng, n, used)
+    form_id = next(f[0] for f in FORMS if f[1] == answer["field"])
+    return {**answer, "survey_id": SURVEY_ID} if form_id in SURVEY_FORMS else answer
+
+
+def _answer_of(state: State, rng: random.Random, n: int, used: set[str]) -> dict[str, Any]:
     form_id, label, kind, choices = rng.choice([f for f in FORMS if f[1] not in used] or [FORMS[0]])
     values: list[str] = list(choices or [])
     key = f"form:{form_id}"

@@ -1,0 +1,240 @@
+"""Each defect a new user met on Qomon's documented contact, pinned as a class.
+
+The documented contact (events/qomon-docs/) is what a real space shows first: notes with
+their author, integer fields, answers per survey. Each test names the defect it pins.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from qomon_sync.domain.assembly import (
+    AssemblyPolicy,
+    Replace,
+    Unchanged,
+    assemble_contact,
+    same_meaning,
+)
+from qomon_sync.domain.change_event import ChangeEvent
+from qomon_sync.domain.contact_shape import ShapePolicy, to_write_shape
+from qomon_sync.domain.contact_sync import sync_contact
+from qomon_sync.domain.dates import NotADate, to_qomon_date
+from tests.unit.campaign import CATALOG, COMMENT, HOUSEHOLD, MEETING, SUPPORT
+from tests.unit.test_contact_sync import FakeQomon
+
+
+def event(**changes: Any) -> ChangeEvent:
+    return ChangeEvent.model_validate(
+        {
+            "event_id": "fid-1",
+            "source": "test",
+            "occurred_at": "2026-12-01T09:00:00Z",
+            "contact": {"id": 42},
+            **changes,
+        }
+    )
+
+
+def survey_answer(form_id: int, data: str, survey_id: int | None, **extra: Any) -> dict[str, Any]:
+    answer = {"id": 100 + (survey_id or 0), "form_id": form_id, "form_ref_id": form_id * 10}
+    answer |= {"data": data, "date": "2026-01-05T10:00:00.000Z", "deleted_at": None}
+    return answer | ({"survey_id": survey_id} if survey_id is not None else {}) | extra
+
+
+def contact(**overrides: Any) -> dict[str, Any]:
+    return {"id": 42, "firstname": "Ana", "mail": "ana@example.org", **overrides}
+
+
+# -- integers stay integers -------------------------------------------------------------
+
+
+def test_integer_fields_are_written_back_as_integers() -> None:
+    read = contact(age_category=3, user_contact_id="77")
+    body = to_write_shape(read, CATALOG)
+    assert body["age_category"] == 3
+    assert body["user_contact_id"] == 77
+    assert assemble_contact(read, CATALOG, [event(set={"firstname": "Ana"})]) == Unchanged()
+
+
+def test_a_change_event_sets_integer_fields_as_integers() -> None:
+    outcome = assemble_contact(
+        contact(), CATALOG, [event(set={"age_category": 2, "user_contact_id": 9001})]
+    )
+    assert isinstance(outcome, Replace)
+    assert (outcome.contact["age_category"], outcome.contact["user_contact_id"]) == (2, 9001)
+
+
+@pytest.mark.parametrize("value", ["two", 1.5, True, -1])
+def test_a_change_event_refuses_an_integer_field_that_is_not_one(value: Any) -> None:
+    with pytest.raises(ValidationError) as caught:
+        event(set={"age_category": value})
+    assert caught.value.errors()[0]["loc"] == ("set", "age_category")
+
+
+# -- dates keep four-digit years ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("given", "written"),
+    [
+        ("0001-01-01T00:00:00Z", "0001-01-01T00:00:00.000Z"),  # Go's zero time
+        ("0969-05-01", "0969-05-01T00:00:00.000Z"),
+        ("0099-12-31T23:59:59.999999Z", "0099-12-31T23:59:59.999Z"),
+        ("9999-12-31T23:59:59.9Z", "9999-12-31T23:59:59.900Z"),
+    ],
+)
+def test_dates_before_the_year_1000_keep_four_digits(given: str, written: str) -> None:
+    assert to_qomon_date(given) == written
+
+
+@pytest.mark.parametrize("given", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:00:00-02:00"])
+def test_a_date_outside_utc_years_is_not_a_date_rather_than_a_crash(given: str) -> None:
+    with pytest.raises(NotADate):
+        to_qomon_date(given)
+    outcome = assemble_contact(contact(birthdate=given), CATALOG, [event()])
+    assert getattr(outcome, "code", None) == "invalid_contact"
+    assert getattr(outcome, "fields", None) == ("birthdate",)
+
+
+def test_a_typed_in_early_birth_year_is_written_padded() -> None:
+    outcome = assemble_contact(contact(), CATALOG, [event(set={"birthdate": "0969-05-01"})])
+    assert isinstance(outcome, Replace)
+    assert outcome.contact["birthdate"] == "0969-05-01T00:00:00.000Z"
+
+
+# -- text, number and date forms hold one answer per survey ---------------------------------
+
+
+def two_surveys() -> dict[str, Any]:
+    return contact(
+        formdatas=[
+            survey_answer(COMMENT.id, "Parking", 1),
+            survey_answer(COMMENT.id, "Schools", 2),
+            survey_answer(SUPPORT.id, "leaning", None, form_ref_id=21),
+        ]
+    )
+
+
+def comments(outcome: Replace) -> dict[Any, str]:
+    return {
+        a.get("survey_id"): a["data"]
+        for a in outcome.contact["formdatas"]
+        if a["form_id"] == COMMENT.id
+    }
+
+
+def test_an_answer_for_one_survey_keeps_the_other_surveys_answers() -> None:
+    change = {"field": COMMENT.id, "value": "Buses", "survey_id": 1}
+    outcome = assemble_contact(two_surveys(), CATALOG, [event(fields=[change])])
+    assert isinstance(outcome, Replace)
+    assert comments(outcome) == {1: "Buses", 2: "Schools"}
+    assert outcome.changed == (f"formdatas[form_id={COMMENT.id}]",)
+
+
+def test_an_answer_a_survey_already_holds_is_not_rewritten_nor_redated() -> None:
+    change = {"field": COMMENT.id, "value": "Schools", "survey_id": 2}
+    assert assemble_contact(two_surveys(), CATALOG, [event(fields=[change])]) == Unchanged()
+
+
+def test_an_answer_without_a_survey_is_added_beside_the_surveys() -> None:
+    outcome = assemble_contact(
+        two_surveys(), CATALOG, [event(fields=[{"field": COMMENT.id, "value": "Buses"}])]
+    )
+    assert isinstance(outcome, Replace)
+    assert comments(outcome) == {1: "Parking", 2: "Schools", None: "Buses"}
+
+
+def test_clear_with_a_survey_clears_that_survey_only() -> None:
+    change = {"field": COMMENT.id, "op": "clear", "survey_id": 1}
+    outcome = assemble_contact(two_surveys(), CATALOG, [event(fields=[change])])
+    assert isinstance(outcome, Replace)
+    assert comments(outcome) == {2: "Schools"}
+
+
+def test_clear_without_a_survey_clears_every_answer_of_the_form() -> None:
+    change = {"field": COMMENT.id, "op": "clear"}
+    outcome = assemble_contact(two_surveys(), CATALOG, [event(fields=[change])])
+    assert isinstance(outcome, Replace)
+    assert comments(outcome) == {}
+    assert [a["form_id"] for a in outcome.contact["formdatas"]] == [SUPPORT.id]
+
+
+@pytest.mark.parametrize(("held", "sent"), [("4.0", 4), ("4", "4,0"), (4, "4"), ("12.50", 12.5)])
+def test_numbers_compare_as_numbers(held: Any, sent: Any) -> None:
+    read = contact(formdatas=[survey_answer(HOUSEHOLD.id, held, None)])
+    change = {"field": HOUSEHOLD.id, "value": sent}
+    assert assemble_contact(read, CATALOG, [event(fields=[change])]) == Unchanged()
+
+
+def test_dates_answers_compare_as_instants() -> None:
+    read = contact(formdatas=[survey_answer(MEETING.id, "2026-03-01T00:00:00.000000Z", 4)])
+    change = {"field": MEETING.id, "value": "2026-03-01", "survey_id": 4}
+    assert assemble_contact(read, CATALOG, [event(fields=[change])]) == Unchanged()
+
+
+# -- null clears, address included ------------------------------------------------------------
+
+
+def test_address_null_clears_every_part() -> None:
+    read = contact(address={"id": 5, "street": "Rue Neuve", "city": "Lyon", "citycode": "69123"})
+    outcome = assemble_contact(read, CATALOG, [event(set={"address": None})])
+    assert isinstance(outcome, Replace)
+    assert outcome.contact["address"] == {"street": None, "city": None, "citycode": None}
+    assert outcome.changed == ("address.city", "address.citycode", "address.street")
+
+
+def test_address_null_on_a_contact_without_address_is_unchanged() -> None:
+    assert assemble_contact(contact(), CATALOG, [event(set={"address": None})]) == Unchanged()
+
+
+# -- the echo check reads with the write's policy ------------------------------------------------
+
+
+class EchoingQomon(FakeQomon):
+    """Stores the body, and answers with read-side extras the way Qomon does."""
+
+    def _store(self, contact_id: int, body: dict[str, Any]) -> dict[str, Any]:
+        stored = super()._store(contact_id, body)
+        for index, note in enumerate(stored.get("notes") or []):
+            note.setdefault("id", 500 + index)
+            note.setdefault("created_at", "2026-12-01T09:00:00.123456Z")
+            note.setdefault("user", {"id": 9, "firstname": "API"})
+        self.contacts[contact_id] = copy.deepcopy(stored)
+        return stored
+
+
+@pytest.mark.parametrize(
+    ("extra", "passthrough"),
+    [
+        ({"address": {"city": "Lyon", "citycode": "69123"}}, frozenset({"address.citycode"})),
+        (
+            {"notes": [{"id": 3, "data": "Met", "origin": "door"}]},
+            frozenset({"address.citycode", "notes[].origin"}),
+        ),
+        ({"formdatas": [survey_answer(COMMENT.id, "x", 1, origin="app")]}, {"formdatas[].origin"}),
+    ],
+)
+def test_a_nested_passthrough_does_not_fail_the_echo(
+    extra: dict[str, Any], passthrough: frozenset[str]
+) -> None:
+    qomon = EchoingQomon([contact(**extra)])
+    policy = AssemblyPolicy(shape=ShapePolicy(passthrough=frozenset(passthrough)))
+    result = sync_contact(
+        [event(set={"firstname": "Anna"}, notes=[{"data": "Called back"}])],
+        qomon,
+        CATALOG,
+        policy,
+    )
+    assert [o.action for o in result.outcomes] == ["replaced"], result.outcomes
+    assert qomon.calls == ["get", "patch"]
+
+
+def test_the_echo_still_catches_what_qomon_did_not_keep() -> None:
+    sent = to_write_shape(contact(address={"city": "Lyon", "citycode": "69123"}), CATALOG)
+    echoed = copy.deepcopy(sent) | {"id": 42}
+    echoed["address"] = {"city": "Lyon"}
+    assert same_meaning(sent, echoed, CATALOG, ShapePolicy()) == ["address.citycode"]
