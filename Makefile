@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install demo test lint types unit pacing-check standin clean sam-build lint-template bench soak soak-quick
+.PHONY: install demo test lint types complexity unit pacing-check standin clean sam-build lint-template bench soak soak-quick
 
 # SAM CLI lives in its own venv: it pins its own dependencies, which must not move the dev pins.
 SAM_VENV    := .venv-sam
@@ -23,8 +23,9 @@ install: $(STAMP)
 demo: install
 	$(BIN)/qomon-sync demo
 
-## The gate: lint, format, types, then every test (unit, contract, integration).
-test: install lint types
+## The gate: lint, format, types, complexity, then every test (unit, contract, integration,
+## infra) with branch coverage of the Lambda package (fail-under in pyproject.toml).
+test: install lint types complexity
 	$(BIN)/pytest
 
 lint: install
@@ -33,6 +34,10 @@ lint: install
 
 types: install
 	$(BIN)/mypy
+
+## No function ranked worse than C (cyclomatic complexity above 20) in shipped or dev code.
+complexity: install
+	$(BIN)/xenon --max-absolute C functions local
 
 unit: install
 	$(BIN)/pytest tests/unit
