@@ -12,8 +12,7 @@ from typing import Annotated
 from pydantic import Field, HttpUrl, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from qomon_sync.domain.assembly import DEFAULT_REFUSAL_PATTERN, AssemblyPolicy
-from qomon_sync.domain.contact_shape import ShapePolicy
+from qomon_sync.domain.policy import DEFAULT_REFUSAL_PATTERN, AssemblyPolicy, ShapePolicy
 
 QOMON_EU_URL = "https://incoming.qomon.app"
 QOMON_US_URL = "https://incoming-us.qomon.app"
@@ -44,6 +43,10 @@ class Settings(BaseSettings):
     """Time kept back from the Lambda timeout: no contact is started with less than this."""
     dry_run: bool = False
     """Assemble and log the (masked) diff, never write to Qomon."""
+
+    # -- observability (read by handlers.observability) ---------------------------------
+    powertools_service_name: str = "qomon-sync"
+    powertools_metrics_namespace: str = "QomonSync"
 
     # -- webhook ingest -----------------------------------------------------------------
     webhook_secrets_secret: str = "qomon-sync/webhook-secrets"  # noqa: S105 - a name

@@ -188,25 +188,52 @@ def _report(
     aws, qomon = endpoints["aws_endpoint_url"], endpoints["qomon_url"]
     print(f"qomon-sync demo: local AWS at {aws}, Qomon stand-in at {qomon}")
     print(f"webhooks: {endpoints['webhook_url']}\n")
+    tally = _print_deliveries(answers, outcomes)
+    actions = Counter(o["action"] for o in outcomes)
+    _print_totals(answers, outcomes, letters, stats, tally.accepted)
+    complete = (
+        drained
+        and tally.as_expected == len(answers)
+        and tally.accounted == tally.accepted
+        and len(letters) == actions["dead_letter"]
+        and stopped == 0
+    )
+    print(
+        "every event accounted for"
+        if complete
+        else f"NOT every event accounted for ({tally.accounted}/{tally.accepted}, "
+        f"drained={drained}): {log}"
+    )
+    return 0 if complete else 1
+
+
+@dataclass
+class _Tally:
+    as_expected: int = 0
+    accepted: int = 0
+    accounted: int = 0
+
+
+def _print_deliveries(answers: list[Answer], outcomes: list[dict[str, Any]]) -> _Tally:
+    """One line per delivery and event: its HTTP answer and what became of it."""
     by_event: dict[str, list[dict[str, Any]]] = {}
     for outcome in outcomes:
         by_event.setdefault(str(outcome["event_id"]), []).append(outcome)
-
     print(f"{'delivery':<42} {'HTTP':>4}  {'event outcome':<12} {'contact':>8}  detail")
-    answered_as_expected = accounted = accepted = 0
+    tally = _Tally()
     for delivery, status, event_ids, detail in answers:
-        answered_as_expected += status == delivery.expect
+        tally.as_expected += status == delivery.expect
         if status != 202:
             print(f"{delivery.label:<42} {status:>4}  {'refused':<12} {'-':>8}  {detail}")
             continue
         for event_id in event_ids:
-            accepted += 1
+            tally.accepted += 1
             found = by_event.get(event_id, [])
             if not found:
                 print(f"{delivery.label:<42} {status:>4}  {'MISSING':<12}")
                 continue
             outcome = found.pop(0)
-            accounted += 1
+            tally.accounted += 1
             action = outcome["action"]
             shown = (
                 f"{outcome.get('code')}: {outcome.get('detail')}"
@@ -215,7 +242,16 @@ def _report(
             )
             contact = outcome.get("contact_id") or "-"
             print(f"{delivery.label:<42} {status:>4}  {action:<12} {contact:>8}  {shown}")
+    return tally
 
+
+def _print_totals(
+    answers: list[Answer],
+    outcomes: list[dict[str, Any]],
+    letters: list[dict[str, str]],
+    stats: dict[str, Any],
+    accepted: int,
+) -> None:
     actions = Counter(o["action"] for o in outcomes)
     contacts = {
         (o["action"], o.get("contact_id"))
@@ -246,16 +282,3 @@ def _report(
         f"for the events (+{form_calls} calls, {form_tokens} tokens to load the forms once), "
         f"429s: {stats['rate_limited']}; by endpoint: {json.dumps(calls)}"
     )
-    complete = (
-        drained
-        and answered_as_expected == len(answers)
-        and accounted == accepted
-        and len(letters) == actions["dead_letter"]
-        and stopped == 0
-    )
-    print(
-        "every event accounted for"
-        if complete
-        else f"NOT every event accounted for ({accounted}/{accepted}, drained={drained}): {log}"
-    )
-    return 0 if complete else 1

@@ -19,7 +19,7 @@ import copy
 import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -27,7 +27,6 @@ from qomon_sync.domain.change_event import ChangeEvent, FieldChange
 from qomon_sync.domain.contact_shape import (
     ANSWER_LISTS,
     ShapeError,
-    ShapePolicy,
     WriteContact,
     as_number,
     changed_paths,
@@ -37,25 +36,26 @@ from qomon_sync.domain.contact_shape import (
 )
 from qomon_sync.domain.dates import NotADate, to_qomon_date
 from qomon_sync.domain.forms import Form, FormCatalog, FormLookupError, RefValue
+from qomon_sync.domain.policy import AssemblyPolicy, ShapePolicy
 from qomon_sync.domain.replacement_body import body_problems
+
+__all__ = [
+    "AssemblyPolicy",
+    "ChangeRejected",
+    "Outcome",
+    "Rejected",
+    "Replace",
+    "Unchanged",
+    "assemble_contact",
+    "outcome_as_json",
+    "same_meaning",
+]
 
 SINGLE_CHOICE = frozenset({"radio", "select"})
 MULTI_CHOICE = frozenset({"checkbox"})
 NUMBER_TYPES = frozenset({"numeric", "integer", "range"})
 TEXT_TYPES = frozenset({"text"})
 DATE_TYPES = frozenset({"date"})
-
-DEFAULT_REFUSAL_PATTERN = r"^(refus|opt[_-]?out|unsubscrib|no[_-]?consent|do[_-]?not)"
-
-
-@dataclass(frozen=True)
-class AssemblyPolicy:
-    shape: ShapePolicy = field(default_factory=ShapePolicy)
-    allow_unblacklist: bool = False
-    """Opt-outs are sticky: an automated change never turns `black_list` from true to false."""
-    allow_refusal_withdrawal: bool = False
-    """Nor does it remove a recorded consent refusal (a consent value matching the pattern)."""
-    refusal_pattern: str = DEFAULT_REFUSAL_PATTERN
 
 
 @dataclass(frozen=True)

@@ -26,8 +26,7 @@ import hashlib
 import json
 import math
 from collections import Counter
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from qomon_sync.domain.contact_fields import (
@@ -41,6 +40,7 @@ from qomon_sync.domain.contact_fields import (
 )
 from qomon_sync.domain.dates import NotADate, parse_instant, to_qomon_date
 from qomon_sync.domain.forms import FormCatalog
+from qomon_sync.domain.policy import ShapePolicy
 
 __all__ = [
     "ANSWER_LISTS",
@@ -68,20 +68,6 @@ class ShapeError(ValueError):
         self.detail = detail
         self.fields = tuple(fields)
         super().__init__(detail)
-
-
-@dataclass(frozen=True)
-class ShapePolicy:
-    """What to do with keys the inventory does not know (paths like `external_id`,
-    `address.citycode`, `formdatas[].origin`, `notes[].user.team`, `tags[].slug`).
-
-    By default an unknown key holding data stops the write; `passthrough` sends it back
-    unchanged, `droppable` leaves it out knowingly. `citycode` belongs to older address
-    schemas, so it is sent back as read unless configured otherwise.
-    """
-
-    passthrough: frozenset[str] = field(default_factory=lambda: frozenset({"address.citycode"}))
-    droppable: frozenset[str] = frozenset()
 
 
 # -- translation: read shape -> write shape ---------------------------------------------
@@ -204,32 +190,56 @@ def _coerce(value: Any, kind: Kind, where: str) -> Any:
     """`value` in its documented type, or a ShapeError naming the path."""
     if value is None:
         return [] if kind == "integers" else None
-    if kind in ("text", "gender"):
-        if isinstance(value, str):
-            return value
-        if _is_number(value):
-            return _number_text(value)  # GET returns some codes as numbers
-    elif kind == "integer":
-        number = _as_int(value)
-        if number is not None:
-            return number
-    elif kind == "boolean":
-        if isinstance(value, bool):
-            return value
-        if value in (0, 1) and not isinstance(value, float):
-            return bool(value)
-    elif kind == "date":
-        if value == "":
-            return None
-        with contextlib.suppress(NotADate):
-            return to_qomon_date(value)
-    elif isinstance(value, list):
-        numbers = [_as_int(item) for item in value]
-        if all(n is not None for n in numbers):
-            return numbers
-    raise _invalid(f"`{where}` is not {_KIND_WORDS[kind]}", where)
+    coerced = _COERCERS[kind](value)
+    if coerced is _REFUSED:
+        raise _invalid(f"`{where}` is not {_KIND_WORDS[kind]}", where)
+    return coerced
 
 
+_REFUSED: Any = object()
+
+
+def _to_text(value: Any) -> Any:
+    if isinstance(value, str):
+        return value
+    return _number_text(value) if _is_number(value) else _REFUSED  # GET sends some as numbers
+
+
+def _to_int(value: Any) -> Any:
+    number = _as_int(value)
+    return _REFUSED if number is None else number
+
+
+def _to_flag(value: Any) -> Any:
+    if isinstance(value, bool):
+        return value
+    return bool(value) if value in (0, 1) and not isinstance(value, float) else _REFUSED
+
+
+def _to_date(value: Any) -> Any:
+    if value == "":
+        return None
+    try:
+        return to_qomon_date(value)
+    except NotADate:
+        return _REFUSED
+
+
+def _to_ints(value: Any) -> Any:
+    if not isinstance(value, list):
+        return _REFUSED
+    numbers = [_as_int(item) for item in value]
+    return _REFUSED if any(n is None for n in numbers) else numbers
+
+
+_COERCERS: Mapping[str, Callable[[Any], Any]] = {
+    "text": _to_text,
+    "gender": _to_text,
+    "integer": _to_int,
+    "boolean": _to_flag,
+    "date": _to_date,
+    "integers": _to_ints,
+}
 _KIND_WORDS: Mapping[str, str] = {
     "text": "text",
     "gender": "text",
@@ -417,20 +427,12 @@ def _normal(value: Any, kind: Kind) -> Any:
     """A value as its documented type means it, for comparison; None when empty."""
     if _is_empty(value):
         return None
-    if kind in ("text", "gender") and _is_number(value):
-        return _number_text(value)
-    if kind == "integer":
-        number = _as_int(value)
-        return number if number is not None else _scalar(value)
-    if kind == "boolean" and value in (0, 1) and not isinstance(value, float):
-        return bool(value)
     if kind == "date":
         return _instant(value)
-    if kind == "integers" and isinstance(value, list):
-        numbers = [_as_int(item) for item in value]
-        if all(n is not None for n in numbers):
-            return tuple(sorted(n for n in numbers if n is not None))
-    return _scalar(value)
+    coerced = _COERCERS[kind](value)
+    if coerced is _REFUSED:
+        return _scalar(value)  # not of its type: compared as it is
+    return tuple(sorted(coerced)) if kind == "integers" else coerced
 
 
 def _instant(value: Any) -> Any:

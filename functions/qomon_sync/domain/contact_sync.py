@@ -68,8 +68,6 @@ class ContactSync:
     """All that happened to one contact's events."""
 
     outcomes: list[EventOutcome] = field(default_factory=list)
-    gets: int = 0
-    writes: int = 0
 
     def dead_letter(
         self, events: Sequence[ChangeEvent], code: str, detail: str, fields: Sequence[str] = ()
@@ -118,35 +116,46 @@ class _OneContact:
     def sync(self, pending: list[ChangeEvent]) -> None:
         problem = self._find(pending[0].contact)
         if self.current is None:
-            code, detail, fields = problem or (
-                "contact_not_found",
-                "Qomon has no contact with this id",
-                ("contact.id",),
-            )
-            if code == "contact_not_found":
-                # Events that asked to skip an unknown person change nothing; the others
-                # keep their order.
-                skipped = [e for e in pending if e.if_missing == "skip"]
-                self.result.outcomes.extend(
-                    EventOutcome(
-                        e.event_id,
-                        "unchanged",
-                        warnings=("contact not found: skipped, as the event asked",),
-                    )
-                    for e in skipped
-                )
-                pending = [e for e in pending if e.if_missing != "skip"]
-                if not pending:
-                    return
-            creating = next((i for i, e in enumerate(pending) if e.if_missing == "create"), None)
-            if code != "contact_not_found" or creating is None:
-                self.result.dead_letter(pending, code, detail, fields)
-                return
-            # Events that asked to be dead-lettered when the person is unknown are, even if
-            # a later event creates the person: order is kept, nothing is applied twice.
-            self.result.dead_letter(pending[:creating], code, detail, fields)
-            pending = pending[creating:]
+            pending = self._settle_unknown_contact(pending, problem)
+        self._apply_until_rejected(pending)
 
+    def _settle_unknown_contact(
+        self, pending: list[ChangeEvent], problem: Problem | None
+    ) -> list[ChangeEvent]:
+        """No contact to read: skip, dead-letter or create, as each event asked; returns
+        the events that still apply (from the first that creates the contact)."""
+        code, detail, fields = problem or (
+            "contact_not_found",
+            "Qomon has no contact with this id",
+            ("contact.id",),
+        )
+        if code != "contact_not_found":
+            self.result.dead_letter(pending, code, detail, fields)
+            return []
+        # Events that asked to skip an unknown person change nothing; the others keep
+        # their order.
+        self.result.outcomes.extend(
+            EventOutcome(
+                e.event_id,
+                "unchanged",
+                warnings=("contact not found: skipped, as the event asked",),
+            )
+            for e in pending
+            if e.if_missing == "skip"
+        )
+        pending = [e for e in pending if e.if_missing != "skip"]
+        creating = next((i for i, e in enumerate(pending) if e.if_missing == "create"), None)
+        if creating is None:
+            self.result.dead_letter(pending, code, detail, fields)
+            return []
+        # Events that asked to be dead-lettered when the person is unknown are, even if a
+        # later event creates the person: order is kept, nothing is applied twice.
+        self.result.dead_letter(pending[:creating], code, detail, fields)
+        return pending[creating:]
+
+    def _apply_until_rejected(self, pending: list[ChangeEvent]) -> None:
+        """Fold and write the events; a rejected one is dead-lettered alone, those before
+        it are written first and those after it follow."""
         while pending:
             outcome = assemble_contact(self.current or {}, self.forms, pending, self.policy)
             if not isinstance(outcome, Rejected):
@@ -184,7 +193,6 @@ class _OneContact:
             self.contact_id = int(matches[0]["id"])
         # Search results are not documented as complete contacts: GET is the truth.
         self.current = self.qomon.get(self.contact_id)
-        self.result.gets += 1
         return None
 
     def _write(self, events: Sequence[ChangeEvent], outcome: Replace | Unchanged) -> None:
@@ -200,7 +208,6 @@ class _OneContact:
         else:
             assert self.contact_id is not None
             echoed, action = self.qomon.replace(self.contact_id, outcome.contact), "replaced"
-        self.result.writes += 1
         self.current = echoed
         self.contact_id = int(echoed.get("id", self.contact_id or 0)) or None
         differs = same_meaning(outcome.contact, echoed, self.forms, self.policy.shape)

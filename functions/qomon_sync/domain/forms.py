@@ -21,9 +21,6 @@ FORM_FAMILIES = (
 """The families `GET /v1/forms/type/{type}` knows; custom fields are answered in
 `custom_fields`, every other family in `formdatas`."""
 
-FREE_INPUT_TYPES = frozenset({"text", "numeric", "integer", "date", "range"})
-"""Free-input forms have one refvalue (its id is the form_ref_id) and the answer in `data`."""
-
 
 class RefValue(BaseModel):
     model_config = ConfigDict(extra="allow", frozen=True)
@@ -46,10 +43,6 @@ class Form(BaseModel):
     section: str | None = None
     activate: bool | None = None
     refvalues: tuple[RefValue, ...] = ()
-
-    @property
-    def is_free_input(self) -> bool:
-        return self.type.lower() in FREE_INPUT_TYPES
 
 
 class FormLookupError(LookupError):

@@ -70,6 +70,3 @@ class Source(Protocol):
 
     def change_events(self, request: WebhookRequest) -> list[ChangeEvent]:
         """The delivery as change events v1; raise BadPayload or NoContact."""
-
-
-SourceSecrets = Mapping[str, str]

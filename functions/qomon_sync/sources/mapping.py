@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Hashable, Iterator, Mapping
+from collections.abc import Callable, Hashable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -51,14 +51,12 @@ AnswerValue: TypeAlias = str | int | float | bool | list[str] | None
 """One flattened answer: text, a number, yes/no, the labels of a multiple choice."""
 Answers: TypeAlias = Mapping[str, AnswerValue]
 
-Scalar: TypeAlias = str | int | float
 MappedValue: TypeAlias = str | int | float | bool
 Resolved: TypeAlias = MappedValue | list[MappedValue] | None
 """A value on its way through transforms: None means blank, hence no change."""
 
 SOURCE_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 PRESETS = ("typeform", "tally", "brevo", "generic")
-FORM_PRESETS = ("typeform", "tally")
 BASIC_FIELDS = frozenset(BasicFieldsPatch.model_fields) - {"address"}
 ADDRESS_PARTS = frozenset(AddressPatch.model_fields)
 NOTE_PLACEHOLDERS = ("form_title", "form_id", "source")
@@ -181,12 +179,9 @@ class Transform(_Config):
             if self.name == "date":
                 raise AnswerNotUsable("is not text, so it cannot be read as a date")
             return value  # numbers and yes/no have no case nor blanks
-        if self.name == "trim":
-            return value.strip()
-        if self.name == "lower":
-            return value.lower()
-        if self.name == "upper":
-            return value.upper()
+        simple = _TEXT_TRANSFORMS.get(self.name)
+        if simple is not None:
+            return simple(value)
         if self.name in ("first_name", "last_name"):
             return _name_part(value, first=self.name == "first_name", at_last=self.arg)
         text = value.strip()
@@ -196,6 +191,13 @@ class Transform(_Config):
             return datetime.strptime(text, self.arg).date().isoformat()
         except ValueError:
             raise AnswerNotUsable(f"does not match the date format `{self.arg}`") from None
+
+
+_TEXT_TRANSFORMS: dict[str, Callable[[str], str]] = {
+    "trim": str.strip,
+    "lower": str.lower,
+    "upper": str.upper,
+}
 
 
 def _transform_arg(name: str, arg: object) -> object:

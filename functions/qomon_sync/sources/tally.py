@@ -18,6 +18,7 @@ and `createdAt` dates the change event.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from qomon_sync.domain.change_event import ChangeEvent
@@ -148,21 +149,32 @@ def _value(field: dict[str, Any], kind: str, path: str) -> AnswerValue:
         return texts[0] if kind in SINGLE_CHOICE_TYPES and len(texts) == 1 else texts
     if kind == "CHECKBOXES" and isinstance(raw, bool):
         return raw  # the per-option field: is this option ticked?
-    if kind in NUMBER_TYPES:
-        return as_number(raw, value_path)
-    if kind in TEXT_TYPES:
-        return as_text(raw, value_path)
-    if kind in FILE_TYPES:
-        files = as_list(raw, value_path)
-        return [
-            as_text(as_object(f, at(value_path, i)).get("url"), at(at(value_path, i), "url"))
-            for i, f in enumerate(files)
-        ]
+    read = _reader(kind)
+    return read(raw, value_path) if read is not None else _plain(raw)
+
+
+def _plain(raw: Any) -> AnswerValue:
     if isinstance(raw, str | int | float | bool):
         return raw
     if isinstance(raw, list) and all(isinstance(item, str) for item in raw):
         return list(raw)
     return None  # MATRIX and other structured answers: nothing a Qomon field takes
+
+
+def _reader(kind: str) -> Callable[[Any, str], AnswerValue] | None:
+    if kind in NUMBER_TYPES:
+        return as_number
+    if kind in TEXT_TYPES:
+        return as_text
+    return _file_urls if kind in FILE_TYPES else None
+
+
+def _file_urls(raw: Any, path: str) -> AnswerValue:
+    files = as_list(raw, path)
+    return [
+        as_text(as_object(f, at(path, i)).get("url"), at(at(path, i), "url"))
+        for i, f in enumerate(files)
+    ]
 
 
 def _options(value: Any, path: str) -> dict[str, str]:

@@ -24,6 +24,7 @@ plus `hidden.<name>` (hidden fields), `variables.<key>`, `calculated.score`, `fo
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from qomon_sync.domain.change_event import ChangeEvent
@@ -145,30 +146,41 @@ def _answer(item: Any, path: str) -> tuple[str, AnswerValue]:
     raw = answer.get(kind)
     if raw is None:
         return key, None
-    if kind in TEXT_ANSWERS:
-        return key, as_text(raw, value_path)
-    if kind == "number":
-        return key, as_number(raw, value_path)
-    if kind == "boolean":
-        return key, as_bool(raw, value_path)
-    if kind == "choice":
-        choice = as_object(raw, value_path)
-        label = choice.get("label")
-        if label is None:
-            label = choice.get("other")
-        return key, as_optional_text(label, at(value_path, "label"))
-    if kind == "choices":
-        choices = as_object(raw, value_path)
-        labels_path = at(value_path, "labels")
-        labels = [
-            as_text(label, at(labels_path, i))
-            for i, label in enumerate(as_list(choices.get("labels", []), labels_path))
-        ]
-        other = as_optional_text(choices.get("other"), at(value_path, "other"))
-        return key, [*labels, *([other] if other else [])]
+    read = _READERS.get("text" if kind in TEXT_ANSWERS else kind)
+    if read is not None:
+        return key, read(raw, value_path)
     if isinstance(raw, str | int | float | bool):
         return key, raw
     return key, None  # payment, multi_format...: nothing a Qomon field takes
+
+
+def _choice(raw: Any, path: str) -> AnswerValue:
+    choice = as_object(raw, path)
+    label = choice.get("label")
+    if label is None:
+        label = choice.get("other")
+    return as_optional_text(label, at(path, "label"))
+
+
+def _choices(raw: Any, path: str) -> AnswerValue:
+    choices = as_object(raw, path)
+    labels_path = at(path, "labels")
+    labels = [
+        as_text(label, at(labels_path, i))
+        for i, label in enumerate(as_list(choices.get("labels", []), labels_path))
+    ]
+    other = as_optional_text(choices.get("other"), at(path, "other"))
+    return [*labels, *([other] if other else [])]
+
+
+_READERS: dict[str, Callable[[Any, str], AnswerValue]] = {
+    "text": as_text,
+    "number": as_number,
+    "boolean": as_bool,
+    "choice": _choice,
+    "choices": _choices,
+}
+"""How each Typeform answer type is read (text-like types share `text`)."""
 
 
 def _hidden(value: Any, path: str) -> dict[str, AnswerValue]:
