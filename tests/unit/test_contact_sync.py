@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from qomon_sync.domain.change_event import ChangeEvent
-from qomon_sync.domain.contact_sync import sync_contact
+from qomon_sync.domain.contact_sync import EventOutcome, sync_contact
 from tests.unit.campaign import CATALOG
 
 
@@ -68,6 +68,11 @@ ANA = {
 }
 
 
+def fields_of(outcome: EventOutcome) -> tuple[str, ...]:
+    assert outcome.refusal is not None, outcome
+    return outcome.refusal.fields
+
+
 def event(event_id: str, contact: dict[str, Any] | None = None, **changes: Any) -> ChangeEvent:
     body = {
         "event_id": event_id,
@@ -79,7 +84,7 @@ def event(event_id: str, contact: dict[str, Any] | None = None, **changes: Any) 
 
 
 def actions(result: Any) -> list[tuple[str, str, str | None]]:
-    return [(o.event_id, o.action, o.code) for o in result.outcomes]
+    return [(o.event_id, o.action, o.refusal and o.refusal.code) for o in result.outcomes]
 
 
 def test_several_events_cost_one_get_and_one_patch() -> None:
@@ -122,7 +127,7 @@ def test_unknown_id_is_dead_lettered() -> None:
     qomon = FakeQomon([ANA])
     result = sync_contact([event("e1", {"id": 7}, set={"firstname": "X"})], qomon, CATALOG)
     assert actions(result) == [("e1", "dead_letter", "contact_not_found")]
-    assert result.outcomes[0].fields == ("contact.id",)
+    assert fields_of(result.outcomes[0]) == ("contact.id",)
     assert qomon.calls == ["get"]
 
 
@@ -169,7 +174,7 @@ def test_a_poison_event_is_dead_lettered_alone_and_order_is_kept() -> None:
         ("e2", "dead_letter", "unknown_field"),
         ("e3", "replaced", None),
     ]
-    assert result.outcomes[1].fields == ("No such question",)
+    assert fields_of(result.outcomes[1]) == ("No such question",)
     assert qomon.contacts[42]["firstname"] == "Annabel"
     assert qomon.calls == ["get", "patch", "patch"]  # the PATCH answer is the next baseline
 
@@ -183,7 +188,7 @@ def test_a_contact_with_a_field_we_do_not_understand_is_left_alone() -> None:
         ("e1", "dead_letter", "unknown_field"),
         ("e2", "dead_letter", "unknown_field"),
     ]
-    assert result.outcomes[0].fields == ("external_id",)
+    assert fields_of(result.outcomes[0]) == ("external_id",)
     assert "patch" not in qomon.calls
 
 
@@ -196,7 +201,7 @@ def test_an_echo_that_differs_from_what_was_sent_is_dead_lettered() -> None:
         CATALOG,
     )
     assert actions(result) == [("e1", "dead_letter", "echo_mismatch")]
-    assert result.outcomes[0].fields == ("formdatas[form_id=1]",)
+    assert fields_of(result.outcomes[0]) == ("formdatas[form_id=1]",)
 
 
 def test_port_errors_are_left_to_the_caller() -> None:

@@ -11,9 +11,10 @@ import pytest
 
 from qomon_sync_dev.bench import micro
 
-IMPORT_BUDGET = {"sync": 1.35, "ingest": 1.6}
-"""Handler import time over its libraries' (fastest of 7 runs each), per handler. Figures
-when the budgets were set: in the benchmark notes (docs/benchmarks.md)."""
+IMPORT_BUDGET = {"sync": 1.6, "ingest": 1.6}
+"""Handler import CPU time over its libraries' (fastest of 7 runs each), per handler. Figures
+when the budgets were set (2026-12-01, a busy 2-core machine): sync 1.16-1.47, ingest
+1.16-1.43."""
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +26,7 @@ def imports() -> dict[str, dict[str, float]]:
 def test_the_handler_imports_within_the_budget_of_its_libraries(
     imports: dict[str, dict[str, float]], handler: str
 ) -> None:
-    ratio = imports[handler]["ratio_fastest_handler_to_fastest_libraries"]
+    ratio = imports[handler]["ratio_cpu_handler_to_libraries"]
     budget = IMPORT_BUDGET[handler]
     print(f"{handler}: {ratio:.3f} x its libraries' import time (budget {budget})")
     assert ratio <= budget, imports[handler]

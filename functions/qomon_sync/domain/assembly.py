@@ -37,6 +37,7 @@ from qomon_sync.domain.contact_shape import (
 from qomon_sync.domain.dates import NotADate, to_qomon_date
 from qomon_sync.domain.forms import Form, FormCatalog, FormLookupError, RefValue
 from qomon_sync.domain.policy import AssemblyPolicy, ShapePolicy
+from qomon_sync.domain.refusal import Code, Refusal, Refused
 from qomon_sync.domain.replacement_body import body_problems
 
 __all__ = [
@@ -77,22 +78,17 @@ class Unchanged:
 
 
 @dataclass(frozen=True)
-class Rejected:
-    code: str
-    detail: str
-    fields: tuple[str, ...] = ()
+class Rejected(Refusal):
+    """A refusal; `event_id` names the event at fault, None when the contact is."""
+
     event_id: str | None = None
 
 
 Outcome = Replace | Unchanged | Rejected
 
 
-class ChangeRejected(ValueError):
-    def __init__(self, code: str, detail: str, fields: Sequence[str]) -> None:
-        self.code = code
-        self.detail = detail
-        self.fields = tuple(fields)
-        super().__init__(detail)
+class ChangeRejected(Refused):
+    """One event cannot be applied: the others still are."""
 
 
 def assemble_contact(
@@ -121,7 +117,7 @@ def assemble_contact(
     unasked = [path for path in changed if path not in draft.intended]
     if unasked:
         return Rejected(
-            "data_loss_guard",
+            Code.DATA_LOSS_GUARD,
             "the replacement would change fields no event asked to change; nothing is written",
             tuple(unasked),
         )
@@ -130,7 +126,7 @@ def assemble_contact(
     problems = body_problems(draft.contact, policy.shape.passthrough)
     if problems:
         return Rejected(
-            "invalid_replacement",
+            Code.INVALID_REPLACEMENT,
             "the replacement does not match Qomon's documented PATCH body, which is a "
             "qomon-sync bug; nothing is written: " + "; ".join(problems),
             tuple(problem.split(":", 1)[0] for problem in problems),
@@ -270,7 +266,7 @@ class _Draft:
         list_name = "custom_fields" if form.section == "custom_fields" else "formdatas"
         if list_name == "custom_fields" and change.survey_id is not None:
             raise ChangeRejected(
-                "unsupported_operation",
+                Code.UNSUPPORTED_OPERATION,
                 f"{where}.survey_id: `{form.label}` is a custom field, which belongs to no survey",
                 [form.label],
             )
@@ -301,7 +297,7 @@ class _Draft:
         if kind in NUMBER_TYPES | TEXT_TYPES | DATE_TYPES:
             return self._free_input_answers(form, kind, change, current, where)
         raise ChangeRejected(
-            "unsupported_form_type",
+            Code.UNSUPPORTED_FORM_TYPE,
             f"{where}: `{form.label}` is a `{form.type}` form, which qomon-sync cannot answer yet",
             [form.label],
         )
@@ -351,7 +347,7 @@ class _Draft:
             return current
         if not form.refvalues:
             raise ChangeRejected(
-                "unknown_value",
+                Code.UNKNOWN_VALUE,
                 f"{where}: `{form.label}` has no value to answer with",
                 [form.label],
             )
@@ -361,7 +357,7 @@ class _Draft:
     def _one_value(form: Form, kind: str, change: FieldChange, where: str, what: str) -> None:
         if change.op == "add" or len(change.values) > 1:
             raise ChangeRejected(
-                "unsupported_operation",
+                Code.UNSUPPORTED_OPERATION,
                 f"{where}: `{form.label}` {what} ({kind}); use `set` with one value",
                 [form.label],
             )
@@ -378,13 +374,15 @@ class _Draft:
         if kind in DATE_TYPES:
             if not isinstance(value, str):
                 raise ChangeRejected(
-                    "invalid_date", f"{where}.value for `{form.label}` is not a date", [form.label]
+                    Code.INVALID_DATE,
+                    f"{where}.value for `{form.label}` is not a date",
+                    [form.label],
                 )
             try:
                 return to_qomon_date(value)
             except NotADate:
                 raise ChangeRejected(
-                    "invalid_date",
+                    Code.INVALID_DATE,
                     f"{where}.value for `{form.label}` is not an ISO 8601 date",
                     [form.label],
                 ) from None
@@ -392,13 +390,13 @@ class _Draft:
             number = as_number(value)
             if number is None:
                 raise ChangeRejected(
-                    "invalid_number",
+                    Code.INVALID_NUMBER,
                     f"{where}.value for `{form.label}` is not a number",
                     [form.label],
                 )
             if kind == "integer" and not number.is_integer():
                 raise ChangeRejected(
-                    "invalid_number",
+                    Code.INVALID_NUMBER,
                     f"{where}.value for `{form.label}` is not a whole number",
                     [form.label],
                 )
@@ -408,7 +406,7 @@ class _Draft:
                 or (bounds.max is not None and number > bounds.max)
             ):
                 raise ChangeRejected(
-                    "out_of_range",
+                    Code.OUT_OF_RANGE,
                     f"{where}.value for `{form.label}` is outside {bounds.min}..{bounds.max}",
                     [form.label],
                 )

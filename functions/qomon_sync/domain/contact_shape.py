@@ -26,7 +26,7 @@ import hashlib
 import json
 import math
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from qomon_sync.domain.contact_fields import (
@@ -41,6 +41,7 @@ from qomon_sync.domain.contact_fields import (
 from qomon_sync.domain.dates import NotADate, parse_instant, to_qomon_date
 from qomon_sync.domain.forms import FormCatalog
 from qomon_sync.domain.policy import ShapePolicy
+from qomon_sync.domain.refusal import Code, Refused
 
 __all__ = [
     "ANSWER_LISTS",
@@ -60,14 +61,8 @@ NUMBER_FORMS = frozenset({"numeric", "integer", "range"})
 DATE_FORMS = frozenset({"date"})
 
 
-class ShapeError(ValueError):
+class ShapeError(Refused):
     """The read contact cannot be turned into a write body without losing or inventing data."""
-
-    def __init__(self, code: str, detail: str, fields: Iterable[str]) -> None:
-        self.code = code
-        self.detail = detail
-        self.fields = tuple(fields)
-        super().__init__(detail)
 
 
 # -- translation: read shape -> write shape ---------------------------------------------
@@ -153,14 +148,14 @@ def to_write_shape(
 ) -> WriteContact:
     """The PATCH body's contact that sends back exactly what `read` holds."""
     if not isinstance(read, Mapping):
-        raise ShapeError("invalid_contact", "the contact is not a JSON object", ["contact"])
+        raise ShapeError(Code.INVALID_CONTACT, "the contact is not a JSON object", ["contact"])
     translation = _Translation(catalog, policy or ShapePolicy())
     out = translation.obj(read, CONTACT, "", "") or {}
     if "address" in out and out["address"] is None:
         out["address"] = {}
     if translation.refused:
         raise ShapeError(
-            "unknown_field",
+            Code.UNKNOWN_FIELD,
             "the contact holds fields qomon-sync does not understand; a replacement would "
             "delete them, so nothing is written (declare them passthrough or droppable)",
             translation.refused,
@@ -179,7 +174,7 @@ def _merge_legacy_names(value: Mapping[str, Any], node: Obj, where: str) -> dict
         elif not _is_empty(old_value) and old_value != merged[new]:
             path = _join(where, new)
             raise ShapeError(
-                "conflicting_names",
+                Code.CONFLICTING_NAMES,
                 f"`{_join(where, old)}` and `{path}` both hold a value and they differ",
                 [path],
             )
@@ -275,7 +270,7 @@ def _number_text(value: int | float) -> str:
 
 
 def _invalid(detail: str, where: str) -> ShapeError:
-    return ShapeError("invalid_contact", detail, [where or "contact"])
+    return ShapeError(Code.INVALID_CONTACT, detail, [where or "contact"])
 
 
 def _join(prefix: str, key: str) -> str:

@@ -32,6 +32,7 @@ from qomon_sync.domain.assembly import (
 from qomon_sync.domain.change_event import ChangeEvent, ContactRef
 from qomon_sync.domain.contact_shape import WriteContact
 from qomon_sync.domain.forms import FormCatalog
+from qomon_sync.domain.refusal import Code, Refusal
 
 Contact = dict[str, Any]
 Action = Literal["replaced", "created", "unchanged", "dead_letter"]
@@ -55,10 +56,8 @@ class EventOutcome:
     event_id: str
     action: Action
     contact_id: int | None = None
-    code: str | None = None
-    """Why it was dead-lettered: a stable code for metrics and alarms."""
-    detail: str | None = None
-    fields: tuple[str, ...] = ()
+    refusal: Refusal | None = None
+    """Why it was dead-lettered (its code is stable, for metrics and alarms)."""
     changed: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
 
@@ -69,12 +68,9 @@ class ContactSync:
 
     outcomes: list[EventOutcome] = field(default_factory=list)
 
-    def dead_letter(
-        self, events: Sequence[ChangeEvent], code: str, detail: str, fields: Sequence[str] = ()
-    ) -> None:
+    def dead_letter(self, events: Sequence[ChangeEvent], refusal: Refusal) -> None:
         self.outcomes.extend(
-            EventOutcome(e.event_id, "dead_letter", code=code, detail=detail, fields=tuple(fields))
-            for e in events
+            EventOutcome(e.event_id, "dead_letter", refusal=refusal) for e in events
         )
 
 
@@ -99,9 +95,6 @@ def sync_contact(
     return run.result
 
 
-Problem = tuple[str, str, tuple[str, ...]]
-
-
 class _OneContact:
     def __init__(
         self, qomon: QomonPort, forms: FormCatalog, policy: AssemblyPolicy, result: ContactSync
@@ -120,17 +113,15 @@ class _OneContact:
         self._apply_until_rejected(pending)
 
     def _settle_unknown_contact(
-        self, pending: list[ChangeEvent], problem: Problem | None
+        self, pending: list[ChangeEvent], problem: Refusal | None
     ) -> list[ChangeEvent]:
         """No contact to read: skip, dead-letter or create, as each event asked; returns
         the events that still apply (from the first that creates the contact)."""
-        code, detail, fields = problem or (
-            "contact_not_found",
-            "Qomon has no contact with this id",
-            ("contact.id",),
+        refusal = problem or Refusal(
+            Code.CONTACT_NOT_FOUND, "Qomon has no contact with this id", ("contact.id",)
         )
-        if code != "contact_not_found":
-            self.result.dead_letter(pending, code, detail, fields)
+        if refusal.code != Code.CONTACT_NOT_FOUND:
+            self.result.dead_letter(pending, refusal)
             return []
         # Events that asked to skip an unknown person change nothing; the others keep
         # their order.
@@ -146,11 +137,11 @@ class _OneContact:
         pending = [e for e in pending if e.if_missing != "skip"]
         creating = next((i for i, e in enumerate(pending) if e.if_missing == "create"), None)
         if creating is None:
-            self.result.dead_letter(pending, code, detail, fields)
+            self.result.dead_letter(pending, refusal)
             return []
         # Events that asked to be dead-lettered when the person is unknown are, even if a
         # later event creates the person: order is kept, nothing is applied twice.
-        self.result.dead_letter(pending[:creating], code, detail, fields)
+        self.result.dead_letter(pending[:creating], refusal)
         return pending[creating:]
 
     def _apply_until_rejected(self, pending: list[ChangeEvent]) -> None:
@@ -164,7 +155,7 @@ class _OneContact:
             if outcome.event_id is None:
                 # The contact itself cannot be written safely (unknown field, data-loss
                 # guard): no event for it can be applied until someone looks.
-                self.result.dead_letter(pending, outcome.code, outcome.detail, outcome.fields)
+                self.result.dead_letter(pending, outcome)
                 return
             at = next(i for i, e in enumerate(pending) if e.event_id == outcome.event_id)
             if at:
@@ -172,10 +163,10 @@ class _OneContact:
                 if isinstance(before, Rejected):  # pragma: no cover - a prefix of a fold
                     raise AssertionError("events accepted in a fold cannot be rejected alone")
                 self._write(pending[:at], before)
-            self.result.dead_letter([pending[at]], outcome.code, outcome.detail, outcome.fields)
+            self.result.dead_letter([pending[at]], outcome)
             pending = pending[at + 1 :]
 
-    def _find(self, ref: ContactRef) -> Problem | None:
+    def _find(self, ref: ContactRef) -> Refusal | None:
         """Sets `contact_id` and `current` when the contact exists; else says why not."""
         if ref.id is not None:
             self.contact_id = ref.id
@@ -183,10 +174,12 @@ class _OneContact:
             assert ref.mail is not None
             matches = self.qomon.find_by_email(ref.mail)
             if not matches:
-                return ("contact_not_found", "no Qomon contact has this e-mail", ("contact.mail",))
+                return Refusal(
+                    Code.CONTACT_NOT_FOUND, "no Qomon contact has this e-mail", ("contact.mail",)
+                )
             if len(matches) > 1:
-                return (
-                    "ambiguous_contact",
+                return Refusal(
+                    Code.AMBIGUOUS_CONTACT,
                     f"{len(matches)} Qomon contacts share this e-mail; name the contact by id",
                     ("contact.mail",),
                 )
@@ -216,9 +209,11 @@ class _OneContact:
             # another entry than the one sent): a person must look before anything moves.
             self.result.dead_letter(
                 events,
-                "echo_mismatch",
-                "Qomon's answer to the write differs from what was sent",
-                differs,
+                Refusal(
+                    Code.ECHO_MISMATCH,
+                    "Qomon's answer to the write differs from what was sent",
+                    tuple(differs),
+                ),
             )
             return
         self.result.outcomes.extend(

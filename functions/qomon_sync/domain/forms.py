@@ -10,6 +10,8 @@ from collections.abc import Iterable
 
 from pydantic import BaseModel, ConfigDict
 
+from qomon_sync.domain.refusal import Code, Refused
+
 FORM_FAMILIES = (
     "consent",
     "level_of_support",
@@ -45,13 +47,8 @@ class Form(BaseModel):
     refvalues: tuple[RefValue, ...] = ()
 
 
-class FormLookupError(LookupError):
+class FormLookupError(Refused, LookupError):
     """A field or value name that does not identify exactly one form or refvalue."""
-
-    def __init__(self, code: str, detail: str) -> None:
-        self.code = code
-        self.detail = detail
-        super().__init__(detail)
 
 
 def _name_key(name: str) -> str:
@@ -78,17 +75,17 @@ class FormCatalog:
         if isinstance(name, int):
             form = self.by_id.get(name)
             if form is None:
-                raise FormLookupError("unknown_field", f"no form has id {name}")
+                raise FormLookupError(Code.UNKNOWN_FIELD, f"no form has id {name}")
             return form
         matches = self._by_label.get(_name_key(name), [])
         if not matches and name.strip().isdigit():
             return self.find(int(name))
         if not matches:
-            raise FormLookupError("unknown_field", "no form has this label")
+            raise FormLookupError(Code.UNKNOWN_FIELD, "no form has this label")
         if len(matches) > 1:
             ids = ", ".join(str(f.id) for f in matches)
             raise FormLookupError(
-                "ambiguous_field",
+                Code.AMBIGUOUS_FIELD,
                 f"{len(matches)} forms share this label (ids {ids}): name it by id",
             )
         return matches[0]
@@ -113,5 +110,5 @@ class FormCatalog:
             if by_id:
                 return by_id[0]
         if len(loose) > 1:
-            raise FormLookupError("ambiguous_value", "several of the form's values match")
-        raise FormLookupError("unknown_value", "is not one of the form's values")
+            raise FormLookupError(Code.AMBIGUOUS_VALUE, "several of the form's values match")
+        raise FormLookupError(Code.UNKNOWN_VALUE, "is not one of the form's values")

@@ -44,6 +44,8 @@ from qomon_sync.domain.contact_shape import WriteContact
 from qomon_sync.domain.contact_sync import ContactSync, EventOutcome, QomonPort, sync_contact
 from qomon_sync.domain.forms import FormCatalog
 from qomon_sync.domain.privacy import pseudonym
+from qomon_sync.domain.refusal import Code, Refusal
+from qomon_sync.domain.validation import error_paths
 from qomon_sync.handlers.observability import logger, metrics, tracer
 from qomon_sync.settings import Settings, get_settings
 
@@ -231,12 +233,14 @@ class SyncBatch:
         try:
             return ChangeEvent.model_validate_json(record.body)
         except ValidationError as exc:
-            problems = exc.errors(include_input=False, include_url=False)
-            fields = tuple(".".join(str(p) for p in e["loc"]) or "(body)" for e in problems)
-            detail = "; ".join(f"{f}: {e['msg']}" for f, e in zip(fields, problems, strict=True))
-            self._dead_letter(
-                record, None, "invalid_event", f"not a change event v1: {detail}", fields=fields
+            problems = error_paths(exc)
+            detail = "; ".join(f"{path}: {why}" for path, why in problems)
+            refusal = Refusal(
+                Code.INVALID_EVENT,
+                f"not a change event v1: {detail}",
+                tuple(path for path, _ in problems),
             )
+            self._dead_letter(record, None, refusal)
             return None
 
     def _claim(self, event: ChangeEvent, record: SQSRecord) -> Claim:
@@ -273,11 +277,12 @@ class SyncBatch:
                     self._release(event, exc)
                 self._retry([by_event[e.event_id] for e in rest], str(exc))
             else:
-                code = exc.code if isinstance(exc, QomonError) else "missing_api_key"
+                code = exc.code if isinstance(exc, QomonError) else Code.MISSING_API_KEY
                 status = exc.status if isinstance(exc, QomonError) else None
+                refusal = Refusal(code, str(exc))
                 for event in rest:
                     result.outcomes.append(
-                        EventOutcome(event.event_id, "dead_letter", code=code, detail=str(exc))
+                        EventOutcome(event.event_id, "dead_letter", refusal=refusal)
                     )
                     self.http_statuses[event.event_id] = status
         self._settle(result, by_event)
@@ -287,17 +292,17 @@ class SyncBatch:
         for outcome in result.outcomes:
             record = by_event[outcome.event_id]
             self.fates[record.message_id] = Fate()
-            if outcome.action == "dead_letter":
+            if outcome.refusal is not None:
                 self._dead_letter(
                     record,
                     outcome.event_id,
-                    outcome.code or "rejected",
-                    outcome.detail or "",
-                    fields=outcome.fields,
+                    outcome.refusal,
                     http_status=self.http_statuses.get(outcome.event_id),
                 )
                 if self.runtime.ledger is not None:
-                    self.runtime.ledger.release(outcome.event_id, RuntimeError(outcome.code))
+                    self.runtime.ledger.release(
+                        outcome.event_id, RuntimeError(outcome.refusal.code)
+                    )
                 continue
             actions.add(outcome.action)
             if self.runtime.ledger is not None:
@@ -324,12 +329,11 @@ class SyncBatch:
         self,
         record: SQSRecord,
         event_id: str | None,
-        code: str,
-        detail: str,
+        refusal: Refusal,
         *,
-        fields: Sequence[str] = (),
         http_status: int | None = None,
     ) -> None:
+        code, detail, fields = refusal.code, refusal.detail, refusal.fields
         self.runtime.dead_letters.send(
             DeadLetter(
                 body=record.body,
@@ -337,7 +341,7 @@ class SyncBatch:
                 deduplication_id=record.message_id,
                 code=code,
                 detail=detail,
-                fields=tuple(fields),
+                fields=fields,
                 http_status=http_status,
                 attempts=int(record.attributes.approximate_receive_count or 1),
                 event_id=event_id,

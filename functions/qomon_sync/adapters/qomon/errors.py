@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from qomon_sync.domain.privacy import redact_text
+from qomon_sync.domain.refusal import Code
 
 
 @dataclass(frozen=True)
@@ -24,7 +25,7 @@ class QomonError(Exception):
     """Base of every error the client raises."""
 
     retryable: ClassVar[bool] = False
-    code: ClassVar[str] = "qomon_error"
+    code: ClassVar[Code] = Code.QOMON_ERROR
 
     def __init__(self, detail: str, *, status: int | None = None, endpoint: str = "") -> None:
         self.detail = redact_text(detail)
@@ -38,19 +39,19 @@ class QomonError(Exception):
 class QomonAuthError(QomonError):
     """401/403: the API key is wrong, revoked or lacks rights. Fix the secret."""
 
-    code = "qomon_auth"
+    code = Code.QOMON_AUTH
 
 
 class QomonNotFound(QomonError):
     """404: the contact (or form) does not exist."""
 
-    code = "qomon_not_found"
+    code = Code.QOMON_NOT_FOUND
 
 
 class QomonValidationError(QomonError):
     """400/422: Qomon refused the body. Sending it again cannot help."""
 
-    code = "qomon_validation"
+    code = Code.QOMON_VALIDATION
 
     def __init__(
         self,
@@ -69,7 +70,7 @@ class QomonValidationError(QomonError):
 class QomonRequestError(QomonError):
     """Another 4xx (405, 409, 413, ...): our request is wrong in a way retries cannot fix."""
 
-    code = "qomon_request"
+    code = Code.QOMON_REQUEST
 
 
 class QomonMalformedResponse(QomonError):
@@ -79,14 +80,14 @@ class QomonMalformedResponse(QomonError):
     answering 200 will not turn into Qomon by itself.
     """
 
-    code = "qomon_malformed_response"
+    code = Code.QOMON_MALFORMED_RESPONSE
 
 
 class QomonRateLimited(QomonError):
     """429: the space's token bucket is empty. `retry_after` is Qomon's wait, when given."""
 
     retryable = True
-    code = "qomon_rate_limited"
+    code = Code.QOMON_RATE_LIMITED
 
     def __init__(
         self,
@@ -104,14 +105,14 @@ class QomonServerError(QomonError):
     """5xx (and 408): Qomon failed; the same call may well succeed later."""
 
     retryable = True
-    code = "qomon_server"
+    code = Code.QOMON_SERVER
 
 
 class QomonTransportError(QomonError):
     """No usable answer: connection refused or reset, timeout, protocol error."""
 
     retryable = True
-    code = "qomon_transport"
+    code = Code.QOMON_TRANSPORT
 
     def __init__(self, detail: str, *, endpoint: str = "", request_sent: bool) -> None:
         # A request that may have reached Qomon is ambiguous for a create: it may exist now.
@@ -127,7 +128,7 @@ class QomonBudgetExhausted(QomonError):
     """
 
     retryable = True
-    code = "qomon_budget_exhausted"
+    code = Code.QOMON_BUDGET_EXHAUSTED
 
     def __init__(self, detail: str, *, endpoint: str = "", last_error: QomonError | None) -> None:
         self.last_error = last_error
