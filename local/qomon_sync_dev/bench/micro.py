@@ -474,7 +474,7 @@ def bundle_figures(function_dir: Path, *, top: int = 10) -> JsonObject:
             archive.write(path, relative.as_posix())
     zipped = buffer.getbuffer().nbytes
     return {
-        "path": str(function_dir),
+        "path": _shown(function_dir),
         "files": files,
         "bytes": total,
         "zip_bytes": zipped,
@@ -500,7 +500,16 @@ def bench_bundle(build_dir: Path) -> JsonObject:
         else:
             functions[name] = None
             missing[name] = f"{function_dir} does not exist: run make sam-build first"
-    return {"build_dir": str(build_dir), "functions": functions, "missing": missing}
+    return {"build_dir": _shown(build_dir), "functions": functions, "missing": missing}
+
+
+def _shown(path: Path) -> str:
+    """A path as the published figures show it: relative to the repository when inside it,
+    so that no machine's own folders end up in docs/benchmarks.*."""
+    try:
+        return path.resolve().relative_to(REPO_ROOT.resolve()).as_posix()
+    except ValueError:
+        return path.name
 
 
 # -- the whole run ----------------------------------------------------------------------
