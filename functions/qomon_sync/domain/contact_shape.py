@@ -57,6 +57,7 @@ __all__ = [
 
 WriteContact = dict[str, Any]
 
+GENDERS = ("M", "F", "O")
 NUMBER_FORMS = frozenset({"numeric", "integer", "range"})
 DATE_FORMS = frozenset({"date"})
 
@@ -183,7 +184,8 @@ def _merge_legacy_names(value: Mapping[str, Any], node: Obj, where: str) -> dict
 
 def _coerce(value: Any, kind: Kind, where: str) -> Any:
     """`value` in its documented type, or a ShapeError naming the path."""
-    if value is None:
+    if value is None or (value == "" and kind != "text"):
+        # Empty is absent for every type but text (where "" is a text of its own).
         return [] if kind == "integers" else None
     coerced = _COERCERS[kind](value)
     if coerced is _REFUSED:
@@ -200,6 +202,10 @@ def _to_text(value: Any) -> Any:
     return _number_text(value) if _is_number(value) else _REFUSED  # GET sends some as numbers
 
 
+def _to_gender(value: Any) -> Any:
+    return value if value in GENDERS else _REFUSED
+
+
 def _to_int(value: Any) -> Any:
     number = _as_int(value)
     return _REFUSED if number is None else number
@@ -212,8 +218,6 @@ def _to_flag(value: Any) -> Any:
 
 
 def _to_date(value: Any) -> Any:
-    if value == "":
-        return None
     try:
         return to_qomon_date(value)
     except NotADate:
@@ -229,7 +233,7 @@ def _to_ints(value: Any) -> Any:
 
 _COERCERS: Mapping[str, Callable[[Any], Any]] = {
     "text": _to_text,
-    "gender": _to_text,
+    "gender": _to_gender,
     "integer": _to_int,
     "boolean": _to_flag,
     "date": _to_date,
@@ -237,7 +241,7 @@ _COERCERS: Mapping[str, Callable[[Any], Any]] = {
 }
 _KIND_WORDS: Mapping[str, str] = {
     "text": "text",
-    "gender": "text",
+    "gender": "one of M, F, O",
     "integer": "a whole number",
     "boolean": "true or false",
     "date": "a date",
