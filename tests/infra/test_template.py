@@ -382,6 +382,40 @@ def test_the_api_key_lives_only_in_the_secret(cfn: dict[str, Any]) -> None:
             assert target(value) == "QomonApiKeySecret", name
 
 
+# Where data lives that a `sam delete` or a replacement must not destroy: the backlogs,
+# the ledger, the secrets put in by hand, and the key (its deletion cannot be undone).
+RETAINED = {
+    "ChangesQueue",
+    "DeadLetterQueue",
+    "IdempotencyTable",
+    "QomonApiKeySecret",
+    "WebhookSecrets",
+    "AlarmTopicKey",
+}
+
+
+def test_data_outlives_the_stack_and_the_readme_says_how_to_remove_it(
+    cfn: dict[str, Any],
+) -> None:
+    kept = {
+        name
+        for name, resource in cfn["Resources"].items()
+        if resource.get("DeletionPolicy") in ("Retain", "RetainExceptOnCreate", "Snapshot")
+    }
+    assert kept == RETAINED
+    for name in RETAINED:
+        resource = cfn["Resources"][name]
+        # Retain on delete but not on replacement would still lose the data on an update.
+        assert resource["DeletionPolicy"] == resource["UpdateReplacePolicy"] == "Retain", name
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Deleting the stack", 1)[1].split("\n## ", 1)[0]
+    assert "sam delete" in section
+    for name in RETAINED:
+        assert f"`{name}`" in section, f"the README does not say {name} survives a sam delete"
+    for command in ("delete-queue", "delete-table", "delete-secret", "schedule-key-deletion"):
+        assert command in section, command
+
+
 # -- permissions -----------------------------------------------------------------------
 
 
