@@ -478,6 +478,49 @@ def test_webhooks_arrive_at_a_throttled_http_api_route_to_the_ingest_function(
     assert secret["SecretString"] == "{}"  # no source accepts anything until configured
 
 
+# The HTTP API's access log: what may be written about a request. Nothing of the delivery
+# itself (no body, header, query string or user agent): forms send personal data.
+ACCESS_LOG_REQUIRED = {
+    "requestId": "$context.requestId",
+    "time": "$context.requestTime",
+    "sourceIp": "$context.identity.sourceIp",
+    "method": "$context.httpMethod",
+    "routeKey": "$context.routeKey",
+    "status": "$context.status",
+    "responseLatency": "$context.responseLatency",
+    "integrationError": "$context.integrationErrorMessage",
+}
+ACCESS_LOG_ALLOWED = set(ACCESS_LOG_REQUIRED.values()) | {
+    "$context.path",
+    "$context.integrationStatus",
+    "$context.integrationLatency",
+    "$context.error.message",
+    "$context.apiId",
+    "$context.stage",
+}
+
+
+def access_log_format(cfn: dict[str, Any]) -> dict[str, str]:
+    [stage] = resources(cfn, "AWS::ApiGatewayV2::Stage").values()
+    settings = stage["Properties"]["AccessLogSettings"]
+    assert target(settings["DestinationArn"]) == "WebhookApiAccessLogGroup"
+    fields: dict[str, str] = json.loads(settings["Format"])
+    return fields
+
+
+def test_the_http_api_logs_each_request_as_json_without_what_was_sent(
+    cfn: dict[str, Any],
+) -> None:
+    fields = access_log_format(cfn)
+    assert fields.items() >= ACCESS_LOG_REQUIRED.items()
+    for key, value in fields.items():
+        # One variable per key, quoted: API Gateway writes "-" for a missing value.
+        assert re.fullmatch(r"\$context\.[A-Za-z.]+", value), key
+        assert value in ACCESS_LOG_ALLOWED, f"{key}: {value} may carry what a sender sent"
+    group = props(cfn, "WebhookApiAccessLogGroup")
+    assert group["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+
+
 # -- alarms ----------------------------------------------------------------------------
 
 
