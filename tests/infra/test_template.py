@@ -43,6 +43,9 @@ ALARMS = {
     "SyncErrorsAlarm",
     "SyncThrottlesAlarm",
     "QomonRateLimitedAlarm",
+    "WebhooksRefusedAlarm",
+    "WebhooksAnswered5xxAlarm",
+    "IngestErrorsAlarm",
 }
 OUTPUTS = {
     "ChangesQueueUrl",
@@ -578,6 +581,78 @@ def test_alarm_thresholds(cfn: dict[str, Any]) -> None:
     assert (limited["Statistic"], limited["Threshold"], limited["Period"]) == ("Sum", 10, 300)
 
 
+def access_log_line(cfn: dict[str, Any], values: dict[str, str]) -> dict[str, str]:
+    """One access log line as API Gateway writes it: "-" for what the request lacks."""
+    return {key: values.get(variable, "-") for key, variable in access_log_format(cfn).items()}
+
+
+def matches(pattern: str, line: dict[str, str]) -> bool:
+    """CloudWatch Logs' JSON filter pattern, for the one form used here:
+    { $.key = "value" || $.key = "value" ... } over string values."""
+    body = re.fullmatch(r"\{(.*)\}", pattern.strip())
+    assert body is not None, pattern
+    terms = [term.strip() for term in body.group(1).split("||")]
+    hits = []
+    for term in terms:
+        found = re.fullmatch(r'\$\.(\w+) = "([^"*]*)"', term)
+        assert found is not None, f'not of the form $.key = "value": {term}'
+        key, value = found.groups()
+        assert key in line, f"{key} is not in the access log format"
+        hits.append(line[key] == value)
+    return any(hits)
+
+
+def test_the_front_door_alarms_count_the_access_log_answers(cfn: dict[str, Any]) -> None:
+    filters = resources(cfn, "AWS::Logs::MetricFilter")
+    metrics: dict[tuple[str, str], str] = {}
+    for name, spec in filters.items():
+        assert target(spec["Properties"]["LogGroupName"]) == "WebhookApiAccessLogGroup", name
+        [transformation] = spec["Properties"]["MetricTransformations"]
+        # Per API: two stacks in one account must not add up their refusals.
+        assert transformation["Dimensions"] == [{"Key": "ApiId", "Value": "$.apiId"}]
+        assert transformation["MetricValue"] == "1"
+        assert "DefaultValue" not in transformation  # not allowed with dimensions
+        metric = (transformation["MetricNamespace"], transformation["MetricName"])
+        metrics[metric] = spec["Properties"]["FilterPattern"]
+
+    def counted(metric: tuple[str, str], status: str) -> bool:
+        line = access_log_line(
+            cfn,
+            {
+                "$context.status": status,
+                "$context.apiId": "a1b2c3",
+                "$context.identity.sourceIp": "192.0.2.1",
+            },
+        )
+        return matches(metrics[metric], line)
+
+    refused = ("QomonSync/WebhookApi", "Answered401")
+    failed = ("QomonSync/WebhookApi", "Answered5xx")
+    assert set(metrics) == {refused, failed}
+    statuses = ["202", "400", "401", "403", "404", "413", "422", "429", "500", "502", "503", "504"]
+    assert [s for s in statuses if counted(refused, s)] == ["401"]
+    assert [s for s in statuses if counted(failed, s)] == ["500", "502", "503", "504"]
+
+    for alarm_name, metric, period, threshold in (
+        ("WebhooksRefusedAlarm", refused, 3600, 3),
+        ("WebhooksAnswered5xxAlarm", failed, 900, 3),
+    ):
+        alarm = props(cfn, alarm_name)
+        assert (alarm["Namespace"], alarm["MetricName"]) == metric, alarm_name
+        assert alarm["Dimensions"] == [{"Name": "ApiId", "Value": {"Ref": "WebhookApi"}}]
+        assert (alarm["Statistic"], alarm["Period"], alarm["Threshold"]) == (
+            "Sum",
+            period,
+            threshold,
+        ), alarm_name
+        assert alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+
+    ingest = props(cfn, "IngestErrorsAlarm")
+    assert (ingest["Namespace"], ingest["MetricName"]) == ("AWS/Lambda", "Errors")
+    assert target(ingest["Dimensions"][0]["Value"]) == "IngestFunction"
+    assert (ingest["Threshold"], ingest["Period"], ingest["EvaluationPeriods"]) == (1, 300, 1)
+
+
 def test_cloudwatch_can_publish_to_the_encrypted_alarm_topic(cfn: dict[str, Any]) -> None:
     topic = props(cfn, "AlarmTopic")
     # Not alias/aws/sns: its key policy cannot admit CloudWatch, whose alarms would be lost.
@@ -630,6 +705,10 @@ def test_dashboard_shows_queues_function_and_every_custom_metric(cfn: dict[str, 
         assert ("AWS/Lambda", metric) in plotted
     for metric in ("ApproximateNumberOfMessagesVisible", "ApproximateAgeOfOldestMessage"):
         assert ("AWS/SQS", metric) in plotted
+    # The front door's alarms, next to what API Gateway counts itself.
+    for metric in ("Answered401", "Answered5xx"):
+        assert ("QomonSync/WebhookApi", metric) in plotted
+    assert ("AWS/ApiGateway", "Count") in plotted
     text = dashboard["DashboardBody"]["Fn::Sub"]
     for queue in ("ChangesQueue", "DeadLetterQueue"):
         assert f'"QueueName", "${{{queue}.QueueName}}"' in text
