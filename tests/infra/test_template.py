@@ -10,6 +10,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.metrics.provider.cloudwatch_emf.cloudwatch import (
+    AmazonCloudWatchEMFProvider,
+)
 from cfnlint.api import lint_file
 from cfnlint.decode import decode
 from samtranslator.translator.transform import transform
@@ -671,6 +675,96 @@ def test_cloudwatch_can_publish_to_the_encrypted_alarm_topic(cfn: dict[str, Any]
     assert cfn["Resources"]["AlarmEmailSubscription"]["Condition"] == "HasAlarmEmail"
     assert (subscription["Protocol"], target(subscription["TopicArn"])) == ("email", "AlarmTopic")
     assert cfn["Parameters"]["AlarmEmail"]["Default"] == ""
+
+
+# -- saved queries ---------------------------------------------------------------------
+
+HANDLERS = FUNCTIONS / "qomon_sync" / "handlers"
+
+# Each saved query, the log group it reads, and what it relies on: in the handler's
+# source (a log message, or a key of a logged line) or in the access log's format.
+QUERIES: dict[str, tuple[str, str, set[str]]] = {
+    "DeadLettersQuery": (
+        "why-dead-lettered",
+        "SyncFunctionLogGroup",
+        {"dead_letter", "events left for redelivery", "action", "event_id", "code"}
+        | {"detail", "reason"},
+    ),
+    "ContactsChangedQuery": (
+        "contacts-changed",
+        "SyncFunctionLogGroup",
+        {"event processed", "action", "replaced", "created", "contact_id"},
+    ),
+    "QomonRateLimitQuery": (
+        "qomon-429s-and-redeliveries-by-minute",
+        "SyncFunctionLogGroup",
+        {"QomonRateLimited", "events left for redelivery", "reason"},
+    ),
+    "WebhookRefusalsByCallerQuery": (
+        "webhook-refusals-by-caller",
+        "WebhookApiAccessLogGroup",
+        {"status", "sourceIp", "path"},
+    ),
+    "WebhookRefusalReasonsQuery": (
+        "webhook-refusals-by-source-and-reason",
+        "IngestFunctionLogGroup",
+        {"webhook refused", "status", "field", "path"},
+    ),
+}
+
+
+def logged_words(module: str) -> set[str]:
+    """Every string literal of a handler, and the keyword names passed to its _log (they
+    become keys of the logged line)."""
+    tree = ast.parse((HANDLERS / f"{module}.py").read_text(encoding="utf-8"))
+    words = {
+        node.value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Constant) and isinstance(node.value, str)
+    }
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "_log":
+            words |= {keyword.arg for keyword in node.keywords if keyword.arg}
+    return words
+
+
+def test_saved_queries_read_what_the_handlers_and_the_api_write(cfn: dict[str, Any]) -> None:
+    definitions = resources(cfn, "AWS::Logs::QueryDefinition")
+    assert set(definitions) == set(QUERIES)
+    known = {
+        "SyncFunctionLogGroup": logged_words("sync"),
+        "IngestFunctionLogGroup": logged_words("ingest"),
+        "WebhookApiAccessLogGroup": set(access_log_format(cfn)),
+    }
+    for name, (title, group, relies_on) in QUERIES.items():
+        spec = props(cfn, name)
+        # One folder per stack in the Logs Insights console.
+        assert spec["Name"] == {"Fn::Sub": "${AWS::StackName}/" + title}, name
+        [log_group] = spec["LogGroupNames"]
+        assert target(log_group) == group, name
+        query = spec["QueryString"]
+        for word in relies_on:
+            assert re.search(rf"\b{re.escape(word)}\b", query), f"{name} does not use {word}"
+            assert word in known[group], f"{name} relies on {word!r}, which nothing writes"
+    # The alarm on refused webhooks sends the reader to the query by its name.
+    refused = props(cfn, "WebhooksRefusedAlarm")["AlarmDescription"]["Fn::Sub"]
+    assert "${AWS::StackName}/webhook-refusals-by-caller" in refused
+
+
+def test_the_429_query_parses_the_metric_line_powertools_writes(source: dict[str, Any]) -> None:
+    query = props(source, "QomonRateLimitQuery")["QueryString"]
+    [pattern] = re.findall(r"parse @message /(.+)/\n", query)
+    regex = re.compile(pattern.replace("(?<", "(?P<"))  # Logs Insights' named groups
+    # The provider behind the handlers' Metrics, with a metric set of its own.
+    metrics = AmazonCloudWatchEMFProvider(namespace="QomonSync", service="qomon-sync")
+    metrics.add_metric(name="QomonRateLimited", unit=MetricUnit.Count, value=3)
+    metrics.add_metric(name="QomonCalls", unit=MetricUnit.Count, value=40)
+    line = metrics.serialize_metric_set()
+    # Powertools prints the line compact, and with spaces when it flushes 100 metrics.
+    for separators in ((",", ":"), (", ", ": ")):
+        found = regex.search(json.dumps(line, separators=separators))
+        assert found is not None, separators
+        assert float(found.group("rateLimited")) == 3
 
 
 # -- dashboard and outputs -------------------------------------------------------------
