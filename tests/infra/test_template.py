@@ -173,6 +173,20 @@ def test_cfn_lint_reports_nothing() -> None:
     assert [str(match) for match in lint_file(TEMPLATE)] == []
 
 
+def test_the_console_shows_every_parameter_once_in_a_group_with_a_label(
+    cfn: dict[str, Any],
+) -> None:
+    interface = cfn["Metadata"]["AWS::CloudFormation::Interface"]
+    grouped = [name for group in interface["ParameterGroups"] for name in group["Parameters"]]
+    assert sorted(grouped) == sorted(cfn["Parameters"]), "each parameter in exactly one group"
+    for group in interface["ParameterGroups"]:
+        assert group["Label"]["default"], group
+    labels = interface["ParameterLabels"]
+    assert set(labels) == set(cfn["Parameters"])
+    for name, label in labels.items():
+        assert 0 < len(label["default"]) <= 60, name
+
+
 # -- queues ----------------------------------------------------------------------------
 
 
