@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install demo test lint types complexity unit pacing-check standin clean sam-build lint-template checkov bench soak soak-quick
+.PHONY: install demo test lint types complexity unit pacing-check standin clean sam-build lint-template validate checkov bench soak soak-quick
 
 # SAM CLI lives in its own venv: it pins its own dependencies, which must not move the dev pins.
 SAM_VENV    := .venv-sam
@@ -77,6 +77,10 @@ $(SAM_STAMP):
 
 sam-build: $(SAM_STAMP)
 	SAM_CLI_TELEMETRY=0 $(SAM_VENV)/bin/sam build --template template.yaml
+
+## SAM CLI's own transform and cfn-lint on the template; offline, no AWS credentials.
+validate: $(SAM_STAMP)
+	SAM_CLI_TELEMETRY=0 $(SAM_VENV)/bin/sam validate --lint --template template.yaml --region eu-west-3
 
 $(CHECKOV_STAMP):
 	$(PYTHON) -m venv $(CHECKOV_VENV)

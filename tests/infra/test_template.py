@@ -215,6 +215,14 @@ def test_every_checkov_skip_is_explained_in_the_readme_and_ci_runs_checkov() -> 
     assert re.search(r"^make checkov\b", ci, re.MULTILINE)
 
 
+def test_sam_validate_lint_runs_offline_in_ci() -> None:
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
+    [recipe] = re.findall(r"^validate: .*\n\t(.+)$", makefile, re.MULTILINE)
+    assert "sam validate --lint --template template.yaml --region eu-west-3" in recipe
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    assert re.search(r"^make validate\b", ci, re.MULTILINE)
+
+
 # -- queues ----------------------------------------------------------------------------
 
 
