@@ -576,6 +576,8 @@ def test_the_http_api_logs_each_request_as_json_without_what_was_sent(
         assert value in ACCESS_LOG_ALLOWED, f"{key}: {value} may carry what a sender sent"
     group = props(cfn, "WebhookApiAccessLogGroup")
     assert group["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+    # Vended logs: one log group resource policy covers /aws/vendedlogs/* for every stack.
+    assert group["LogGroupName"]["Fn::Sub"].startswith("/aws/vendedlogs/${AWS::StackName}/")
 
 
 # -- alarms ----------------------------------------------------------------------------
