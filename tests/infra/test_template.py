@@ -10,6 +10,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import yaml
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.metrics.provider.cloudwatch_emf.cloudwatch import (
+    AmazonCloudWatchEMFProvider,
+)
 from cfnlint.api import lint_file
 from cfnlint.decode import decode
 from samtranslator.translator.transform import transform
@@ -43,6 +48,9 @@ ALARMS = {
     "SyncErrorsAlarm",
     "SyncThrottlesAlarm",
     "QomonRateLimitedAlarm",
+    "WebhooksRefusedAlarm",
+    "WebhooksAnswered5xxAlarm",
+    "IngestErrorsAlarm",
 }
 OUTPUTS = {
     "ChangesQueueUrl",
@@ -164,6 +172,55 @@ def sub(text: str, values: dict[str, str]) -> str:
 
 def test_cfn_lint_reports_nothing() -> None:
     assert [str(match) for match in lint_file(TEMPLATE)] == []
+
+
+def test_the_console_shows_every_parameter_once_in_a_group_with_a_label(
+    cfn: dict[str, Any],
+) -> None:
+    interface = cfn["Metadata"]["AWS::CloudFormation::Interface"]
+    grouped = [name for group in interface["ParameterGroups"] for name in group["Parameters"]]
+    assert sorted(grouped) == sorted(cfn["Parameters"]), "each parameter in exactly one group"
+    for group in interface["ParameterGroups"]:
+        assert group["Label"]["default"], group
+    labels = interface["ParameterLabels"]
+    assert set(labels) == set(cfn["Parameters"])
+    for name, label in labels.items():
+        assert 0 < len(label["default"]) <= 60, name
+
+
+# -- static checks ---------------------------------------------------------------------
+
+
+def test_every_checkov_skip_is_explained_in_the_readme_and_ci_runs_checkov() -> None:
+    config = yaml.safe_load((ROOT / ".checkov.yaml").read_text(encoding="utf-8"))
+    assert config["framework"] == ["cloudformation"]
+    assert config["file"] == ["template.yaml"]
+    assert config["skip-download"] is True  # offline: nothing from Prisma Cloud
+    skipped = config["skip-check"]
+    assert len(skipped) == len(set(skipped))
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Security checks", 1)[1].split("\n## ", 1)[0]
+    explained = dict(re.findall(r"^\| `(CKV\w+)` \| [^|]+ \| ([^|]+) \|$", section, re.MULTILINE))
+    assert set(explained) == set(skipped), "each skip has a row in the README, and only those"
+    for check, why in explained.items():
+        assert len(why.split()) >= 12, f"{check}: say why it does not apply"
+    # Fixed, never skipped: the HTTP API's access log.
+    assert "CKV_AWS_95" not in skipped
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
+    # Pinned, in a venv of its own (its dependencies must not move the dev pins).
+    assert re.search(r"^CHECKOV_VERSION := \d+\.\d+\.\d+$", makefile, re.MULTILINE)
+    assert "checkov==$(CHECKOV_VERSION)" in makefile
+    assert "--config-file .checkov.yaml" in makefile
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    assert re.search(r"^make checkov\b", ci, re.MULTILINE)
+
+
+def test_sam_validate_lint_runs_offline_in_ci() -> None:
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
+    [recipe] = re.findall(r"^validate: .*\n\t(.+)$", makefile, re.MULTILINE)
+    assert "sam validate --lint --template template.yaml --region eu-west-3" in recipe
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    assert re.search(r"^make validate\b", ci, re.MULTILINE)
 
 
 # -- queues ----------------------------------------------------------------------------
@@ -382,6 +439,40 @@ def test_the_api_key_lives_only_in_the_secret(cfn: dict[str, Any]) -> None:
             assert target(value) == "QomonApiKeySecret", name
 
 
+# Where data lives that a `sam delete` or a replacement must not destroy: the backlogs,
+# the ledger, the secrets put in by hand, and the key (its deletion cannot be undone).
+RETAINED = {
+    "ChangesQueue",
+    "DeadLetterQueue",
+    "IdempotencyTable",
+    "QomonApiKeySecret",
+    "WebhookSecrets",
+    "AlarmTopicKey",
+}
+
+
+def test_data_outlives_the_stack_and_the_readme_says_how_to_remove_it(
+    cfn: dict[str, Any],
+) -> None:
+    kept = {
+        name
+        for name, resource in cfn["Resources"].items()
+        if resource.get("DeletionPolicy") in ("Retain", "RetainExceptOnCreate", "Snapshot")
+    }
+    assert kept == RETAINED
+    for name in RETAINED:
+        resource = cfn["Resources"][name]
+        # Retain on delete but not on replacement would still lose the data on an update.
+        assert resource["DeletionPolicy"] == resource["UpdateReplacePolicy"] == "Retain", name
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Deleting the stack", 1)[1].split("\n## ", 1)[0]
+    assert "sam delete" in section
+    for name in RETAINED:
+        assert f"`{name}`" in section, f"the README does not say {name} survives a sam delete"
+    for command in ("delete-queue", "delete-table", "delete-secret", "schedule-key-deletion"):
+        assert command in section, command
+
+
 # -- permissions -----------------------------------------------------------------------
 
 
@@ -444,6 +535,51 @@ def test_webhooks_arrive_at_a_throttled_http_api_route_to_the_ingest_function(
     assert secret["SecretString"] == "{}"  # no source accepts anything until configured
 
 
+# The HTTP API's access log: what may be written about a request. Nothing of the delivery
+# itself (no body, header, query string or user agent): forms send personal data.
+ACCESS_LOG_REQUIRED = {
+    "requestId": "$context.requestId",
+    "time": "$context.requestTime",
+    "sourceIp": "$context.identity.sourceIp",
+    "method": "$context.httpMethod",
+    "routeKey": "$context.routeKey",
+    "status": "$context.status",
+    "responseLatency": "$context.responseLatency",
+    "integrationError": "$context.integrationErrorMessage",
+}
+ACCESS_LOG_ALLOWED = set(ACCESS_LOG_REQUIRED.values()) | {
+    "$context.path",
+    "$context.integrationStatus",
+    "$context.integrationLatency",
+    "$context.error.message",
+    "$context.apiId",
+    "$context.stage",
+}
+
+
+def access_log_format(cfn: dict[str, Any]) -> dict[str, str]:
+    [stage] = resources(cfn, "AWS::ApiGatewayV2::Stage").values()
+    settings = stage["Properties"]["AccessLogSettings"]
+    assert target(settings["DestinationArn"]) == "WebhookApiAccessLogGroup"
+    fields: dict[str, str] = json.loads(settings["Format"])
+    return fields
+
+
+def test_the_http_api_logs_each_request_as_json_without_what_was_sent(
+    cfn: dict[str, Any],
+) -> None:
+    fields = access_log_format(cfn)
+    assert fields.items() >= ACCESS_LOG_REQUIRED.items()
+    for key, value in fields.items():
+        # One variable per key, quoted: API Gateway writes "-" for a missing value.
+        assert re.fullmatch(r"\$context\.[A-Za-z.]+", value), key
+        assert value in ACCESS_LOG_ALLOWED, f"{key}: {value} may carry what a sender sent"
+    group = props(cfn, "WebhookApiAccessLogGroup")
+    assert group["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+    # Vended logs: one log group resource policy covers /aws/vendedlogs/* for every stack.
+    assert group["LogGroupName"]["Fn::Sub"].startswith("/aws/vendedlogs/${AWS::StackName}/")
+
+
 # -- alarms ----------------------------------------------------------------------------
 
 
@@ -501,6 +637,78 @@ def test_alarm_thresholds(cfn: dict[str, Any]) -> None:
     assert (limited["Statistic"], limited["Threshold"], limited["Period"]) == ("Sum", 10, 300)
 
 
+def access_log_line(cfn: dict[str, Any], values: dict[str, str]) -> dict[str, str]:
+    """One access log line as API Gateway writes it: "-" for what the request lacks."""
+    return {key: values.get(variable, "-") for key, variable in access_log_format(cfn).items()}
+
+
+def matches(pattern: str, line: dict[str, str]) -> bool:
+    """CloudWatch Logs' JSON filter pattern, for the one form used here:
+    { $.key = "value" || $.key = "value" ... } over string values."""
+    body = re.fullmatch(r"\{(.*)\}", pattern.strip())
+    assert body is not None, pattern
+    terms = [term.strip() for term in body.group(1).split("||")]
+    hits = []
+    for term in terms:
+        found = re.fullmatch(r'\$\.(\w+) = "([^"*]*)"', term)
+        assert found is not None, f'not of the form $.key = "value": {term}'
+        key, value = found.groups()
+        assert key in line, f"{key} is not in the access log format"
+        hits.append(line[key] == value)
+    return any(hits)
+
+
+def test_the_front_door_alarms_count_the_access_log_answers(cfn: dict[str, Any]) -> None:
+    filters = resources(cfn, "AWS::Logs::MetricFilter")
+    metrics: dict[tuple[str, str], str] = {}
+    for name, spec in filters.items():
+        assert target(spec["Properties"]["LogGroupName"]) == "WebhookApiAccessLogGroup", name
+        [transformation] = spec["Properties"]["MetricTransformations"]
+        # Per API: two stacks in one account must not add up their refusals.
+        assert transformation["Dimensions"] == [{"Key": "ApiId", "Value": "$.apiId"}]
+        assert transformation["MetricValue"] == "1"
+        assert "DefaultValue" not in transformation  # not allowed with dimensions
+        metric = (transformation["MetricNamespace"], transformation["MetricName"])
+        metrics[metric] = spec["Properties"]["FilterPattern"]
+
+    def counted(metric: tuple[str, str], status: str) -> bool:
+        line = access_log_line(
+            cfn,
+            {
+                "$context.status": status,
+                "$context.apiId": "a1b2c3",
+                "$context.identity.sourceIp": "192.0.2.1",
+            },
+        )
+        return matches(metrics[metric], line)
+
+    refused = ("QomonSync/WebhookApi", "Answered401")
+    failed = ("QomonSync/WebhookApi", "Answered5xx")
+    assert set(metrics) == {refused, failed}
+    statuses = ["202", "400", "401", "403", "404", "413", "422", "429", "500", "502", "503", "504"]
+    assert [s for s in statuses if counted(refused, s)] == ["401"]
+    assert [s for s in statuses if counted(failed, s)] == ["500", "502", "503", "504"]
+
+    for alarm_name, metric, period, threshold in (
+        ("WebhooksRefusedAlarm", refused, 3600, 3),
+        ("WebhooksAnswered5xxAlarm", failed, 900, 3),
+    ):
+        alarm = props(cfn, alarm_name)
+        assert (alarm["Namespace"], alarm["MetricName"]) == metric, alarm_name
+        assert alarm["Dimensions"] == [{"Name": "ApiId", "Value": {"Ref": "WebhookApi"}}]
+        assert (alarm["Statistic"], alarm["Period"], alarm["Threshold"]) == (
+            "Sum",
+            period,
+            threshold,
+        ), alarm_name
+        assert alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+
+    ingest = props(cfn, "IngestErrorsAlarm")
+    assert (ingest["Namespace"], ingest["MetricName"]) == ("AWS/Lambda", "Errors")
+    assert target(ingest["Dimensions"][0]["Value"]) == "IngestFunction"
+    assert (ingest["Threshold"], ingest["Period"], ingest["EvaluationPeriods"]) == (1, 300, 1)
+
+
 def test_cloudwatch_can_publish_to_the_encrypted_alarm_topic(cfn: dict[str, Any]) -> None:
     topic = props(cfn, "AlarmTopic")
     # Not alias/aws/sns: its key policy cannot admit CloudWatch, whose alarms would be lost.
@@ -519,6 +727,96 @@ def test_cloudwatch_can_publish_to_the_encrypted_alarm_topic(cfn: dict[str, Any]
     assert cfn["Resources"]["AlarmEmailSubscription"]["Condition"] == "HasAlarmEmail"
     assert (subscription["Protocol"], target(subscription["TopicArn"])) == ("email", "AlarmTopic")
     assert cfn["Parameters"]["AlarmEmail"]["Default"] == ""
+
+
+# -- saved queries ---------------------------------------------------------------------
+
+HANDLERS = FUNCTIONS / "qomon_sync" / "handlers"
+
+# Each saved query, the log group it reads, and what it relies on: in the handler's
+# source (a log message, or a key of a logged line) or in the access log's format.
+QUERIES: dict[str, tuple[str, str, set[str]]] = {
+    "DeadLettersQuery": (
+        "why-dead-lettered",
+        "SyncFunctionLogGroup",
+        {"dead_letter", "events left for redelivery", "action", "event_id", "code"}
+        | {"detail", "reason"},
+    ),
+    "ContactsChangedQuery": (
+        "contacts-changed",
+        "SyncFunctionLogGroup",
+        {"event processed", "action", "replaced", "created", "contact_id"},
+    ),
+    "QomonRateLimitQuery": (
+        "qomon-429s-and-redeliveries-by-minute",
+        "SyncFunctionLogGroup",
+        {"QomonRateLimited", "events left for redelivery", "reason"},
+    ),
+    "WebhookRefusalsByCallerQuery": (
+        "webhook-refusals-by-caller",
+        "WebhookApiAccessLogGroup",
+        {"status", "sourceIp", "path"},
+    ),
+    "WebhookRefusalReasonsQuery": (
+        "webhook-refusals-by-source-and-reason",
+        "IngestFunctionLogGroup",
+        {"webhook refused", "status", "field", "path"},
+    ),
+}
+
+
+def logged_words(module: str) -> set[str]:
+    """Every string literal of a handler, and the keyword names passed to its _log (they
+    become keys of the logged line)."""
+    tree = ast.parse((HANDLERS / f"{module}.py").read_text(encoding="utf-8"))
+    words = {
+        node.value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Constant) and isinstance(node.value, str)
+    }
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "_log":
+            words |= {keyword.arg for keyword in node.keywords if keyword.arg}
+    return words
+
+
+def test_saved_queries_read_what_the_handlers_and_the_api_write(cfn: dict[str, Any]) -> None:
+    definitions = resources(cfn, "AWS::Logs::QueryDefinition")
+    assert set(definitions) == set(QUERIES)
+    known = {
+        "SyncFunctionLogGroup": logged_words("sync"),
+        "IngestFunctionLogGroup": logged_words("ingest"),
+        "WebhookApiAccessLogGroup": set(access_log_format(cfn)),
+    }
+    for name, (title, group, relies_on) in QUERIES.items():
+        spec = props(cfn, name)
+        # One folder per stack in the Logs Insights console.
+        assert spec["Name"] == {"Fn::Sub": "${AWS::StackName}/" + title}, name
+        [log_group] = spec["LogGroupNames"]
+        assert target(log_group) == group, name
+        query = spec["QueryString"]
+        for word in relies_on:
+            assert re.search(rf"\b{re.escape(word)}\b", query), f"{name} does not use {word}"
+            assert word in known[group], f"{name} relies on {word!r}, which nothing writes"
+    # The alarm on refused webhooks sends the reader to the query by its name.
+    refused = props(cfn, "WebhooksRefusedAlarm")["AlarmDescription"]["Fn::Sub"]
+    assert "${AWS::StackName}/webhook-refusals-by-caller" in refused
+
+
+def test_the_429_query_parses_the_metric_line_powertools_writes(source: dict[str, Any]) -> None:
+    query = props(source, "QomonRateLimitQuery")["QueryString"]
+    [pattern] = re.findall(r"parse @message /(.+)/\n", query)
+    regex = re.compile(pattern.replace("(?<", "(?P<"))  # Logs Insights' named groups
+    # The provider behind the handlers' Metrics, with a metric set of its own.
+    metrics = AmazonCloudWatchEMFProvider(namespace="QomonSync", service="qomon-sync")
+    metrics.add_metric(name="QomonRateLimited", unit=MetricUnit.Count, value=3)
+    metrics.add_metric(name="QomonCalls", unit=MetricUnit.Count, value=40)
+    line = metrics.serialize_metric_set()
+    # Powertools prints the line compact, and with spaces when it flushes 100 metrics.
+    for separators in ((",", ":"), (", ", ": ")):
+        found = regex.search(json.dumps(line, separators=separators))
+        assert found is not None, separators
+        assert float(found.group("rateLimited")) == 3
 
 
 # -- dashboard and outputs -------------------------------------------------------------
@@ -553,6 +851,10 @@ def test_dashboard_shows_queues_function_and_every_custom_metric(cfn: dict[str, 
         assert ("AWS/Lambda", metric) in plotted
     for metric in ("ApproximateNumberOfMessagesVisible", "ApproximateAgeOfOldestMessage"):
         assert ("AWS/SQS", metric) in plotted
+    # The front door's alarms, next to what API Gateway counts itself.
+    for metric in ("Answered401", "Answered5xx"):
+        assert ("QomonSync/WebhookApi", metric) in plotted
+    assert ("AWS/ApiGateway", "Count") in plotted
     text = dashboard["DashboardBody"]["Fn::Sub"]
     for queue in ("ChangesQueue", "DeadLetterQueue"):
         assert f'"QueueName", "${{{queue}.QueueName}}"' in text
