@@ -11,6 +11,7 @@ turned into a whole contact built from the current one:
 
 Several events for one contact fold into one body; because they are applied one after
 another to the same draft, the result equals applying them one by one.
+Qomon quirks handled here: see docs/qomon-api.md#answers-formdatas-and-custom-fields.
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ The translator (contact_shape), the meaning used by the unchanged check, the dat
 guard and the echo check, and the typed write model (replacement_body) are all driven by
 this one tree, so they cannot disagree about a field. Paths use `[]` for list items:
 `notes[].user.role_data.color`.
+Qomon quirks handled here: see docs/qomon-api.md#every-key-has-one-fate.
 """
 
 from __future__ import annotations

@@ -17,6 +17,7 @@ back can fail or lose data, so the write shape is built by walking the field inv
 `fingerprint` says what a contact means, path by path, for the unchanged check, the
 data-loss guard and the echo check. It reads the contact as Qomon holds it (before any
 translation) with the same inventory, so a key the translator drops shows as a change.
+Qomon quirks handled here: see docs/qomon-api.md#the-contact-read-shape-and-write-shape.
 """
 
 from __future__ import annotations

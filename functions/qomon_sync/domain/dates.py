@@ -6,6 +6,7 @@ four-digit year. A microsecond timestamp must never be echoed back as is, so eve
 we write goes through `to_qomon_date`, and dates are compared as instants, never as
 strings. Years before 1000 are real (Go's zero time `0001-01-01T00:00:00Z` is what an
 unset date reads as; a typed-in `0969` birth year too) and keep their four digits.
+Qomon quirks handled here: see docs/qomon-api.md#dates-and-timestamps.
 """
 
 from __future__ import annotations

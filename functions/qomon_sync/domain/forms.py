@@ -2,6 +2,7 @@
 
 Forms are created only in the Qomon web UI, never by API, so we only ever read them.
 Extra keys are allowed: Qomon adds fields over time and a form is read-only to us.
+Qomon quirks handled here: see docs/qomon-api.md#forms.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Qomon's contact semantics, in memory and without HTTP, so they can be tested directly.
 
-What it plays (see shared/qomon-api.md): `PATCH /contacts/{id}` replaces the whole contact;
+What it plays (see docs/qomon-api.md): `PATCH /contacts/{id}` replaces the whole contact;
 every write soft-deletes all advanced-field entries and recreates the ones sent with new
 ids; GET speaks one of two naming generations and carries server-owned fields that a
 write ignores; search takes a query of exactly two levels.

@@ -3,6 +3,7 @@
 Every call is paced by a token bucket (Qomon's rate limit is per space and tokens, not
 latency, bound our throughput), retried in-process only while the caller's deadline
 allows, and counted (calls and tokens per endpoint) for metrics and benchmarks.
+Qomon quirks handled here: see docs/qomon-api.md#calls-and-answers.
 """
 
 from __future__ import annotations

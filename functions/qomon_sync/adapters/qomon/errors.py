@@ -2,6 +2,7 @@
 
 Messages never carry the values Qomon quotes back (they may be e-mails or phones): only
 the location at fault, Qomon's message with contact data masked, and the HTTP status.
+Qomon quirks handled here: see docs/qomon-api.md#errors.
 """
 
 from __future__ import annotations

@@ -4,6 +4,7 @@ Qomon documents PATCH and POST /contacts at 5 tokens; integrators observed every
 at 1, a bucket of 100 refilled at 10 per second, and `x-ratelimit-*` headers on every
 answer. The bucket is per API key, shared by every integration of the space, so our local
 estimate is corrected from the server's `x-ratelimit-remaining` whenever it sends one.
+Qomon quirks handled here: see docs/qomon-api.md#rate-limits.
 """
 
 from __future__ import annotations
