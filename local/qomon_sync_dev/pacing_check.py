@@ -1,7 +1,7 @@
 """`qomon-sync pacing-check`: does a paced client meet zero 429s from a tight bucket?
 
 Starts a stand-in with the given burst and refill, then runs read-modify-write traffic
-through a client left on Qomon's documented defaults (100 tokens, 10/s): the client must
+through a client left on the limits integrators observed (100 tokens, 10/s): the client must
 learn the real limit from the `x-ratelimit-*` headers and pace itself. Prints the counts
 from both sides; exits 1 when any call met a 429.
 """

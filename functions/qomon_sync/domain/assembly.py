@@ -323,7 +323,8 @@ class _Draft:
     def _single_choice(
         self, form: Form, kind: str, change: FieldChange, current: list[dict[str, Any]], where: str
     ) -> list[dict[str, Any]]:
-        # Qomon keeps one entry per radio, whatever the survey: a new one replaces the last.
+        # Qomon documents that a new radio entry replaces the existing ones; we read that
+        # as one entry per radio form, whatever the survey.
         self._one_value(form, kind, change, where, "holds one value")
         ref = self._choice(form, change.values[0], where)
         if change.op == "remove":
@@ -336,8 +337,9 @@ class _Draft:
     def _free_input_answers(
         self, form: Form, kind: str, change: FieldChange, current: list[dict[str, Any]], where: str
     ) -> list[dict[str, Any]]:
-        """Text, number and date forms hold one answer per survey (Qomon adds a new one
-        beside the others), so an answer is known by its form and its `survey_id`."""
+        """Qomon documents that a new text, number or date answer is added beside the
+        existing ones; our convention is one answer per survey, so an answer is known by
+        its form and its `survey_id`."""
         self._one_value(form, kind, change, where, "is a free-input form")
         data = self._free_input(form, kind, change.values[0], where)
         mine = [a for a in current if a.get("survey_id") == change.survey_id]
