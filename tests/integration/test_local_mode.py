@@ -92,7 +92,7 @@ def drained(local: LocalMode) -> bool:
 
 def dead_letters(local: LocalMode) -> list[dict[str, Any]]:
     assert local.endpoints is not None
-    client, found = sqs(local), []
+    client, found = sqs(local), list[dict[str, Any]]()
     while True:
         answer = client.receive_message(
             QueueUrl=local.endpoints.dead_letter_queue_url,

@@ -20,6 +20,7 @@ from qomon_sync.domain.assembly import (
 from qomon_sync.domain.change_event import ChangeEvent
 from qomon_sync.domain.contact_shape import ShapePolicy, note_path
 from qomon_sync.domain.dates import QOMON_DATE
+from qomon_sync.domain.refusal import Code
 from tests.unit.campaign import CATALOG, CONSENT, MEETING, SUPPORT, TIER, TOPICS
 
 
@@ -634,7 +635,7 @@ def test_echo_check_ignores_ids_and_precision_but_sees_a_lost_answer() -> None:
 
 def test_preview_json_shapes() -> None:
     assert outcome_as_json(Unchanged()) == {"action": "unchanged"}
-    assert outcome_as_json(Rejected("unknown_field", "why", ("x",))) == {
+    assert outcome_as_json(Rejected(Code.UNKNOWN_FIELD, "why", ("x",))) == {
         "action": "reject",
         "error": {"code": "unknown_field", "detail": "why", "fields": ["x"]},
     }
@@ -669,7 +670,7 @@ def test_echo_check_accepts_a_date_qomon_filled_in() -> None:
         "formdatas": [answer(4, 40, "Yes", id=5, date="2026-11-24T10:00:00.000000Z")],
     }
     assert same_meaning(body, echo, CATALOG) == []
-    echo["formdatas"][0]["data"] = "No"
+    echo["formdatas"] = [answer(4, 40, "No", id=5, date="2026-11-24T10:00:00.000000Z")]
     assert same_meaning(body, echo, CATALOG) == ["formdatas[form_id=4]"]
 
 

@@ -279,8 +279,8 @@ def named_paths(event: ChangeEvent) -> set[str]:
     paths: set[str] = set()
     for name, value in event.set_fields().items():
         if name == "address":
-            parts = value if value is not None else [*ADDRESS.written, "citycode"]
-            paths |= {f"address.{part}" for part in parts}  # type: ignore[union-attr]
+            parts = [*value] if isinstance(value, dict) else [*ADDRESS.written, "citycode"]
+            paths |= {f"address.{part}" for part in parts}
         else:
             paths.add(name)
     if event.tags:

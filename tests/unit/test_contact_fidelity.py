@@ -40,7 +40,8 @@ def event(**changes: Any) -> ChangeEvent:
 
 
 def survey_answer(form_id: int, data: str, survey_id: int | None, **extra: Any) -> dict[str, Any]:
-    answer = {"id": 100 + (survey_id or 0), "form_id": form_id, "form_ref_id": form_id * 10}
+    answer: dict[str, Any] = {"id": 100 + (survey_id or 0), "form_id": form_id}
+    answer["form_ref_id"] = form_id * 10
     answer |= {"data": data, "date": "2026-01-05T10:00:00.000Z", "deleted_at": None}
     return answer | ({"survey_id": survey_id} if survey_id is not None else {}) | extra
 

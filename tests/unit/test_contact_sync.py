@@ -145,7 +145,9 @@ def test_unknown_email_is_created_when_the_event_asks() -> None:
         ("e2", "created", None),
         ("e3", "created", None),
     ]
-    created = qomon.contacts[result.outcomes[1].contact_id]  # type: ignore[index]
+    created_id = result.outcomes[1].contact_id
+    assert created_id is not None
+    created = qomon.contacts[created_id]
     assert created["firstname"] == "Zoé"
     assert created["tags"] == [{"name": "Form"}]
     assert qomon.calls == ["search", "create"]

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from qomon_sync.domain import assembly, contact_shape
 from qomon_sync.domain.assembly import Rejected, Replace, Unchanged, assemble_contact
 from qomon_sync.domain.change_event import ChangeEvent
 from qomon_sync.domain.contact_fields import inventory, written_paths
@@ -62,7 +63,8 @@ def _json_type(value: Any) -> str:
         return "boolean"
     if isinstance(value, int):
         return "integer"
-    return {dict: "object", list: "list", str: "string"}.get(type(value), "null")
+    names: dict[type, str] = {dict: "object", list: "list", str: "string"}
+    return names.get(type(value), "null")
 
 
 def test_every_documented_response_key_has_exactly_one_fate() -> None:
@@ -171,9 +173,7 @@ def test_preview_on_the_documented_response_keeps_notes_and_integers(
 def test_a_translation_that_drops_a_key_is_stopped_by_the_guard(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from qomon_sync.domain import assembly
-
-    original = assembly.to_write_shape
+    original = contact_shape.to_write_shape
 
     def losing(*args: Any, **kwargs: Any) -> dict[str, Any]:
         shaped = original(*args, **kwargs)
@@ -188,9 +188,7 @@ def test_a_translation_that_drops_a_key_is_stopped_by_the_guard(
 
 
 def test_a_body_off_the_write_model_is_never_sent(monkeypatch: pytest.MonkeyPatch) -> None:
-    from qomon_sync.domain import assembly
-
-    original = assembly.to_write_shape
+    original = contact_shape.to_write_shape
 
     def stringly(*args: Any, **kwargs: Any) -> dict[str, Any]:
         shaped = original(*args, **kwargs)

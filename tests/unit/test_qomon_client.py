@@ -14,6 +14,7 @@ from qomon_sync.adapters.qomon import (
     QomonAuthError,
     QomonBudgetExhausted,
     QomonClient,
+    QomonError,
     QomonMalformedResponse,
     QomonNotFound,
     QomonRateLimited,
@@ -112,7 +113,7 @@ def test_replace_sends_the_whole_contact_in_the_data_envelope(fake: FakeClock) -
     ],
 )
 def test_permanent_errors_are_typed_and_not_retried(
-    fake: FakeClock, response: httpx.Response, error: type[Exception], retryable: bool
+    fake: FakeClock, response: httpx.Response, error: type[QomonError], retryable: bool
 ) -> None:
     script = Script([response, ok({"contact": CONTACT})])
     client = make_client(script, fake)

@@ -4,6 +4,7 @@ a form's answers into one change event."""
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,6 @@ from qomon_sync.sources.base import BadPayload, NoContact
 from qomon_sync.sources.brevo import BrevoSource
 from qomon_sync.sources.generic import GenericSource
 from qomon_sync.sources.mapping import (
-    Answers,
     BrevoEvents,
     BrevoSourceConfig,
     FormSourceConfig,
@@ -40,7 +40,7 @@ def form_config(**overrides: Any) -> FormSourceConfig:
 
 
 def mapped(
-    config: FormSourceConfig, answers: Answers, form_id: str | None = None
+    config: FormSourceConfig, answers: Mapping[str, Any], form_id: str | None = None
 ) -> dict[str, Any]:
     submission = FormSubmission(
         event_id="typeform-t1", occurred_at=AT, answers=answers, form_id=form_id
@@ -268,7 +268,14 @@ def test_blank_answers_change_nothing() -> None:
         tags={"from_answers": [{"answer": "sujets"}]},
         notes=["Commentaire : {answer.commentaire}"],
     )
-    answers = {**MAIL, "prenom": "  ", "cp": "", "soutien": None, "sujets": [], "commentaire": ""}
+    answers: dict[str, Any] = {
+        **MAIL,
+        "prenom": "  ",
+        "cp": "",
+        "soutien": None,
+        "sujets": [],
+        "commentaire": "",
+    }
     assert mapped(config, answers) == {
         "event_id": "typeform-t1",
         "source": "form",
@@ -427,7 +434,7 @@ def test_no_mail_and_no_id_names_no_contact() -> None:
 def test_an_unusable_qomon_id_is_a_bad_payload(qomon_id: object) -> None:
     config = form_config(contact={"id": "hidden.qomon_id"})
     with pytest.raises(BadPayload) as refused:
-        mapped(config, {"hidden.qomon_id": qomon_id})  # type: ignore[dict-item]
+        mapped(config, {"hidden.qomon_id": qomon_id})
     assert refused.value.field == "hidden.qomon_id"
 
 
