@@ -36,6 +36,7 @@ from qomon_sync_dev.standin.store import (
     Problem,
     StoredContact,
     UnknownContact,
+    WriteRules,
     parse_search,
 )
 
@@ -45,6 +46,9 @@ INSPECTION_PREFIX = "/_standin/"
 WRITE_COST = 5
 """Documented: PATCH and POST /contacts cost 5 tokens; observed: every other call costs 1."""
 WRITE_ENDPOINTS = frozenset({"PATCH /contacts/{id}", "POST /contacts"})
+CONTACT_LOCATION = "body.data.contact"
+"""Where a write's contact sits in the body: its problems name paths below it, like the
+envelope's and the search's problems do."""
 SEARCH_VALIDATION_STATUS = 422
 """Observed live for a malformed search; only contact writes leave 400 versus 422 open."""
 INJECTED_SERVER_ERRORS = (500, 502, 503)
@@ -203,6 +207,9 @@ class StandinState:
             self.rng = random.Random(new.random_seed)
         self.config = new
 
+    def write_rules(self) -> WriteRules:
+        return WriteRules(documented_types=self.config.strict_types)
+
     def render(self, contact: StoredContact) -> JsonObject:
         return self.store.render(
             contact, naming=self.config.naming, include_deleted=self.config.include_deleted
@@ -323,8 +330,13 @@ async def replace_contact(request: web.Request) -> web.StreamResponse:
     state.store.get(contact_id)  # a missing contact is a 404 before any body problem
     body = await _json_body(request)
     try:
-        contact = _contact_in(body)
-        stored = state.store.replace(contact_id, contact, naming=state.config.naming)
+        stored = state.store.replace(
+            contact_id,
+            _contact_in(body),
+            naming=state.config.naming,
+            rules=state.write_rules(),
+            location=CONTACT_LOCATION,
+        )
     except InvalidRequest as error:
         raise _invalid(error, state.config.validation_status) from None
     return _success({"contact": state.render(stored)})
@@ -334,7 +346,12 @@ async def create_contact(request: web.Request) -> web.StreamResponse:
     state = _state(request)
     body = await _json_body(request)
     try:
-        stored = state.store.create(_contact_in(body), naming=state.config.naming)
+        stored = state.store.create(
+            _contact_in(body),
+            naming=state.config.naming,
+            rules=state.write_rules(),
+            location=CONTACT_LOCATION,
+        )
     except InvalidRequest as error:
         raise _invalid(error, state.config.validation_status) from None
     return _success({"contact": state.render(stored)})
@@ -343,7 +360,7 @@ async def create_contact(request: web.Request) -> web.StreamResponse:
 def _contact_in(body: Any) -> Mapping[str, Any]:
     contact = _enveloped(body, "contact")
     if not isinstance(contact, Mapping):
-        raise InvalidRequest([Problem("body.data.contact", "must be a contact object", contact)])
+        raise InvalidRequest([Problem(CONTACT_LOCATION, "must be a contact object", contact)])
     return contact
 
 

@@ -1,9 +1,37 @@
 """Qomon's contact semantics, in memory and without HTTP, so they can be tested directly.
 
-What it plays (see shared/qomon-api.md): `PATCH /contacts/{id}` replaces the whole contact;
-every write soft-deletes all advanced-field entries and recreates the ones sent with new
-ids; GET speaks one of two naming generations and carries server-owned fields that a
-write ignores; search takes a query of exactly two levels.
+What it plays: `PATCH /contacts/{id}` replaces the whole contact; every write
+soft-deletes all advanced-field entries and recreates the ones sent with new ids; a note
+sent back with its id keeps that id, its creation time and its author, a note without
+one is new; GET speaks one of two naming generations and carries server-owned fields
+that a write ignores; search takes a query of exactly two levels.
+
+The documented types of a write body, from Qomon's PATCH reference (request body, and
+the response body GET also answers), which `WriteRules.documented_types` enforces:
+
+- integers: `age_category`, `user_contact_id`; an answer's `form_id`, `form_ref_id`,
+  `survey_id`; a note's `id`, `contact_id`, `group_id`; its author's `id` and
+  `role_data.id` / `role_data.order`. Lists of integers: `action_ids`, the author's
+  `group_id`. A JSON number with a fraction, a numeric string or a boolean is refused.
+- booleans: `black_list`, `phone_invalid`, `mobile_invalid`; a note's `pinned`,
+  `only_super_admin`; the author's `two_factor_enable`, `role_data.web` / `.mobile`.
+- strings: the names, `mail`, `phone`, `mobile`, nationality and birth place, every
+  address key, tag names, an answer's `data` (also for numeric forms: `"4"`, not `4`),
+  a note's `data`, the author's names, `mail`, `phone`, address and the like.
+- dates: `birthdate`, an answer's `date`, a note's `created_at` / `updated_at`, the
+  author's `birthdate`. On write the reference gives one input form, milliseconds in UTC:
+  `YYYY-MM-DDTHH:mm:ss.SSSZ` with a 4-digit year; only that form is taken (no seconds-only,
+  no microseconds, no offset), although reads may carry other precisions. The seed, which
+  holds stored values rather than writes, may give any ISO 8601 instant.
+
+null: every optional value may be null, which means the same as leaving it out (a basic
+field or the address is cleared, a list is empty, a note flag is false, a note without
+an id is new). null is refused where a value is what the item is: a list item, a tag's
+`name`, an answer's `form_id` / `form_ref_id` / `data`, a note's `data`.
+
+Keys outside the write schema: at the top level they are kept as sent (integrators find
+such fields in search results); inside an address, answer, tag, note or author they are
+ignored, as are the server-owned keys the response adds (`id`, `CreatedAt`, ...).
 
 The field lists here deliberately repeat Qomon's documented names instead of importing
 the client's whitelist from `qomon_sync.domain`: a stand-in that shared the client's
@@ -28,6 +56,7 @@ from qomon_sync_dev.standin.config import Naming
 JsonObject = dict[str, Any]
 Clock = Callable[[], datetime]
 EntryKind = Literal["formdatas", "custom_fields"]
+ENTRY_KINDS: tuple[EntryKind, ...] = ("formdatas", "custom_fields")
 
 FORM_FAMILIES = (
     "consent",
@@ -45,42 +74,38 @@ FREE_INPUT_TYPES = NUMBER_TYPES | {"text", "date"}
 SINGLE_ENTRY_TYPES = frozenset({"radio"})
 """Our reading of the docs (not confirmed): a radio keeps one entry, the last one sent."""
 
-STRING_FIELDS = (
-    "firstname",
-    "surname",
-    "married_name",
-    "gender",
-    "birthdate",
-    "birth_city",
-    "birth_country",
-    "birth_dept",
-    "nationality",
-    "mail",
-    "phone",
-    "mobile",
-)
-BOOLEAN_FIELDS = ("phone_invalid", "mobile_invalid", "black_list")
-# Their type is not documented: any JSON scalar is taken as sent.
-SCALAR_FIELDS = ("age_category", "user_contact_id")
-BASIC_FIELDS = (
-    "firstname",
-    "surname",
-    "married_name",
-    "gender",
-    "birthdate",
-    "age_category",
-    "birth_city",
-    "birth_country",
-    "birth_dept",
-    "nationality",
-    "mail",
-    "phone",
-    "phone_invalid",
-    "mobile",
-    "mobile_invalid",
-    "black_list",
-    "user_contact_id",
-)
+ValueKind = Literal["string", "integer", "integers", "boolean", "date", "gender", "scalar"]
+Schema = Mapping[str, "ValueKind | Schema"]
+"""The documented type of each key of an object; a nested schema is an object."""
+
+BASIC_FIELD_KINDS: Mapping[str, ValueKind] = {
+    "firstname": "string",
+    "surname": "string",
+    "married_name": "string",
+    # Not in the current reference, only in the older schema: M, F or O.
+    "gender": "gender",
+    "birthdate": "date",
+    "age_category": "integer",
+    "birth_city": "string",
+    "birth_country": "string",
+    "birth_dept": "string",
+    "nationality": "string",
+    "mail": "string",
+    "phone": "string",
+    "phone_invalid": "boolean",
+    "mobile": "string",
+    "mobile_invalid": "boolean",
+    "black_list": "boolean",
+    "user_contact_id": "integer",
+}
+BASIC_FIELDS = tuple(BASIC_FIELD_KINDS)
+LENIENT_FIELD_KINDS: Mapping[str, ValueKind] = {
+    "birthdate": "string",
+    "age_category": "scalar",
+    "user_contact_id": "scalar",
+}
+"""What lenient rules check these fields against instead: the stand-in's checks from
+before it played the documented types."""
 LIST_FIELDS = ("tags", "action_ids", "formdatas", "custom_fields", "notes")
 WRITABLE_FIELDS = frozenset({*BASIC_FIELDS, "address", *LIST_FIELDS})
 GENDERS = ("M", "F", "O")
@@ -116,12 +141,81 @@ LEGACY_NUMERIC_ADDRESS_KEYS = ("housenumber", "postalcode")
 SERVER_OWNED_FIELDS = frozenset(
     {"id", "group_id", "CreatedAt", "UpdatedAt", "lastchange", "lastchangeuserid", "user_id"}
 )
+
+ROLE_SCHEMA: Schema = {
+    "color": "string",
+    "id": "integer",
+    "mobile": "boolean",
+    "name": "string",
+    "order": "integer",
+    "web": "boolean",
+}
+USER_SCHEMA: Schema = {
+    # `id` is in the response only, but a note's author is nobody without it.
+    "id": "integer",
+    "address": "string",
+    "avatar": "string",
+    "birthdate": "date",
+    "city": "string",
+    "firstname": "string",
+    "group_id": "integers",
+    "locale": "string",
+    "location": "string",
+    "mail": "string",
+    "phone": "string",
+    "postal": "string",
+    "role_data": ROLE_SCHEMA,
+    "status": "string",
+    "surname": "string",
+    "two_factor_enable": "boolean",
+}
+"""A note's author (`notes[].user`) as the request body documents it. The response adds
+`CreatedAt`, `UpdatedAt` and `created`, server-owned: a write's are ignored, unchecked."""
+USER_KEYS = (
+    "id",
+    "CreatedAt",
+    "UpdatedAt",
+    "created",
+    "firstname",
+    "surname",
+    "mail",
+    "phone",
+    "address",
+    "postal",
+    "city",
+    "location",
+    "locale",
+    "avatar",
+    "birthdate",
+    "status",
+    "group_id",
+    "role_data",
+    "two_factor_enable",
+)
+"""What an author renders: every key of the documented response, null when unknown."""
+
+NOTE_FLAGS_SCHEMA: Schema = {"id": "integer", "pinned": "boolean", "only_super_admin": "boolean"}
+"""What a note's keys are checked against whatever the rules (the stand-in always did)."""
+NOTE_SCHEMA: Schema = {
+    "id": "integer",
+    "contact_id": "integer",
+    "created_at": "date",
+    "group_id": "integer",
+    "only_super_admin": "boolean",
+    "pinned": "boolean",
+    "updated_at": "date",
+    "user": USER_SCHEMA,
+}
+"""A note's keys besides its text, as the request body documents them. `contact_id`,
+`group_id`, the times and the author are the server's: checked, then taken from the
+stored note (or, for a new note, from the write's instant and the API key's user)."""
+
 SEED_HISTORY_KEYS: Mapping[str, EntryKind] = {
     "deleted_formdatas": "formdatas",
     "deleted_custom_fields": "custom_fields",
 }
 
-SEARCHABLE_FIELDS = frozenset(STRING_FIELDS) | {"age_category", "user_contact_id"}
+SEARCHABLE_FIELDS = frozenset(name for name, kind in BASIC_FIELD_KINDS.items() if kind != "boolean")
 SEARCH_GROUPS = {"$all": True, "$at_least_one": False}
 """Group key -> whether every item must match (else at least one)."""
 STRICT_EQUALS = "eql:strictdata"
@@ -136,6 +230,14 @@ DEFAULT_API_USER_ID = 9001
 FIRST_CONTACT_ID = 700_001
 FIRST_ENTRY_ID = 5_000_001
 FIRST_NOTE_ID = 80_001
+DEFAULT_API_USER: Mapping[str, Any] = {
+    "id": DEFAULT_API_USER_ID,
+    "firstname": "Clé",
+    "surname": "API",
+    "group_id": [DEFAULT_GROUP_ID],
+}
+"""The author of the notes an API write creates, unless the seed names its `api_user`."""
+WRITE_DATE_FORM = "YYYY-MM-DDTHH:mm:ss.SSSZ"
 
 _MILLIS_TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z")
 _DECIMAL = re.compile(r"-?\d+(\.\d+)?")
@@ -309,6 +411,23 @@ class Note:
     pinned: bool
     only_super_admin: bool
     created_at: datetime
+    updated_at: datetime
+    author: JsonObject
+    """The user who wrote it, in the documented response's shape (`notes[].user`)."""
+
+
+def author_shape(user: Mapping[str, Any]) -> JsonObject:
+    """A note's author as the documented response shows one: every documented key, in
+    order, null when not known, then any other key as given."""
+    shape: JsonObject = {key: copy.deepcopy(user.get(key)) for key in USER_KEYS}
+    role = user.get("role_data")
+    if isinstance(role, Mapping):
+        shape["role_data"] = {key: copy.deepcopy(role.get(key)) for key in ROLE_SCHEMA}
+        shape["role_data"].update(
+            (key, copy.deepcopy(value)) for key, value in role.items() if key not in ROLE_SCHEMA
+        )
+    shape.update((key, copy.deepcopy(value)) for key, value in user.items() if key not in shape)
+    return shape
 
 
 @dataclass
@@ -354,6 +473,28 @@ class NoteWrite:
     data: str
     pinned: bool
     only_super_admin: bool
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    author: JsonObject | None = None
+    """The times and author as sent: a write's are ignored, a seed's are what is stored."""
+
+
+@dataclass(frozen=True)
+class WriteRules:
+    """How strictly a write body's values are checked (see the module docstring)."""
+
+    documented_types: bool = True
+    """Every value must have its documented type. False: the lenient checks the stand-in
+    made before (any scalar for `age_category` / `user_contact_id`, numbers for numeric
+    answers, any string as a birthdate, the note keys besides id and flags unchecked)."""
+    write_dates: bool = True
+    """Dates must be in the documented input form; False takes any ISO 8601 instant."""
+
+
+WRITE_RULES = WriteRules()
+"""What `PATCH /contacts/{id}` and `POST /contacts` take by default."""
+SEED_RULES = WriteRules(documented_types=True, write_dates=False)
+"""The seed holds what Qomon stores, which it answers in several date precisions."""
 
 
 @dataclass(frozen=True)
@@ -374,6 +515,7 @@ def parse_contact_write(
     forms: FormCatalog,
     *,
     naming: Naming = "current",
+    rules: WriteRules = WRITE_RULES,
     location: str = "contact",
 ) -> ContactWrite:
     """Validate a write body and say what the contact becomes; raises `InvalidRequest`.
@@ -383,19 +525,7 @@ def parse_contact_write(
     only when playing that generation; otherwise they are unknown keys like any other.
     """
     problems: list[Problem] = []
-    sent: dict[str, tuple[str, Any]] = {}  # write name -> (key as sent, value)
-    unknown: dict[str, Any] = {}
-    for key, value in contact.items():
-        name = key if key in WRITABLE_FIELDS else None
-        if name is None and naming == "legacy":
-            name = CURRENT_NAMES.get(key)
-        if name is None:
-            if key not in SERVER_OWNED_FIELDS:
-                unknown[key] = copy.deepcopy(value)
-            continue
-        if name in sent and key != name:
-            continue  # the current name wins over the older one
-        sent[name] = (key, value)
+    sent, unknown = _sort_keys(contact, naming)
 
     def where(name: str) -> str:
         return f"{location}.{sent[name][0]}" if name in sent else f"{location}.{name}"
@@ -403,28 +533,25 @@ def parse_contact_write(
     def value_of(name: str) -> Any:
         return sent[name][1] if name in sent else None
 
+    kinds = {**BASIC_FIELD_KINDS, **({} if rules.documented_types else LENIENT_FIELD_KINDS)}
     fields: dict[str, Any] = {}
-    for name in BASIC_FIELDS:
+    for name, kind in kinds.items():
         value = value_of(name)
-        if name == "gender" and value not in (*GENDERS, None):
-            problems.append(Problem(where(name), "must be M, F, O or null", value))
-        elif name in BOOLEAN_FIELDS and value is not None and not isinstance(value, bool):
-            problems.append(Problem(where(name), "must be true, false or null", value))
-        elif name in STRING_FIELDS and value is not None and not isinstance(value, str):
-            problems.append(Problem(where(name), "must be a string or null", value))
-        elif name in SCALAR_FIELDS and isinstance(value, dict | list):
-            problems.append(Problem(where(name), "must be a string, a number or null", value))
+        message = None if value is None else _value_problem(kind, value, rules)
+        if message is not None:
+            problems.append(Problem(where(name), message, value))
         fields[name] = copy.deepcopy(value)
 
     address = _parse_address(value_of("address"), where("address"), problems)
     tags = _parse_tags(value_of("tags"), where("tags"), problems)
     action_ids = _parse_action_ids(value_of("action_ids"), where("action_ids"), problems)
-    notes = _parse_notes(value_of("notes"), where("notes"), naming, problems)
+    notes = _parse_notes(value_of("notes"), where("notes"), naming, rules, problems)
     entries = [
-        *_parse_entries(value_of("formdatas"), "formdatas", where("formdatas"), forms, problems),
-        *_parse_entries(
-            value_of("custom_fields"), "custom_fields", where("custom_fields"), forms, problems
-        ),
+        entry
+        for kind in ENTRY_KINDS
+        for entry in _parse_entries(
+            value_of(kind), kind, where(kind), forms, rules=rules, problems=problems
+        )
     ]
     if problems:
         raise InvalidRequest(problems)
@@ -437,6 +564,77 @@ def parse_contact_write(
         entries=_keep_last_single_entries(entries, forms),
         unknown_fields=unknown,
     )
+
+
+def _sort_keys(
+    contact: Mapping[str, Any], naming: Naming
+) -> tuple[dict[str, tuple[str, Any]], dict[str, Any]]:
+    """The writable fields sent (write name -> key as sent, value) and the unknown keys."""
+    sent: dict[str, tuple[str, Any]] = {}
+    unknown: dict[str, Any] = {}
+    for key, value in contact.items():
+        name = key if key in WRITABLE_FIELDS else None
+        if name is None and naming == "legacy":
+            name = CURRENT_NAMES.get(key)
+        if name is None:
+            if key not in SERVER_OWNED_FIELDS:
+                unknown[key] = copy.deepcopy(value)
+            continue
+        if name in sent and key != name:
+            continue  # the current name wins over the older one
+        sent[name] = (key, value)
+    return sent, unknown
+
+
+def _value_problem(kind: ValueKind, value: Any, rules: WriteRules) -> str | None:
+    """Why a value that is not null is not of `kind` under `rules`; None when it is."""
+    if kind == "string":
+        return None if isinstance(value, str) else "must be a string or null"
+    if kind == "boolean":
+        return None if isinstance(value, bool) else "must be true, false or null"
+    if kind == "gender":
+        return None if value in GENDERS else "must be M, F, O or null"
+    if kind == "date":
+        return _date_problem(value, rules)
+    if kind == "integers":
+        ok = isinstance(value, list) and all(_is_int(item) for item in value)
+        return None if ok else "must be a list of integers or null"
+    if kind == "integer":
+        return None if _is_int(value) else "must be an integer or null"
+    return "must be a string, a number or null" if isinstance(value, dict | list) else None
+
+
+def _date_problem(value: Any, rules: WriteRules) -> str | None:
+    if rules.write_dates:
+        if is_millis_timestamp(value):
+            return None
+        return f"must be a date written {WRITE_DATE_FORM} (UTC, milliseconds) or null"
+    return None if parse_instant(value) is not None else "must be an ISO 8601 timestamp or null"
+
+
+def _check_schema(
+    value: Mapping[str, Any],
+    schema: Schema,
+    where: str,
+    rules: WriteRules,
+    problems: list[Problem],
+) -> None:
+    """Notes a problem for each key of `value` whose type is not the schema's; keys the
+    schema does not list are not looked at, and null is always taken."""
+    for key, kind in schema.items():
+        item = value.get(key)
+        if item is None:
+            continue
+        spot = f"{where}.{key}"
+        if isinstance(kind, Mapping):
+            if isinstance(item, Mapping):
+                _check_schema(item, kind, spot, rules, problems)
+            else:
+                problems.append(Problem(spot, "must be an object or null", item))
+            continue
+        message = _value_problem(kind, item, rules)
+        if message is not None:
+            problems.append(Problem(spot, message, item))
 
 
 def _parse_address(value: Any, where: str, problems: list[Problem]) -> dict[str, str]:
@@ -494,39 +692,59 @@ def _parse_action_ids(value: Any, where: str, problems: list[Problem]) -> list[i
 
 
 def _parse_notes(
-    value: Any, where: str, naming: Naming, problems: list[Problem]
+    value: Any, where: str, naming: Naming, rules: WriteRules, problems: list[Problem]
 ) -> list[NoteWrite]:
     if value is None:
         return []
     if not isinstance(value, list):
         problems.append(Problem(where, "must be a list of note objects", value))
         return []
-    notes: list[NoteWrite] = []
-    for index, note in enumerate(value):
-        spot = f"{where}[{index}]"
-        if not isinstance(note, Mapping):
-            problems.append(Problem(spot, "must be an object with a string data", note))
-            continue
-        text_key = "content" if naming == "legacy" and "data" not in note else "data"
-        text = note.get(text_key)
-        note_id = note.get("id")
-        pinned = note.get("pinned", False)
-        only_super_admin = note.get("only_super_admin", False)
-        before = len(problems)
-        if not isinstance(text, str):
-            problems.append(Problem(f"{spot}.{text_key}", "must be a string", text))
-        if note_id is not None and not _is_int(note_id):
-            problems.append(Problem(f"{spot}.id", "must be an integer or absent", note_id))
-        for flag, flag_value in (("pinned", pinned), ("only_super_admin", only_super_admin)):
-            if not isinstance(flag_value, bool):
-                problems.append(Problem(f"{spot}.{flag}", "must be true or false", flag_value))
-        if len(problems) == before and isinstance(text, str):
-            notes.append(NoteWrite(note_id, text, pinned, only_super_admin))
-    return notes
+    notes = [
+        _parse_note(note, f"{where}[{index}]", naming, rules, problems)
+        for index, note in enumerate(value)
+    ]
+    return [note for note in notes if note is not None]
+
+
+def _parse_note(
+    note: Any, where: str, naming: Naming, rules: WriteRules, problems: list[Problem]
+) -> NoteWrite | None:
+    if not isinstance(note, Mapping):
+        problems.append(Problem(where, "must be an object with a string data", note))
+        return None
+    before = len(problems)
+    text_key = "content" if naming == "legacy" and "data" not in note else "data"
+    text = note.get(text_key)
+    if not isinstance(text, str):
+        problems.append(Problem(f"{where}.{text_key}", "must be a string", text))
+    schema = NOTE_SCHEMA if rules.documented_types else NOTE_FLAGS_SCHEMA
+    _check_schema(note, schema, where, rules, problems)
+    if len(problems) > before or not isinstance(text, str):
+        return None
+    if not rules.documented_types:
+        return NoteWrite(
+            note.get("id"), text, note.get("pinned") is True, note.get("only_super_admin") is True
+        )
+    user = note.get("user")
+    return NoteWrite(
+        id=note.get("id"),
+        data=text,
+        pinned=note.get("pinned") is True,
+        only_super_admin=note.get("only_super_admin") is True,
+        created_at=parse_instant(note.get("created_at")),
+        updated_at=parse_instant(note.get("updated_at")),
+        author=author_shape(user) if isinstance(user, Mapping) else None,
+    )
 
 
 def _parse_entries(
-    value: Any, kind: EntryKind, where: str, forms: FormCatalog, problems: list[Problem]
+    value: Any,
+    kind: EntryKind,
+    where: str,
+    forms: FormCatalog,
+    *,
+    rules: WriteRules,
+    problems: list[Problem],
 ) -> list[EntryWrite]:
     if value is None:
         return []
@@ -535,15 +753,16 @@ def _parse_entries(
         return []
     entries: list[EntryWrite] = []
     for index, item in enumerate(value):
-        entry = _parse_entry(item, kind, f"{where}[{index}]", forms, problems)
+        entry = _parse_entry(item, kind, f"{where}[{index}]", forms, rules=rules, problems=problems)
         if entry is not None:
             entries.append(entry)
     return entries
 
 
-def _parse_entry(
+def _entry_form(
     item: Any, kind: EntryKind, where: str, forms: FormCatalog, problems: list[Problem]
-) -> EntryWrite | None:
+) -> tuple[Form, RefValue] | None:
+    """The form and value an entry names, or None after noting why it names none."""
     if not isinstance(item, Mapping):
         problems.append(Problem(where, "must be an object {form_id, form_ref_id, data}", item))
         return None
@@ -569,23 +788,40 @@ def _parse_entry(
         message = f"is not a value of form {form_id} ({form.label})"
         problems.append(Problem(f"{where}.form_ref_id", message, ref_id))
         return None
+    return form, refvalue
+
+
+def _parse_entry(
+    item: Any,
+    kind: EntryKind,
+    where: str,
+    forms: FormCatalog,
+    *,
+    rules: WriteRules,
+    problems: list[Problem],
+) -> EntryWrite | None:
+    named = _entry_form(item, kind, where, forms, problems)
+    if named is None:
+        return None
+    form, refvalue = named
     before = len(problems)
     data = item.get("data")
-    data_problem = _data_problem(form, refvalue, data)
+    data_problem = _data_problem(form, refvalue, data, rules)
     if data_problem is not None:
         problems.append(Problem(f"{where}.data", data_problem, data))
     date = item.get("date")
     if date is not None and not is_millis_timestamp(date):
-        problems.append(Problem(f"{where}.date", "must be written YYYY-MM-DDTHH:mm:ss.SSSZ", date))
+        # Always the write form, as the stand-in always took it, whatever the rules.
+        problems.append(Problem(f"{where}.date", f"must be written {WRITE_DATE_FORM}", date))
     survey_id = item.get("survey_id")
     if survey_id is not None and not _is_int(survey_id):
         problems.append(Problem(f"{where}.survey_id", "must be an integer or null", survey_id))
     if len(problems) > before:
         return None
-    return EntryWrite(kind, form_id, refvalue.id, copy.deepcopy(data), date, survey_id)
+    return EntryWrite(kind, form.id, refvalue.id, copy.deepcopy(data), date, survey_id)
 
 
-def _data_problem(form: Form, refvalue: RefValue, data: Any) -> str | None:
+def _data_problem(form: Form, refvalue: RefValue, data: Any, rules: WriteRules) -> str | None:
     if form.type in CHOICE_TYPES:
         if data != refvalue.value:
             return f"must be {refvalue.value!r}, the value of refvalue {refvalue.id}"
@@ -593,8 +829,10 @@ def _data_problem(form: Form, refvalue: RefValue, data: Any) -> str | None:
     if form.type == "text":
         return None if isinstance(data, str) else "must be text"
     if form.type == "date":
-        return None if is_millis_timestamp(data) else "must be a date YYYY-MM-DDTHH:mm:ss.SSSZ"
+        return None if is_millis_timestamp(data) else f"must be a date {WRITE_DATE_FORM}"
     if form.type in NUMBER_TYPES:
+        if rules.documented_types and not isinstance(data, str):
+            return 'must be a number written as a string (documented type), e.g. "4"'
         number = _as_number(data)
         if number is None:
             return "must be a number"
@@ -763,27 +1001,31 @@ class ContactStore:
         *,
         clock: Clock = utc_now,
         group_id: int = DEFAULT_GROUP_ID,
-        api_user_id: int = DEFAULT_API_USER_ID,
+        api_user: Mapping[str, Any] = DEFAULT_API_USER,
     ) -> None:
+        """`api_user` is the user behind the API key (it needs an integer `id`): the
+        owner of the contacts it creates and the author of the notes it writes."""
         self.forms = forms
         self.group_id = group_id
-        self.api_user_id = api_user_id
+        self.api_user = author_shape(api_user)
+        self.api_user_id: int = api_user["id"]
         self._clock = clock
         self._contacts: dict[int, StoredContact] = {}
         self._entry_ids = itertools.count(FIRST_ENTRY_ID)
-        self._note_ids = itertools.count(FIRST_NOTE_ID)
+        self._highest_note_id = FIRST_NOTE_ID - 1
         self._highest_contact_id = FIRST_CONTACT_ID - 1
         self._tag_counts: Counter[str] | None = None
 
     @classmethod
     def from_seed(cls, seed: Mapping[str, Any], *, clock: Clock = utc_now) -> ContactStore:
-        """A store holding `{"forms": [...], "contacts": [...]}`; raises `SeedError`."""
+        """A store holding `{"forms": [...], "contacts": [...], "api_user"?: {...}}`;
+        raises `SeedError`. `api_user` is the documented user shape of a note's author."""
         if not isinstance(seed, Mapping):
             raise SeedError('the seed must be an object {"forms": [...], "contacts": [...]}')
         forms, contacts = seed.get("forms", []), seed.get("contacts", [])
         if not isinstance(forms, list) or not isinstance(contacts, list):
             raise SeedError("the seed's forms and contacts must be lists")
-        store = cls(FormCatalog(forms), clock=clock)
+        store = cls(FormCatalog(forms), clock=clock, api_user=_seed_api_user(seed))
         for index, record in enumerate(contacts):
             record_id = record.get("id") if isinstance(record, Mapping) else None
             if _is_int(record_id) and record_id in store._contacts:
@@ -819,20 +1061,37 @@ class ContactStore:
     # -- writing ------------------------------------------------------------------------
 
     def replace(
-        self, contact_id: int, contact: Mapping[str, Any], *, naming: Naming = "current"
+        self,
+        contact_id: int,
+        contact: Mapping[str, Any],
+        *,
+        naming: Naming = "current",
+        rules: WriteRules = WRITE_RULES,
+        location: str = "contact",
     ) -> StoredContact:
         """`PATCH /contacts/{id}`: the contact becomes exactly `contact`."""
         stored = self.get(contact_id)
-        write = parse_contact_write(contact, self.forms, naming=naming)
+        write = parse_contact_write(
+            contact, self.forms, naming=naming, rules=rules, location=location
+        )
         now = self._clock()
         self._apply(stored, write, now)
         # Observed: API writes move UpdatedAt but not lastchange.
         stored.updated_at = now
         return stored
 
-    def create(self, contact: Mapping[str, Any], *, naming: Naming = "current") -> StoredContact:
+    def create(
+        self,
+        contact: Mapping[str, Any],
+        *,
+        naming: Naming = "current",
+        rules: WriteRules = WRITE_RULES,
+        location: str = "contact",
+    ) -> StoredContact:
         """`POST /contacts`: a new contact with a new id, synchronously."""
-        write = parse_contact_write(contact, self.forms, naming=naming)
+        write = parse_contact_write(
+            contact, self.forms, naming=naming, rules=rules, location=location
+        )
         now = self._clock()
         stored = self._new_contact(self._next_contact_id(), now, now, now, self.api_user_id)
         self._apply(stored, write, now)
@@ -849,9 +1108,12 @@ class ContactStore:
     ) -> tuple[StoredContact, bool]:
         """Insert or replace one contact from the seed format; True when it was inserted.
 
-        The seed format is the current write shape plus `id`, optional server timestamps
-        (`CreatedAt`, `UpdatedAt`, `lastchange`), `user_id`, `lastchangeuserid`, and
-        `deleted_formdatas` / `deleted_custom_fields`: history stored soft-deleted.
+        The seed format is the documented write shape plus `id`, optional server
+        timestamps (`CreatedAt`, `UpdatedAt`, `lastchange`), `user_id`, `lastchangeuserid`,
+        and `deleted_formdatas` / `deleted_custom_fields`: history stored soft-deleted.
+        Values have their documented types; timestamps may have any ISO 8601 precision.
+        A note's `id`, `created_at`, `updated_at` and author `user` are stored as given
+        (by default: a new id, the contact's creation, the API key's user).
         """
         if not isinstance(record, Mapping):
             raise InvalidRequest([Problem("contact", "must be an object", record)])
@@ -863,6 +1125,42 @@ class ContactStore:
             key: _parse_seed_time(record.get(key), f"contact.{key}", problems)
             for key in ("CreatedAt", "UpdatedAt", "lastchange")
         }
+        history = self._seed_history(record, problems)
+        body = {k: v for k, v in record.items() if k not in SEED_HISTORY_KEYS}
+        try:
+            write = parse_contact_write(body, self.forms, rules=SEED_RULES)
+        except InvalidRequest as error:
+            problems.extend(error.problems)
+        else:
+            problems.extend(self._note_id_problems(write, new_id))
+        if problems:
+            raise InvalidRequest(problems)
+        now = self._clock()
+        created_at = times["CreatedAt"] or now
+        updated_at = times["UpdatedAt"] or created_at
+        user_id, changer = record.get("user_id"), record.get("lastchangeuserid")
+        stored = self._new_contact(
+            new_id,
+            created_at,
+            updated_at,
+            times["lastchange"] or updated_at,
+            user_id if _is_int(user_id) else self.api_user_id,
+        )
+        if _is_int(changer):
+            stored.lastchangeuserid = changer
+        for entry, deleted_at in history:
+            stored.entries.append(self._new_entry(entry, created_at, deleted_at or updated_at))
+        self._apply(stored, write, created_at, seeding=True)
+        stored.updated_at = updated_at
+        inserted = new_id not in self._contacts
+        self._contacts[new_id] = stored
+        self._highest_contact_id = max(self._highest_contact_id, new_id)
+        return stored, inserted
+
+    def _seed_history(
+        self, record: Mapping[str, Any], problems: list[Problem]
+    ) -> list[tuple[EntryWrite, datetime | None]]:
+        """A seed record's soft-deleted entries, with when each was deleted."""
         history: list[tuple[EntryWrite, datetime | None]] = []
         for key, kind in SEED_HISTORY_KEYS.items():
             raw_entries = record.get(key)
@@ -873,43 +1171,37 @@ class ContactStore:
                 continue
             for index, raw in enumerate(raw_entries):
                 spot = f"contact.{key}[{index}]"
-                entry = _parse_entry(raw, kind, spot, self.forms, problems)
+                entry = _parse_entry(
+                    raw, kind, spot, self.forms, rules=SEED_RULES, problems=problems
+                )
                 if entry is not None:
                     deleted_at = _parse_seed_time(
                         raw.get("deleted_at"), f"{spot}.deleted_at", problems
                     )
                     history.append((entry, deleted_at))
-        body = {k: v for k, v in record.items() if k not in SEED_HISTORY_KEYS}
-        try:
-            write = parse_contact_write(body, self.forms)
-        except InvalidRequest as error:
-            problems.extend(error.problems)
-        if problems:
-            raise InvalidRequest(problems)
-        now = self._clock()
-        created_at = times["CreatedAt"] or now
-        updated_at = times["UpdatedAt"] or created_at
-        user_id = record.get("user_id")
-        stored = self._new_contact(
-            new_id,
-            created_at,
-            updated_at,
-            times["lastchange"] or updated_at,
-            user_id if _is_int(user_id) else self.api_user_id,
-        )
-        changer = record.get("lastchangeuserid")
-        if _is_int(changer):
-            stored.lastchangeuserid = changer
-        for entry, deleted_at in history:
-            stored.entries.append(self._new_entry(entry, created_at, deleted_at or updated_at))
-        self._apply(stored, write, created_at)
-        stored.updated_at = updated_at
-        inserted = new_id not in self._contacts
-        self._contacts[new_id] = stored
-        self._highest_contact_id = max(self._highest_contact_id, new_id)
-        return stored, inserted
+        return history
 
-    def _apply(self, stored: StoredContact, write: ContactWrite, now: datetime) -> None:
+    def _note_id_problems(self, write: ContactWrite, contact_id: int) -> list[Problem]:
+        """A seeded note's id must be the space's only note with that id."""
+        taken = {
+            note.id
+            for contact in self._contacts.values()
+            if contact.id != contact_id
+            for note in contact.notes
+        }
+        problems: list[Problem] = []
+        for index, note in enumerate(write.notes):
+            if note.id is None:
+                continue
+            if note.id in taken:
+                message = f"note id {note.id} is used twice"
+                problems.append(Problem(f"contact.notes[{index}].id", message, note.id))
+            taken.add(note.id)
+        return problems
+
+    def _apply(
+        self, stored: StoredContact, write: ContactWrite, now: datetime, *, seeding: bool = False
+    ) -> None:
         stored.fields = copy.deepcopy(write.fields)
         stored.address = dict(write.address)
         stored.tags = list(write.tags)
@@ -922,19 +1214,61 @@ class ContactStore:
                 entry.deleted_at = now
                 entry.updated_at = now
         stored.entries.extend(self._new_entry(entry, now) for entry in write.entries)
-        kept = {note.id: note for note in stored.notes}
-        notes: list[Note] = []
-        for sent in write.notes:
-            # A note keeps its id when the contact has it; the others are new notes.
-            note = kept.pop(sent.id, None) if sent.id is not None else None
-            if note is None:
-                note = Note(next(self._note_ids), sent.data, False, False, now)
-            note.data = sent.data
-            note.pinned = sent.pinned
-            note.only_super_admin = sent.only_super_admin
-            notes.append(note)
-        stored.notes = notes
+        if seeding:
+            stored.notes = [self._seeded_note(sent, now) for sent in write.notes]
+        else:
+            stored.notes = self._written_notes(stored.notes, write.notes, now)
         self._tag_counts = None
+
+    def _written_notes(
+        self, before: list[Note], sent: list[NoteWrite], now: datetime
+    ) -> list[Note]:
+        """The notes after a write. A note sent with the id of one of the contact's notes is
+        that note: it keeps its id, creation and author, and `updated_at` moves only when
+        its text or flags change. Any other note is new: a new id, created now, by the API
+        key's user. The times and author a write carries are the server's: ignored."""
+        kept = {note.id: note for note in before}
+        notes: list[Note] = []
+        for write in sent:
+            note = kept.pop(write.id, None) if write.id is not None else None
+            if note is None:
+                note = Note(
+                    id=self._next_note_id(),
+                    data=write.data,
+                    pinned=write.pinned,
+                    only_super_admin=write.only_super_admin,
+                    created_at=now,
+                    updated_at=now,
+                    author=copy.deepcopy(self.api_user),
+                )
+            elif (note.data, note.pinned, note.only_super_admin) != (
+                write.data,
+                write.pinned,
+                write.only_super_admin,
+            ):
+                note.data = write.data
+                note.pinned = write.pinned
+                note.only_super_admin = write.only_super_admin
+                note.updated_at = now
+            notes.append(note)
+        return notes
+
+    def _seeded_note(self, write: NoteWrite, created: datetime) -> Note:
+        if write.id is None:
+            note_id = self._next_note_id()
+        else:
+            note_id = write.id
+            self._highest_note_id = max(self._highest_note_id, note_id)
+        created_at = write.created_at or created
+        return Note(
+            id=note_id,
+            data=write.data,
+            pinned=write.pinned,
+            only_super_admin=write.only_super_admin,
+            created_at=created_at,
+            updated_at=write.updated_at or created_at,
+            author=copy.deepcopy(write.author or self.api_user),
+        )
 
     def _new_contact(
         self,
@@ -982,6 +1316,11 @@ class ContactStore:
         self._highest_contact_id += 1
         return self._highest_contact_id
 
+    def _next_note_id(self) -> int:
+        # Above every note id seeded or given, so a new note never takes a seeded one's.
+        self._highest_note_id += 1
+        return self._highest_note_id
+
     # -- rendering ----------------------------------------------------------------------
 
     def render(
@@ -1022,16 +1361,7 @@ class ContactStore:
         shape["formdatas"] = entries("formdatas")
         shape[name("custom_fields")] = entries("custom_fields")
         text_key = "content" if legacy else "data"
-        shape["notes"] = [
-            {
-                "id": note.id,
-                text_key: note.data,
-                "pinned": note.pinned,
-                "only_super_admin": note.only_super_admin,
-                "created_at": format_millis(note.created_at),
-            }
-            for note in contact.notes
-        ]
+        shape["notes"] = [_render_note(contact, note, text_key) for note in contact.notes]
         shape["CreatedAt"] = format_micros(contact.created_at)
         shape["UpdatedAt"] = format_micros(contact.updated_at)
         shape["lastchange"] = format_millis(contact.lastchange)
@@ -1093,20 +1423,27 @@ class ContactStore:
             "address": dict(contact.address),
             "tags": [{"name": tag} for tag in contact.tags],
             "action_ids": list(contact.action_ids),
-            "notes": [
-                {
-                    "id": n.id,
-                    "data": n.data,
-                    "pinned": n.pinned,
-                    "only_super_admin": n.only_super_admin,
-                    "created_at": format_millis(n.created_at),
-                }
-                for n in contact.notes
-            ],
+            "notes": [_render_note(contact, note, "data") for note in contact.notes],
             "formdatas": entries("formdatas"),
             "custom_fields": entries("custom_fields"),
             "unknown_fields": copy.deepcopy(contact.unknown_fields),
         }
+
+
+def _render_note(contact: StoredContact, note: Note, text_key: str) -> JsonObject:
+    """A note in the documented response's shape; dates in the write form, so that a
+    note read can be sent back as it is."""
+    return {
+        "id": note.id,
+        "contact_id": contact.id,
+        "created_at": format_millis(note.created_at),
+        text_key: note.data,
+        "group_id": contact.group_id,
+        "only_super_admin": note.only_super_admin,
+        "pinned": note.pinned,
+        "updated_at": format_millis(note.updated_at),
+        "user": copy.deepcopy(note.author),
+    }
 
 
 def _render_address(contact: StoredContact, *, legacy: bool) -> JsonObject:
@@ -1165,17 +1502,38 @@ def is_millis_timestamp(value: Any) -> bool:
     return True
 
 
+def parse_instant(value: Any) -> datetime | None:
+    """An ISO 8601 timestamp as an aware instant (UTC when it names no offset), else None."""
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
 def _parse_seed_time(value: Any, where: str, problems: list[Problem]) -> datetime | None:
     if value is None:
         return None
-    try:
-        moment = datetime.fromisoformat(value) if isinstance(value, str) else None
-    except ValueError:
-        moment = None
+    moment = parse_instant(value)
     if moment is None:
         problems.append(Problem(where, "must be an ISO 8601 timestamp", value))
-        return None
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    return moment
+
+
+def _seed_api_user(seed: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The seed's `api_user`, checked; the default one when the seed names none."""
+    user = seed.get("api_user")
+    if user is None:
+        return DEFAULT_API_USER
+    if not isinstance(user, Mapping) or not _is_int(user.get("id")):
+        raise SeedError("api_user: must be a user object with an integer id")
+    problems: list[Problem] = []
+    _check_schema(user, USER_SCHEMA, "api_user", SEED_RULES, problems)
+    if problems:
+        raise SeedError(str(InvalidRequest(problems)))
+    return user
 
 
 def _is_int(value: object) -> TypeGuard[int]:
