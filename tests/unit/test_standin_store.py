@@ -12,20 +12,19 @@ from typing import Any
 import pytest
 
 from qomon_sync_dev.standin import make_seed
-from qomon_sync_dev.standin.store import (
-    ContactStore,
-    EntryKind,
-    FormCatalog,
+from qomon_sync_dev.standin.common import (
     InvalidRequest,
-    SearchRequest,
     SeedError,
-    StoredContact,
     UnknownContact,
-    WriteRules,
     format_millis,
     is_millis_timestamp,
-    parse_search,
 )
+from qomon_sync_dev.standin.fields import EntryKind
+from qomon_sync_dev.standin.forms import FormCatalog
+from qomon_sync_dev.standin.records import StoredContact
+from qomon_sync_dev.standin.search import SearchRequest, parse_search
+from qomon_sync_dev.standin.store import ContactStore
+from qomon_sync_dev.standin.writes import WriteRules
 from tests.conftest import EVENTS
 
 MICROS = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z")

@@ -27,18 +27,13 @@ from typing import Any, Literal
 from aiohttp import web
 from pydantic import ValidationError
 
+from qomon_sync_dev.standin.common import InvalidRequest, JsonObject, Problem, UnknownContact
 from qomon_sync_dev.standin.config import ErrorStyle, RetryAfterMode, StandinConfig
-from qomon_sync_dev.standin.store import (
-    FORM_FAMILIES,
-    ContactStore,
-    InvalidRequest,
-    JsonObject,
-    Problem,
-    StoredContact,
-    UnknownContact,
-    WriteRules,
-    parse_search,
-)
+from qomon_sync_dev.standin.forms import FORM_FAMILIES
+from qomon_sync_dev.standin.records import StoredContact
+from qomon_sync_dev.standin.search import parse_search
+from qomon_sync_dev.standin.store import ContactStore
+from qomon_sync_dev.standin.writes import WriteRules
 
 logger = logging.getLogger(__name__)
 

@@ -50,7 +50,7 @@ class StandinConfig(BaseModel):
     """Refuse a PATCH or POST /contacts body whose values do not have the types Qomon's PATCH
     reference documents: integers (`age_category`, `user_contact_id`, note ids) must be JSON
     integers, answers' `data` strings, dates `YYYY-MM-DDTHH:mm:ss.SSSZ` (see
-    `standin.store`). False plays a lenient server: any scalar for `age_category` and
+    `standin.fields`). False plays a lenient server: any scalar for `age_category` and
     `user_contact_id`, numbers for numeric answers, any string as a birthdate, and the
     note keys the reference adds (times, author) unchecked."""
     error_style: ErrorStyle = "problem"

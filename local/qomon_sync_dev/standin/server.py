@@ -20,8 +20,8 @@ from pydantic import ValidationError
 
 from qomon_sync_dev.standin import make_seed
 from qomon_sync_dev.standin.app import build_app
+from qomon_sync_dev.standin.common import SeedError
 from qomon_sync_dev.standin.config import StandinConfig
-from qomon_sync_dev.standin.store import SeedError
 
 HOST = "127.0.0.1"
 SHUTDOWN_GRACE_S = 0.25
