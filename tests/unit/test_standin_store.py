@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import copy
 import json
 import re
@@ -25,7 +26,7 @@ from qomon_sync_dev.standin.records import StoredContact
 from qomon_sync_dev.standin.search import SearchRequest, parse_search
 from qomon_sync_dev.standin.store import ContactStore
 from qomon_sync_dev.standin.writes import WriteRules
-from tests.conftest import EVENTS
+from tests.conftest import EVENTS, ROOT
 
 MICROS = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z")
 MILLIS = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z")
@@ -157,6 +158,23 @@ def test_forms_are_checked_when_loaded(
     change(forms)
     with pytest.raises(SeedError, match=message):
         FormCatalog(forms)
+
+
+def test_the_stand_in_keeps_its_own_field_lists() -> None:
+    """No stand-in module imports the client (`qomon_sync`): sharing its field lists
+    would share its mistakes, and the contract tests could no longer catch them."""
+    package = ROOT / "local" / "qomon_sync_dev" / "standin"
+    modules = sorted(package.glob("*.py"))
+    assert {m.name for m in modules} >= {"fields.py", "writes.py", "store.py", "render.py"}
+    for module in modules:
+        for node in ast.walk(ast.parse(module.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                names = [node.module or ""]
+            else:
+                continue
+            assert not [n for n in names if n.split(".")[0] == "qomon_sync"], module.name
 
 
 # -- full replacement -------------------------------------------------------------------
