@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import email.utils
 import os
 import random
@@ -18,7 +19,7 @@ import httpx
 import pytest
 
 from qomon_sync_dev.standin.config import StandinConfig
-from qomon_sync_dev.standin.server import StandinServer
+from qomon_sync_dev.standin.server import StandinServer, add_arguments, config_from_args
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.integration
@@ -248,10 +249,10 @@ def test_an_invalid_patch_is_refused_with_every_location(qomon: httpx.Client) ->
     }
     problem = is_problem(patch(qomon, ANA, body), 422)
     assert [(e["location"], e["value"]) for e in problem["errors"]] == [
-        ("contact.gender", "X"),
-        ("contact.formdatas[1].form_ref_id", 31021),
-        ("contact.formdatas[2].data", "Très favorable"),
-        ("contact.custom_fields[0].form_id", SUPPORT),
+        ("body.data.contact.gender", "X"),
+        ("body.data.contact.formdatas[1].form_ref_id", 31021),
+        ("body.data.contact.formdatas[2].data", "Très favorable"),
+        ("body.data.contact.custom_fields[0].form_id", SUPPORT),
     ]
     assert stored(qomon, ANA) == before
 
@@ -269,7 +270,7 @@ def test_a_patch_without_the_envelope_names_it(qomon: httpx.Client) -> None:
 def test_the_validation_status_can_be_400(start: Start) -> None:
     qomon = start(validation_status=400)
     problem = is_problem(patch(qomon, ANA, {"gender": "X"}), 400)
-    assert problem["errors"][0]["location"] == "contact.gender"
+    assert problem["errors"][0]["location"] == "body.data.contact.gender"
 
 
 def test_post_creates_and_delete_removes(qomon: httpx.Client) -> None:
@@ -283,6 +284,98 @@ def test_post_creates_and_delete_removes(qomon: httpx.Client) -> None:
     assert deleted.status_code == 204
     assert deleted.headers["x-ratelimit-cost"] == "1"
     is_problem(qomon.get(f"/contacts/{new_id}"), 404)
+
+
+# -- documented types -------------------------------------------------------------------
+
+SHOWCASE = 700190  # every key of the documented contact holds a value
+
+
+def test_a_write_of_undocumented_types_is_a_422_naming_each_path(qomon: httpx.Client) -> None:
+    before = stored(qomon, SHOWCASE)
+    body = {
+        "firstname": "Idriss",
+        "age_category": "3",
+        "user_contact_id": 9003,
+        "notes": [{"data": "n", "pinned": "yes", "user": {"id": "9002"}}],
+        "formdatas": [{"form_id": 3202, "form_ref_id": 32021, "data": 4}],
+    }
+    problem = is_problem(patch(qomon, SHOWCASE, body), 422)
+    assert [(e["location"], e["value"]) for e in problem["errors"]] == [
+        ("body.data.contact.age_category", "3"),
+        ("body.data.contact.notes[0].pinned", "yes"),
+        ("body.data.contact.notes[0].user.id", "9002"),
+        ("body.data.contact.formdatas[0].data", 4),
+    ]
+    assert "body.data.contact.age_category: must be an integer" in problem["detail"]
+    assert stored(qomon, SHOWCASE) == before
+    response = qomon.post("/contacts", json={"data": {"contact": {"birthdate": "1990-01-01"}}})
+    assert is_problem(response, 422)["errors"][0]["location"] == "body.data.contact.birthdate"
+
+
+def test_the_type_check_follows_the_validation_status(start: Start) -> None:
+    qomon = start(validation_status=400)
+    problem = is_problem(patch(qomon, SHOWCASE, {"black_list": "no"}), 400)
+    assert problem["errors"][0]["location"] == "body.data.contact.black_list"
+
+
+def test_the_type_check_is_on_by_default_and_can_be_turned_off(start: Start) -> None:
+    body = {"age_category": "3", "birthdate": "1986-04-23"}
+    qomon = start()
+    assert qomon.get("/_standin/config").json()["config"]["strict_types"] is True
+    is_problem(patch(qomon, SHOWCASE, body), 422)
+    assert configure(qomon, strict_types=False).status_code == 200
+    contact = patch(qomon, SHOWCASE, body).json()["data"]["contact"]
+    assert (contact["age_category"], contact["birthdate"]) == ("3", "1986-04-23")
+
+    lenient = start(strict_types=False)
+    assert patch(lenient, SHOWCASE, body).status_code == 200
+    # What was always refused still is.
+    is_problem(patch(lenient, SHOWCASE, {"black_list": "no"}), 422)
+
+
+def test_a_contact_read_by_get_can_be_patched_back_as_it_is(qomon: httpx.Client) -> None:
+    read = qomon.get(f"/contacts/{SHOWCASE}").json()["data"]["contact"]
+    assert isinstance(read["age_category"], int)
+    assert isinstance(read["notes"][0]["user"]["id"], int)
+    written = patch(qomon, SHOWCASE, read)
+    assert written.status_code == 200, written.json()
+    after = written.json()["data"]["contact"]
+    assert after["notes"] == read["notes"]  # ids, times and authors kept
+    assert [(e["form_id"], e["data"], e["survey_id"]) for e in after["formdatas"]] == [
+        (e["form_id"], e["data"], e["survey_id"]) for e in read["formdatas"]
+    ]
+    assert not {e["id"] for e in after["formdatas"]} & {e["id"] for e in read["formdatas"]}
+    assert (after["age_category"], after["user_contact_id"]) == (
+        read["age_category"],
+        read["user_contact_id"],
+    )
+    assert after["address"] == read["address"]
+
+
+def test_a_note_written_without_an_id_is_by_the_api_user(qomon: httpx.Client) -> None:
+    read = qomon.get(f"/contacts/{SHOWCASE}").json()["data"]["contact"]
+    kept = read["notes"][0]
+    body = {"notes": [kept, {"data": "Appelé ce jour", "pinned": True}]}
+    contact = patch(qomon, SHOWCASE, body).json()["data"]["contact"]
+    old, new = contact["notes"]
+    assert old == kept
+    assert new["id"] not in {n["id"] for n in read["notes"]}
+    assert (new["contact_id"], new["group_id"]) == (SHOWCASE, read["group_id"])
+    assert new["created_at"] == new["updated_at"]
+    assert MILLIS.fullmatch(new["created_at"])
+    assert new["user"]["id"] == contact["user_id"] == 9001
+    assert new["user"]["firstname"] == "Intégration"
+    created = qomon.post("/contacts", json={"data": {"contact": {"notes": [{"data": "x"}]}}})
+    assert created.json()["data"]["contact"]["notes"][0]["user"] == new["user"]
+
+
+def test_the_command_line_can_turn_the_type_check_off() -> None:
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    assert config_from_args(parser.parse_args(["--token", "t"])).strict_types is True
+    lenient = parser.parse_args(["--token", "t", "--lenient-types"])
+    assert config_from_args(lenient).strict_types is False
 
 
 # -- search -----------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import copy
 import json
 import re
@@ -12,20 +13,20 @@ from typing import Any
 import pytest
 
 from qomon_sync_dev.standin import make_seed
-from qomon_sync_dev.standin.store import (
-    ContactStore,
-    EntryKind,
-    FormCatalog,
+from qomon_sync_dev.standin.common import (
     InvalidRequest,
-    SearchRequest,
     SeedError,
-    StoredContact,
     UnknownContact,
     format_millis,
     is_millis_timestamp,
-    parse_search,
 )
-from tests.conftest import EVENTS
+from qomon_sync_dev.standin.fields import EntryKind
+from qomon_sync_dev.standin.forms import FormCatalog
+from qomon_sync_dev.standin.records import StoredContact
+from qomon_sync_dev.standin.search import SearchRequest, parse_search
+from qomon_sync_dev.standin.store import ContactStore
+from qomon_sync_dev.standin.writes import WriteRules
+from tests.conftest import EVENTS, ROOT
 
 MICROS = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z")
 MILLIS = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z")
@@ -37,6 +38,21 @@ REFUSED_ALL = 700124
 
 CONSENT, SUPPORT, HOUSEHOLD, LAST_VOTE = 3101, 3102, 3202, 3203
 PROFESSION, TIER = 3401, 3402
+ADDRESS_WRITE_KEYS = (
+    "housenumber",
+    "street",
+    "postalcode",
+    "city",
+    "county",
+    "state",
+    "country",
+    "addition",
+    "infos",
+    "building",
+    "floor",
+    "door",
+    "pollingstation",
+)
 
 
 class SteppingClock:
@@ -142,6 +158,23 @@ def test_forms_are_checked_when_loaded(
     change(forms)
     with pytest.raises(SeedError, match=message):
         FormCatalog(forms)
+
+
+def test_the_stand_in_keeps_its_own_field_lists() -> None:
+    """No stand-in module imports the client (`qomon_sync`): sharing its field lists
+    would share its mistakes, and the contract tests could no longer catch them."""
+    package = ROOT / "local" / "qomon_sync_dev" / "standin"
+    modules = sorted(package.glob("*.py"))
+    assert {m.name for m in modules} >= {"fields.py", "writes.py", "store.py", "render.py"}
+    for module in modules:
+        for node in ast.walk(ast.parse(module.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                names = [node.module or ""]
+            else:
+                continue
+            assert not [n for n in names if n.split(".")[0] == "qomon_sync"], module.name
 
 
 # -- full replacement -------------------------------------------------------------------
@@ -305,7 +338,7 @@ INVALID_WRITES: list[tuple[str, dict[str, Any], str]] = [
     ),
     (
         "numeric answer out of the form's range",
-        {"formdatas": [{"form_id": HOUSEHOLD, "form_ref_id": 32021, "data": 21}]},
+        {"formdatas": [{"form_id": HOUSEHOLD, "form_ref_id": 32021, "data": "21"}]},
         "contact.formdatas[0].data",
     ),
     (
@@ -354,7 +387,7 @@ def test_answers_in_the_written_shapes_are_accepted(store: ContactStore) -> None
     body = {
         "formdatas": [
             {"form_id": HOUSEHOLD, "form_ref_id": 32021, "data": "4"},
-            {"form_id": HOUSEHOLD, "form_ref_id": 32021, "data": 2.5},
+            {"form_id": HOUSEHOLD, "form_ref_id": 32021, "data": "2.5"},
             {"form_id": LAST_VOTE, "form_ref_id": 32031, "data": "2022-06-19T00:00:00.000Z"},
             {**support("favorable"), "date": "2024-05-01T10:00:00.123Z", "survey_id": None},
         ]
@@ -600,3 +633,593 @@ def test_searching_does_not_see_changes_to_a_copy(
     other = ContactStore.from_seed(copy.deepcopy(seed))
     other.replace(ANA, {"mail": "someone@example.org"})
     assert search(store, mail_is("ana.martin@example.org")) == [ANA]
+
+
+# -- the documented contact -------------------------------------------------------------
+
+SHOWCASE = 700190  # every key of the documented contact holds a value
+SHOWCASE_NOTES = (60015, 60016, 60017)
+CONCERN = 3201
+API_USER_ID = 9001
+LENIENT = WriteRules(documented_types=False)
+
+# The keys of the documented PATCH response (what GET answers), level by level.
+DOCUMENTED_CONTACT_KEYS = {
+    "id",
+    "CreatedAt",
+    "UpdatedAt",
+    "action_ids",
+    "address",
+    "age_category",
+    "birth_city",
+    "birth_country",
+    "birth_dept",
+    "birthdate",
+    "black_list",
+    "custom_fields",
+    "firstname",
+    "formdatas",
+    "group_id",
+    "lastchange",
+    "lastchangeuserid",
+    "mail",
+    "married_name",
+    "mobile",
+    "mobile_invalid",
+    "nationality",
+    "notes",
+    "phone",
+    "phone_invalid",
+    "surname",
+    "tags",
+    "user_contact_id",
+}
+DOCUMENTED_ADDRESS_KEYS = {
+    "addition",
+    "building",
+    "city",
+    "country",
+    "county",
+    "door",
+    "floor",
+    "housenumber",
+    "id",
+    "infos",
+    "latitude",
+    "location",
+    "longitude",
+    "pollingstation",
+    "postalcode",
+    "score",
+    "state",
+    "street",
+}
+DOCUMENTED_FORMDATA_KEYS = {
+    "data",
+    "form_id",
+    "form_ref_id",
+    "id",
+    "contact_id",
+    "date",
+    "group_id",
+    "survey_id",
+}
+DOCUMENTED_NOTE_KEYS = {
+    "id",
+    "contact_id",
+    "created_at",
+    "data",
+    "group_id",
+    "only_super_admin",
+    "pinned",
+    "updated_at",
+    "user",
+}
+DOCUMENTED_USER_KEYS = {
+    "CreatedAt",
+    "UpdatedAt",
+    "address",
+    "avatar",
+    "birthdate",
+    "city",
+    "created",
+    "firstname",
+    "group_id",
+    "id",
+    "locale",
+    "location",
+    "mail",
+    "phone",
+    "postal",
+    "role_data",
+    "status",
+    "surname",
+    "two_factor_enable",
+}
+DOCUMENTED_ROLE_KEYS = {"color", "id", "mobile", "name", "order", "web"}
+
+
+def is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def test_the_seed_plays_the_documented_contact(store: ContactStore) -> None:
+    shape = store.render(store.get(SHOWCASE))
+    assert set(shape) >= DOCUMENTED_CONTACT_KEYS
+    assert all(shape[key] not in (None, [], {}) for key in DOCUMENTED_CONTACT_KEYS), [
+        key for key in DOCUMENTED_CONTACT_KEYS if shape[key] in (None, [], {})
+    ]
+    assert is_int(shape["age_category"])
+    assert is_int(shape["user_contact_id"])
+    assert all(is_int(i) for i in shape["action_ids"])
+    assert set(shape["address"]) >= DOCUMENTED_ADDRESS_KEYS
+    assert all(isinstance(shape["address"][key], str) for key in ADDRESS_WRITE_KEYS)
+    for entry in shape["formdatas"]:
+        assert set(entry) >= DOCUMENTED_FORMDATA_KEYS
+        assert MILLIS.fullmatch(entry["date"])
+    assert all(e["date"] for e in shape["custom_fields"])
+    # One text question answered in two surveys: two entries, told apart by survey_id.
+    concern = [(e["survey_id"], e["data"]) for e in shape["formdatas"] if e["form_id"] == CONCERN]
+    assert len(concern) == 2
+    assert len({survey for survey, _ in concern}) == 2
+    assert all(is_int(survey) for survey, _ in concern)
+    assert [n["id"] for n in shape["notes"]] == list(SHOWCASE_NOTES)
+    assert len({n["user"]["id"] for n in shape["notes"]}) == 3
+    assert [n["pinned"] for n in shape["notes"]] == [True, False, False]
+    assert [n["only_super_admin"] for n in shape["notes"]] == [False, True, False]
+    assert shape["notes"][2]["updated_at"] > shape["notes"][2]["created_at"]
+
+
+def test_every_seeded_note_has_the_documented_shape_and_an_author(store: ContactStore) -> None:
+    notes = [
+        (contact, note) for contact in store.contacts() for note in store.render(contact)["notes"]
+    ]
+    assert len(notes) > 20
+    assert len({note["id"] for _, note in notes}) == len(notes)
+    for contact, note in notes:
+        assert set(note) == DOCUMENTED_NOTE_KEYS
+        assert (note["contact_id"], note["group_id"]) == (contact.id, contact.group_id)
+        assert all(is_int(note[key]) for key in ("id", "contact_id", "group_id"))
+        assert isinstance(note["pinned"], bool)
+        assert isinstance(note["only_super_admin"], bool)
+        assert MILLIS.fullmatch(note["created_at"])
+        assert MILLIS.fullmatch(note["updated_at"])
+        assert set(note["user"]) >= DOCUMENTED_USER_KEYS
+        assert set(note["user"]["role_data"]) == DOCUMENTED_ROLE_KEYS
+        assert is_int(note["user"]["id"])
+        assert note["user"]["id"] != API_USER_ID  # written by the team, not by the API
+        assert note["created_at"] >= format_millis(contact.created_at)
+
+
+def test_some_seeded_contacts_carry_integer_age_categories_and_user_contact_ids(
+    store: ContactStore,
+) -> None:
+    ages = [c.fields["age_category"] for c in store.contacts() if c.fields["age_category"]]
+    users = [c.fields["user_contact_id"] for c in store.contacts() if c.fields["user_contact_id"]]
+    assert len(ages) >= 5
+    assert len(users) >= 2
+    assert all(is_int(value) for value in ages + users)
+
+
+def test_the_documented_response_sent_back_whole_changes_nothing_but_entry_ids(
+    store: ContactStore,
+) -> None:
+    before = store.render(store.get(SHOWCASE))
+    stored = store.replace(SHOWCASE, copy.deepcopy(before))
+    after = store.render(stored)
+
+    def meaning(shape: dict[str, Any]) -> dict[str, Any]:
+        entries = {
+            kind: [
+                (e["form_id"], e["form_ref_id"], e["data"], e["date"], e["survey_id"])
+                for e in shape[kind]
+            ]
+            for kind in ("formdatas", "custom_fields")
+        }
+        rest = {k: v for k, v in shape.items() if k not in (*entries, "UpdatedAt")}
+        return {**rest, **entries}
+
+    assert meaning(after) == meaning(before)
+    assert after["notes"] == before["notes"]  # ids, times and authors kept
+    assert not {e["id"] for e in after["formdatas"]} & {e["id"] for e in before["formdatas"]}
+    assert after["UpdatedAt"] > before["UpdatedAt"]
+
+
+def test_a_note_sent_back_with_its_id_keeps_its_id_creation_and_author(
+    store: ContactStore,
+) -> None:
+    before = store.render(store.get(SHOWCASE))["notes"]
+    edited, untouched = copy.deepcopy(before[0]), copy.deepcopy(before[2])
+    edited["data"] = "Référent de l'immeuble, et de celui d'à côté."
+    # The times and the author a write carries are the server's: ignored.
+    for note in (edited, untouched):
+        note["created_at"] = "2000-01-01T00:00:00.000Z"
+        note["updated_at"] = "2000-01-01T00:00:00.000Z"
+        note["user"] = {"id": 1, "firstname": "Someone", "surname": "Else"}
+    stored = store.replace(SHOWCASE, {"notes": [edited, untouched]})
+    after = store.render(stored)["notes"]
+    assert [n["id"] for n in after] == [before[0]["id"], before[2]["id"]]
+    assert after[0]["data"] == edited["data"]
+    assert [n["created_at"] for n in after] == [before[0]["created_at"], before[2]["created_at"]]
+    assert [n["user"] for n in after] == [before[0]["user"], before[2]["user"]]
+    assert after[0]["updated_at"] == format_millis(stored.updated_at)  # its text changed
+    assert after[1]["updated_at"] == before[2]["updated_at"]  # it did not
+
+    flagged = store.replace(SHOWCASE, {"notes": [{**after[1], "pinned": True}]})
+    assert flagged.notes[0].updated_at == flagged.updated_at  # a flag is content too
+
+
+def test_a_note_without_the_id_of_one_of_the_contacts_notes_is_new(
+    store: ContactStore,
+) -> None:
+    someone_elses = store.render(store.get(700118))["notes"][0]
+    body = {
+        "notes": [
+            {"data": "Nouvelle note", "created_at": "2000-01-01T00:00:00.000Z", "user": {"id": 1}},
+            {**someone_elses, "data": "Copiée d'un autre contact"},
+        ]
+    }
+    stored = store.replace(SHOWCASE, body)
+    seeded = {note.id for contact in store.contacts() for note in contact.notes} - {
+        n.id for n in stored.notes
+    }
+    assert len({n.id for n in stored.notes}) == 2
+    assert all(n.id > max(seeded) for n in stored.notes)
+    assert all(n.created_at == n.updated_at == stored.updated_at for n in stored.notes)
+    assert all(n.author == store.api_user for n in stored.notes)
+    assert store.api_user["id"] == API_USER_ID
+    assert store.api_user["firstname"] == "Intégration"  # the seed's api_user
+    assert store.get(700118).notes[0].id == someone_elses["id"]  # the other one is untouched
+
+
+WRONG_TYPES: list[tuple[str, dict[str, Any], str]] = [
+    ("age_category as text", {"age_category": "3"}, "contact.age_category"),
+    ("age_category with a fraction", {"age_category": 3.0}, "contact.age_category"),
+    ("age_category as a boolean", {"age_category": True}, "contact.age_category"),
+    ("user_contact_id as text", {"user_contact_id": "9002"}, "contact.user_contact_id"),
+    ("black_list as a number", {"black_list": 1}, "contact.black_list"),
+    ("phone_invalid as text", {"phone_invalid": "false"}, "contact.phone_invalid"),
+    ("mobile_invalid as a number", {"mobile_invalid": 0}, "contact.mobile_invalid"),
+    ("firstname as a number", {"firstname": 5}, "contact.firstname"),
+    ("mail as a list", {"mail": ["a@example.org"]}, "contact.mail"),
+    ("action id as text", {"action_ids": ["12"]}, "contact.action_ids[0]"),
+    ("address key as a number", {"address": {"housenumber": 14}}, "contact.address.housenumber"),
+    ("birthdate without time", {"birthdate": "1986-04-23"}, "contact.birthdate"),
+    ("birthdate in seconds", {"birthdate": "1986-04-23T00:00:00Z"}, "contact.birthdate"),
+    (
+        "birthdate in microseconds",
+        {"birthdate": "1986-04-23T00:00:00.000000Z"},
+        "contact.birthdate",
+    ),
+    (
+        "birthdate with an offset",
+        {"birthdate": "1986-04-23T00:00:00.000+02:00"},
+        "contact.birthdate",
+    ),
+    ("birthdate with a short year", {"birthdate": "86-04-23T00:00:00.000Z"}, "contact.birthdate"),
+    ("birthdate not a day", {"birthdate": "1986-02-30T00:00:00.000Z"}, "contact.birthdate"),
+    (
+        "survey_id as text",
+        {
+            "formdatas": [
+                {"form_id": CONCERN, "form_ref_id": 32011, "data": "x", "survey_id": "501"}
+            ]
+        },
+        "contact.formdatas[0].survey_id",
+    ),
+    (
+        "numeric answer as a number",
+        {"formdatas": [{"form_id": HOUSEHOLD, "form_ref_id": 32021, "data": 4}]},
+        "contact.formdatas[0].data",
+    ),
+    (
+        "custom field date in seconds",
+        {
+            "custom_fields": [
+                {
+                    "form_id": PROFESSION,
+                    "form_ref_id": 34011,
+                    "data": "x",
+                    "date": "2024-06-03T14:12:09Z",
+                }
+            ]
+        },
+        "contact.custom_fields[0].date",
+    ),
+    ("note pinned as text", {"notes": [{"data": "n", "pinned": "yes"}]}, "contact.notes[0].pinned"),
+    (
+        "note only_super_admin as a number",
+        {"notes": [{"data": "n", "only_super_admin": 0}]},
+        "contact.notes[0].only_super_admin",
+    ),
+    ("note id as text", {"notes": [{"data": "n", "id": "60015"}]}, "contact.notes[0].id"),
+    (
+        "note contact_id as text",
+        {"notes": [{"data": "n", "contact_id": "1"}]},
+        "contact.notes[0].contact_id",
+    ),
+    (
+        "note group_id with a fraction",
+        {"notes": [{"data": "n", "group_id": 4242.5}]},
+        "contact.notes[0].group_id",
+    ),
+    (
+        "note created_at in seconds",
+        {"notes": [{"data": "n", "created_at": "2024-05-01T10:00:00Z"}]},
+        "contact.notes[0].created_at",
+    ),
+    (
+        "note updated_at in microseconds",
+        {"notes": [{"data": "n", "updated_at": "2024-05-01T10:00:00.123456Z"}]},
+        "contact.notes[0].updated_at",
+    ),
+    ("note user as text", {"notes": [{"data": "n", "user": "Marion"}]}, "contact.notes[0].user"),
+    (
+        "note user id as text",
+        {"notes": [{"data": "n", "user": {"id": "9002"}}]},
+        "contact.notes[0].user.id",
+    ),
+    (
+        "note user two_factor_enable as text",
+        {"notes": [{"data": "n", "user": {"two_factor_enable": "true"}}]},
+        "contact.notes[0].user.two_factor_enable",
+    ),
+    (
+        "note user group ids as text",
+        {"notes": [{"data": "n", "user": {"group_id": ["4242"]}}]},
+        "contact.notes[0].user.group_id",
+    ),
+    (
+        "note user role order as text",
+        {"notes": [{"data": "n", "user": {"role_data": {"order": "1"}}}]},
+        "contact.notes[0].user.role_data.order",
+    ),
+    (
+        "note user birthdate in seconds",
+        {"notes": [{"data": "n", "user": {"birthdate": "1984-02-11T00:00:00Z"}}]},
+        "contact.notes[0].user.birthdate",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("body", "location"),
+    [(body, location) for _, body, location in WRONG_TYPES],
+    ids=[name for name, _, _ in WRONG_TYPES],
+)
+def test_a_value_not_of_its_documented_type_is_refused(
+    store: ContactStore, body: dict[str, Any], location: str
+) -> None:
+    before = store.raw(store.get(SHOWCASE))
+    with pytest.raises(InvalidRequest) as refused:
+        store.replace(SHOWCASE, body)
+    assert [(p.location, p.value) for p in refused.value.problems] == [
+        (location, value_at(body, location))
+    ]
+    assert store.raw(store.get(SHOWCASE)) == before
+    with pytest.raises(InvalidRequest):
+        store.create(body)
+
+
+def value_at(body: dict[str, Any], location: str) -> Any:
+    """The value a problem location names, e.g. `contact.notes[0].user.id`."""
+    value: Any = body
+    for part in re.findall(r"\.(\w+)|\[(\d+)\]", location.removeprefix("contact")):
+        value = value[part[0]] if part[0] else value[int(part[1])]
+    return value
+
+
+ALWAYS_REFUSED = {
+    "black_list as a number",
+    "phone_invalid as text",
+    "mobile_invalid as a number",
+    "firstname as a number",
+    "mail as a list",
+    "action id as text",
+    "address key as a number",
+    "survey_id as text",
+    "custom field date in seconds",
+    "note pinned as text",
+    "note only_super_admin as a number",
+    "note id as text",
+}
+"""The wrong types the stand-in refused before it played the documented types."""
+LENIENT_TAKES = [(name, body) for name, body, _ in WRONG_TYPES if name not in ALWAYS_REFUSED]
+
+
+@pytest.mark.parametrize(
+    "body", [body for _, body in LENIENT_TAKES], ids=[name for name, _ in LENIENT_TAKES]
+)
+def test_lenient_rules_take_what_the_stand_in_took_before(
+    store: ContactStore, body: dict[str, Any]
+) -> None:
+    stored = store.replace(SHOWCASE, body, rules=LENIENT)
+    for key in ("age_category", "user_contact_id", "birthdate"):
+        if key in body:
+            assert stored.fields[key] == body[key]
+
+
+def test_lenient_rules_still_refuse_what_was_always_refused(store: ContactStore) -> None:
+    always = [body for name, body, _ in WRONG_TYPES if name in ALWAYS_REFUSED]
+    assert len(always) == len(ALWAYS_REFUSED)
+    for body in always:
+        with pytest.raises(InvalidRequest):
+            store.replace(SHOWCASE, body, rules=LENIENT)
+
+
+def test_dates_in_the_documented_write_form_are_taken(store: ContactStore) -> None:
+    body = {
+        "birthdate": "1986-04-23T00:00:00.000Z",
+        "notes": [
+            {
+                "data": "n",
+                "created_at": "2024-05-01T10:00:00.123Z",
+                "updated_at": "2024-05-02T10:00:00.999Z",
+                "user": {"id": 9002, "birthdate": "1984-02-11T00:00:00.000Z"},
+            }
+        ],
+    }
+    stored = store.replace(SHOWCASE, body)
+    assert stored.fields["birthdate"] == "1986-04-23T00:00:00.000Z"
+    assert stored.notes[0].created_at == stored.updated_at  # a new note: created now
+
+
+def test_null_means_left_out_wherever_a_value_is_optional(store: ContactStore) -> None:
+    body: dict[str, Any] = {
+        **dict.fromkeys(
+            (
+                "firstname",
+                "birthdate",
+                "age_category",
+                "user_contact_id",
+                "black_list",
+                "address",
+                "tags",
+                "action_ids",
+                "custom_fields",
+            )
+        ),
+        "formdatas": [
+            {"form_id": CONCERN, "form_ref_id": 32011, "data": "x", "date": None, "survey_id": None}
+        ],
+        "notes": [
+            {
+                "id": None,
+                "data": "n",
+                "pinned": None,
+                "only_super_admin": None,
+                "contact_id": None,
+                "group_id": None,
+                "created_at": None,
+                "updated_at": None,
+                "user": {"id": None, "role_data": None, "group_id": None, "birthdate": None},
+            }
+        ],
+    }
+    stored = store.replace(SHOWCASE, body)
+    assert all(value is None for value in stored.fields.values())
+    assert (stored.address, stored.tags, stored.action_ids) == ({}, [], [])
+    [note] = stored.notes
+    assert (note.pinned, note.only_super_admin) == (False, False)
+    assert note.id not in SHOWCASE_NOTES
+    assert live(stored) == [(CONCERN, 32011, "x")]
+
+
+@pytest.mark.parametrize(
+    ("body", "location"),
+    [
+        ({"action_ids": [None]}, "contact.action_ids[0]"),
+        ({"tags": [{"name": None}]}, "contact.tags[0]"),
+        ({"notes": [None]}, "contact.notes[0]"),
+        ({"notes": [{"data": None}]}, "contact.notes[0].data"),
+        ({"formdatas": [None]}, "contact.formdatas[0]"),
+        ({"formdatas": [{"form_id": None, "form_ref_id": 1}]}, "contact.formdatas[0].form_id"),
+        (
+            {"formdatas": [{"form_id": CONCERN, "form_ref_id": None}]},
+            "contact.formdatas[0].form_ref_id",
+        ),
+        (
+            {"formdatas": [{"form_id": CONCERN, "form_ref_id": 32011, "data": None}]},
+            "contact.formdatas[0].data",
+        ),
+    ],
+)
+def test_null_is_refused_where_the_value_is_the_item(
+    store: ContactStore, body: dict[str, Any], location: str
+) -> None:
+    with pytest.raises(InvalidRequest) as refused:
+        store.replace(SHOWCASE, body)
+    assert [p.location for p in refused.value.problems] == [location]
+
+
+def test_a_write_location_can_name_the_body_path(store: ContactStore) -> None:
+    with pytest.raises(InvalidRequest) as refused:
+        store.replace(
+            ANA, {"notes": [{"data": "n", "pinned": "yes"}]}, location="body.data.contact"
+        )
+    assert refused.value.problems[0].location == "body.data.contact.notes[0].pinned"
+
+
+def test_a_stored_birthdate_without_milliseconds_cannot_be_sent_back_as_read(
+    store: ContactStore,
+) -> None:
+    # Qomon answers some birthdates without a fraction; writes want milliseconds.
+    contact = next(c for c in store.contacts() if (c.fields["birthdate"] or "").endswith(":00Z"))
+    shape = store.render(contact)
+    with pytest.raises(InvalidRequest) as refused:
+        store.replace(contact.id, shape)
+    assert [p.location for p in refused.value.problems] == ["contact.birthdate"]
+    assert store.replace(contact.id, shape, rules=LENIENT).fields["birthdate"] == shape["birthdate"]
+
+
+# -- seeded notes and the API user ------------------------------------------------------
+
+
+def test_a_seed_note_keeps_its_id_times_and_author(store: ContactStore) -> None:
+    author = {"id": 9100, "firstname": "Nadia", "role_data": {"id": 2, "name": "Équipe"}}
+    record = {
+        "firstname": "Seeded",
+        "notes": [
+            {
+                "id": 95_000,
+                "data": "old",
+                "created_at": "2023-02-01T10:00:00Z",
+                "updated_at": "2023-03-01T10:00:00.5+01:00",
+                "user": author,
+            },
+            {"data": "no id"},
+        ],
+    }
+    stored, _ = store.put_seed_contact(record, contact_id=42)
+    old, plain = stored.notes
+    assert old.id == 95_000
+    assert old.created_at == datetime(2023, 2, 1, 10, tzinfo=UTC)
+    assert old.updated_at == datetime(2023, 3, 1, 9, 0, 0, 500_000, tzinfo=UTC)
+    assert old.author["firstname"] == "Nadia"
+    assert set(old.author) >= DOCUMENTED_USER_KEYS  # the unknown ones null
+    assert old.author["role_data"] == {
+        "color": None, "id": 2, "mobile": None, "name": "Équipe", "order": None, "web": None
+    }  # fmt: skip
+    assert plain.author == store.api_user
+    # A note written later never takes an id the seed gave.
+    new = store.replace(42, {"notes": [{"data": "later"}]}).notes[0]
+    assert new.id > 95_000
+
+
+def test_a_seed_note_id_used_twice_is_refused(store: ContactStore, seed: dict[str, Any]) -> None:
+    taken = store.get(SHOWCASE).notes[0].id
+    with pytest.raises(InvalidRequest) as refused:
+        store.put_seed_contact({"notes": [{"id": taken, "data": "x"}]}, contact_id=42)
+    assert [p.location for p in refused.value.problems] == ["contact.notes[0].id"]
+    # Replacing the contact that holds it may keep it.
+    record = {"notes": [{"id": taken, "data": "x"}]}
+    assert store.put_seed_contact(record, contact_id=SHOWCASE)[0].notes[0].id == taken
+
+    seed["contacts"][1]["notes"] = [{"id": taken, "data": "twice"}]
+    with pytest.raises(SeedError, match="used twice"):
+        ContactStore.from_seed(seed)
+
+
+def test_the_seed_names_the_api_user(seed: dict[str, Any]) -> None:
+    assert ContactStore.from_seed({**seed, "api_user": None}).api_user["firstname"] == "Clé"
+    for wrong in ({"firstname": "No id"}, {"id": "9001"}, {"id": 9001, "two_factor_enable": 1}):
+        with pytest.raises(SeedError, match="api_user"):
+            ContactStore.from_seed({**seed, "api_user": wrong})
+
+
+def test_a_seed_may_give_dates_in_any_iso_precision_but_documented_types(
+    store: ContactStore,
+) -> None:
+    stored, _ = store.put_seed_contact(
+        {"birthdate": "1990-01-01T00:00:00Z", "notes": [{"data": "n", "created_at": "2024-01-01"}]},
+        contact_id=42,
+    )
+    assert stored.fields["birthdate"] == "1990-01-01T00:00:00Z"
+    for wrong, location in (
+        ({"age_category": "3"}, "contact.age_category"),
+        ({"birthdate": "soon"}, "contact.birthdate"),
+        ({"notes": [{"data": "n", "created_at": "yesterday"}]}, "contact.notes[0].created_at"),
+    ):
+        with pytest.raises(InvalidRequest) as refused:
+            store.put_seed_contact(wrong, contact_id=43)
+        assert [p.location for p in refused.value.problems] == [location]

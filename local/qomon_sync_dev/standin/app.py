@@ -27,17 +27,13 @@ from typing import Any, Literal
 from aiohttp import web
 from pydantic import ValidationError
 
+from qomon_sync_dev.standin.common import InvalidRequest, JsonObject, Problem, UnknownContact
 from qomon_sync_dev.standin.config import ErrorStyle, RetryAfterMode, StandinConfig
-from qomon_sync_dev.standin.store import (
-    FORM_FAMILIES,
-    ContactStore,
-    InvalidRequest,
-    JsonObject,
-    Problem,
-    StoredContact,
-    UnknownContact,
-    parse_search,
-)
+from qomon_sync_dev.standin.forms import FORM_FAMILIES
+from qomon_sync_dev.standin.records import StoredContact
+from qomon_sync_dev.standin.search import parse_search
+from qomon_sync_dev.standin.store import ContactStore
+from qomon_sync_dev.standin.writes import WriteRules
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +41,9 @@ INSPECTION_PREFIX = "/_standin/"
 WRITE_COST = 5
 """Documented: PATCH and POST /contacts cost 5 tokens; observed: every other call costs 1."""
 WRITE_ENDPOINTS = frozenset({"PATCH /contacts/{id}", "POST /contacts"})
+CONTACT_LOCATION = "body.data.contact"
+"""Where a write's contact sits in the body: its problems name paths below it, like the
+envelope's and the search's problems do."""
 SEARCH_VALIDATION_STATUS = 422
 """Observed live for a malformed search; only contact writes leave 400 versus 422 open."""
 INJECTED_SERVER_ERRORS = (500, 502, 503)
@@ -203,6 +202,9 @@ class StandinState:
             self.rng = random.Random(new.random_seed)
         self.config = new
 
+    def write_rules(self) -> WriteRules:
+        return WriteRules(documented_types=self.config.strict_types)
+
     def render(self, contact: StoredContact) -> JsonObject:
         return self.store.render(
             contact, naming=self.config.naming, include_deleted=self.config.include_deleted
@@ -323,8 +325,13 @@ async def replace_contact(request: web.Request) -> web.StreamResponse:
     state.store.get(contact_id)  # a missing contact is a 404 before any body problem
     body = await _json_body(request)
     try:
-        contact = _contact_in(body)
-        stored = state.store.replace(contact_id, contact, naming=state.config.naming)
+        stored = state.store.replace(
+            contact_id,
+            _contact_in(body),
+            naming=state.config.naming,
+            rules=state.write_rules(),
+            location=CONTACT_LOCATION,
+        )
     except InvalidRequest as error:
         raise _invalid(error, state.config.validation_status) from None
     return _success({"contact": state.render(stored)})
@@ -334,7 +341,12 @@ async def create_contact(request: web.Request) -> web.StreamResponse:
     state = _state(request)
     body = await _json_body(request)
     try:
-        stored = state.store.create(_contact_in(body), naming=state.config.naming)
+        stored = state.store.create(
+            _contact_in(body),
+            naming=state.config.naming,
+            rules=state.write_rules(),
+            location=CONTACT_LOCATION,
+        )
     except InvalidRequest as error:
         raise _invalid(error, state.config.validation_status) from None
     return _success({"contact": state.render(stored)})
@@ -343,7 +355,7 @@ async def create_contact(request: web.Request) -> web.StreamResponse:
 def _contact_in(body: Any) -> Mapping[str, Any]:
     contact = _enveloped(body, "contact")
     if not isinstance(contact, Mapping):
-        raise InvalidRequest([Problem("body.data.contact", "must be a contact object", contact)])
+        raise InvalidRequest([Problem(CONTACT_LOCATION, "must be a contact object", contact)])
     return contact
 
 

@@ -46,6 +46,13 @@ class StandinConfig(BaseModel):
     """Whether a 429 carries `Retry-After` is unknown, so all three answers can be played."""
     validation_status: Literal[400, 422] = 422
     """400 or 422 on PATCH validation: unknown which one Qomon sends."""
+    strict_types: bool = True
+    """Refuse a PATCH or POST /contacts body whose values do not have the types Qomon's PATCH
+    reference documents: integers (`age_category`, `user_contact_id`, note ids) must be JSON
+    integers, answers' `data` strings, dates `YYYY-MM-DDTHH:mm:ss.SSSZ` (see
+    `standin.fields`). False plays a lenient server: any scalar for `age_category` and
+    `user_contact_id`, numbers for numeric answers, any string as a birthdate, and the
+    note keys the reference adds (times, author) unchecked."""
     error_style: ErrorStyle = "problem"
     """RFC 7807 problem JSON (newest docs, observed live) or the older `{"status": "fail"}`."""
     forms_v1: bool = True

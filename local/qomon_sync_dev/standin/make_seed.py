@@ -3,17 +3,23 @@
     python -m qomon_sync_dev.standin.make_seed > events/standin-seed.json
 
 Deterministic (a fixed random seed), so the file only changes when this script does.
-A contact is the current write shape plus `id` and, as the stand-in's seed format allows,
-past server timestamps (`CreatedAt`, `UpdatedAt`, `lastchange`) and soft-deleted history
-(`deleted_formdatas`).
+A contact is the documented write shape plus `id` and, as the stand-in's seed format
+allows, past server timestamps (`CreatedAt`, `UpdatedAt`, `lastchange`) and soft-deleted
+history (`deleted_formdatas`). Values have the types Qomon's PATCH reference documents,
+and notes the shape its response documents: `id`, `contact_id`, `created_at`,
+`updated_at`, `group_id`, `pinned`, `only_super_admin` and the author `user`. `api_user`
+is the user behind the API key, the author of the notes API writes create.
 Every person is invented: e-mails are under example.org / example.com and phone numbers
 follow the fake `+33 6 00 00 00 xx` pattern. A few contacts are traps on purpose: two share
 one e-mail in different case, one has an e-mail that begins with another's (a loose search
-finds both), some carry fields no schema lists, some have soft-deleted history.
+finds both), some carry fields no schema lists, some have soft-deleted history, some
+birthdates are stored without milliseconds (sending one back as read is refused), one
+text question is answered in two surveys.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import random
 import sys
@@ -40,6 +46,11 @@ DONATIONS = 3403
 MEMBER_SINCE = 3404
 
 SURVEY_ID = 501
+FOLLOW_UP_SURVEY_ID = 502
+"""A later survey asking the concern question again: one text form, answers of two surveys."""
+GROUP_ID = 4242
+"""The space's group, as the stand-in plays it (its default)."""
+FIRST_NOTE_ID = 60_001
 
 FIRST_NAMES = (
     "Lucas", "Inès", "Hugo", "Léa", "Nour", "Théo", "Chloé", "Mathis", "Sarah", "Karim",
@@ -95,6 +106,93 @@ NOTES = (
     "Intéressé pour tenir un stand au marché.",
     "Ne souhaite pas de visite à domicile.",
 )
+
+
+ROLE_ADMIN = {
+    "id": 1,
+    "name": "Administrateur",
+    "color": "#4f46e5",
+    "order": 1,
+    "web": True,
+    "mobile": True,
+}
+ROLE_ORGANISER = {
+    "id": 2,
+    "name": "Responsable de quartier",
+    "color": "#16a34a",
+    "order": 2,
+    "web": True,
+    "mobile": True,
+}
+ROLE_CANVASSER = {
+    "id": 3,
+    "name": "Militant",
+    "color": "#ca8a04",
+    "order": 3,
+    "web": False,
+    "mobile": True,
+}
+
+
+def _user(
+    user_id: int,
+    firstname: str,
+    surname: str,
+    role: JsonObject,
+    *,
+    created: str,
+    birthdate: str | None = None,
+    two_factor: bool = False,
+) -> JsonObject:
+    """A user of the space in the documented shape of a note's author (invented values;
+    what `status` and `location` hold is not documented)."""
+    return {
+        "id": user_id,
+        "CreatedAt": created,
+        "UpdatedAt": created,
+        "created": created,
+        "firstname": firstname,
+        "surname": surname,
+        "mail": f"{_ascii(firstname)}.{_ascii(surname)}@example.org",
+        "phone": f"+33 6 00 00 00 {90 + user_id % 10}",
+        "address": None,
+        "postal": "75011",
+        "city": "Paris",
+        "location": None,
+        "locale": "fr",
+        "avatar": None,
+        "birthdate": birthdate,
+        "status": "active",
+        "group_id": [GROUP_ID],
+        "role_data": dict(role),
+        "two_factor_enable": two_factor,
+    }
+
+
+def build_users() -> tuple[JsonObject, list[JsonObject]]:
+    """The user behind the API key, and the team whose members wrote the seeded notes."""
+    api_user = _user(9001, "Intégration", "API", ROLE_ADMIN, created="2021-01-04T09:00:00.000000Z")
+    team = [
+        _user(
+            9002,
+            "Marion",
+            "Dubois",
+            ROLE_ORGANISER,
+            created="2021-02-01T18:12:40.512304Z",
+            birthdate="1984-02-11T00:00:00.000Z",
+            two_factor=True,
+        ),
+        _user(9003, "Youssef", "Amrani", ROLE_CANVASSER, created="2022-09-14T17:03:11.000981Z"),
+        _user(
+            9004,
+            "Hélène",
+            "Carpentier",
+            ROLE_ADMIN,
+            created="2021-01-04T09:30:05.250000Z",
+            two_factor=True,
+        ),
+    ]
+    return api_user, team
 
 
 def _choice_form(
@@ -260,6 +358,7 @@ def _entry(
     *,
     data: str | None = None,
     date: str | None = None,
+    survey_id: int = SURVEY_ID,
 ) -> JsonObject:
     """An entry for a choice (`answer` is the value's slug) or a free input (`data`)."""
     refvalues = forms[form_id]["refvalues"]
@@ -272,7 +371,7 @@ def _entry(
     if date is not None:
         entry["date"] = date
     if forms[form_id]["section"] == "survey":
-        entry["survey_id"] = SURVEY_ID
+        entry["survey_id"] = survey_id
     return entry
 
 
@@ -447,12 +546,134 @@ def build_contacts(forms: list[JsonObject]) -> list[JsonObject]:
         deleted = _entry(by_id, form_id, old, date="2023-11-04T10:00:00.000Z")
         deleted["deleted_at"] = "2024-02-12T09:30:00.000Z"
         contacts[index]["deleted_formdatas"] = [deleted]
+
+    # What the documented contact carries that the random draw does not (after the draw,
+    # so that every contact drawn above stays as it was).
+    _, team = build_users()
+    for index, age_category in {13: 2, 16: 4, 22: 1, 33: 5, 36: 3}.items():
+        contacts[index]["age_category"] = age_category
+    # An integer, as documented; what it points at is not documented.
+    contacts[17]["user_contact_id"] = 9002
+    contacts[35]["formdatas"].append(
+        _entry(
+            by_id,
+            SURVEY_CONCERN,
+            data="Le prix des loyers dans le quartier",
+            date="2024-10-02T18:20:00.000Z",
+            survey_id=FOLLOW_UP_SURVEY_ID,
+        )
+    )
+    _documented_showcase(contacts[29], by_id, team)
+    _document_notes(contacts, team)
     return contacts
+
+
+def _documented_showcase(
+    contact: JsonObject, forms: dict[int, JsonObject], team: list[JsonObject]
+) -> None:
+    """One contact with every key of the documented contact holding a value."""
+    contact.update(
+        married_name="Lemaire-Brunet",
+        birthdate="1986-04-23T00:00:00.000Z",
+        age_category=3,
+        birth_city="Lyon",
+        birth_country="France",
+        birth_dept="69",
+        phone="+33 1 00 00 00 30",
+        mobile="+33 6 00 00 00 30",
+        user_contact_id=9003,
+        action_ids=[12, 21],
+    )
+    contact["address"] = {
+        "housenumber": "14",
+        "street": "rue du Moulin",
+        "postalcode": "69003",
+        "city": "Lyon",
+        "county": "Rhône",
+        "state": "Auvergne-Rhône-Alpes",
+        "country": "France",
+        "addition": "Résidence Les Tilleuls",
+        "infos": "Code 4512, interphone Lemaire",
+        "building": "Bâtiment C",
+        "floor": "2",
+        "door": "24",
+        "pollingstation": "69012",
+    }
+    contact["formdatas"] = [
+        entry for entry in contact["formdatas"] if entry["form_id"] != SURVEY_CONCERN
+    ]
+    contact["formdatas"] += [
+        _entry(
+            forms,
+            SURVEY_CONCERN,
+            data="Les horaires du bus 12",
+            date="2024-04-18T17:45:00.000Z",
+        ),
+        _entry(
+            forms,
+            SURVEY_CONCERN,
+            data="L'accès aux soins",
+            date="2024-10-05T10:15:00.000Z",
+            survey_id=FOLLOW_UP_SURVEY_ID,
+        ),
+    ]
+    contact["custom_fields"] = [
+        _entry(forms, PROFESSION, data="Enseignant", date="2024-06-03T14:12:09.418Z"),
+        _entry(forms, MEMBERSHIP_TIER, "member_active", date="2024-06-03T14:12:09.418Z"),
+    ]
+    contact["notes"] = [
+        {
+            "data": "Référent de son immeuble pour la distribution.",
+            "pinned": True,
+            "user": team[0],
+        },
+        {
+            "data": "Signale des difficultés de santé : ne pas insister au téléphone.",
+            "pinned": False,
+            "only_super_admin": True,
+            "user": team[2],
+        },
+        {
+            "data": "Disponible le samedi matin pour le marché (confirmé en octobre).",
+            "pinned": False,
+            "created_at": "2024-09-21T09:12:44.000Z",
+            "updated_at": "2024-10-06T16:40:02.731Z",
+            "user": team[1],
+        },
+    ]
+
+
+def _document_notes(contacts: list[JsonObject], team: list[JsonObject]) -> None:
+    """Gives every note the documented shape, keeping what a note already says."""
+    note_ids = iter(range(FIRST_NOTE_ID, FIRST_NOTE_ID + 10_000))
+    for index, contact in enumerate(contacts):
+        changed = datetime.fromisoformat(contact["UpdatedAt"])
+        for position, note in enumerate(contact["notes"]):
+            created = _millis(changed - timedelta(days=3 + position, hours=2 * index % 7))
+            contact["notes"][position] = copy.deepcopy(
+                {
+                    "id": next(note_ids),
+                    "contact_id": contact["id"],
+                    "created_at": created,
+                    "data": note["data"],
+                    "group_id": GROUP_ID,
+                    "only_super_admin": False,
+                    "pinned": False,
+                    "updated_at": note.get("created_at", created),
+                    "user": team[(index + position) % len(team)],
+                    **note,
+                }
+            )
+
+
+def _millis(moment: datetime) -> str:
+    return f"{moment:%Y-%m-%dT%H:%M:%S}.{moment.microsecond // 1000:03d}Z"
 
 
 def build_seed() -> JsonObject:
     forms = build_forms()
-    return {"forms": forms, "contacts": build_contacts(forms)}
+    api_user, _ = build_users()
+    return {"forms": forms, "api_user": api_user, "contacts": build_contacts(forms)}
 
 
 def main() -> int:

@@ -20,8 +20,8 @@ from pydantic import ValidationError
 
 from qomon_sync_dev.standin import make_seed
 from qomon_sync_dev.standin.app import build_app
+from qomon_sync_dev.standin.common import SeedError
 from qomon_sync_dev.standin.config import StandinConfig
-from qomon_sync_dev.standin.store import SeedError
 
 HOST = "127.0.0.1"
 SHUTDOWN_GRACE_S = 0.25
@@ -231,6 +231,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--validation-status", type=int, choices=(400, 422), default=422)
     parser.add_argument("--error-style", choices=("problem", "legacy"), default="problem")
     parser.add_argument(
+        "--lenient-types",
+        dest="strict_types",
+        action="store_false",
+        help="take writes whose values are not of the documented types (numbers as text, ...)",
+    )
+    parser.add_argument(
         "--no-v1-forms",
         dest="forms_v1",
         action="store_false",
@@ -258,6 +264,7 @@ def config_from_args(args: argparse.Namespace) -> StandinConfig:
         retry_after=args.retry_after,
         validation_status=args.validation_status,
         error_style=args.error_style,
+        strict_types=args.strict_types,
         forms_v1=args.forms_v1,
         include_deleted=args.include_deleted,
     )
