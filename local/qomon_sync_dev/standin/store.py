@@ -1,10 +1,10 @@
 """Qomon's contact semantics, in memory and without HTTP, so they can be tested directly.
 
 What it plays (see docs/qomon-api.md): `PATCH /contacts/{id}` replaces the whole
-contact; every write soft-deletes all advanced-field entries and recreates the ones sent with new ids; a note
-sent back with its id keeps that id, its creation time and its author, a note without
-one is new; GET speaks one of two naming generations and carries server-owned fields
-that a write ignores; search takes a query of exactly two levels.
+contact; every write soft-deletes all advanced-field entries and recreates the ones sent
+with new ids; a note sent back with its id keeps that id, its creation time and its
+author, a note without one is new; GET speaks one of two naming generations and carries
+server-owned fields that a write ignores; search takes a query of exactly two levels.
 
 The store holds the contacts; `standin.writes` checks what a write asks for (the
 documented types are listed in `standin.fields`), `standin.search` matches queries and
