@@ -95,6 +95,23 @@ def live_answers(draw: st.DrawFn, form: Form) -> list[dict[str, Any]]:
 
 
 @st.composite
+def basic_fields(draw: st.DrawFn, legacy: bool) -> dict[str, Any]:
+    """Some basic fields, each present or not, of their documented types (or as GET may
+    return them: a user_contact_id as digits)."""
+    drawn: dict[str, Any] = {
+        "mail": draw(names).replace(" ", "") + "@example.org",
+        "age_category": draw(st.integers(0, 9)),
+        "user_contact_id": draw(st.integers(1, 10**6) | st.just("123")),
+        "birthdate": draw(date_text()),
+        "birthcity" if legacy else "birth_city": draw(names),
+    }
+    for name in ("firstname", "surname", "married_name", "nationality", "phone"):
+        drawn[name] = draw(st.none() | names)
+    fields = {name: value for name, value in drawn.items() if draw(st.booleans())}
+    return fields | {"black_list": draw(st.booleans())}
+
+
+@st.composite
 def read_contacts(draw: st.DrawFn) -> dict[str, Any]:
     legacy = draw(st.booleans())
     contact: dict[str, Any] = {
@@ -104,20 +121,7 @@ def read_contacts(draw: st.DrawFn) -> dict[str, Any]:
         "UpdatedAt": draw(date_text()),
         "lastchange": draw(date_text()),
     }
-    for name in ("firstname", "surname", "married_name", "nationality", "phone"):
-        if draw(st.booleans()):
-            contact[name] = draw(st.none() | names)
-    if draw(st.booleans()):
-        contact["mail"] = draw(names).replace(" ", "") + "@example.org"
-    contact["black_list"] = draw(st.booleans())
-    if draw(st.booleans()):
-        contact["age_category"] = draw(st.integers(0, 9))
-    if draw(st.booleans()):
-        contact["user_contact_id"] = draw(st.integers(1, 10**6) | st.just("123"))
-    if draw(st.booleans()):
-        contact["birthdate"] = draw(date_text())
-    if draw(st.booleans()):
-        contact["birthcity" if legacy else "birth_city"] = draw(names)
+    contact |= draw(basic_fields(legacy))
     if draw(st.booleans()):
         postal: Any = draw(st.integers(10000, 99999))
         contact["address"] = {

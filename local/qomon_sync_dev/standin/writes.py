@@ -5,7 +5,7 @@ ones listed in `standin.fields`."""
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -187,20 +187,27 @@ def _sort_keys(
 
 def _value_problem(kind: ValueKind, value: Any, rules: WriteRules) -> str | None:
     """Why a value that is not null is not of `kind` under `rules`; None when it is."""
-    if kind == "string":
-        return None if isinstance(value, str) else "must be a string or null"
-    if kind == "boolean":
-        return None if isinstance(value, bool) else "must be true, false or null"
-    if kind == "gender":
-        return None if value in GENDERS else "must be M, F, O or null"
     if kind == "date":
         return _date_problem(value, rules)
-    if kind == "integers":
-        ok = isinstance(value, list) and all(is_int(item) for item in value)
-        return None if ok else "must be a list of integers or null"
-    if kind == "integer":
-        return None if is_int(value) else "must be an integer or null"
-    return "must be a string, a number or null" if isinstance(value, dict | list) else None
+    accepts, needs = _VALUE_KINDS.get(kind, (_any_scalar, "must be a string, a number or null"))
+    return None if accepts(value) else needs
+
+
+def _any_scalar(value: Any) -> bool:
+    return not isinstance(value, dict | list)
+
+
+_VALUE_KINDS: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "string": (lambda v: isinstance(v, str), "must be a string or null"),
+    "boolean": (lambda v: isinstance(v, bool), "must be true, false or null"),
+    "gender": (lambda v: v in GENDERS, "must be M, F, O or null"),
+    "integers": (
+        lambda v: isinstance(v, list) and all(is_int(item) for item in v),
+        "must be a list of integers or null",
+    ),
+    "integer": (is_int, "must be an integer or null"),
+}
+"""Each value kind but dates: what it accepts, and what a refusal says."""
 
 
 def _date_problem(value: Any, rules: WriteRules) -> str | None:
@@ -386,20 +393,10 @@ def _entry_form(
         problems.append(Problem(where, "must be an object {form_id, form_ref_id, data}", item))
         return None
     form_id = item.get("form_id")
-    if not is_int(form_id):
-        problems.append(Problem(f"{where}.form_id", "must be an integer form id", form_id))
-        return None
-    form = forms.get(form_id)
-    if form is None:
-        problems.append(Problem(f"{where}.form_id", f"no form has id {form_id}", form_id))
-        return None
-    if kind == "custom_fields" and not form.is_custom_field:
-        message = f"form {form_id} is a {form.section} form, not a custom field"
-        problems.append(Problem(f"{where}.form_id", message, form_id))
-        return None
-    if kind == "formdatas" and form.is_custom_field:
-        message = f"form {form_id} is a custom field: it belongs in custom_fields"
-        problems.append(Problem(f"{where}.form_id", message, form_id))
+    form = forms.get(form_id) if is_int(form_id) else None
+    message = _form_problem(form_id, form, kind)
+    if message is not None or form is None:
+        problems.append(Problem(f"{where}.form_id", message or "no such form", form_id))
         return None
     ref_id = item.get("form_ref_id")
     refvalue = form.refvalues.get(ref_id) if is_int(ref_id) else None
@@ -408,6 +405,19 @@ def _entry_form(
         problems.append(Problem(f"{where}.form_ref_id", message, ref_id))
         return None
     return form, refvalue
+
+
+def _form_problem(form_id: Any, form: Form | None, kind: EntryKind) -> str | None:
+    """Why `form_id` names no form that an entry of `kind` may answer; None when it does."""
+    if not is_int(form_id):
+        return "must be an integer form id"
+    if form is None:
+        return f"no form has id {form_id}"
+    if kind == "custom_fields" and not form.is_custom_field:
+        return f"form {form_id} is a {form.section} form, not a custom field"
+    if kind == "formdatas" and form.is_custom_field:
+        return f"form {form_id} is a custom field: it belongs in custom_fields"
+    return None
 
 
 def parse_entry(
@@ -450,17 +460,22 @@ def _data_problem(form: Form, refvalue: RefValue, data: Any, rules: WriteRules) 
     if form.type == "date":
         return None if is_millis_timestamp(data) else f"must be a date {WRITE_DATE_FORM}"
     if form.type in NUMBER_TYPES:
-        if rules.documented_types and not isinstance(data, str):
-            return 'must be a number written as a string (documented type), e.g. "4"'
-        number = as_number(data)
-        if number is None:
-            return "must be a number"
-        if form.type == "integer" and not number.is_integer():
-            return "must be a whole number"
-        if refvalue.minimum is not None and number < refvalue.minimum:
-            return f"must be at least {refvalue.minimum:g}"
-        if refvalue.maximum is not None and number > refvalue.maximum:
-            return f"must be at most {refvalue.maximum:g}"
+        return _number_problem(form, refvalue, data, rules)
+    return None
+
+
+def _number_problem(form: Form, refvalue: RefValue, data: Any, rules: WriteRules) -> str | None:
+    if rules.documented_types and not isinstance(data, str):
+        return 'must be a number written as a string (documented type), e.g. "4"'
+    number = as_number(data)
+    if number is None:
+        return "must be a number"
+    if form.type == "integer" and not number.is_integer():
+        return "must be a whole number"
+    if refvalue.minimum is not None and number < refvalue.minimum:
+        return f"must be at least {refvalue.minimum:g}"
+    if refvalue.maximum is not None and number > refvalue.maximum:
+        return f"must be at most {refvalue.maximum:g}"
     return None
 
 
