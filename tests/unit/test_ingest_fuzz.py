@@ -9,26 +9,14 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pytest
 from hypothesis import HealthCheck, currently_in_test_context, event, given, settings
 from hypothesis import strategies as st
-from moto import mock_aws
 from standardwebhooks.webhooks import Webhook
 
 from qomon_sync.handlers.ingest import Ingest, handle
-from qomon_sync.settings import Settings
-from qomon_sync.sources.mapping import load_mapping
-from qomon_sync.sources.registry import build_sources
-from tests.conftest import ROOT
+from tests.unit.ingest_harness import GENERIC_SECRET, api_event, local_ingest
 
-GENERIC_SECRET = "whsec_" + base64.b64encode(b"fuzzing secret, 32 bytes long!!!").decode()
-SECRETS = {
-    "generic": GENERIC_SECRET,
-    "typeform": "tf-secret",
-    "tally": "tally-secret",
-    "brevo": "brevo-token",
-}
 ANSWERS = {202, 400, 401, 404, 405, 413, 422}
 FUZZ = settings(
     max_examples=1500,
@@ -39,45 +27,8 @@ FUZZ = settings(
 
 @pytest.fixture(scope="module")
 def ingest() -> Iterator[Ingest]:
-    with pytest.MonkeyPatch.context() as env:
-        for name, value in {
-            "AWS_DEFAULT_REGION": "eu-west-3",
-            "AWS_ACCESS_KEY_ID": "x",
-            "AWS_SECRET_ACCESS_KEY": "x",
-        }.items():
-            env.setenv(name, value)
-        env.delenv("AWS_ENDPOINT_URL", raising=False)
-        with mock_aws():
-            sqs = boto3.client("sqs")
-            queue = sqs.create_queue(QueueName="changes.fifo", Attributes={"FifoQueue": "true"})[
-                "QueueUrl"
-            ]
-            boto3.client("secretsmanager").create_secret(
-                Name="webhooks", SecretString=json.dumps(SECRETS)
-            )
-            from aws_lambda_powertools.utilities import parameters
-
-            parameters.clear_caches()  # type: ignore[no-untyped-call]
-            yield Ingest(
-                settings=Settings(changes_queue_url=queue, webhook_secrets_secret="webhooks"),
-                sources=build_sources(load_mapping(ROOT / "functions" / "sources.yaml")),
-                sqs=sqs,
-            )
-            parameters.clear_caches()  # type: ignore[no-untyped-call]
-
-
-def api_event(
-    source: Any, method: str, headers: Any, body: Any, base64_encoded: Any
-) -> dict[str, Any]:
-    return {
-        "version": "2.0",
-        "rawPath": f"/webhooks/{source}",
-        "headers": headers,
-        "pathParameters": {"source": source} if isinstance(source, str) and source else None,
-        "requestContext": {"http": {"method": method}},
-        "body": body,
-        "isBase64Encoded": base64_encoded,
-    }
+    with local_ingest() as running:
+        yield running
 
 
 def assert_well_formed(response: dict[str, Any], *, queue_failing: bool = False) -> None:

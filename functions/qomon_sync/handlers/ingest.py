@@ -13,6 +13,7 @@ import base64
 import binascii
 import hashlib
 import json
+import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -116,8 +117,12 @@ def _answer(event: Mapping[str, Any], ingest: Ingest, path: str) -> Response:
             path,
             retry_after=30,
         )
-    except Exception:  # a bug must not lose a delivery: 503 makes the sender retry
-        logger.exception("unexpected error while ingesting a webhook")
+    except Exception as exc:  # a bug must not lose a delivery: 503 makes the sender retry
+        # Where, never what: an exception's message can quote the body (personal data).
+        logger.error(
+            "unexpected error while ingesting a webhook",
+            extra={"error": type(exc).__name__, "frames": _frames(exc)},
+        )
         return problem(
             503,
             "Temporarily unavailable",
@@ -127,9 +132,16 @@ def _answer(event: Mapping[str, Any], ingest: Ingest, path: str) -> Response:
         )
 
 
+def _frames(exc: BaseException) -> list[str]:
+    return [
+        f"{Path(frame.filename).name}:{frame.lineno} {frame.name}"
+        for frame in traceback.extract_tb(exc.__traceback__)
+    ]
+
+
 def _handle(event: Mapping[str, Any], ingest: Ingest, path: str) -> Response:
     method = str(
-        ((event.get("requestContext") or {}).get("http") or {}).get("method") or ""
+        _mapping(_mapping(event.get("requestContext")).get("http")).get("method") or ""
     ).upper()
     name = _source_name(event, path)
     source = ingest.sources.get(name) if name else None
@@ -160,14 +172,14 @@ def _handle(event: Mapping[str, Any], ingest: Ingest, path: str) -> Response:
     request = WebhookRequest(
         source=name,
         body=body,
-        headers={str(k).lower(): str(v) for k, v in (event.get("headers") or {}).items()},
+        headers={str(k).lower(): str(v) for k, v in _mapping(event.get("headers")).items()},
         received_at=datetime.now(UTC),
-        query={str(k): str(v) for k, v in (event.get("queryStringParameters") or {}).items()},
+        query={str(k): str(v) for k, v in _mapping(event.get("queryStringParameters")).items()},
     )
     secret = ingest.secret_for(name)
     if secret is None:
         raise Unauthenticated("no secret is configured for this source, so nothing can pass")
-    source.authenticate(request, secret)
+    _authenticate(source, request, secret)
     events = source.change_events(request)
     messages = [
         _message(event_, name, source.delivery_id(request), i, body)
@@ -188,8 +200,29 @@ def _handle(event: Mapping[str, Any], ingest: Ingest, path: str) -> Response:
     return _json(202, {"accepted": len(events), "event_ids": [e.event_id for e in events]})
 
 
+def _authenticate(source: Source, request: WebhookRequest, secret: str) -> None:
+    """Fail closed: whatever goes wrong while checking a delivery's credentials, it is not
+    authenticated. An unauthenticated caller never gets a 5xx (which tells it to retry) nor
+    a traceback in the logs (whose message could quote what it sent)."""
+    try:
+        source.authenticate(request, secret)
+    except WebhookError:
+        raise
+    except Exception as exc:
+        logger.warning(
+            "authentication failed unexpectedly: refused",
+            extra={"source": request.source, "error": type(exc).__name__},
+        )
+        raise Unauthenticated("the delivery's credentials could not be checked") from None
+
+
+def _mapping(value: Any) -> Mapping[Any, Any]:
+    """API Gateway's headers and query parameters; anything else counts as none."""
+    return value if isinstance(value, Mapping) else {}
+
+
 def _source_name(event: Mapping[str, Any], path: str) -> str | None:
-    name = (event.get("pathParameters") or {}).get("source")
+    name = _mapping(event.get("pathParameters")).get("source")
     if not name:
         parts = path.strip("/").split("/")
         name = parts[1] if len(parts) == 2 and parts[0] == "webhooks" else None
@@ -206,7 +239,10 @@ def _raw_body(event: Mapping[str, Any]) -> bytes:
         except (binascii.Error, ValueError):
             raise _bad("the request body is not valid base64", "body") from None
     # API Gateway hands text bodies over as UTF-8 text: these are the bytes that were signed.
-    return body.encode("utf-8")
+    try:
+        return body.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate, from a `\ud800` escape in the event
+        raise _bad("the request body is not Unicode text", "body") from None
 
 
 def _bad(detail: str, field: str) -> WebhookError:
