@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 from standardwebhooks.webhooks import Webhook
 
 from qomon_sync.handlers.ingest import Ingest, handle
-from tests.unit.ingest_harness import GENERIC_SECRET, api_event, local_ingest
+from tests.unit.ingest_harness import GENERIC_SECRET, api_event, local_ingest, signed_event
+from tests.unit.webhooks import example_json
 
 ANSWERS = {202, 400, 401, 404, 405, 413, 422}
 FUZZ = settings(
@@ -169,6 +170,68 @@ def test_correctly_signed_generic_deliveries_get_a_well_formed_answer(
     assert_well_formed(response)
     if age_s:
         assert response["statusCode"] == 401  # stale or from the future: never passes
+
+
+EXAMPLES = {
+    "generic": "generic/two-change-events.json",
+    "typeform": "typeform/form-response.json",
+    "tally": "tally/form-response.json",
+    "brevo": "brevo/list-addition.json",
+}
+
+
+def _paths(value: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    found = [path]
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found += _paths(item, (*path, key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found += _paths(item, (*path, index))
+    return found
+
+
+def _replaced(value: Any, path: tuple[Any, ...], new: Any) -> Any:
+    if not path:
+        return new
+    head, *rest = path
+    copy = dict(value) if isinstance(value, dict) else list(value)
+    copy[head] = _replaced(value[head], tuple(rest), new)
+    return copy
+
+
+hostile_values = st.one_of(
+    json_values,
+    st.integers(min_value=-(10**40), max_value=10**40),
+    st.sampled_from([1e308, -1e308, 999999999999, 253402300800, 2**63, "999999999999"]),
+    st.text(st.characters(codec=None, exclude_categories=["Cs"]), max_size=40),
+    st.sampled_from(["\ufffe", "\uffff", "a\u0000b", "\u00b2", "\u0661\u0662", " " * 3]),
+    st.integers(min_value=1, max_value=30).map(lambda n: json.loads("[" * n + "]" * n)),
+)
+
+
+@FUZZ
+@given(
+    source=st.sampled_from(sorted(EXAMPLES)),
+    choice=st.integers(min_value=0),
+    new=hostile_values,
+    deep=st.sampled_from([0, 0, 0, 40, 1000]),
+)
+def test_correctly_signed_deliveries_of_every_source_never_crash(
+    ingest: Ingest, source: str, choice: int, new: Any, deep: int
+) -> None:
+    """Each source's example with one value replaced by something hostile (or buried
+    `deep` levels down): a well-formed answer, never a 5xx."""
+    payload = example_json(EXAMPLES[source])
+    paths = _paths(payload)
+    path = paths[choice % len(paths)]
+    if deep:
+        new = json.loads("[" * deep + "1" + "]" * deep)
+    body = json.dumps(_replaced(payload, path, new), ensure_ascii=False).encode()
+    response = handle(signed_event(source, body, msg_id=f"msg_{choice}"), ingest)
+    assert_well_formed(response)
+    if deep > 32:
+        assert response["statusCode"] == 400
 
 
 class FailingQueue:
