@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -12,6 +13,7 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from qomon_sync.handlers.ingest import Ingest
@@ -102,3 +104,55 @@ def queued(ingest: Ingest) -> list[dict[str, Any]]:
             ingest.sqs.delete_message(
                 QueueUrl=ingest.settings.changes_queue_url, ReceiptHandle=message["ReceiptHandle"]
             )
+
+
+SQS_REFUSES = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+"""What SQS refuses in a message (its documented set: #x9 | #xA | #xD | #x20 to #xD7FF |
+#xE000 to #xFFFD | #x10000 to #x10FFFF), written here independently of the code under test."""
+SQS_MAX_BYTES = 262_144
+
+
+class StrictQueue:
+    """moto's SQS client with the checks SQS makes and moto does not: moto takes U+FFFF and
+    messages or batches of any size. Per entry, a character SQS refuses fails that entry
+    (`SenderFault`); a batch over 256 KiB in all fails the whole call."""
+
+    def __init__(self, sqs: Any) -> None:
+        self._sqs = sqs
+        self.calls = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sqs, name)
+
+    def send_message_batch(self, **kwargs: Any) -> Any:
+        self.calls += 1
+        entries = kwargs["Entries"]
+        if sum(len(e["MessageBody"].encode("utf-8", "surrogatepass")) for e in entries) > (
+            SQS_MAX_BYTES
+        ):
+            raise ClientError(
+                {
+                    "Error": {
+                        "Code": "AWS.SimpleQueueService.BatchRequestTooLong",
+                        "Message": "Batch requests cannot be longer than 262144 bytes.",
+                        "Type": "Sender",
+                    }
+                },
+                "SendMessageBatch",
+            )
+        refused = [e for e in entries if SQS_REFUSES.search(e["MessageBody"])]
+        taken = [e for e in entries if e not in refused]
+        answer = self._sqs.send_message_batch(**{**kwargs, "Entries": taken}) if taken else {}
+        failed = [
+            {
+                "Id": e["Id"],
+                "SenderFault": True,
+                "Code": "InvalidMessageContents",
+                "Message": "Invalid binary character was found in the message body",
+            }
+            for e in refused
+        ]
+        return {
+            "Successful": answer.get("Successful", []),
+            "Failed": [*answer.get("Failed", []), *failed],
+        }

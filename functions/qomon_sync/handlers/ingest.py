@@ -26,7 +26,14 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities import parameters
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from qomon_sync.domain.change_event import ChangeEvent
+from qomon_sync.adapters.changes_queue import (
+    QueueRefused,
+    QueueUnavailable,
+    message_bytes,
+    refused_character,
+    send,
+)
+from qomon_sync.domain.change_event import ChangeEvent, character_name
 from qomon_sync.handlers.observability import logger, metrics, tracer
 from qomon_sync.settings import Settings, get_settings
 from qomon_sync.sources.base import (
@@ -37,10 +44,10 @@ from qomon_sync.sources.base import (
     WebhookRequest,
 )
 from qomon_sync.sources.mapping import load_mapping
+from qomon_sync.sources.payload import at
 from qomon_sync.sources.registry import build_sources
 
 SECRETS_CACHE_S = 300
-SQS_BATCH = 10
 
 Response = dict[str, Any]
 
@@ -86,10 +93,6 @@ def reset_ingest() -> None:
     parameters.clear_caches()  # type: ignore[no-untyped-call]
 
 
-class QueueUnavailable(Exception):
-    pass
-
-
 def handle(event: Mapping[str, Any], ingest: Ingest) -> Response:
     """The whole request, answered; never raises."""
     path = str(event.get("rawPath") or "")
@@ -108,6 +111,17 @@ def _answer(event: Mapping[str, Any], ingest: Ingest, path: str) -> Response:
             "webhook refused", extra={"status": error.status, "field": error.field, "path": path}
         )
         return problem(error.status, error.title, error.detail, path, field=error.field)
+    except QueueRefused as error:
+        # Not the sender's fault alone: the checks before sending should have caught it.
+        logger.error("queue refused the events", extra={"code": error.code, "path": path})
+        return problem(
+            413 if error.too_large else 400,
+            "Change events refused by the queue",
+            f"the queue refused this delivery's change events ({error.code}); "
+            "it would refuse them again",
+            path,
+            field="body",
+        )
     except QueueUnavailable as error:
         logger.warning("queue unavailable", extra={"reason": str(error)})
         return problem(
@@ -185,16 +199,20 @@ def _handle(event: Mapping[str, Any], ingest: Ingest, path: str) -> Response:
         _message(event_, name, source.delivery_id(request), i, body)
         for i, event_ in enumerate(events)
     ]
-    too_big = [
-        m
-        for m in messages
-        if len(m["MessageBody"].encode("utf-8")) > ingest.settings.max_message_bytes
-    ]
-    if too_big:
+    # Everything SQS would refuse is found before anything is sent: moto (local mode)
+    # takes all of it, and SQS's refusals would leave part of a delivery queued.
+    for event_, message in zip(events, messages, strict=True):
+        _check_sendable(event_, message)
+    if any(message_bytes(m) > ingest.settings.max_message_bytes for m in messages):
         return problem(
             413, "Payload too large", "a change event exceeds the queue's message size", path
         )
-    _enqueue(ingest, messages)
+    send(
+        ingest.sqs,
+        ingest.settings.changes_queue_url,
+        messages,
+        max_bytes=ingest.settings.max_message_bytes,
+    )
     metrics.add_metric(name="EventsEnqueued", unit=MetricUnit.Count, value=len(messages))
     logger.info("webhook accepted", extra={"source": name, "events": len(messages)})
     return _json(202, {"accepted": len(events), "event_ids": [e.event_id for e in events]})
@@ -249,6 +267,34 @@ def _bad(detail: str, field: str) -> WebhookError:
     return BadPayload(detail, field=field)
 
 
+def _check_sendable(event: ChangeEvent, message: Mapping[str, Any]) -> None:
+    """A change event's texts are checked as it is built (ChangeEvent, payload.as_text);
+    this is the last look at what is actually sent, naming the field if one slipped by."""
+    char = refused_character(message["MessageBody"])
+    if char is None:
+        return
+    where = _path_of(event.model_dump(mode="json", exclude_none=True), char) or "body"
+    raise BadPayload(
+        f"`{where}` of change event `{event.event_id}` holds {character_name(char)}, "
+        "which the queue refuses",
+        field=where,
+    )
+
+
+def _path_of(value: Any, char: str, path: str = "") -> str | None:
+    """Where in `value` a text holds `char`."""
+    if isinstance(value, str):
+        return path if char in value else None
+    if not isinstance(value, dict | list):
+        return None
+    items = value.items() if isinstance(value, dict) else enumerate(value)
+    for key, item in items:
+        found = _path_of(item, char, at(path, key))
+        if found is not None:
+            return found
+    return None
+
+
 def _message(
     event: ChangeEvent, source: str, delivery_id: str | None, index: int, body: bytes
 ) -> dict[str, Any]:
@@ -260,24 +306,6 @@ def _message(
         "MessageGroupId": event.contact.key,
         "MessageDeduplicationId": dedup,
     }
-
-
-def _enqueue(ingest: Ingest, messages: list[dict[str, Any]]) -> None:
-    for start in range(0, len(messages), SQS_BATCH):
-        pending = messages[start : start + SQS_BATCH]
-        for _ in range(2):  # one retry for entries SQS could not take
-            try:
-                answer = ingest.sqs.send_message_batch(
-                    QueueUrl=ingest.settings.changes_queue_url, Entries=pending
-                )
-            except Exception as exc:  # botocore's errors: the queue is unreachable
-                raise QueueUnavailable(type(exc).__name__) from None
-            failed = {f["Id"] for f in answer.get("Failed", [])}
-            pending = [m for m in pending if m["Id"] in failed]
-            if not pending:
-                break
-        if pending:
-            raise QueueUnavailable(f"{len(pending)} events refused by SQS")
 
 
 def problem(

@@ -29,7 +29,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from qomon_sync.domain.change_event import ChangeEvent
+from qomon_sync.domain.change_event import ChangeEvent, validation_problems
 from qomon_sync.sources.base import BadPayload, NoContact, Unauthenticated, WebhookRequest
 from qomon_sync.sources.mapping import (
     LIST_ID,
@@ -122,13 +122,12 @@ class BrevoSource:
         try:
             return ChangeEvent.model_validate(event)
         except ValidationError as exc:
-            error = exc.errors(include_input=False, include_url=False)[0]
-            where = ".".join(str(part) for part in error["loc"])
+            loc, message = validation_problems(exc)[0]
+            where = ".".join(str(part) for part in loc)
             if where.startswith("contact.mail"):
                 raise bad(at(path, "email"), "is not an e-mail address") from None
             raise BadPayload(
-                f"the `{name}` action gives an invalid change event: {where}: "
-                f"{error['msg'].removeprefix('Value error, ')}",
+                f"the `{name}` action gives an invalid change event: {where}: {message}",
                 field=shown(path),
             ) from None
 

@@ -25,7 +25,7 @@ from standardwebhooks.webhooks import (
     WebhookVerificationError,
 )
 
-from qomon_sync.domain.change_event import ChangeEvent
+from qomon_sync.domain.change_event import ChangeEvent, validation_problems
 from qomon_sync.sources.base import BadPayload, NoContact, Unauthenticated, WebhookRequest
 from qomon_sync.sources.payload import ROOT, at, parse_json, shown
 from qomon_sync.sources.signatures import header, require_secret
@@ -183,8 +183,7 @@ def _change_event(item: Any, path: str) -> ChangeEvent:
     try:
         return ChangeEvent.model_validate(item)
     except ValidationError as exc:
-        errors = exc.errors(include_input=False, include_url=False)
-        problems = [(_loc(path, error["loc"]), _message(error["msg"])) for error in errors]
+        problems = [(_loc(path, loc), message) for loc, message in validation_problems(exc)]
         if _names_no_contact(item) and all(_is_under(path, "contact", p) for p, _ in problems):
             raise NoContact(
                 "the change event names no contact: `contact` needs an `id` or a `mail`",
@@ -215,7 +214,3 @@ def _loc(path: str, loc: tuple[int | str, ...]) -> str:
     for part in loc:
         path = at(path, part)
     return shown(path)
-
-
-def _message(msg: str) -> str:
-    return msg.removeprefix("Value error, ")

@@ -18,6 +18,7 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
+from qomon_sync.domain.change_event import not_text_problem
 from qomon_sync.sources.base import BadPayload
 
 ROOT = ""
@@ -144,10 +145,16 @@ def as_list(value: Any, path: str) -> list[Any]:
 
 
 def as_text(value: Any, path: str) -> str:
+    """Text, made of characters only: not a control character (but tab and line breaks),
+    a lone surrogate, U+FFFE or U+FFFF, which mean nothing to a person or to Qomon and
+    which SQS refuses for good."""
     if value is None:
         raise bad(path, "is missing")
     if not isinstance(value, str):
         raise bad(path, "must be text")
+    problem = not_text_problem(value)
+    if problem is not None:
+        raise bad(path, problem)
     return value
 
 
