@@ -1,8 +1,9 @@
 """The ingest Lambda: `POST /webhooks/{source}` from an API Gateway HTTP API.
 
 A delivery is authenticated over its exact bytes by its source's scheme, turned into
-change events v1, and put on the FIFO queue (group = the contact, deduplication = the
-sender's delivery id) before it is answered 202. Every refusal is problem JSON naming
+change events v1 whose `source` is the source authenticated (the URL's), and put on the
+FIFO queue (group = the contact, deduplication = that source and the sender's delivery
+id) before it is answered 202. Every refusal is problem JSON naming
 the field at fault. No answer is a 5xx except 503, when the queue cannot take the
 events: the sender then retries, and nothing is lost.
 """
@@ -194,7 +195,7 @@ def _handle(event: Mapping[str, Any], ingest: Ingest, path: str) -> Response:
     if secret is None:
         raise Unauthenticated("no secret is configured for this source, so nothing can pass")
     _authenticate(source, request, secret)
-    events = source.change_events(request)
+    events = [_from_authenticated(event_, name) for event_ in source.change_events(request)]
     messages = [
         _message(event_, name, source.delivery_id(request), i, body)
         for i, event_ in enumerate(events)
@@ -265,6 +266,18 @@ def _raw_body(event: Mapping[str, Any]) -> bytes:
 
 def _bad(detail: str, field: str) -> WebhookError:
     return BadPayload(detail, field=field)
+
+
+def _from_authenticated(event: ChangeEvent, name: str) -> ChangeEvent:
+    """The event as from `name`, the source whose secret verified the delivery.
+
+    The sync's idempotency key is `<source>:<event_id>`: a `source` the body chose would
+    let one sender speak for another (a generic event `tally-<id>` claiming `tally` made
+    the real Tally delivery a duplicate). The generic source takes change events as they
+    are, so its body may name any source: that name is replaced, not refused, as it is a
+    label no sender can be trusted with and changes nothing else. `name` is a source name
+    (mapping.SOURCE_NAME), which ChangeEvent's `source` takes."""
+    return event if event.source == name else event.model_copy(update={"source": name})
 
 
 def _check_sendable(event: ChangeEvent, message: Mapping[str, Any]) -> None:

@@ -9,6 +9,11 @@ separated by blanks during a key rotation), with a `whsec_<base64>` secret.
 Replays: a delivery is refused once its timestamp is more than 5 minutes away from the
 time it is received, and within that window the `webhook-id` (the delivery id) is the
 queue's deduplication key, so a replayed delivery is never applied twice.
+
+The events are taken as they are but for `source`: the ingest sets it to this source's
+name (the one whose secret verified the delivery), whatever the body says, so that a
+generic sender can neither speak for another source nor, by reusing its event ids, make
+that source's events duplicates (the sync keys them `<source>:<event_id>`).
 """
 
 from __future__ import annotations
