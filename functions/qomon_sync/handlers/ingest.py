@@ -3,9 +3,11 @@
 A delivery is authenticated over its exact bytes by its source's scheme, turned into
 change events v1 whose `source` is the source authenticated (the URL's), and put on the
 FIFO queue (group = the contact, deduplication = that source and the sender's delivery
-id) before it is answered 202. Every refusal is problem JSON naming
-the field at fault. No answer is a 5xx except 503, when the queue cannot take the
-events: the sender then retries, and nothing is lost.
+id) before it is answered 202. Every refusal is problem JSON naming the field at fault.
+No answer is a 5xx except 503: when the queue cannot take the events for a reason that
+may pass (the sender then retries, and nothing is lost), or on a bug after
+authentication. Nothing an unauthenticated caller sends is a 5xx, as checking credentials
+fails closed (401); what the queue would refuse for good is a 400 or a 413.
 """
 
 from __future__ import annotations
