@@ -88,7 +88,7 @@ def signed_event(source: str, body: bytes, *, msg_id: str | None = None) -> dict
 
 def queued(ingest: Ingest) -> list[dict[str, Any]]:
     """Every message on the queue, taken off it (body parsed, plus the SQS attributes)."""
-    found = []
+    found: list[dict[str, Any]] = []
     while True:
         answer = ingest.sqs.receive_message(
             QueueUrl=ingest.settings.changes_queue_url,

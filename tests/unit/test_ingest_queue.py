@@ -106,7 +106,7 @@ def test_a_lone_surrogate_escaped_in_json_is_400_naming_the_field(ingest: Ingest
 
 
 def typeform_with_first_answer(text: str) -> dict[str, Any]:
-    payload = example_json("typeform/form-response.json")
+    payload: dict[str, Any] = example_json("typeform/form-response.json")
     answers = payload["form_response"]["answers"]
     index = next(i for i, a in enumerate(answers) if a["type"] == "text")
     answers[index]["text"] = text
