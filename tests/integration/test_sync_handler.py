@@ -213,3 +213,16 @@ def test_the_same_event_id_from_two_sources_in_one_batch_is_applied_once_each(
     contact = standin(local, "contacts/700106")["contact"]
     assert (contact["firstname"], contact["surname"]) == ("First", "Second")
     assert dead_letters(local) == []
+
+
+def test_an_event_holding_a_non_text_character_is_dead_lettered_naming_the_field(
+    local: LocalMode,
+) -> None:
+    """One that reached the queue without the ingest (a console, an old message): the
+    same rule as at the door, and the field as a sender names it (no union member tags)."""
+    record = message(700103, fields=[{"field": "Profession", "value": "x\u0001y"}])
+    assert invoke([record]) == {"batchItemFailures": []}
+    [letter] = dead_letters(local)
+    assert letter["error_code"] == "invalid_event"
+    assert letter["error_fields"] == "fields[0].value"
+    assert "U+0001" in letter["error_detail"]

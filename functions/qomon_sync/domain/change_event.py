@@ -278,7 +278,8 @@ def validation_problems(exc: ValidationError) -> list[tuple[tuple[str | int, ...
     (`fields.0.value.function-after[...]`, `...int`, `...float`): the tags are left out;
     of one field's complaints only the first member's is kept (texts come first), and a
     complaint about a field is dropped when another member's reaches inside it (a list
-    value's `[1]` says more than "not a text")."""
+    value's `[1]` says more than "not a text"). For change events only: their field
+    names are all `[a-z_]+` and none is a member tag (`int`, `float`, `str`, `bool`)."""
     found: dict[tuple[str | int, ...], str] = {}
     for error in exc.errors(include_input=False, include_url=False):
         loc = tuple(
