@@ -35,11 +35,13 @@ def invoke(records: list[dict[str, Any]], timeout_s: float = 60) -> Any:
     )
 
 
-def message(contact_id: int, **changes: Any) -> dict[str, Any]:
+def message(
+    contact_id: int, *, event_id: str | None = None, source: str = "test", **changes: Any
+) -> dict[str, Any]:
     body = json.dumps(
         {
-            "event_id": uuid.uuid4().hex,
-            "source": "test",
+            "event_id": event_id or uuid.uuid4().hex,
+            "source": source,
             "occurred_at": "2026-11-24T10:00:00Z",
             "contact": {"id": contact_id},
             **changes,
@@ -176,3 +178,51 @@ def test_metrics_are_emitted_as_emf(local: LocalMode, capsys: pytest.CaptureFixt
     assert dead["reason"] == "unknown_field"
     usage = next(b for b in blobs if "QomonTokensSpent" in b)
     assert usage["QomonTokensSpent"] == [1 + 5 + 1 + 6]  # GET+PATCH, GET, and the 6 forms
+
+
+def patches(local: LocalMode) -> int:
+    return int(standin(local, "stats")["calls"].get("PATCH /contacts/{id}", 0))
+
+
+def test_one_sources_event_id_never_makes_anothers_a_duplicate(local: LocalMode) -> None:
+    """Issue 11: a generic event with id `tally-<id>` was recorded under that id alone, and
+    the real Tally event with the same id was then skipped as already applied."""
+    shared = "tally-a4cb511e-d513-4fa5-baee-b815d718dfd1"
+    claimed = message(700103, event_id=shared, source="generic", set={"firstname": "Generic"})
+    real = message(700103, event_id=shared, source="tally", set={"firstname": "Tally"})
+    assert invoke([claimed]) == {"batchItemFailures": []}
+    assert invoke([real]) == {"batchItemFailures": []}
+    assert standin(local, "contacts/700103")["contact"]["firstname"] == "Tally"
+    assert patches(local) == 2
+    # Each source's own redelivery is still a duplicate, and changes nothing.
+    assert invoke([real]) == {"batchItemFailures": []}
+    assert invoke([claimed]) == {"batchItemFailures": []}
+    assert patches(local) == 2
+
+
+def test_the_same_event_id_from_two_sources_in_one_batch_is_applied_once_each(
+    local: LocalMode,
+) -> None:
+    shared = "crm-42"
+    first = message(700106, event_id=shared, source="crm", set={"firstname": "First"})
+    second = message(700106, event_id=shared, source="generic", set={"surname": "Second"})
+    response = invoke([first, second])
+    # The second waits for the next delivery (an event is named by its id within a fold).
+    assert response == {"batchItemFailures": [{"itemIdentifier": second["MessageId"]}]}
+    assert invoke([second]) == {"batchItemFailures": []}
+    contact = standin(local, "contacts/700106")["contact"]
+    assert (contact["firstname"], contact["surname"]) == ("First", "Second")
+    assert dead_letters(local) == []
+
+
+def test_an_event_holding_a_non_text_character_is_dead_lettered_naming_the_field(
+    local: LocalMode,
+) -> None:
+    """One that reached the queue without the ingest (a console, an old message): the
+    same rule as at the door, and the field as a sender names it (no union member tags)."""
+    record = message(700103, fields=[{"field": "Profession", "value": "x\u0001y"}])
+    assert invoke([record]) == {"batchItemFailures": []}
+    [letter] = dead_letters(local)
+    assert letter["error_code"] == "invalid_event"
+    assert letter["error_fields"] == "fields[0].value"
+    assert "U+0001" in letter["error_detail"]

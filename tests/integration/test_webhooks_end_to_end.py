@@ -145,3 +145,61 @@ def test_an_unknown_source_is_404_and_a_get_is_405(local: LocalMode) -> None:
     assert post(local, "mailchimp", b"{}", {}).status_code == 404
     assert local.endpoints is not None
     assert httpx.get(local.endpoints.webhook_url.format(source="generic")).status_code == 405
+
+
+def test_a_generic_event_claiming_a_tally_id_does_not_suppress_the_real_tally_delivery(
+    local: LocalMode,
+) -> None:
+    """Issue 11, as found: a generic event with id `tally-<eventId>` (and `source: tally`)
+    was recorded as applied under that id, and the real Tally delivery, with the same id,
+    was then skipped as a duplicate: its answers never reached Qomon."""
+    assert local.endpoints is not None
+    assert local.endpoints.webhook_secrets is not None
+    secrets = local.endpoints.webhook_secrets
+    hugo = 700121
+    tally_body = (EVENTS / "webhooks" / "tally" / "form-response.json").read_bytes()
+    event_id = "tally-" + json.loads(tally_body)["eventId"]
+    claim = json.dumps(
+        {
+            "event_id": event_id,
+            "source": "tally",
+            "occurred_at": "2026-11-24T10:00:00Z",
+            "contact": {"id": hugo},
+            "tags": {"add": ["claimed-by-generic"]},
+        }
+    ).encode()
+    patches = standin(local, "stats")["calls"].get("PATCH /contacts/{id}", 0)
+    response = post(local, "generic", claim, sign("generic", secrets["generic"], claim))
+    assert response.status_code == 202, response.text
+    wait_for_processing(local, hugo, patches)
+
+    patches = standin(local, "stats")["calls"].get("PATCH /contacts/{id}", 0)
+    response = post(local, "tally", tally_body, sign("tally", secrets["tally"], tally_body))
+    assert response.status_code == 202, response.text
+    assert response.json()["event_ids"] == [event_id]
+    wait_for_processing(local, hugo, patches)  # before the fix: never, a "duplicate"
+    contact = standin(local, f"contacts/{hugo}")["contact"]
+    assert contact["mobile"] == "+32491223344"  # the Tally answer, applied
+    assert "claimed-by-generic" in json.dumps(contact["tags"])  # and the generic event's
+
+
+def test_local_mode_refuses_what_sqs_refuses_before_queueing(local: LocalMode) -> None:
+    """moto takes U+FFFF; SQS does not. The ingest refuses it itself, so local mode answers
+    as AWS does: 400 naming the field, not 202 here and 503 in production."""
+    assert local.endpoints is not None
+    assert local.endpoints.webhook_secrets is not None
+    body = json.dumps(
+        {
+            "event_id": "crm-uffff",
+            "source": "generic",
+            "occurred_at": "2026-11-24T10:00:00Z",
+            "contact": {"id": ANA},
+            "set": {"firstname": "Ana\uffff"},
+        },
+        ensure_ascii=False,
+    ).encode()
+    response = post(
+        local, "generic", body, sign("generic", local.endpoints.webhook_secrets["generic"], body)
+    )
+    assert response.status_code == 400, response.text
+    assert response.json()["errors"][0]["location"] == "set.firstname"

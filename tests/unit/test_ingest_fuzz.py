@@ -9,26 +9,15 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pytest
 from hypothesis import HealthCheck, currently_in_test_context, event, given, settings
 from hypothesis import strategies as st
-from moto import mock_aws
 from standardwebhooks.webhooks import Webhook
 
 from qomon_sync.handlers.ingest import Ingest, handle
-from qomon_sync.settings import Settings
-from qomon_sync.sources.mapping import load_mapping
-from qomon_sync.sources.registry import build_sources
-from tests.conftest import ROOT
+from tests.unit.ingest_harness import GENERIC_SECRET, api_event, local_ingest, signed_event
+from tests.unit.webhooks import example_json
 
-GENERIC_SECRET = "whsec_" + base64.b64encode(b"fuzzing secret, 32 bytes long!!!").decode()
-SECRETS = {
-    "generic": GENERIC_SECRET,
-    "typeform": "tf-secret",
-    "tally": "tally-secret",
-    "brevo": "brevo-token",
-}
 ANSWERS = {202, 400, 401, 404, 405, 413, 422}
 FUZZ = settings(
     max_examples=1500,
@@ -39,45 +28,8 @@ FUZZ = settings(
 
 @pytest.fixture(scope="module")
 def ingest() -> Iterator[Ingest]:
-    with pytest.MonkeyPatch.context() as env:
-        for name, value in {
-            "AWS_DEFAULT_REGION": "eu-west-3",
-            "AWS_ACCESS_KEY_ID": "x",
-            "AWS_SECRET_ACCESS_KEY": "x",
-        }.items():
-            env.setenv(name, value)
-        env.delenv("AWS_ENDPOINT_URL", raising=False)
-        with mock_aws():
-            sqs = boto3.client("sqs")
-            queue = sqs.create_queue(QueueName="changes.fifo", Attributes={"FifoQueue": "true"})[
-                "QueueUrl"
-            ]
-            boto3.client("secretsmanager").create_secret(
-                Name="webhooks", SecretString=json.dumps(SECRETS)
-            )
-            from aws_lambda_powertools.utilities import parameters
-
-            parameters.clear_caches()  # type: ignore[no-untyped-call]
-            yield Ingest(
-                settings=Settings(changes_queue_url=queue, webhook_secrets_secret="webhooks"),
-                sources=build_sources(load_mapping(ROOT / "functions" / "sources.yaml")),
-                sqs=sqs,
-            )
-            parameters.clear_caches()  # type: ignore[no-untyped-call]
-
-
-def api_event(
-    source: Any, method: str, headers: Any, body: Any, base64_encoded: Any
-) -> dict[str, Any]:
-    return {
-        "version": "2.0",
-        "rawPath": f"/webhooks/{source}",
-        "headers": headers,
-        "pathParameters": {"source": source} if isinstance(source, str) and source else None,
-        "requestContext": {"http": {"method": method}},
-        "body": body,
-        "isBase64Encoded": base64_encoded,
-    }
+    with local_ingest() as running:
+        yield running
 
 
 def assert_well_formed(response: dict[str, Any], *, queue_failing: bool = False) -> None:
@@ -218,6 +170,68 @@ def test_correctly_signed_generic_deliveries_get_a_well_formed_answer(
     assert_well_formed(response)
     if age_s:
         assert response["statusCode"] == 401  # stale or from the future: never passes
+
+
+EXAMPLES = {
+    "generic": "generic/two-change-events.json",
+    "typeform": "typeform/form-response.json",
+    "tally": "tally/form-response.json",
+    "brevo": "brevo/list-addition.json",
+}
+
+
+def _paths(value: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    found = [path]
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found += _paths(item, (*path, key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found += _paths(item, (*path, index))
+    return found
+
+
+def _replaced(value: Any, path: tuple[Any, ...], new: Any) -> Any:
+    if not path:
+        return new
+    head, *rest = path
+    copy = dict(value) if isinstance(value, dict) else list(value)
+    copy[head] = _replaced(value[head], tuple(rest), new)
+    return copy
+
+
+hostile_values = st.one_of(
+    json_values,
+    st.integers(min_value=-(10**40), max_value=10**40),
+    st.sampled_from([1e308, -1e308, 999999999999, 253402300800, 2**63, "999999999999"]),
+    st.text(st.characters(codec=None, exclude_categories=["Cs"]), max_size=40),
+    st.sampled_from(["\ufffe", "\uffff", "a\u0000b", "\u00b2", "\u0661\u0662", " " * 3]),
+    st.integers(min_value=1, max_value=30).map(lambda n: json.loads("[" * n + "]" * n)),
+)
+
+
+@FUZZ
+@given(
+    source=st.sampled_from(sorted(EXAMPLES)),
+    choice=st.integers(min_value=0),
+    new=hostile_values,
+    deep=st.sampled_from([0, 0, 0, 40, 1000]),
+)
+def test_correctly_signed_deliveries_of_every_source_never_crash(
+    ingest: Ingest, source: str, choice: int, new: Any, deep: int
+) -> None:
+    """Each source's example with one value replaced by something hostile (or buried
+    `deep` levels down): a well-formed answer, never a 5xx."""
+    payload = example_json(EXAMPLES[source])
+    paths = _paths(payload)
+    path = paths[choice % len(paths)]
+    if deep:
+        new = json.loads("[" * deep + "1" + "]" * deep)
+    body = json.dumps(_replaced(payload, path, new), ensure_ascii=False).encode()
+    response = handle(signed_event(source, body, msg_id=f"msg_{choice}"), ingest)
+    assert_well_formed(response)
+    if deep > 32:
+        assert response["statusCode"] == 400
 
 
 class FailingQueue:

@@ -205,6 +205,14 @@ def test_brevo_sends_no_delivery_id(source: BrevoSource) -> None:
         (as_body({**example_json("brevo/list-addition.json"), "date": "09/10/2020"}), "date"),
         (as_body({**example_json("brevo/list-addition.json"), "list_id": ["x"]}), "list_id"),
         (as_body({**example_json("brevo/list-addition.json"), "list_id": []}), "list_id"),
+        # Numbers that cannot be what they stand for: never an OverflowError turned 503.
+        (as_body({**example_json("brevo/spam.json"), "ts_event": 999999999999}), "ts_event"),
+        (as_body({**example_json("brevo/spam.json"), "ts_event": 1e300}), "ts_event"),
+        (as_body({**example_json("brevo/spam.json"), "ts_event": "999999999999"}), "ts_event"),
+        (as_body({**example_json("brevo/spam.json"), "ts_event": -1}), "ts_event"),
+        (as_body({**example_json("brevo/spam.json"), "ts_event": "\u00b2"}), "ts_event"),
+        (as_body({**example_json("brevo/list-addition.json"), "list_id": ["\u00b2"]}), "list_id"),
+        (as_body({**example_json("brevo/list-addition.json"), "list_id": ["9" * 50]}), "list_id"),
         (
             as_body(
                 {k: v for k, v in example_json("brevo/list-addition.json").items() if k != "date"}

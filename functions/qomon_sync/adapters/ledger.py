@@ -2,7 +2,11 @@
 
 The sync folds several events for one contact into one write, so the idempotency
 decorator (one call, one key) does not fit; the same persistence layer is used per event
-instead, keyed on `event_id` (never the SQS message id, which a redrive changes):
+instead, keyed on `<source>:<event_id>` (never the SQS message id, which a redrive
+changes). An event id is unique only within its source, and the source is the one the
+ingest authenticated (it sets every queued event's `source`): keyed on the id alone, a
+generic event `tally-<id>` made the real Tally event with that id a duplicate. Every
+method takes the event, so no caller can build the key another way:
 
 - claim: write an in-progress record, or learn that the event is done or busy elsewhere;
 - complete: the event was applied or found to change nothing, for `idempotency_expiry_s`;
@@ -26,6 +30,8 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 )
 from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import STATUS_CONSTANTS
 
+from qomon_sync.domain.change_event import ChangeEvent
+
 
 class Claim(enum.Enum):
     NEW = "new"
@@ -47,14 +53,15 @@ class EventLedger:
             function_name=function_name,
         )
 
-    def claim(self, event_id: str, remaining_ms: int) -> Claim:
+    def claim(self, event: ChangeEvent, remaining_ms: int) -> Claim:
+        key = _key(event)
         try:
-            self._store.save_inprogress(_key(event_id), remaining_time_in_millis=remaining_ms)
+            self._store.save_inprogress(key, remaining_time_in_millis=remaining_ms)
         except IdempotencyItemAlreadyExistsError as exc:
             record = exc.old_data_record
             if record is None:
                 try:
-                    record = self._store.get_record(_key(event_id))
+                    record = self._store.get_record(key)
                 except IdempotencyItemNotFoundError:
                     return Claim.BUSY  # removed between our write and read: retry later
             if record is not None and record.status == STATUS_CONSTANTS["COMPLETED"]:
@@ -62,12 +69,17 @@ class EventLedger:
             return Claim.BUSY
         return Claim.NEW
 
-    def complete(self, event_id: str, outcome: dict[str, Any]) -> None:
-        self._store.save_success(_key(event_id), result=outcome)
+    def complete(self, event: ChangeEvent, outcome: dict[str, Any]) -> None:
+        self._store.save_success(_key(event), result=outcome)
 
-    def release(self, event_id: str, reason: Exception) -> None:
-        self._store.delete_record(_key(event_id), exception=reason)
+    def release(self, event: ChangeEvent, reason: Exception) -> None:
+        self._store.delete_record(_key(event), exception=reason)
 
 
-def _key(event_id: str) -> dict[str, Any]:
-    return {"event_id": event_id}
+def ledger_key(event: ChangeEvent) -> str:
+    """`<source>:<event_id>`; a source's name holds no `:`, so no two events share one."""
+    return f"{event.source}:{event.event_id}"
+
+
+def _key(event: ChangeEvent) -> dict[str, Any]:
+    return {"event_id": ledger_key(event)}

@@ -13,11 +13,13 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
     StringConstraints,
+    ValidationError,
     field_validator,
     model_validator,
 )
@@ -26,8 +28,43 @@ from qomon_sync.domain.privacy import pseudonym
 
 SCHEMA_VERSION: Literal[1] = 1
 
-Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
-ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
+NOT_TEXT = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+"""A character no text of a change event holds: outside XML 1.0's characters, which is
+also what SQS carries (#x9 | #xA | #xD | #x20-#xD7FF | #xE000-#xFFFD | #x10000-#x10FFFF).
+Control characters, lone surrogates, U+FFFE and U+FFFF mean nothing to a person or to
+Qomon, and the queue would refuse them for good."""
+
+
+def character_name(char: str) -> str:
+    code = f"U+{ord(char):04X}"
+    return f"a lone surrogate ({code})" if 0xD800 <= ord(char) <= 0xDFFF else code
+
+
+def not_text_problem(text: str) -> str | None:
+    """Why `text` cannot be part of a change event (never quoting it), or None."""
+    found = NOT_TEXT.search(text)
+    if found is None:
+        return None
+    return f"holds {character_name(found.group())}, which is not a text character"
+
+
+def _text(value: str) -> str:
+    problem = not_text_problem(value)
+    if problem is not None:
+        raise ValueError(problem)
+    return value
+
+
+Text = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=2000),
+    AfterValidator(_text),
+]
+ShortText = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=255),
+    AfterValidator(_text),
+]
 Id = Annotated[int, Field(ge=1)]
 
 
@@ -144,11 +181,7 @@ class TagChanges(_Strict):
         return self
 
 
-Scalar = (
-    Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
-    | int
-    | float
-)
+Scalar = Text | int | float
 
 
 class FieldChange(_Strict):
@@ -232,3 +265,31 @@ class ChangeEvent(_Strict):
         if self.set is None:
             return {}
         return self.set.model_dump(mode="python", exclude_unset=True)
+
+
+_FIELD_NAME = re.compile(r"[a-z_]+")
+_MEMBER_TAGS = frozenset({"int", "float", "str", "bool"})
+
+
+def validation_problems(exc: ValidationError) -> list[tuple[tuple[str | int, ...], str]]:
+    """(location, message) of each field at fault, as a sender would name it.
+
+    Pydantic adds a union member's tag to the location of each member's complaint
+    (`fields.0.value.function-after[...]`, `...int`, `...float`): the tags are left out;
+    of one field's complaints only the first member's is kept (texts come first), and a
+    complaint about a field is dropped when another member's reaches inside it (a list
+    value's `[1]` says more than "not a text"). For change events only: their field
+    names are all `[a-z_]+` and none is a member tag (`int`, `float`, `str`, `bool`)."""
+    found: dict[tuple[str | int, ...], str] = {}
+    for error in exc.errors(include_input=False, include_url=False):
+        loc = tuple(
+            part
+            for part in error["loc"]
+            if isinstance(part, int) or (_FIELD_NAME.fullmatch(part) and part not in _MEMBER_TAGS)
+        )
+        found.setdefault(loc, error["msg"].removeprefix("Value error, "))
+    return [
+        (loc, message)
+        for loc, message in found.items()
+        if not any(len(other) > len(loc) and other[: len(loc)] == loc for other in found)
+    ]

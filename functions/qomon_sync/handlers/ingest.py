@@ -1,10 +1,13 @@
 """The ingest Lambda: `POST /webhooks/{source}` from an API Gateway HTTP API.
 
 A delivery is authenticated over its exact bytes by its source's scheme, turned into
-change events v1, and put on the FIFO queue (group = the contact, deduplication = the
-sender's delivery id) before it is answered 202. Every refusal is problem JSON naming
-the field at fault. No answer is a 5xx except 503, when the queue cannot take the
-events: the sender then retries, and nothing is lost.
+change events v1 whose `source` is the source authenticated (the URL's), and put on the
+FIFO queue (group = the contact, deduplication = that source and the sender's delivery
+id) before it is answered 202. Every refusal is problem JSON naming the field at fault.
+No answer is a 5xx except 503: when the queue cannot take the events for a reason that
+may pass (the sender then retries, and nothing is lost), or on a bug after
+authentication. Nothing an unauthenticated caller sends is a 5xx, as checking credentials
+fails closed (401); what the queue would refuse for good is a 400 or a 413.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import base64
 import binascii
 import hashlib
 import json
+import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -25,7 +29,14 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities import parameters
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from qomon_sync.domain.change_event import ChangeEvent
+from qomon_sync.adapters.changes_queue import (
+    QueueRefused,
+    QueueUnavailable,
+    message_bytes,
+    refused_character,
+    send,
+)
+from qomon_sync.domain.change_event import ChangeEvent, character_name
 from qomon_sync.handlers.observability import logger, metrics, tracer
 from qomon_sync.settings import Settings, get_settings
 from qomon_sync.sources.base import (
@@ -36,10 +47,10 @@ from qomon_sync.sources.base import (
     WebhookRequest,
 )
 from qomon_sync.sources.mapping import load_mapping
+from qomon_sync.sources.payload import at
 from qomon_sync.sources.registry import build_sources
 
 SECRETS_CACHE_S = 300
-SQS_BATCH = 10
 
 Response = dict[str, Any]
 
@@ -85,10 +96,6 @@ def reset_ingest() -> None:
     parameters.clear_caches()  # type: ignore[no-untyped-call]
 
 
-class QueueUnavailable(Exception):
-    pass
-
-
 def handle(event: Mapping[str, Any], ingest: Ingest) -> Response:
     """The whole request, answered; never raises."""
     path = str(event.get("rawPath") or "")
@@ -107,6 +114,17 @@ def _answer(event: Mapping[str, Any], ingest: Ingest, path: str) -> Response:
             "webhook refused", extra={"status": error.status, "field": error.field, "path": path}
         )
         return problem(error.status, error.title, error.detail, path, field=error.field)
+    except QueueRefused as error:
+        # Not the sender's fault alone: the checks before sending should have caught it.
+        logger.error("queue refused the events", extra={"code": error.code, "path": path})
+        return problem(
+            413 if error.too_large else 400,
+            "Change events refused by the queue",
+            f"the queue refused this delivery's change events ({error.code}); "
+            "it would refuse them again",
+            path,
+            field="body",
+        )
     except QueueUnavailable as error:
         logger.warning("queue unavailable", extra={"reason": str(error)})
         return problem(
@@ -116,8 +134,12 @@ def _answer(event: Mapping[str, Any], ingest: Ingest, path: str) -> Response:
             path,
             retry_after=30,
         )
-    except Exception:  # a bug must not lose a delivery: 503 makes the sender retry
-        logger.exception("unexpected error while ingesting a webhook")
+    except Exception as exc:  # a bug must not lose a delivery: 503 makes the sender retry
+        # Where, never what: an exception's message can quote the body (personal data).
+        logger.error(
+            "unexpected error while ingesting a webhook",
+            extra={"error": type(exc).__name__, "frames": _frames(exc)},
+        )
         return problem(
             503,
             "Temporarily unavailable",
@@ -127,9 +149,16 @@ def _answer(event: Mapping[str, Any], ingest: Ingest, path: str) -> Response:
         )
 
 
+def _frames(exc: BaseException) -> list[str]:
+    return [
+        f"{Path(frame.filename).name}:{frame.lineno} {frame.name}"
+        for frame in traceback.extract_tb(exc.__traceback__)
+    ]
+
+
 def _handle(event: Mapping[str, Any], ingest: Ingest, path: str) -> Response:
     method = str(
-        ((event.get("requestContext") or {}).get("http") or {}).get("method") or ""
+        _mapping(_mapping(event.get("requestContext")).get("http")).get("method") or ""
     ).upper()
     name = _source_name(event, path)
     source = ingest.sources.get(name) if name else None
@@ -160,36 +189,61 @@ def _handle(event: Mapping[str, Any], ingest: Ingest, path: str) -> Response:
     request = WebhookRequest(
         source=name,
         body=body,
-        headers={str(k).lower(): str(v) for k, v in (event.get("headers") or {}).items()},
+        headers={str(k).lower(): str(v) for k, v in _mapping(event.get("headers")).items()},
         received_at=datetime.now(UTC),
-        query={str(k): str(v) for k, v in (event.get("queryStringParameters") or {}).items()},
+        query={str(k): str(v) for k, v in _mapping(event.get("queryStringParameters")).items()},
     )
     secret = ingest.secret_for(name)
     if secret is None:
         raise Unauthenticated("no secret is configured for this source, so nothing can pass")
-    source.authenticate(request, secret)
-    events = source.change_events(request)
+    _authenticate(source, request, secret)
+    events = [_from_authenticated(event_, name) for event_ in source.change_events(request)]
     messages = [
         _message(event_, name, source.delivery_id(request), i, body)
         for i, event_ in enumerate(events)
     ]
-    too_big = [
-        m
-        for m in messages
-        if len(m["MessageBody"].encode("utf-8")) > ingest.settings.max_message_bytes
-    ]
-    if too_big:
+    # Everything SQS would refuse is found before anything is sent: moto (local mode)
+    # takes all of it, and SQS's refusals would leave part of a delivery queued.
+    for event_, message in zip(events, messages, strict=True):
+        _check_sendable(event_, message)
+    if any(message_bytes(m) > ingest.settings.max_message_bytes for m in messages):
         return problem(
             413, "Payload too large", "a change event exceeds the queue's message size", path
         )
-    _enqueue(ingest, messages)
+    send(
+        ingest.sqs,
+        ingest.settings.changes_queue_url,
+        messages,
+        max_bytes=ingest.settings.max_message_bytes,
+    )
     metrics.add_metric(name="EventsEnqueued", unit=MetricUnit.Count, value=len(messages))
     logger.info("webhook accepted", extra={"source": name, "events": len(messages)})
     return _json(202, {"accepted": len(events), "event_ids": [e.event_id for e in events]})
 
 
+def _authenticate(source: Source, request: WebhookRequest, secret: str) -> None:
+    """Fail closed: whatever goes wrong while checking a delivery's credentials, it is not
+    authenticated. An unauthenticated caller never gets a 5xx (which tells it to retry) nor
+    a traceback in the logs (whose message could quote what it sent)."""
+    try:
+        source.authenticate(request, secret)
+    except WebhookError:
+        raise
+    except Exception as exc:
+        logger.warning(
+            "authentication failed unexpectedly: refused",
+            extra={"source": request.source, "error": type(exc).__name__},
+        )
+        raise Unauthenticated("the delivery's credentials could not be checked") from None
+
+
+def _mapping(value: Any) -> Mapping[Any, Any]:
+    """API Gateway's headers and query parameters; anything else counts as none."""
+    return value if isinstance(value, Mapping) else {}
+
+
 def _source_name(event: Mapping[str, Any], path: str) -> str | None:
-    name = (event.get("pathParameters") or {}).get("source")
+    name = _mapping(event.get("pathParameters")).get("source")
     if not name:
         parts = path.strip("/").split("/")
         name = parts[1] if len(parts) == 2 and parts[0] == "webhooks" else None
@@ -206,11 +260,54 @@ def _raw_body(event: Mapping[str, Any]) -> bytes:
         except (binascii.Error, ValueError):
             raise _bad("the request body is not valid base64", "body") from None
     # API Gateway hands text bodies over as UTF-8 text: these are the bytes that were signed.
-    return body.encode("utf-8")
+    try:
+        return body.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate, from a `\ud800` escape in the event
+        raise _bad("the request body is not Unicode text", "body") from None
 
 
 def _bad(detail: str, field: str) -> WebhookError:
     return BadPayload(detail, field=field)
+
+
+def _from_authenticated(event: ChangeEvent, name: str) -> ChangeEvent:
+    """The event as from `name`, the source whose secret verified the delivery.
+
+    The sync's idempotency key is `<source>:<event_id>`: a `source` the body chose would
+    let one sender speak for another (a generic event `tally-<id>` claiming `tally` made
+    the real Tally delivery a duplicate). The generic source takes change events as they
+    are, so its body may name any source: that name is replaced, not refused, as it is a
+    label no sender can be trusted with and changes nothing else. `name` is a source name
+    (mapping.SOURCE_NAME), which ChangeEvent's `source` takes."""
+    return event if event.source == name else event.model_copy(update={"source": name})
+
+
+def _check_sendable(event: ChangeEvent, message: Mapping[str, Any]) -> None:
+    """A change event's texts are checked as it is built (ChangeEvent, payload.as_text);
+    this is the last look at what is actually sent, naming the field if one slipped by."""
+    char = refused_character(message["MessageBody"])
+    if char is None:
+        return
+    where = _path_of(event.model_dump(mode="json", exclude_none=True), char) or "body"
+    raise BadPayload(
+        f"`{where}` of change event `{event.event_id}` holds {character_name(char)}, "
+        "which the queue refuses",
+        field=where,
+    )
+
+
+def _path_of(value: Any, char: str, path: str = "") -> str | None:
+    """Where in `value` a text holds `char`."""
+    if isinstance(value, str):
+        return path if char in value else None
+    if not isinstance(value, dict | list):
+        return None
+    items = value.items() if isinstance(value, dict) else enumerate(value)
+    for key, item in items:
+        found = _path_of(item, char, at(path, key))
+        if found is not None:
+            return found
+    return None
 
 
 def _message(
@@ -224,24 +321,6 @@ def _message(
         "MessageGroupId": event.contact.key,
         "MessageDeduplicationId": dedup,
     }
-
-
-def _enqueue(ingest: Ingest, messages: list[dict[str, Any]]) -> None:
-    for start in range(0, len(messages), SQS_BATCH):
-        pending = messages[start : start + SQS_BATCH]
-        for _ in range(2):  # one retry for entries SQS could not take
-            try:
-                answer = ingest.sqs.send_message_batch(
-                    QueueUrl=ingest.settings.changes_queue_url, Entries=pending
-                )
-            except Exception as exc:  # botocore's errors: the queue is unreachable
-                raise QueueUnavailable(type(exc).__name__) from None
-            failed = {f["Id"] for f in answer.get("Failed", [])}
-            pending = [m for m in pending if m["Id"] in failed]
-            if not pending:
-                break
-        if pending:
-            raise QueueUnavailable(f"{len(pending)} events refused by SQS")
 
 
 def problem(

@@ -7,7 +7,8 @@ batch into one read-modify-write (domain.contact_sync), so a contact costs one G
 most one PATCH however many of its events arrive together.
 
 Each event ends in exactly one of:
-- applied or found unchanged: its event id is recorded (never applied twice);
+- applied or found unchanged: its source and event id are recorded (never applied
+  twice; the ingest sets `source` to the source it authenticated);
 - dead-lettered at once with the reason, for failures a retry cannot fix (an invalid
   event, a rejection, an unknown contact, Qomon refusing the body or the key);
 - left on the queue, for failures that may pass (429, 5xx, timeouts, too little time
@@ -39,13 +40,13 @@ from qomon_sync.adapters.ledger import Claim, EventLedger
 from qomon_sync.adapters.qomon import Deadline, QomonClient, QomonError, RetryPolicy, TokenBucket
 from qomon_sync.adapters.qomon.port import QomonContacts, fetch_forms
 from qomon_sync.adapters.secrets import MissingApiKey, qomon_api_key
-from qomon_sync.domain.change_event import ChangeEvent
+from qomon_sync.domain.change_event import ChangeEvent, validation_problems
 from qomon_sync.domain.contact_shape import WriteContact
 from qomon_sync.domain.contact_sync import ContactSync, EventOutcome, QomonPort, sync_contact
 from qomon_sync.domain.forms import FormCatalog
 from qomon_sync.domain.privacy import pseudonym
 from qomon_sync.domain.refusal import Code, Refusal
-from qomon_sync.domain.validation import error_paths
+from qomon_sync.domain.validation import location
 from qomon_sync.handlers.observability import logger, metrics, tracer
 from qomon_sync.settings import Settings, get_settings
 
@@ -215,6 +216,14 @@ class SyncBatch:
             event = self._parse(record)
             if event is None:
                 continue
+            if event.event_id in by_event:
+                # Another source's event with the same id (ids are unique per source): the
+                # fold names events by id, so this one and what follows wait for the next
+                # delivery, in order, as behind a busy event.
+                self._retry(
+                    records[index:], "another source's event with this id is in the same batch"
+                )
+                break
             claim = self._claim(event, record)
             if claim is Claim.DONE:
                 continue
@@ -233,7 +242,7 @@ class SyncBatch:
         try:
             return ChangeEvent.model_validate_json(record.body)
         except ValidationError as exc:
-            problems = error_paths(exc)
+            problems = [(location(loc), why) for loc, why in validation_problems(exc)]
             detail = "; ".join(f"{path}: {why}" for path, why in problems)
             refusal = Refusal(
                 Code.INVALID_EVENT,
@@ -246,13 +255,16 @@ class SyncBatch:
     def _claim(self, event: ChangeEvent, record: SQSRecord) -> Claim:
         if self.runtime.ledger is None:
             return Claim.NEW  # dry run: nothing is written, so nothing is recorded
-        claim = self.runtime.ledger.claim(
-            event.event_id, self.context.get_remaining_time_in_millis()
-        )
+        claim = self.runtime.ledger.claim(event, self.context.get_remaining_time_in_millis())
         if claim is Claim.DONE:
             self.fates[record.message_id] = Fate()
             metrics.add_metric(name="EventsDuplicate", unit=MetricUnit.Count, value=1)
-            self._log(event.event_id, "duplicate", detail="already applied; not applied again")
+            self._log(
+                event.event_id,
+                "duplicate",
+                source=event.source,
+                detail="already applied; not applied again",
+            )
         return claim
 
     def _apply(
@@ -285,12 +297,18 @@ class SyncBatch:
                         EventOutcome(event.event_id, "dead_letter", refusal=refusal)
                     )
                     self.http_statuses[event.event_id] = status
-        self._settle(result, by_event)
+        self._settle(result, by_event, {event.event_id: event for event in events})
 
-    def _settle(self, result: ContactSync, by_event: dict[str, SQSRecord]) -> None:
+    def _settle(
+        self,
+        result: ContactSync,
+        by_event: dict[str, SQSRecord],
+        events: dict[str, ChangeEvent],
+    ) -> None:
         actions = set()
         for outcome in result.outcomes:
             record = by_event[outcome.event_id]
+            event = events[outcome.event_id]
             self.fates[record.message_id] = Fate()
             if outcome.refusal is not None:
                 self._dead_letter(
@@ -300,14 +318,12 @@ class SyncBatch:
                     http_status=self.http_statuses.get(outcome.event_id),
                 )
                 if self.runtime.ledger is not None:
-                    self.runtime.ledger.release(
-                        outcome.event_id, RuntimeError(outcome.refusal.code)
-                    )
+                    self.runtime.ledger.release(event, RuntimeError(outcome.refusal.code))
                 continue
             actions.add(outcome.action)
             if self.runtime.ledger is not None:
                 self.runtime.ledger.complete(
-                    outcome.event_id, {"action": outcome.action, "contact_id": outcome.contact_id}
+                    event, {"action": outcome.action, "contact_id": outcome.contact_id}
                 )
             action: str = outcome.action
             if self.runtime.settings.dry_run and action != "unchanged":
@@ -315,6 +331,7 @@ class SyncBatch:
             self._log(
                 outcome.event_id,
                 action,
+                source=event.source,
                 contact_id=outcome.contact_id,
                 changed=list(outcome.changed),
                 warnings=list(outcome.warnings),
@@ -372,7 +389,7 @@ class SyncBatch:
 
     def _release(self, event: ChangeEvent, why: Exception) -> None:
         if self.runtime.ledger is not None:
-            self.runtime.ledger.release(event.event_id, why)
+            self.runtime.ledger.release(event, why)
 
     def _log(self, event_id: str, action: str, **details: Any) -> None:
         logger.set_correlation_id(event_id)

@@ -29,7 +29,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from qomon_sync.domain.change_event import ChangeEvent
+from qomon_sync.domain.change_event import ChangeEvent, validation_problems
 from qomon_sync.sources.base import BadPayload, NoContact, Unauthenticated, WebhookRequest
 from qomon_sync.sources.mapping import (
     LIST_ID,
@@ -37,12 +37,22 @@ from qomon_sync.sources.mapping import (
     BrevoSourceConfig,
     nest_basic_fields,
 )
-from qomon_sync.sources.payload import ROOT, as_object, as_text, at, bad, parse_json, shown
+from qomon_sync.sources.payload import (
+    ROOT,
+    as_object,
+    as_text,
+    as_unix_seconds,
+    at,
+    bad,
+    parse_json,
+    shown,
+)
 from qomon_sync.sources.signatures import check_token, header, require_secret
 
 AUTHORIZATION_HEADER = "Authorization"
 _BEARER = re.compile(r"^Bearer\s+(\S+)$", re.IGNORECASE)
 _BREVO_DATE = "%Y-%m-%d %H:%M:%S"
+_LIST_ID = re.compile(r"[0-9]{1,18}")
 
 
 class BrevoSource:
@@ -112,13 +122,12 @@ class BrevoSource:
         try:
             return ChangeEvent.model_validate(event)
         except ValidationError as exc:
-            error = exc.errors(include_input=False, include_url=False)[0]
-            where = ".".join(str(part) for part in error["loc"])
+            loc, message = validation_problems(exc)[0]
+            where = ".".join(str(part) for part in loc)
             if where.startswith("contact.mail"):
                 raise bad(at(path, "email"), "is not an e-mail address") from None
             raise BadPayload(
-                f"the `{name}` action gives an invalid change event: {where}: "
-                f"{error['msg'].removeprefix('Value error, ')}",
+                f"the `{name}` action gives an invalid change event: {where}: {message}",
                 field=shown(path),
             ) from None
 
@@ -129,7 +138,11 @@ def _list_ids(value: Any, path: str, action: BrevoAction) -> list[int]:
     items = value if isinstance(value, list) else [value]
     ids = []
     for item in items:
-        if isinstance(item, bool) or not isinstance(item, int | str) or not str(item).isdigit():
+        # ASCII digits only (`"²".isdigit()` is true, and int() refuses it), and an id's
+        # length, so that no conversion can fail.
+        if isinstance(item, bool) or not isinstance(item, int | str):
+            raise bad(path, "must be a list of Brevo list ids")
+        if not _LIST_ID.fullmatch(str(item) if isinstance(item, str) else f"{item:d}"):
             raise bad(path, "must be a list of Brevo list ids")
         ids.append(int(item))
     if not ids:
@@ -170,11 +183,7 @@ def _occurred_at(item: dict[str, Any], path: str) -> datetime:
     """`ts_event` (Unix seconds, UTC), else `date`, which Brevo documents in Paris time."""
     stamp = item.get("ts_event")
     if stamp is not None:
-        if isinstance(stamp, bool) or not (
-            isinstance(stamp, int | float) or (isinstance(stamp, str) and stamp.isdigit())
-        ):
-            raise bad(at(path, "ts_event"), "must be Unix seconds")
-        return datetime.fromtimestamp(float(stamp), tz=UTC)
+        return as_unix_seconds(stamp, at(path, "ts_event"))
     text = item.get("date")
     if text is None:
         raise bad(at(path, "ts_event"), "is missing (and so is `date`)")

@@ -43,7 +43,12 @@ from pydantic import (
     model_validator,
 )
 
-from qomon_sync.domain.change_event import AddressPatch, BasicFieldsPatch, ChangeEvent
+from qomon_sync.domain.change_event import (
+    AddressPatch,
+    BasicFieldsPatch,
+    ChangeEvent,
+    validation_problems,
+)
 from qomon_sync.sources.base import BadPayload, NoContact
 from qomon_sync.sources.payload import is_blank
 
@@ -983,8 +988,8 @@ def _validated(event: dict[str, Any], source: str, origins: dict[str, str]) -> C
     try:
         return ChangeEvent.model_validate(event)
     except ValidationError as exc:
-        error = exc.errors(include_input=False, include_url=False)[0]
-        loc = [str(part) if not isinstance(part, int) else f"[{part}]" for part in error["loc"]]
+        where, message = validation_problems(exc)[0]
+        loc = [str(part) if not isinstance(part, int) else f"[{part}]" for part in where]
         path = ".".join(loc).replace(".[", "[")
         origin = next(
             (
@@ -995,6 +1000,6 @@ def _validated(event: dict[str, Any], source: str, origins: dict[str, str]) -> C
             f"sources.{source}",
         )
         raise BadPayload(
-            f"the mapping `{origin}` gives an invalid change event: {path}: {_plain(error['msg'])}",
+            f"the mapping `{origin}` gives an invalid change event: {path}: {message}",
             field=path,
         ) from None

@@ -3,15 +3,22 @@
 Every refusal is a BadPayload whose `field` is the path in the body (`form_response.token`,
 `[2].email`, `data.fields[3].value`), and whose detail never repeats a value: bodies carry
 personal data, and problem answers end up in logs.
+
+What is parsed is bounded here, for every source: at most MAX_DEPTH levels of nesting
+(checked before the parser recurses, so a body a thousand levels deep is a 400, not a
+RecursionError), at most MAX_VALUES values (every object, list, key's value and scalar),
+and numbers that are numbers (no `1e400` read as infinity, no integer of 5,000 digits).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import re
 from datetime import UTC, datetime
 from typing import Any
 
+from qomon_sync.domain.change_event import not_text_problem
 from qomon_sync.sources.base import BadPayload
 
 ROOT = ""
@@ -21,8 +28,34 @@ _EVENT_ID_TEXT = re.compile(r"^[\x21-\x7e]{1,100}$")
 """What a sender's id may look like to become part of a change event's `event_id`."""
 
 
+MAX_DEPTH = 32
+"""Levels of objects and lists; the deepest body a source documents has 8."""
+MAX_VALUES = 20_000
+"""Values in a body; a large Typeform form, its definition included, has a few thousand."""
+MAX_INTEGER_DIGITS = 30
+
+_STRING_OR_BRACKET = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]', re.DOTALL)
+
+
+class _NotANumber(ValueError):
+    pass
+
+
 def _reject_constant(name: str) -> None:
-    raise ValueError(f"{name} is not a JSON number")
+    raise _NotANumber(f"{name} is not a JSON number")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise _NotANumber("a number too large for a float")
+    return value
+
+
+def _bounded_int(text: str) -> int:
+    if len(text.lstrip("-")) > MAX_INTEGER_DIGITS:
+        raise _NotANumber(f"a number of more than {MAX_INTEGER_DIGITS} digits")
+    return int(text)
 
 
 def parse_json(body: bytes) -> Any:
@@ -30,9 +63,17 @@ def parse_json(body: bytes) -> Any:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
         raise BadPayload("the body is not UTF-8 text", field="body") from None
+    _check_depth(text)
     try:
         # NaN and Infinity are not JSON; Python would otherwise let them through as floats.
-        return json.loads(text, parse_constant=_reject_constant)
+        value = json.loads(
+            text,
+            parse_constant=_reject_constant,
+            parse_float=_finite_float,
+            parse_int=_bounded_int,
+        )
+    except _NotANumber as exc:
+        raise BadPayload(f"the body holds {exc}", field="body") from None
     except ValueError as exc:
         where = (
             f" (line {exc.lineno}, column {exc.colno}: {exc.msg})"
@@ -40,6 +81,40 @@ def parse_json(body: bytes) -> Any:
             else ""
         )
         raise BadPayload(f"the body is not JSON{where}", field="body") from None
+    except RecursionError:  # pragma: no cover - _check_depth stops far before the parser
+        raise BadPayload(
+            f"the body is nested deeper than {MAX_DEPTH} levels", field="body"
+        ) from None
+    _check_size(value)
+    return value
+
+
+def _check_depth(text: str) -> None:
+    """Brackets outside strings, counted before the recursive parser sees them. A body
+    that is not JSON may be miscounted; it is refused either way."""
+    depth = 0
+    for match in _STRING_OR_BRACKET.finditer(text):
+        lexeme = match.group()
+        if lexeme in "[{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise BadPayload(f"the body is nested deeper than {MAX_DEPTH} levels", field="body")
+        elif lexeme in "]}":
+            depth -= 1
+
+
+def _check_size(value: Any) -> None:
+    count = 0
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        count += 1
+        if count > MAX_VALUES:
+            raise BadPayload(f"the body holds more than {MAX_VALUES} values", field="body")
+        if isinstance(item, dict):
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
 
 
 def at(path: str, key: str | int) -> str:
@@ -70,10 +145,16 @@ def as_list(value: Any, path: str) -> list[Any]:
 
 
 def as_text(value: Any, path: str) -> str:
+    """Text, made of characters only: not a control character (but tab and line breaks),
+    a lone surrogate, U+FFFE or U+FFFF, which mean nothing to a person or to Qomon and
+    which SQS refuses for good."""
     if value is None:
         raise bad(path, "is missing")
     if not isinstance(value, str):
         raise bad(path, "must be text")
+    problem = not_text_problem(value)
+    if problem is not None:
+        raise bad(path, problem)
     return value
 
 
@@ -102,6 +183,25 @@ def as_instant(value: Any, path: str) -> datetime:
     except ValueError:
         raise bad(path, "is not an ISO 8601 date and time") from None
     return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+
+
+MAX_UNIX_SECONDS = 253_402_300_799
+"""9999-12-31T23:59:59Z, the last second a datetime holds."""
+_UNIX_SECONDS_TEXT = re.compile(r"[0-9]{1,12}")
+
+
+def as_unix_seconds(value: Any, path: str) -> datetime:
+    """An instant from Unix seconds (a number, or ASCII digits as text), from 1970 to the
+    year 9999: a value no datetime holds is refused, never converted."""
+    if isinstance(value, str) and _UNIX_SECONDS_TEXT.fullmatch(value):
+        seconds: float = int(value)
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        seconds = value
+    else:
+        raise bad(path, "must be Unix seconds")
+    if not 0 <= seconds <= MAX_UNIX_SECONDS:  # NaN fails this too
+        raise bad(path, "must be Unix seconds between 1970 and the year 9999")
+    return datetime.fromtimestamp(seconds, tz=UTC)
 
 
 def as_sender_id(value: Any, path: str) -> str:

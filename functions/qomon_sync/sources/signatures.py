@@ -1,7 +1,10 @@
 """HMAC-SHA256 signatures and shared tokens, checked in constant time over the raw bytes.
 
 A missing, malformed or wrong signature is always a rejection, never a pass, and the
-detail says which of the three it was (never the value received or expected).
+detail says which of the three it was (never the value received or expected). Header
+values are read as what every sender writes, printable ASCII of a bounded length: anything
+else (non-ASCII text, control characters, a lone surrogate from a JSON escape in the
+Lambda event, a header of megabytes) is malformed before any decoding or comparison.
 """
 
 from __future__ import annotations
@@ -10,11 +13,15 @@ import base64
 import binascii
 import hashlib
 import hmac
+import re
 from collections.abc import Mapping
 
 from qomon_sync.sources.base import Unauthenticated
 
 SHA256_BYTES = 32
+MAX_HEADER_CHARS = 4096
+"""Far above any signature, token or id a sender writes (API Gateway takes 10 KB in all)."""
+_HEADER_TEXT = re.compile(r"[\t\x20-\x7e]*")
 
 
 def hmac_sha256(secret: str, body: bytes) -> bytes:
@@ -22,11 +29,19 @@ def hmac_sha256(secret: str, body: bytes) -> bytes:
 
 
 def header(headers: Mapping[str, str], name: str) -> str:
-    """The header's value, or Unauthenticated naming it when it is missing or blank."""
+    """The header's value, blanks around it removed; Unauthenticated naming the header when
+    it is missing, blank, or not printable ASCII of at most MAX_HEADER_CHARS."""
     value = headers.get(name.lower(), "")
-    if not value.strip():
+    if not isinstance(value, str) or not value.strip():
         raise Unauthenticated(f"missing header {name}", field=name)
-    return value.strip()
+    value = value.strip()
+    if len(value) > MAX_HEADER_CHARS:
+        raise Unauthenticated(
+            f"malformed header {name} (longer than {MAX_HEADER_CHARS} characters)", field=name
+        )
+    if not _HEADER_TEXT.fullmatch(value):
+        raise Unauthenticated(f"malformed header {name} (not printable ASCII)", field=name)
+    return value
 
 
 def decode_sha256_base64(text: str, header_name: str, expected_form: str) -> bytes:

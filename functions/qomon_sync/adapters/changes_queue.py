@@ -1,0 +1,127 @@
+"""Putting change events on the FIFO queue, and sorting what SQS answers into "may pass
+later" and "never will".
+
+SQS takes at most 10 entries and 256 KiB in one SendMessageBatch, and refuses a message
+holding a character outside #x9 | #xA | #xD | #x20-#xD7FF | #xE000-#xFFFD |
+#x10000-#x10FFFF. The caller checks its messages against those rules before sending
+anything (`refused_character`, `message_bytes`): moto, which local mode runs on, takes
+all of it, so SQS's refusals must never be what finds them. Batches here are cut by
+count and by size.
+
+What SQS still refuses is told apart from what fails:
+- QueueRefused: the content, which a retry would send again unchanged (an entry failed
+  with `SenderFault`, or a request refused as too long or invalid);
+- QueueUnavailable: anything that may pass later (throttling, an outage, a network
+  error, a queue or a permission an operator restores).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from qomon_sync.domain.change_event import NOT_TEXT
+
+MAX_BATCH_ENTRIES = 10
+RETRIES = 1
+"""Entries SQS failed on its side are sent once more before the delivery is given up."""
+
+_TOO_LARGE = frozenset({"BatchRequestTooLong", "MessageTooLong"})
+_INVALID = frozenset(
+    {
+        "InvalidMessageContents",
+        "InvalidParameterValue",
+        "InvalidAttributeName",
+        "InvalidAttributeValue",
+        "BatchEntryIdsNotDistinct",
+        "InvalidBatchEntryId",
+        "TooManyEntriesInBatchRequest",
+        "EmptyBatchRequest",
+        "UnsupportedOperation",
+    }
+)
+
+
+class QueueUnavailable(Exception):
+    """The events were not queued, and may be later: the sender should retry."""
+
+
+class QueueRefused(Exception):
+    """SQS refused the events themselves: the same delivery would be refused again."""
+
+    def __init__(self, code: str) -> None:
+        self.code = code
+        self.too_large = code in _TOO_LARGE
+        super().__init__(code)
+
+
+def refused_character(text: str) -> str | None:
+    """The first character of `text` SQS refuses, or None."""
+    found = NOT_TEXT.search(text)
+    return found.group() if found else None
+
+
+def message_bytes(entry: dict[str, Any]) -> int:
+    """An entry's size as SQS counts it: the body, and each attribute's name, type and value."""
+    size = len(entry["MessageBody"].encode("utf-8", "surrogatepass"))
+    for name, attribute in (entry.get("MessageAttributes") or {}).items():
+        value = attribute.get("StringValue") or attribute.get("BinaryValue") or ""
+        size += len(name.encode()) + len(attribute.get("DataType", "").encode())
+        size += len(value.encode("utf-8", "surrogatepass") if isinstance(value, str) else value)
+    return size
+
+
+def batches(entries: Sequence[dict[str, Any]], max_bytes: int) -> Iterator[list[dict[str, Any]]]:
+    """Consecutive entries, at most 10 and `max_bytes` in all per batch (order kept, as the
+    FIFO queue keeps it within each message group)."""
+    batch: list[dict[str, Any]] = []
+    size = 0
+    for entry in entries:
+        entry_size = message_bytes(entry)
+        if batch and (len(batch) == MAX_BATCH_ENTRIES or size + entry_size > max_bytes):
+            yield batch
+            batch, size = [], 0
+        batch.append(entry)
+        size += entry_size
+    if batch:
+        yield batch
+
+
+def send(sqs: Any, queue_url: str, entries: Sequence[dict[str, Any]], *, max_bytes: int) -> None:
+    """Queue every entry, or raise QueueRefused / QueueUnavailable."""
+    for batch in batches(entries, max_bytes):
+        pending = batch
+        for _ in range(1 + RETRIES):
+            answer = _send_batch(sqs, queue_url, pending)
+            failures = answer.get("Failed") or []
+            for failure in failures:
+                if failure.get("SenderFault"):
+                    raise QueueRefused(_plain(str(failure.get("Code") or "SenderFault")))
+            failed = {failure["Id"] for failure in failures}
+            pending = [entry for entry in pending if entry["Id"] in failed]
+            if not pending:
+                break
+        if pending:
+            raise QueueUnavailable(f"{len(pending)} events not taken by SQS")
+
+
+def _send_batch(sqs: Any, queue_url: str, entries: list[dict[str, Any]]) -> Any:
+    try:
+        return sqs.send_message_batch(QueueUrl=queue_url, Entries=entries)
+    except ClientError as exc:
+        code = _plain(str(exc.response.get("Error", {}).get("Code") or "ClientError"))
+        if code in _TOO_LARGE or code in _INVALID:
+            raise QueueRefused(code) from None
+        raise QueueUnavailable(code) from None
+    except UnicodeError:  # botocore cannot even encode it (a lone surrogate)
+        raise QueueRefused("InvalidMessageContents") from None
+    except Exception as exc:  # botocore's connection and credential errors
+        raise QueueUnavailable(type(exc).__name__) from None
+
+
+def _plain(code: str) -> str:
+    """`AWS.SimpleQueueService.BatchRequestTooLong` (the query-compatible form) as
+    `BatchRequestTooLong`."""
+    return code.removeprefix("AWS.SimpleQueueService.")

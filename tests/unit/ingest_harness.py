@@ -1,0 +1,158 @@
+"""The ingest handler on local AWS (moto): a FIFO queue, the webhook secrets, the bundled
+mapping; and the requests API Gateway's HTTP API hands it."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+from moto import mock_aws
+
+from qomon_sync.handlers.ingest import Ingest
+from qomon_sync.settings import Settings
+from qomon_sync.sources.mapping import load_mapping
+from qomon_sync.sources.registry import build_sources
+from qomon_sync_dev.signing import sign, standard_webhooks
+from tests.conftest import ROOT
+
+GENERIC_SECRET = "whsec_" + base64.b64encode(b"fuzzing secret, 32 bytes long!!!").decode()
+SECRETS = {
+    "generic": GENERIC_SECRET,
+    "typeform": "tf-secret",
+    "tally": "tally-secret",
+    "brevo": "brevo-token",
+}
+
+
+@contextmanager
+def local_ingest() -> Iterator[Ingest]:
+    from aws_lambda_powertools.utilities import parameters
+
+    with pytest.MonkeyPatch.context() as env:
+        for name, value in {
+            "AWS_DEFAULT_REGION": "eu-west-3",
+            "AWS_ACCESS_KEY_ID": "x",
+            "AWS_SECRET_ACCESS_KEY": "x",
+        }.items():
+            env.setenv(name, value)
+        env.delenv("AWS_ENDPOINT_URL", raising=False)
+        with mock_aws():
+            sqs = boto3.client("sqs")
+            queue = sqs.create_queue(QueueName="changes.fifo", Attributes={"FifoQueue": "true"})[
+                "QueueUrl"
+            ]
+            boto3.client("secretsmanager").create_secret(
+                Name="webhooks", SecretString=json.dumps(SECRETS)
+            )
+            parameters.clear_caches()  # type: ignore[no-untyped-call]
+            yield Ingest(
+                settings=Settings(changes_queue_url=queue, webhook_secrets_secret="webhooks"),
+                sources=build_sources(load_mapping(ROOT / "functions" / "sources.yaml")),
+                sqs=sqs,
+            )
+            parameters.clear_caches()  # type: ignore[no-untyped-call]
+
+
+def api_event(
+    source: Any, method: str, headers: Any, body: Any, base64_encoded: Any = False
+) -> dict[str, Any]:
+    return {
+        "version": "2.0",
+        "rawPath": f"/webhooks/{source}",
+        "headers": headers,
+        "pathParameters": {"source": source} if isinstance(source, str) and source else None,
+        "requestContext": {"http": {"method": method}},
+        "body": body,
+        "isBase64Encoded": base64_encoded,
+    }
+
+
+def signed_event(source: str, body: bytes, *, msg_id: str | None = None) -> dict[str, Any]:
+    """A POST of `body` to `source`, signed as its sender signs (now, for Standard Webhooks)."""
+    if source == "generic":
+        headers = standard_webhooks(SECRETS[source], body, msg_id=msg_id, at=datetime.now(UTC))
+    else:
+        headers = sign(source, SECRETS[source], body)
+    return api_event(
+        source, "POST", {"content-type": "application/json", **headers}, body.decode("utf-8")
+    )
+
+
+def queued(ingest: Ingest) -> list[dict[str, Any]]:
+    """Every message on the queue, taken off it (body parsed, plus the SQS attributes)."""
+    found: list[dict[str, Any]] = []
+    while True:
+        answer = ingest.sqs.receive_message(
+            QueueUrl=ingest.settings.changes_queue_url,
+            MaxNumberOfMessages=10,
+            AttributeNames=["All"],
+            MessageAttributeNames=["All"],
+        )
+        messages = answer.get("Messages", [])
+        if not messages:
+            return found
+        for message in messages:
+            found.append({"body": json.loads(message["Body"]), **message})
+            ingest.sqs.delete_message(
+                QueueUrl=ingest.settings.changes_queue_url, ReceiptHandle=message["ReceiptHandle"]
+            )
+
+
+SQS_REFUSES = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+"""What SQS refuses in a message (its documented set: #x9 | #xA | #xD | #x20 to #xD7FF |
+#xE000 to #xFFFD | #x10000 to #x10FFFF), written here independently of the code under test."""
+SQS_MAX_BYTES = 262_144
+
+
+class StrictQueue:
+    """moto's SQS client with the checks SQS makes and moto does not: moto takes U+FFFF and
+    messages or batches of any size. Per entry, a character SQS refuses fails that entry
+    (`SenderFault`); a batch over 256 KiB in all fails the whole call."""
+
+    def __init__(self, sqs: Any) -> None:
+        self._sqs = sqs
+        self.calls = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sqs, name)
+
+    def send_message_batch(self, **kwargs: Any) -> Any:
+        self.calls += 1
+        entries = kwargs["Entries"]
+        if sum(len(e["MessageBody"].encode("utf-8", "surrogatepass")) for e in entries) > (
+            SQS_MAX_BYTES
+        ):
+            raise ClientError(
+                {
+                    "Error": {
+                        "Code": "AWS.SimpleQueueService.BatchRequestTooLong",
+                        "Message": "Batch requests cannot be longer than 262144 bytes.",
+                        "Type": "Sender",
+                    }
+                },
+                "SendMessageBatch",
+            )
+        refused = [e for e in entries if SQS_REFUSES.search(e["MessageBody"])]
+        taken = [e for e in entries if e not in refused]
+        answer = self._sqs.send_message_batch(**{**kwargs, "Entries": taken}) if taken else {}
+        failed = [
+            {
+                "Id": e["Id"],
+                "SenderFault": True,
+                "Code": "InvalidMessageContents",
+                "Message": "Invalid binary character was found in the message body",
+            }
+            for e in refused
+        ]
+        return {
+            "Successful": answer.get("Successful", []),
+            "Failed": [*answer.get("Failed", []), *failed],
+        }

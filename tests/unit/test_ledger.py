@@ -1,0 +1,70 @@
+"""The idempotency ledger keys an event by its source and its id: an id is unique only
+within its source (issue 11)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from qomon_sync.adapters.ledger import Claim, EventLedger, ledger_key
+from qomon_sync.domain.change_event import ChangeEvent, ContactRef
+
+SHARED_ID = "tally-a4cb511e-d513-4fa5-baee-b815d718dfd1"
+
+
+@pytest.fixture
+def ledger() -> Iterator[EventLedger]:
+    with pytest.MonkeyPatch.context() as env:
+        for name, value in {
+            "AWS_DEFAULT_REGION": "eu-west-3",
+            "AWS_ACCESS_KEY_ID": "x",
+            "AWS_SECRET_ACCESS_KEY": "x",
+        }.items():
+            env.setenv(name, value)
+        env.delenv("AWS_ENDPOINT_URL", raising=False)
+        with mock_aws():
+            boto3.client("dynamodb").create_table(
+                TableName="ledger",
+                KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+                AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+                BillingMode="PAY_PER_REQUEST",
+            )
+            yield EventLedger("ledger", expiry_s=3600)
+
+
+def event(source: str, event_id: str = SHARED_ID) -> ChangeEvent:
+    return ChangeEvent(
+        event_id=event_id,
+        source=source,
+        occurred_at=datetime(2026, 11, 24, tzinfo=UTC),
+        contact=ContactRef(id=700103),
+    )
+
+
+def test_the_key_is_the_source_and_the_event_id() -> None:
+    assert ledger_key(event("generic")) == f"generic:{SHARED_ID}"
+    assert ledger_key(event("tally")) != ledger_key(event("generic"))
+
+
+def test_an_event_applied_for_one_source_is_new_for_another(ledger: EventLedger) -> None:
+    claimed = event("generic")
+    assert ledger.claim(claimed, 60_000) is Claim.NEW
+    ledger.complete(claimed, {"action": "replaced", "contact_id": 700103})
+    real = event("tally")
+    assert ledger.claim(real, 60_000) is Claim.NEW
+    ledger.complete(real, {"action": "replaced", "contact_id": 700103})
+    assert ledger.claim(event("tally"), 60_000) is Claim.DONE
+    assert ledger.claim(event("generic"), 60_000) is Claim.DONE
+
+
+def test_in_progress_and_released_are_per_source_too(ledger: EventLedger) -> None:
+    assert ledger.claim(event("crm"), 60_000) is Claim.NEW
+    assert ledger.claim(event("crm"), 60_000) is Claim.BUSY
+    assert ledger.claim(event("generic"), 60_000) is Claim.NEW
+    ledger.release(event("crm"), RuntimeError("dead-lettered"))
+    assert ledger.claim(event("crm"), 60_000) is Claim.NEW
+    assert ledger.claim(event("generic"), 60_000) is Claim.BUSY
