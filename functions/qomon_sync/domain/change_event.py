@@ -19,7 +19,6 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
-    ValidationError,
     field_validator,
     model_validator,
 )
@@ -265,31 +264,3 @@ class ChangeEvent(_Strict):
         if self.set is None:
             return {}
         return self.set.model_dump(mode="python", exclude_unset=True)
-
-
-_FIELD_NAME = re.compile(r"[a-z_]+")
-_MEMBER_TAGS = frozenset({"int", "float", "str", "bool"})
-
-
-def validation_problems(exc: ValidationError) -> list[tuple[tuple[str | int, ...], str]]:
-    """(location, message) of each field at fault, as a sender would name it.
-
-    Pydantic adds a union member's tag to the location of each member's complaint
-    (`fields.0.value.function-after[...]`, `...int`, `...float`): the tags are left out;
-    of one field's complaints only the first member's is kept (texts come first), and a
-    complaint about a field is dropped when another member's reaches inside it (a list
-    value's `[1]` says more than "not a text"). For change events only: their field
-    names are all `[a-z_]+` and none is a member tag (`int`, `float`, `str`, `bool`)."""
-    found: dict[tuple[str | int, ...], str] = {}
-    for error in exc.errors(include_input=False, include_url=False):
-        loc = tuple(
-            part
-            for part in error["loc"]
-            if isinstance(part, int) or (_FIELD_NAME.fullmatch(part) and part not in _MEMBER_TAGS)
-        )
-        found.setdefault(loc, error["msg"].removeprefix("Value error, "))
-    return [
-        (loc, message)
-        for loc, message in found.items()
-        if not any(len(other) > len(loc) and other[: len(loc)] == loc for other in found)
-    ]

@@ -40,13 +40,13 @@ from qomon_sync.adapters.ledger import Claim, EventLedger
 from qomon_sync.adapters.qomon import Deadline, QomonClient, QomonError, RetryPolicy, TokenBucket
 from qomon_sync.adapters.qomon.port import QomonContacts, fetch_forms
 from qomon_sync.adapters.secrets import MissingApiKey, qomon_api_key
-from qomon_sync.domain.change_event import ChangeEvent, validation_problems
+from qomon_sync.domain.change_event import ChangeEvent
 from qomon_sync.domain.contact_shape import WriteContact
 from qomon_sync.domain.contact_sync import ContactSync, EventOutcome, QomonPort, sync_contact
 from qomon_sync.domain.forms import FormCatalog
 from qomon_sync.domain.privacy import pseudonym
 from qomon_sync.domain.refusal import Code, Refusal
-from qomon_sync.domain.validation import location
+from qomon_sync.domain.validation import error_paths
 from qomon_sync.handlers.observability import logger, metrics, tracer
 from qomon_sync.settings import Settings, get_settings
 
@@ -242,7 +242,7 @@ class SyncBatch:
         try:
             return ChangeEvent.model_validate_json(record.body)
         except ValidationError as exc:
-            problems = [(location(loc), why) for loc, why in validation_problems(exc)]
+            problems = error_paths(exc)
             detail = "; ".join(f"{path}: {why}" for path, why in problems)
             refusal = Refusal(
                 Code.INVALID_EVENT,

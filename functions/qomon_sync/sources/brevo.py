@@ -29,7 +29,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from qomon_sync.domain.change_event import ChangeEvent, validation_problems
+from qomon_sync.domain.change_event import ChangeEvent
+from qomon_sync.domain.validation import validation_problems
 from qomon_sync.sources.base import BadPayload, NoContact, Unauthenticated, WebhookRequest
 from qomon_sync.sources.mapping import (
     LIST_ID,

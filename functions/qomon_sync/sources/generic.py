@@ -30,7 +30,8 @@ from standardwebhooks.webhooks import (
     WebhookVerificationError,
 )
 
-from qomon_sync.domain.change_event import ChangeEvent, validation_problems
+from qomon_sync.domain.change_event import ChangeEvent
+from qomon_sync.domain.validation import validation_problems
 from qomon_sync.sources.base import BadPayload, NoContact, Unauthenticated, WebhookRequest
 from qomon_sync.sources.payload import ROOT, at, parse_json, shown
 from qomon_sync.sources.signatures import header, require_secret

@@ -47,8 +47,8 @@ from qomon_sync.domain.change_event import (
     AddressPatch,
     BasicFieldsPatch,
     ChangeEvent,
-    validation_problems,
 )
+from qomon_sync.domain.validation import error_paths, validation_problems
 from qomon_sync.sources.base import BadPayload, NoContact
 from qomon_sync.sources.payload import is_blank
 
@@ -339,10 +339,7 @@ def _check_basic_values(flat: Mapping[str, object]) -> None:
     try:
         BasicFieldsPatch.model_validate(nest_basic_fields(flat))
     except ValidationError as exc:
-        problems = [
-            f"`{'.'.join(str(p) for p in error['loc'])}`: {_plain(error['msg'])}"
-            for error in exc.errors(include_input=False, include_url=False)
-        ]
+        problems = [f"`{path}`: {_plain(why)}" for path, why in error_paths(exc)]
         raise ValueError("; ".join(problems)) from None
 
 

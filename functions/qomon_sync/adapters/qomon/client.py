@@ -36,6 +36,7 @@ from qomon_sync.adapters.qomon.errors import (
 )
 from qomon_sync.adapters.qomon.pacing import BucketWaitTooLong, Deadline, TokenBucket
 from qomon_sync.domain.forms import Form
+from qomon_sync.domain.validation import error_paths
 
 USER_AGENT = (
     f"qomon-sync/{__version__} (Qomon connector for forms and CRMs; httpx/{httpx.__version__})"
@@ -484,6 +485,5 @@ def _error_from(response: httpx.Response, endpoint: str) -> QomonError:
 
 
 def _first_error(exc: ValidationError) -> str:
-    first = exc.errors()[0]
-    location = ".".join(str(part) for part in first["loc"]) or "(root)"
-    return f"{location}: {first['msg']}"
+    path, why = error_paths(exc)[0]
+    return f"{path}: {why}"
