@@ -44,7 +44,7 @@ from aiohttp import web
 from moto.server import ThreadedMotoServer
 from moto.sqs.models import Queue, SQSBackend
 
-from qomon_sync_dev import local_state
+from qomon_sync_dev import local_logs, local_state
 from qomon_sync_dev.local_state import counted
 from qomon_sync_dev.standin.config import StandinConfig
 from qomon_sync_dev.standin.server import StandinServer
@@ -399,7 +399,7 @@ class WebhookServer:
             source=request.match_info.get("source"),
         )
         # The handler is synchronous, as in Lambda: run it off the event loop.
-        answer = await asyncio.to_thread(handler, event, LocalContext(10))
+        answer = await asyncio.to_thread(handler, event, LocalContext(10, INGEST_FUNCTION))
         return web.Response(
             status=answer["statusCode"],
             headers=answer.get("headers") or {},
@@ -541,6 +541,7 @@ class LocalMode:
             self.journal = local_state.Journal(options.state_dir)
         fix_moto_fifo_redelivery()
         local_state.install_hooks()
+        local_logs.isolate_functions()
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's per-request lines
         self._moto = ThreadedMotoServer(
             ip_address="127.0.0.1", port=options.aws_port, verbose=False
@@ -709,6 +710,7 @@ class LocalMode:
         if self._lock is not None:
             self._lock.release()
             self._lock = None
+        local_logs.share_functions()
         for key, value in self._saved_env.items():
             if value is None:
                 os.environ.pop(key, None)
@@ -830,11 +832,14 @@ def run_from_args(args: argparse.Namespace) -> int:
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
+    undo_lines = local_logs.whole_lines()
     try:
         return _run(args, options, stop)
     except (local_state.StateInUse, PortInUse) as error:
         print(f"qomon-sync local: {error}", file=sys.stderr, flush=True)
         return 1
+    finally:
+        undo_lines()
 
 
 def _run(args: argparse.Namespace, options: LocalOptions, stop: threading.Event) -> int:
