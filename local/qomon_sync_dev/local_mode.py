@@ -116,6 +116,9 @@ class LocalOptions:
     webhook_port: int = 0
     aws_port: int = 0
     qomon_port: int = 0
+    paused: bool = False
+    """Start with the poller paused (`poller.resume()` starts it): nothing is received,
+    not even what the state folder gave back, until then."""
 
 
 def fix_moto_fifo_redelivery() -> None:
@@ -256,7 +259,8 @@ class EventSourcePoller(threading.Thread):
         self.options = options
         self.stopping = threading.Event()
         self.running = threading.Event()
-        self.running.set()
+        if not options.paused:
+            self.running.set()
         self.paused = threading.Event()
         self.idle = threading.Event()
         """Set while no batch is in the handler's hands (received, not yet settled)."""
@@ -818,6 +822,7 @@ def options_from_args(args: argparse.Namespace) -> LocalOptions:
         unknown_fields_passthrough=args.passthrough,
         state_dir=None if args.ephemeral else state_dir,
         fresh=args.fresh,
+        paused=args.paused,
         webhook_port=port("webhook"),
         aws_port=port("aws"),
         qomon_port=port("qomon"),
@@ -848,7 +853,6 @@ def _run(args: argparse.Namespace, options: LocalOptions, stop: threading.Event)
         assert local.endpoints is not None
         assert local.poller is not None
         if args.paused:
-            local.poller.pause()
             poller = local.poller
             signal.signal(signal.SIGUSR1, lambda *_: poller.resume())
         path: Path = (
@@ -858,6 +862,8 @@ def _run(args: argparse.Namespace, options: LocalOptions, stop: threading.Event)
         path.write_text(json.dumps(asdict(local.endpoints), indent=2) + "\n", encoding="utf-8")
         if local.restored is not None and options.state_dir is not None:
             print(f"qomon-sync local mode: {local.restored.summary(options.state_dir)}", flush=True)
+        if isinstance(local.standin, local_state.DurableStandin) and local.standin.note:
+            print(f"qomon-sync local mode: {local.standin.note}", flush=True)
         print(
             f"qomon-sync local mode is running (pid {os.getpid()}); "
             f"webhooks at {local.endpoints.webhook_url}; endpoints in {path.resolve()}",

@@ -540,6 +540,7 @@ class DurableStandin(StandinServer):
         self._version = _store_version()
         self.restored = False
         self.note = ""
+        """Why the kept contacts were not loaded, if they were not."""
 
     def _serve(
         self, app: web.Application, ready: threading.Event, failure: list[BaseException]
@@ -550,7 +551,10 @@ class DurableStandin(StandinServer):
             state.store = pickle.loads(kept[1])  # noqa: S301 - our own file, our own classes
             self.restored = True
         elif kept is not None:
-            self.note = "the stand-in's code changed since its contacts were kept: reseeded"
+            self.note = (
+                "the stand-in's code changed since its contacts were kept: it starts from "
+                "its seed again"
+            )
 
         @web.middleware
         async def keep_writes(request: web.Request, handler: Any) -> web.StreamResponse:
