@@ -20,8 +20,10 @@ pytestmark = pytest.mark.integration
 
 
 def options(state: Path, **changes: Any) -> LocalOptions:
-    """The poller stays paused: these tests receive from the queues themselves."""
-    return LocalOptions(state_dir=state, visibility_timeout_s=1, paused=True, **changes)
+    """The poller stays paused unless told: most tests receive from the queues themselves."""
+    return LocalOptions(
+        **{"state_dir": state, "visibility_timeout_s": 1, "paused": True, **changes}
+    )
 
 
 def clients(local: LocalMode) -> tuple[Any, Any]:
@@ -192,3 +194,70 @@ def test_fresh_forgets_what_was_kept(tmp_path: Path) -> None:
     with LocalMode(options(tmp_path, fresh=True)) as again:
         assert again.restored is not None
         assert again.restored.waiting == 0
+
+
+class Killed(BaseException):
+    """The consumer dies here (as in the soak): nothing after this point happens."""
+
+
+def test_a_patch_that_landed_before_the_ledger_heard_of_it_is_not_applied_twice(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The window between Qomon's answer and the ledger's `complete`: the next start
+    releases the dead run's claim, and the event, tried again against the kept space,
+    changes nothing."""
+    from qomon_sync.adapters.ledger import EventLedger
+
+    def die(*args: Any) -> None:
+        raise Killed
+
+    text = f"landed, never recorded {uuid.uuid4().hex[:6]}"
+    event = {
+        "event_id": f"window-{uuid.uuid4().hex[:8]}",
+        "source": "test",
+        "occurred_at": "2026-11-24T10:00:00Z",
+        "contact": {"id": 700106},
+        "notes": [{"data": text}],
+    }
+
+    def notes(local: LocalMode) -> list[str]:
+        assert local.endpoints is not None
+        url = f"{local.endpoints.qomon_url}/_standin/contacts/700106"
+        return [n["data"] for n in httpx.get(url).json()["contact"]["notes"]]
+
+    monkeypatch.setattr(EventLedger, "complete", die)
+    with LocalMode(options(tmp_path, paused=False, visibility_timeout_s=30)) as local:
+        assert local.endpoints is not None
+        assert local.poller is not None
+        sqs, _ = clients(local)
+        sqs.send_message(
+            QueueUrl=local.endpoints.changes_queue_url,
+            MessageBody=json.dumps(event),
+            MessageGroupId="id:700106",
+            MessageDeduplicationId="window",
+        )
+        deadline = time.monotonic() + 30
+        while not local.poller.errors and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert local.poller.errors  # died after the PATCH, before `complete`
+        assert notes(local).count(text) == 1
+    monkeypatch.undo()
+    with LocalMode(options(tmp_path, paused=False)) as again:
+        assert again.endpoints is not None
+        assert again.restored is not None
+        assert (again.restored.waiting, again.restored.claims_released) == (1, 1)
+        sqs, _ = clients(again)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            attributes = sqs.get_queue_attributes(
+                QueueUrl=again.endpoints.changes_queue_url, AttributeNames=["All"]
+            )["Attributes"]
+            busy = int(attributes["ApproximateNumberOfMessages"]) + int(
+                attributes["ApproximateNumberOfMessagesNotVisible"]
+            )
+            if not busy:
+                break
+            time.sleep(0.1)
+        assert notes(again).count(text) == 1
+        calls = httpx.get(f"{again.endpoints.qomon_url}/_standin/stats").json()["calls"]
+        assert "PATCH /contacts/{id}" not in calls  # found unchanged: nothing written again
