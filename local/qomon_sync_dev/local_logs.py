@@ -32,7 +32,8 @@ from aws_lambda_powertools.metrics.provider.cloudwatch_emf.cloudwatch import (
     AmazonCloudWatchEMFProvider,
 )
 
-from qomon_sync.handlers.observability import logger, metrics
+# qomon_sync.handlers.observability is imported where it is used, not here: its Logger
+# reads POWERTOOLS_LOG_LEVEL when it is created, which callers (the soak) set first.
 
 _THREADS = "_qomon_sync_threads"
 _FIRST = "_qomon_sync_first"
@@ -116,12 +117,16 @@ def _make_shared(instance: Any) -> None:
 
 def isolate_functions() -> None:
     """Per-thread Logger keys and metric sets for the shared Powertools objects."""
+    from qomon_sync.handlers.observability import logger, metrics
+
     _make_per_thread(logger.registered_formatter)
     _make_per_thread(metrics.provider)
 
 
 def share_functions() -> None:
     """Undo `isolate_functions` (the calling thread's keys and metrics are kept)."""
+    from qomon_sync.handlers.observability import logger, metrics
+
     _make_shared(logger.registered_formatter)
     _make_shared(metrics.provider)
 
@@ -175,6 +180,8 @@ class WholeLines(io.TextIOBase):
 def whole_lines() -> Callable[[], None]:
     """stdout, stderr and the Powertools Logger's stream write whole lines only (the
     process is local mode's: `qomon-sync local`). Returns what undoes it."""
+    from qomon_sync.handlers.observability import logger
+
     lock = threading.Lock()
     stdout, stderr = sys.stdout, sys.stderr
     sys.stdout = WholeLines(stdout, lock)
