@@ -53,6 +53,12 @@ def run_from_args(args: argparse.Namespace) -> int:
                 "--paused",
                 "--endpoints-file",
                 str(endpoints_file),
+                # Its own state folder, started afresh, on free ports: the demo accounts for
+                # the events it sends, and runs beside a `qomon-sync local` of your own.
+                "--state-dir",
+                str(RUN_DIR / "demo-state"),
+                "--fresh",
+                *("--webhook-port", "0", "--aws-port", "0", "--qomon-port", "0"),
             ],
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -11,6 +11,12 @@
 
 It writes the endpoints it serves to a JSON file (AWS endpoint, queue and DLQ URLs,
 Qomon URL) so users and tests can send messages with boto3 or the AWS CLI.
+
+`qomon-sync local` keeps its queues, dead letters, idempotency ledger and the stand-in's
+contacts in a state folder (`.local-run/` by default; see local_state), on fixed ports
+with fixed secrets, so a stop or a kill loses nothing that was answered 202 and a restart
+picks up where it was. In-process users (tests, the soak, the benchmark) run without a
+state folder on free ports, as before.
 """
 
 from __future__ import annotations
@@ -22,6 +28,8 @@ import json
 import logging
 import os
 import signal
+import socket
+import sys
 import threading
 import time
 import urllib.parse
@@ -36,13 +44,28 @@ from aiohttp import web
 from moto.server import ThreadedMotoServer
 from moto.sqs.models import Queue, SQSBackend
 
+from qomon_sync_dev import local_logs, local_state
+from qomon_sync_dev.local_state import counted
 from qomon_sync_dev.standin.config import StandinConfig
 from qomon_sync_dev.standin.server import StandinServer
 
 REGION = "eu-west-3"
+ACCOUNT_ID = "123456789012"  # moto's default account
 STACK = "qomon-sync-local"
 STANDIN_TOKEN = "local-qomon-token"
-DEFAULT_ENDPOINTS_FILE = Path(".local-run") / "endpoints.json"
+DEFAULT_STATE_DIR = Path(".local-run")
+ENDPOINTS_FILE = "endpoints.json"
+DEFAULT_PORTS = {"webhook": 8780, "aws": 8781, "qomon": 8782}
+"""`qomon-sync local`'s ports on 127.0.0.1, the same at every start (0: any free port)."""
+PORT_ENV = {
+    "webhook": "QOMON_SYNC_LOCAL_WEBHOOK_PORT",
+    "aws": "QOMON_SYNC_LOCAL_AWS_PORT",
+    "qomon": "QOMON_SYNC_LOCAL_QOMON_PORT",
+}
+STATE_DIR_ENV = "QOMON_SYNC_LOCAL_STATE_DIR"
+SECRET_SUFFIX = "local0"
+"""Pins the random six characters moto puts at the end of a secret's ARN: the ARNs in
+the endpoints file are the same at every start."""
 # The seed, like live search results, carries fields no schema lists: declared here as a
 # user would declare theirs.
 LOCAL_PASSTHROUGH = "address.citycode,external_id,membership_number"
@@ -71,6 +94,8 @@ class Endpoints:
     webhook_url: str = ""
     """`.../webhooks/{source}`: the ingest handler behind a local HTTP API."""
     webhook_secrets: dict[str, str] | None = None
+    state_dir: str = ""
+    """Where the queues, dead letters, ledger and stand-in are kept ("": nowhere)."""
 
 
 @dataclass(frozen=True)
@@ -83,6 +108,17 @@ class LocalOptions:
     function_timeout_s: float = 60.0
     batch_size: int = 10
     unknown_fields_passthrough: str = LOCAL_PASSTHROUGH
+    state_dir: Path | None = None
+    """Keep the queues, dead letters, ledger and stand-in here across stops and kills;
+    None keeps them in memory only (lost at stop)."""
+    fresh: bool = False
+    """Forget what `state_dir` kept before starting."""
+    webhook_port: int = 0
+    aws_port: int = 0
+    qomon_port: int = 0
+    paused: bool = False
+    """Start with the poller paused (`poller.resume()` starts it): nothing is received,
+    not even what the state folder gave back, until then."""
 
 
 def fix_moto_fifo_redelivery() -> None:
@@ -149,12 +185,16 @@ def take_dead_letters(sqs: Any, queue_url: str) -> list[dict[str, str]]:
             sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
 
 
+SYNC_FUNCTION = f"{STACK}-SyncFunction"
+INGEST_FUNCTION = f"{STACK}-IngestFunction"
+
+
 class LocalContext:
     """The parts of the Lambda context the handler and Powertools use."""
 
-    def __init__(self, timeout_s: float) -> None:
+    def __init__(self, timeout_s: float, function_name: str = SYNC_FUNCTION) -> None:
         self._deadline = time.monotonic() + timeout_s
-        self.function_name = f"{STACK}-SyncFunction"
+        self.function_name = function_name
         self.function_version = "$LATEST"
         self.invoked_function_arn = (
             f"arn:aws:lambda:{REGION}:123456789012:function:{self.function_name}"
@@ -219,7 +259,8 @@ class EventSourcePoller(threading.Thread):
         self.options = options
         self.stopping = threading.Event()
         self.running = threading.Event()
-        self.running.set()
+        if not options.paused:
+            self.running.set()
         self.paused = threading.Event()
         self.idle = threading.Event()
         """Set while no batch is in the handler's hands (received, not yet settled)."""
@@ -338,8 +379,8 @@ def http_api_event(
 class WebhookServer:
     """The HTTP API in front of the ingest handler, on 127.0.0.1."""
 
-    def __init__(self) -> None:
-        self.port = 0
+    def __init__(self, port: int = 0) -> None:
+        self.port = port
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.AppRunner | None = None
         self._thread: threading.Thread | None = None
@@ -362,7 +403,7 @@ class WebhookServer:
             source=request.match_info.get("source"),
         )
         # The handler is synchronous, as in Lambda: run it off the event loop.
-        answer = await asyncio.to_thread(handler, event, LocalContext(10))
+        answer = await asyncio.to_thread(handler, event, LocalContext(10, INGEST_FUNCTION))
         return web.Response(
             status=answer["statusCode"],
             headers=answer.get("headers") or {},
@@ -381,7 +422,7 @@ class WebhookServer:
             app.router.add_route("*", "/{tail:.*}", self._answer)
             self._runner = web.AppRunner(app, access_log=None)
             await self._runner.setup()
-            site = web.TCPSite(self._runner, "127.0.0.1", 0)
+            site = web.TCPSite(self._runner, "127.0.0.1", self.port)
             await site.start()
             self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
             ready.set()
@@ -406,6 +447,61 @@ class WebhookServer:
             self._thread.join(timeout=10)
 
 
+@dataclass(frozen=True)
+class Left:
+    """What a stop left behind: events not yet applied, dead letters, and where they are."""
+
+    waiting: int
+    dead_letters: int
+    state_dir: Path | None
+
+    def summary(self) -> str:
+        """The stop's last words: how many events wait, where, and what to do next."""
+        where = f"{self.state_dir}{os.sep}" if self.state_dir is not None else ""
+        if self.state_dir is None:
+            if not (self.waiting or self.dead_letters):
+                return "no event is waiting: every accepted event was applied or dead-lettered"
+            return (
+                f"{counted(self.waiting, 'event')} still waiting and "
+                f"{counted(self.dead_letters, 'dead letter')} are dropped: this run kept "
+                "nothing (--ephemeral)"
+            )
+        if self.waiting:
+            head = (
+                f"{counted(self.waiting, 'event')} still waiting; they are kept in {where} and "
+                "will be applied when you start `qomon-sync local` again"
+            )
+        else:
+            head = "no event is waiting: every accepted event was applied or dead-lettered"
+        if self.dead_letters:
+            head += (
+                f". {counted(self.dead_letters, 'dead letter')} kept in {where}: read them from "
+                "the dead-letter queue (see the README's runbook)"
+            )
+        return head
+
+
+class PortInUse(RuntimeError):
+    pass
+
+
+def _check_port(port: int, what: str) -> None:
+    """Fail with a sentence instead of hanging: moto's server thread dies silently when it
+    cannot listen, and its start waits forever."""
+    if port == 0:
+        return
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            raise PortInUse(
+                f"port {port} ({what}) is in use on 127.0.0.1: is another qomon-sync local "
+                f"running? Stop it, or choose another port (--{what}-port or "
+                f"{PORT_ENV[what]}; 0 takes any free one)"
+            ) from None
+
+
 class LocalMode:
     def __init__(self, options: LocalOptions | None = None) -> None:
         self.options = options or LocalOptions()
@@ -414,6 +510,10 @@ class LocalMode:
         self.webhooks: WebhookServer | None = None
         self.poller: EventSourcePoller | None = None
         self.endpoints: Endpoints | None = None
+        self.journal: local_state.Journal | None = None
+        self.restored: local_state.Restored | None = None
+        self.left: Left | None = None
+        self._lock: local_state.StateLock | None = None
         self._saved_env: dict[str, str | None] = {}
 
     def __enter__(self) -> LocalMode:
@@ -424,9 +524,32 @@ class LocalMode:
         self.stop()
 
     def start(self) -> Endpoints:
+        try:
+            return self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self) -> Endpoints:
+        options = self.options
+        for what, port in (
+            ("webhook", options.webhook_port),
+            ("aws", options.aws_port),
+            ("qomon", options.qomon_port if not options.qomon_url else 0),
+        ):
+            _check_port(port, what)
+        if options.state_dir is not None:
+            self._lock = local_state.StateLock(options.state_dir)
+            if options.fresh:
+                local_state.wipe(options.state_dir)
+            self.journal = local_state.Journal(options.state_dir)
         fix_moto_fifo_redelivery()
+        local_state.install_hooks()
+        local_logs.isolate_functions()
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's per-request lines
-        self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        self._moto = ThreadedMotoServer(
+            ip_address="127.0.0.1", port=options.aws_port, verbose=False
+        )
         self._moto.start()
         host, port = self._moto.get_host_and_port()
         aws_url = f"http://{host}:{port}"
@@ -441,13 +564,20 @@ class LocalMode:
                 "AWS_SECRET_ACCESS_KEY": "local",
             }
         )
-        if self.options.qomon_url:
-            qomon_url, token = self.options.qomon_url, self.options.qomon_token or ""
+        if options.qomon_url:
+            qomon_url, token = options.qomon_url, options.qomon_token or ""
         else:
-            config = self.options.standin or StandinConfig(token=STANDIN_TOKEN)
-            self.standin = StandinServer(config).start()
+            config = options.standin or StandinConfig(token=STANDIN_TOKEN)
+            if self.journal is not None:
+                self.standin = local_state.DurableStandin(
+                    config, self.journal, port=options.qomon_port
+                ).start()
+            else:
+                self.standin = StandinServer(config, port=options.qomon_port).start()
             qomon_url, token = self.standin.url, config.token
         self.endpoints = self._create_resources(aws_url, qomon_url, token)
+        if self.journal is not None:
+            self._restore(self.journal, self.endpoints)
         self._set_env(
             {
                 "QOMON_BASE_URL": qomon_url,
@@ -455,7 +585,7 @@ class LocalMode:
                 "CHANGES_QUEUE_URL": self.endpoints.changes_queue_url,
                 "DEAD_LETTER_QUEUE_URL": self.endpoints.dead_letter_queue_url,
                 "IDEMPOTENCY_TABLE": self.endpoints.idempotency_table,
-                "UNKNOWN_FIELDS_PASSTHROUGH": self.options.unknown_fields_passthrough,
+                "UNKNOWN_FIELDS_PASSTHROUGH": options.unknown_fields_passthrough,
                 "POWERTOOLS_SERVICE_NAME": "qomon-sync",
                 "POWERTOOLS_METRICS_NAMESPACE": "QomonSync",
                 "POWERTOOLS_TRACE_DISABLED": "true",
@@ -467,15 +597,32 @@ class LocalMode:
 
         reset_runtime()
         reset_ingest()
-        self.webhooks = WebhookServer().start()
+        self.webhooks = WebhookServer(options.webhook_port).start()
         self.endpoints = replace(
             self.endpoints,
             webhook_url=self.webhooks.url,
             webhook_secrets=dict(LOCAL_WEBHOOK_SECRETS),
+            state_dir=str(options.state_dir) if options.state_dir is not None else "",
         )
-        self.poller = EventSourcePoller(self.endpoints, self.options)
+        self.poller = EventSourcePoller(self.endpoints, options)
         self.poller.start()
         return self.endpoints
+
+    def _restore(self, journal: local_state.Journal, endpoints: Endpoints) -> None:
+        """Fill the new queues and table from the state folder, then write ahead."""
+        queue = _queue_name(endpoints.changes_queue_url)
+        dead_letter_queue = _queue_name(endpoints.dead_letter_queue_url)
+        self.restored = local_state.restore(
+            journal,
+            account_id=ACCOUNT_ID,
+            region=REGION,
+            queue=queue,
+            dead_letter_queue=dead_letter_queue,
+            table=endpoints.idempotency_table,
+        )
+        journal.queues = {queue, dead_letter_queue}
+        journal.tables = {endpoints.idempotency_table}
+        local_state.attach(journal)
 
     def _create_resources(self, aws_url: str, qomon_url: str, token: str) -> Endpoints:
         sqs = boto3.client("sqs", endpoint_url=aws_url, region_name=REGION)
@@ -514,11 +661,17 @@ class LocalMode:
             TimeToLiveSpecification={"Enabled": True, "AttributeName": "expiration"},
         )
         secrets = boto3.client("secretsmanager", endpoint_url=aws_url, region_name=REGION)
+        # moto's documented `_custom_id_` tag fixes the ARN's random suffix.
+        pinned = [{"Key": "_custom_id_", "Value": SECRET_SUFFIX}]
         secret_arn = secrets.create_secret(
-            Name=f"{STACK}/qomon-api-key", SecretString=json.dumps({"api_key": token})
+            Name=f"{STACK}/qomon-api-key",
+            SecretString=json.dumps({"api_key": token}),
+            Tags=pinned,
         )["ARN"]
         secrets.create_secret(
-            Name=f"{STACK}/webhook-secrets", SecretString=json.dumps(LOCAL_WEBHOOK_SECRETS)
+            Name=f"{STACK}/webhook-secrets",
+            SecretString=json.dumps(LOCAL_WEBHOOK_SECRETS),
+            Tags=pinned,
         )
         return Endpoints(
             aws_endpoint_url=aws_url,
@@ -537,16 +690,31 @@ class LocalMode:
             os.environ[key] = value
 
     def stop(self) -> None:
+        # Take no more webhooks, let the batch in the handler's hands finish, then count
+        # what is left before anything else goes.
+        if self.webhooks is not None:
+            self.webhooks.stop()
+            self.webhooks = None
         if self.poller is not None:
             self.poller.stopping.set()
             self.poller.resume()
             self.poller.join(timeout=15)
-        if self.webhooks is not None:
-            self.webhooks.stop()
+        if self.endpoints is not None and self._moto is not None:
+            self.left = self._count_left(self.endpoints)
+        local_state.detach()
         if self.standin is not None:
             self.standin.stop()
+            self.standin = None
         if self._moto is not None:
             self._moto.stop()
+            self._moto = None
+        if self.journal is not None:
+            self.journal.close()
+            self.journal = None
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+        local_logs.share_functions()
         for key, value in self._saved_env.items():
             if value is None:
                 os.environ.pop(key, None)
@@ -554,11 +722,75 @@ class LocalMode:
                 os.environ[key] = value
         self._saved_env.clear()
 
+    def _count_left(self, endpoints: Endpoints) -> Left:
+        state_dir = self.options.state_dir if self.journal is not None else None
+        if self.journal is not None:
+            kept = self.journal.kept().messages
+            return Left(
+                waiting=kept.get(_queue_name(endpoints.changes_queue_url), 0),
+                dead_letters=kept.get(_queue_name(endpoints.dead_letter_queue_url), 0),
+                state_dir=state_dir,
+            )
+        from moto.sqs.models import sqs_backends
+
+        backend = sqs_backends[ACCOUNT_ID][REGION]
+        counts = []
+        for url in (endpoints.changes_queue_url, endpoints.dead_letter_queue_url):
+            try:
+                counts.append(len(backend.get_queue(_queue_name(url))._messages))
+            except Exception:  # reset or deleted meanwhile: nothing to count
+                counts.append(0)
+        return Left(waiting=counts[0], dead_letters=counts[1], state_dir=None)
+
+
+def _queue_name(url: str) -> str:
+    return url.rstrip("/").rsplit("/", 1)[-1]
+
+
+def _env_port(what: str) -> int:
+    raw = os.environ.get(PORT_ENV[what], "")
+    try:
+        return int(raw) if raw.strip() else DEFAULT_PORTS[what]
+    except ValueError:
+        raise SystemExit(f"qomon-sync local: {PORT_ENV[what]}={raw!r} is not a port") from None
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--qomon-url", help="a real Qomon space instead of the stand-in")
     parser.add_argument("--qomon-token", help="the space's API key (with --qomon-url)")
-    parser.add_argument("--endpoints-file", type=Path, default=DEFAULT_ENDPOINTS_FILE)
+    parser.add_argument(
+        "--state-dir",
+        type=Path,
+        default=None,
+        help=f"where the queues, dead letters, ledger and stand-in are kept across stops "
+        f"and kills (default: ${STATE_DIR_ENV} or {DEFAULT_STATE_DIR})",
+    )
+    parser.add_argument(
+        "--fresh", action="store_true", help="forget what the state folder kept, then start"
+    )
+    parser.add_argument(
+        "--ephemeral",
+        action="store_true",
+        help="keep nothing: what is waiting at stop is dropped (the old behaviour)",
+    )
+    for what, meaning in (
+        ("webhook", "the webhook endpoint"),
+        ("aws", "the local AWS (moto)"),
+        ("qomon", "the Qomon stand-in"),
+    ):
+        parser.add_argument(
+            f"--{what}-port",
+            type=int,
+            default=None,
+            help=f"{meaning} on 127.0.0.1 (default: ${PORT_ENV[what]} or "
+            f"{DEFAULT_PORTS[what]}; 0: any free port)",
+        )
+    parser.add_argument(
+        "--endpoints-file",
+        type=Path,
+        default=None,
+        help=f"default: {ENDPOINTS_FILE} in the state folder",
+    )
     parser.add_argument("--visibility-timeout", type=int, default=10, help="seconds (AWS: 360)")
     parser.add_argument("--max-receive-count", type=int, default=5)
     parser.add_argument("--function-timeout", type=float, default=60.0)
@@ -574,35 +806,71 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def run_from_args(args: argparse.Namespace) -> int:
-    if bool(args.qomon_url) != bool(args.qomon_token):
-        print("qomon-sync local: --qomon-url and --qomon-token go together", flush=True)
-        return 2
-    options = LocalOptions(
+def options_from_args(args: argparse.Namespace) -> LocalOptions:
+    state_dir = args.state_dir or Path(os.environ.get(STATE_DIR_ENV) or DEFAULT_STATE_DIR)
+
+    def port(what: str) -> int:
+        given: int | None = getattr(args, f"{what}_port")
+        return given if given is not None else _env_port(what)
+
+    return LocalOptions(
         qomon_url=args.qomon_url,
         qomon_token=args.qomon_token,
         visibility_timeout_s=args.visibility_timeout,
         max_receive_count=args.max_receive_count,
         function_timeout_s=args.function_timeout,
         unknown_fields_passthrough=args.passthrough,
+        state_dir=None if args.ephemeral else state_dir,
+        fresh=args.fresh,
+        paused=args.paused,
+        webhook_port=port("webhook"),
+        aws_port=port("aws"),
+        qomon_port=port("qomon"),
     )
+
+
+def run_from_args(args: argparse.Namespace) -> int:
+    if bool(args.qomon_url) != bool(args.qomon_token):
+        print("qomon-sync local: --qomon-url and --qomon-token go together", flush=True)
+        return 2
+    options = options_from_args(args)
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
-    with LocalMode(options) as local:
+    undo_lines = local_logs.whole_lines()
+    try:
+        return _run(args, options, stop)
+    except (local_state.StateInUse, PortInUse) as error:
+        print(f"qomon-sync local: {error}", file=sys.stderr, flush=True)
+        return 1
+    finally:
+        undo_lines()
+
+
+def _run(args: argparse.Namespace, options: LocalOptions, stop: threading.Event) -> int:
+    local = LocalMode(options)
+    with local:
         assert local.endpoints is not None
         assert local.poller is not None
         if args.paused:
-            local.poller.pause()
             poller = local.poller
             signal.signal(signal.SIGUSR1, lambda *_: poller.resume())
-        path: Path = args.endpoints_file
+        path: Path = (
+            args.endpoints_file or (options.state_dir or DEFAULT_STATE_DIR) / ENDPOINTS_FILE
+        )
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(asdict(local.endpoints), indent=2) + "\n", encoding="utf-8")
+        if local.restored is not None and options.state_dir is not None:
+            print(f"qomon-sync local mode: {local.restored.summary(options.state_dir)}", flush=True)
+        if isinstance(local.standin, local_state.DurableStandin) and local.standin.note:
+            print(f"qomon-sync local mode: {local.standin.note}", flush=True)
         print(
-            f"qomon-sync local mode is running (pid {os.getpid()}); endpoints in {path.resolve()}",
+            f"qomon-sync local mode is running (pid {os.getpid()}); "
+            f"webhooks at {local.endpoints.webhook_url}; endpoints in {path.resolve()}",
             flush=True,
         )
         stop.wait()
         print("qomon-sync local mode: stopping", flush=True)
+    if local.left is not None:
+        print(f"qomon-sync local mode: stopped; {local.left.summary()}", flush=True)
     return 0
