@@ -35,8 +35,14 @@ class Settings(BaseSettings):
     idempotency_table: str = "qomon-sync-idempotency"
     """DynamoDB table of processed event ids (Powertools idempotency layout: `id`, TTL
     attribute `expiration`)."""
-    idempotency_expiry_s: Annotated[int, Field(ge=3600)] = 7 * 24 * 3600
-    """How long a processed event id is remembered: beyond SQS retention plus a redrive."""
+    ledger_retention_days: Annotated[int, Field(ge=1, le=36_500)] = 21
+    """How long an applied event is remembered, so that a redelivery or a replay of it is
+    not applied again. It also bounds what is applied at all: an event that occurred
+    longer ago than this is refused (`outside_replay_window`), since the ledger could no
+    longer tell a replay from a first delivery. The default outlives the queue's 4 days
+    plus the dead-letter queue's 14 days, so a redriven letter is still applied."""
+    future_skew_s: Annotated[float, Field(ge=0, le=86_400)] = 300.0
+    """How far in the future an event's `occurred_at` may be (senders' clocks drift)."""
     forms_cache_s: Annotated[float, Field(ge=0)] = 900.0
     """How long a warm function reuses the space's forms (they change only in Qomon's UI)."""
     safety_margin_s: Annotated[float, Field(ge=1)] = 8.0
@@ -82,6 +88,10 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return frozenset(part.strip() for part in value.split(",") if part.strip())
         return value
+
+    @property
+    def idempotency_expiry_s(self) -> int:
+        return self.ledger_retention_days * 86_400
 
     def assembly_policy(self) -> AssemblyPolicy:
         return AssemblyPolicy(

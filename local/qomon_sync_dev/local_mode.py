@@ -71,6 +71,12 @@ the endpoints file are the same at every start."""
 LOCAL_PASSTHROUGH = "address.citycode,external_id,membership_number"
 
 
+LOCAL_LEDGER_RETENTION_DAYS = 36_500
+"""Local mode's ledger (kept in its state folder) remembers applied events for a century:
+its demo and tests replay services' documented examples, dated years ago, which the
+replay window would otherwise refuse. Set it to AWS's default (21) to try that window."""
+
+
 # Local-only webhook secrets, one per source of functions/sources.yaml (AWS: the
 # WebhookSecrets secret). The generic one is a Standard Webhooks `whsec_` secret.
 LOCAL_WEBHOOK_SECRETS = {
@@ -108,6 +114,7 @@ class LocalOptions:
     function_timeout_s: float = 60.0
     batch_size: int = 10
     unknown_fields_passthrough: str = LOCAL_PASSTHROUGH
+    ledger_retention_days: int = LOCAL_LEDGER_RETENTION_DAYS
     state_dir: Path | None = None
     """Keep the queues, dead letters, ledger and stand-in here across stops and kills;
     None keeps them in memory only (lost at stop)."""
@@ -586,6 +593,7 @@ class LocalMode:
                 "DEAD_LETTER_QUEUE_URL": self.endpoints.dead_letter_queue_url,
                 "IDEMPOTENCY_TABLE": self.endpoints.idempotency_table,
                 "UNKNOWN_FIELDS_PASSTHROUGH": options.unknown_fields_passthrough,
+                "LEDGER_RETENTION_DAYS": str(options.ledger_retention_days),
                 "POWERTOOLS_SERVICE_NAME": "qomon-sync",
                 "POWERTOOLS_METRICS_NAMESPACE": "QomonSync",
                 "POWERTOOLS_TRACE_DISABLED": "true",

@@ -890,3 +890,18 @@ def test_sams_sample_sqs_event_carries_a_valid_change_event(cfn: dict[str, Any])
     original = load_event("changes/01-tally-consent-and-support.json")
     assert event.event_id == original["event_id"]
     assert json.loads(record["body"]) == original
+
+
+def test_the_ledger_outlives_what_the_queues_keep(
+    source: dict[str, Any], cfn: dict[str, Any]
+) -> None:
+    """An event older than the ledger's retention is refused as a possible replay, so the
+    default must outlive the queue's retention plus the dead-letter queue's: a letter
+    redriven on its last day is still applied."""
+    days = source["Parameters"]["LedgerRetentionDays"]["Default"]
+    kept_s = sum(
+        props(cfn, name)["MessageRetentionPeriod"] for name in ("ChangesQueue", "DeadLetterQueue")
+    )
+    assert days * 86_400 > kept_s
+    env = props(cfn, "SyncFunction")["Environment"]["Variables"]
+    assert env["LEDGER_RETENTION_DAYS"] == {"Ref": "LedgerRetentionDays"}

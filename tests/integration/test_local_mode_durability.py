@@ -84,6 +84,43 @@ def test_a_clean_stop_says_how_many_events_wait_and_a_restart_applies_them(
     assert "stopped; no event is waiting" in second.output()
 
 
+def account(
+    notes: list[Delivery],
+    poisons: list[Delivery],
+    contacts: dict[int, dict[str, Any]],
+    logged: dict[str, Counter[str]],
+    lettered: Counter[str | None],
+) -> tuple[Counter[str], list[str]]:
+    """What became of each delivery: applied, unchanged, dead-lettered, lost or doubled."""
+    figures: Counter[str] = Counter()
+    problems = []
+    for delivery in notes:
+        text = delivery.event["notes"][0]["data"]
+        times = note_count(contacts[delivery.event["contact"]["id"]], text)
+        actions = logged.get(delivery.event_id, Counter())
+        if times == 0:
+            figures["lost"] += 1
+            problems.append(f"{delivery.event_id}: accepted, never applied")
+        elif times > 1 or actions["replaced"] > 1 or lettered[delivery.event_id]:
+            figures["duplicates"] += 1
+            problems.append(f"{delivery.event_id}: applied {times} times, logged {actions}")
+        elif actions["replaced"]:
+            figures["applied"] += 1
+        elif actions["unchanged"]:
+            figures["unchanged (its PATCH landed before the kill)"] += 1
+        else:
+            figures["applied, ledger done before the kill (redelivery: duplicate)"] += 1
+        if not actions:
+            problems.append(f"{delivery.event_id}: no outcome logged")
+    for delivery in poisons:
+        if lettered[delivery.event_id] == 1:
+            figures["dead-lettered"] += 1
+        else:
+            figures["lost" if not lettered[delivery.event_id] else "duplicates"] += 1
+            problems.append(f"{delivery.event_id}: dead-lettered {lettered[delivery.event_id]}x")
+    return figures, problems
+
+
 @pytest.mark.timeout(120)
 def test_a_kill_mid_drain_loses_nothing_and_applies_nothing_twice(tmp_path: Path) -> None:
     started = time.monotonic()
@@ -143,32 +180,7 @@ def test_a_kill_mid_drain_loses_nothing_and_applies_nothing_twice(tmp_path: Path
     for outcome in first.outcomes() + second.outcomes():
         logged.setdefault(outcome["event_id"], Counter())[outcome["action"]] += 1
     lettered = Counter(letter.get("event_id") for letter in letters)
-    figures: Counter[str] = Counter()
-    problems = []
-    for delivery in notes:
-        text = delivery.event["notes"][0]["data"]
-        times = note_count(contacts[delivery.event["contact"]["id"]], text)
-        actions = logged.get(delivery.event_id, Counter())
-        if times == 0:
-            figures["lost"] += 1
-            problems.append(f"{delivery.event_id}: accepted, never applied")
-        elif times > 1 or actions["replaced"] > 1 or lettered[delivery.event_id]:
-            figures["duplicates"] += 1
-            problems.append(f"{delivery.event_id}: applied {times} times, logged {actions}")
-        elif actions["replaced"]:
-            figures["applied"] += 1
-        elif actions["unchanged"]:
-            figures["unchanged (its PATCH landed before the kill)"] += 1
-        else:
-            figures["applied, ledger done before the kill (redelivery: duplicate)"] += 1
-        if not actions:
-            problems.append(f"{delivery.event_id}: no outcome logged")
-    for delivery in poisons:
-        if lettered[delivery.event_id] == 1:
-            figures["dead-lettered"] += 1
-        else:
-            figures["lost" if not lettered[delivery.event_id] else "duplicates"] += 1
-            problems.append(f"{delivery.event_id}: dead-lettered {lettered[delivery.event_id]}x")
+    figures, problems = account(notes, poisons, contacts, logged, lettered)
     report = (
         f"{len(deliveries)} events sent; killed at {killed_at:.1f}s with "
         f"{accepted_before_kill} accepted and {dict(applied_before_kill)} logged; restart: "

@@ -36,7 +36,7 @@ def clients(local: LocalMode) -> tuple[Any, Any]:
 
 
 def receive_all(sqs: Any, url: str) -> list[dict[str, Any]]:
-    found = []
+    found: list[dict[str, Any]] = []
     while True:
         messages = sqs.receive_message(
             QueueUrl=url, MaxNumberOfMessages=10, AttributeNames=["All"]

@@ -7,6 +7,7 @@ import json
 import os
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
@@ -226,3 +227,61 @@ def test_an_event_holding_a_non_text_character_is_dead_lettered_naming_the_field
     assert letter["error_code"] == "invalid_event"
     assert letter["error_fields"] == "fields[0].value"
     assert "U+0001" in letter["error_detail"]
+
+
+@pytest.fixture
+def aws_window() -> Iterator[LocalMode]:
+    """Local mode with AWS's ledger retention (21 days), so the replay window applies."""
+    with LocalMode(LocalOptions(ledger_retention_days=21)) as running:
+        assert running.poller is not None
+        running.poller.pause()
+        yield running
+
+
+def dated(contact_id: int, occurred_at: datetime, **changes: Any) -> dict[str, Any]:
+    record = message(contact_id, **changes)
+    body = json.loads(record["Body"]) | {"occurred_at": occurred_at.isoformat()}
+    record["Body"] = json.dumps(body)
+    record["MD5OfBody"] = hashlib.md5(record["Body"].encode(), usedforsecurity=False).hexdigest()
+    return record
+
+
+def test_an_event_older_than_the_ledger_remembers_is_refused_as_a_possible_replay(
+    aws_window: LocalMode,
+) -> None:
+    """Issue 11: a captured delivery replayed after the ledger forgot it was applied again,
+    reverting a later change. Sources that sign no timestamp cannot tell a replay apart."""
+    now = datetime.now(UTC)
+    old = dated(700103, now - timedelta(days=22), set={"mobile": "+33699999999"})
+    recent = dated(700103, now - timedelta(days=20), set={"firstname": "Recent"})
+    assert invoke([old, recent]) == {"batchItemFailures": []}
+    [letter] = dead_letters(aws_window)
+    assert letter["error_code"] == "outside_replay_window"
+    assert letter["error_fields"] == "occurred_at"
+    contact = standin(aws_window, "contacts/700103")["contact"]
+    assert contact["firstname"] == "Recent"
+    assert contact["mobile"] != "+33699999999"
+
+
+def test_an_event_from_the_future_beyond_the_skew_is_refused(aws_window: LocalMode) -> None:
+    now = datetime.now(UTC)
+    ahead = dated(700106, now + timedelta(hours=1), set={"firstname": "Ahead"})
+    skewed = dated(700109, now + timedelta(minutes=2), set={"firstname": "Skewed"})
+    assert invoke([ahead, skewed]) == {"batchItemFailures": []}
+    [letter] = dead_letters(aws_window)
+    assert letter["error_code"] == "outside_replay_window"
+    assert "in the future" in letter["error_detail"]
+    assert standin(aws_window, "contacts/700109")["contact"]["firstname"] == "Skewed"
+
+
+def test_two_copies_of_one_event_in_a_batch_settle_at_once(local: LocalMode) -> None:
+    """Issue 11: the second copy found its own claim busy, and it and the contact's later
+    events waited a whole visibility timeout."""
+    first = message(700103, event_id="tally-copy-1", source="tally", set={"firstname": "Once"})
+    copy = dict(first, MessageId=str(uuid.uuid4()), ReceiptHandle=uuid.uuid4().hex)
+    later = message(700103, set={"surname": "Later"})
+    assert invoke([first, copy, later]) == {"batchItemFailures": []}
+    contact = standin(local, "contacts/700103")["contact"]
+    assert (contact["firstname"], contact["surname"]) == ("Once", "Later")
+    assert patches(local) == 1
+    assert dead_letters(local) == []

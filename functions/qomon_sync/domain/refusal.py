@@ -17,6 +17,7 @@ from enum import StrEnum
 class Code(StrEnum):
     # The event itself.
     INVALID_EVENT = "invalid_event"
+    OUTSIDE_REPLAY_WINDOW = "outside_replay_window"
     # The event against the space's forms.
     UNKNOWN_FIELD = "unknown_field"
     AMBIGUOUS_FIELD = "ambiguous_field"
@@ -84,6 +85,12 @@ EXPLAINED: dict[Code, tuple[str, str]] = {
     Code.INVALID_EVENT: (
         "the message is not a change event v1",
         "fix the source's mapping (error_fields names the keys), then redrive",
+    ),
+    Code.OUTSIDE_REPLAY_WINDOW: (
+        "the event occurred longer ago than the ledger remembers applied events, or too far "
+        "in the future: it could be a replay, which could revert later changes",
+        "if it is genuine and still wanted, send it again as a new event (new event_id and "
+        "occurred_at); else drop the letter. LedgerRetentionDays sets the window",
     ),
     Code.UNKNOWN_FIELD: (
         "the event names a form no field of the space has, or the contact holds a field no "

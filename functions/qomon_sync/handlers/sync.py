@@ -22,6 +22,7 @@ import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
@@ -36,7 +37,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
 from qomon_sync.adapters.dead_letters import DeadLetter, DeadLetterQueue
-from qomon_sync.adapters.ledger import Claim, EventLedger
+from qomon_sync.adapters.ledger import Claim, EventLedger, ledger_key
 from qomon_sync.adapters.qomon import Deadline, QomonClient, QomonError, RetryPolicy, TokenBucket
 from qomon_sync.adapters.qomon.port import QomonContacts, fetch_forms
 from qomon_sync.adapters.secrets import MissingApiKey, qomon_api_key
@@ -212,9 +213,16 @@ class SyncBatch:
         deadline = Deadline.after(seconds_left)
         events: list[ChangeEvent] = []
         by_event: dict[str, SQSRecord] = {}
+        claimed: set[str] = set()
         for index, record in enumerate(records):
             event = self._parse(record)
-            if event is None:
+            if event is None or not self._in_replay_window(event, record):
+                continue
+            if ledger_key(event) in claimed:
+                # A second copy of an event this batch already holds (a sender's retry
+                # that reached the queue twice): a duplicate, settled now rather than left
+                # to find its own claim busy and wait a whole visibility timeout.
+                self._duplicate(event, record, "a copy of an event in the same batch")
                 continue
             if event.event_id in by_event:
                 # Another source's event with the same id (ids are unique per source): the
@@ -235,6 +243,7 @@ class SyncBatch:
                 break
             events.append(event)
             by_event[event.event_id] = record
+            claimed.add(ledger_key(event))
         if events:
             self._apply(events, by_event, deadline)
 
@@ -257,15 +266,34 @@ class SyncBatch:
             return Claim.NEW  # dry run: nothing is written, so nothing is recorded
         claim = self.runtime.ledger.claim(event, self.context.get_remaining_time_in_millis())
         if claim is Claim.DONE:
-            self.fates[record.message_id] = Fate()
-            metrics.add_metric(name="EventsDuplicate", unit=MetricUnit.Count, value=1)
-            self._log(
-                event.event_id,
-                "duplicate",
-                source=event.source,
-                detail="already applied; not applied again",
-            )
+            self._duplicate(event, record, "already applied; not applied again")
         return claim
+
+    def _duplicate(self, event: ChangeEvent, record: SQSRecord, why: str) -> None:
+        self.fates[record.message_id] = Fate()
+        metrics.add_metric(name="EventsDuplicate", unit=MetricUnit.Count, value=1)
+        self._log(event.event_id, "duplicate", source=event.source, detail=why)
+
+    def _in_replay_window(self, event: ChangeEvent, record: SQSRecord) -> bool:
+        """Whether the ledger can still tell a replay of `event` from its first delivery.
+
+        Typeform, Tally and Brevo sign no timestamp, so a captured delivery replayed after
+        the ledger forgot it would be applied again and could revert later changes: an
+        event older than the ledger's retention (or from the future, beyond a clock skew)
+        is refused rather than guessed about."""
+        settings = self.runtime.settings
+        age_s = (datetime.now(UTC) - event.occurred_at).total_seconds()
+        if -settings.future_skew_s <= age_s < settings.idempotency_expiry_s:
+            return True
+        when = "in the future" if age_s < 0 else "longer ago than the ledger remembers"
+        refusal = Refusal(
+            Code.OUTSIDE_REPLAY_WINDOW,
+            f"the event occurred {when} ({settings.ledger_retention_days} days): it could be a "
+            "replay, so it is not applied",
+            ("occurred_at",),
+        )
+        self._dead_letter(record, event.event_id, refusal)
+        return False
 
     def _apply(
         self, events: list[ChangeEvent], by_event: dict[str, SQSRecord], deadline: Deadline
