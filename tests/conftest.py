@@ -19,3 +19,15 @@ def load_event(name: str) -> Any:
 @pytest.fixture
 def events_dir() -> Path:
     return EVENTS
+
+
+TEST_PSEUDONYM_KEY = "a test deployment's pseudonym key, 64 characters long, not a secret"
+
+
+@pytest.fixture(autouse=True)
+def pseudonym_key() -> None:
+    """A deployment's pseudonym key, as the handlers and local mode configure one; a test
+    that starts local mode or a handler gets theirs instead."""
+    from qomon_sync.domain.privacy import use_pseudonym_key
+
+    use_pseudonym_key(lambda: TEST_PSEUDONYM_KEY)

@@ -28,6 +28,8 @@ class Settings(BaseSettings):
     qomon_api_key_secret: str = "qomon-sync/qomon-api-key"  # noqa: S105 - a name, not a key
     """Name or ARN of the Secrets Manager secret holding the Qomon API key: the key itself,
     or JSON `{"api_key": "..."}`."""
+    pseudonym_key_secret: str = "qomon-sync/pseudonym-key"  # noqa: S105 - a name
+    """Secrets Manager secret holding the key of e-mail pseudonyms (message groups, logs)."""
     changes_queue_url: str = ""
     """The FIFO queue of change events (the ingest function writes to it)."""
     dead_letter_queue_url: str = ""
@@ -48,7 +50,12 @@ class Settings(BaseSettings):
     safety_margin_s: Annotated[float, Field(ge=1)] = 8.0
     """Time kept back from the Lambda timeout: no contact is started with less than this."""
     dry_run: bool = False
-    """Assemble and log the (masked) diff, never write to Qomon."""
+    """Assemble and log what would be written (its structure and changed paths, no
+    values), never write to Qomon."""
+    dry_run_show_values: bool = False
+    """Local mode only: log the values a dry run would write too. Ignored in AWS Lambda."""
+    aws_execution_env: str = ""
+    """Set by the Lambda runtime (AWS_EXECUTION_ENV): how the handlers know they run in AWS."""
 
     # -- observability (read by handlers.observability) ---------------------------------
     powertools_service_name: str = "qomon-sync"

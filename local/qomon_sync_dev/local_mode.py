@@ -27,6 +27,7 @@ import base64
 import json
 import logging
 import os
+import secrets as secrets_module
 import signal
 import socket
 import sys
@@ -44,6 +45,7 @@ from aiohttp import web
 from moto.server import ThreadedMotoServer
 from moto.sqs.models import Queue, SQSBackend
 
+from qomon_sync.domain.privacy import use_pseudonym_key
 from qomon_sync_dev import local_logs, local_state
 from qomon_sync_dev.local_state import counted
 from qomon_sync_dev.standin.config import StandinConfig
@@ -598,8 +600,15 @@ class LocalMode:
                 "POWERTOOLS_METRICS_NAMESPACE": "QomonSync",
                 "POWERTOOLS_TRACE_DISABLED": "true",
                 "WEBHOOK_SECRETS_SECRET": f"{STACK}/webhook-secrets",
+                "PSEUDONYM_KEY_SECRET": f"{STACK}/pseudonym-key",
             }
         )
+        # The tools that run beside the handlers (bench, soak) key pseudonyms the same way.
+        secrets_client = boto3.client(
+            "secretsmanager", endpoint_url=self.endpoints.aws_endpoint_url, region_name=REGION
+        )
+        key = secrets_client.get_secret_value(SecretId=f"{STACK}/pseudonym-key")["SecretString"]
+        use_pseudonym_key(lambda: str(key))
         from qomon_sync.handlers.ingest import reset_ingest
         from qomon_sync.handlers.sync import reset_runtime
 
@@ -681,6 +690,9 @@ class LocalMode:
             SecretString=json.dumps(LOCAL_WEBHOOK_SECRETS),
             Tags=pinned,
         )
+        secrets.create_secret(
+            Name=f"{STACK}/pseudonym-key", SecretString=self._pseudonym_key(), Tags=pinned
+        )
         return Endpoints(
             aws_endpoint_url=aws_url,
             region=REGION,
@@ -691,6 +703,17 @@ class LocalMode:
             qomon_api_key_secret=secret_arn,
             qomon_url=qomon_url,
         )
+
+    def _pseudonym_key(self) -> str:
+        """Local mode's own key for e-mail pseudonyms, kept in the state folder so that a
+        contact keeps its message group across restarts (AWS: the stack generates one)."""
+        if self.options.state_dir is None:
+            return secrets_module.token_hex(32)
+        path = self.options.state_dir / "pseudonym-key"
+        if not path.exists():
+            path.write_text(secrets_module.token_hex(32), encoding="utf-8")
+            path.chmod(0o600)
+        return path.read_text(encoding="utf-8").strip()
 
     def _set_env(self, values: dict[str, str]) -> None:
         for key, value in values.items():

@@ -125,18 +125,52 @@ def test_a_refused_api_key_dead_letters_at_once_with_the_status(local: LocalMode
     assert "revoked-key" not in json.dumps(letter)
 
 
-def test_dry_run_reads_but_never_writes(local: LocalMode, caplog: pytest.LogCaptureFixture) -> None:
+PERSONAL: dict[str, Any] = {
+    "set": {"firstname": "Dry", "nationality": "Ukrainienne", "birth_country": "Ukraine"},
+    "tags": {"add": ["soutien-discret"]},
+    "fields": [
+        {"field": "Niveau de soutien", "value": "very_favorable"},
+        {"field": "Consentements", "op": "add", "value": "consent_sms"},
+        {"field": "Quelle est votre principale préoccupation ?", "value": "Le loyer trop cher"},
+    ],
+    "notes": [{"data": "Hésite entre deux listes"}],
+}
+"""A dry-run event touching every kind of personal data: none of it may be logged."""
+PERSONAL_VALUES = (
+    "Dry",
+    "Ukrain",
+    "soutien-discret",
+    "very_favorable",
+    "consent_sms",
+    "loyer",
+    "Hésite",
+    "sympathisant",  # the contact's own tag
+    "ana.martin",
+)
+
+
+def dry_run_logs(env: dict[str, str], caplog: pytest.LogCaptureFixture) -> list[str]:
     from qomon_sync.handlers.sync import reset_runtime
 
-    os.environ["DRY_RUN"] = "true"
+    os.environ.update(env)
     try:
         reset_runtime()
-        record = message(700103, set={"firstname": "Dry"})
+        record = message(700103, **PERSONAL)
         assert invoke([record]) == {"batchItemFailures": []}
         assert invoke([record]) == {"batchItemFailures": []}  # nothing recorded: not a duplicate
     finally:
-        del os.environ["DRY_RUN"]
+        for name in env:
+            del os.environ[name]
         reset_runtime()
+    return [json.dumps(r.__dict__, default=str, ensure_ascii=False) for r in caplog.records]
+
+
+def test_dry_run_reads_but_never_writes_and_logs_no_value_of_a_person(
+    local: LocalMode, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue 11: dry run masked only basic fields; answers (level of support included),
+    consents, free text, tags and nationality were logged in clear."""
+    lines = dry_run_logs({"DRY_RUN": "true"}, caplog)
     calls = standin(local, "stats")["calls"]
     assert calls["GET /contacts/{id}"] == 2
     assert "PATCH /contacts/{id}" not in calls
@@ -144,12 +178,49 @@ def test_dry_run_reads_but_never_writes(local: LocalMode, caplog: pytest.LogCapt
         getattr(r, "action", None) for r in caplog.records if r.getMessage() == "event processed"
     ]
     assert actions == ["would_be_replaced", "would_be_replaced"]
+    leaks = [value for value in PERSONAL_VALUES for line in lines if value in line]
+    assert leaks == []
     [shown, _] = [r for r in caplog.records if r.getMessage() == "dry run: not written"]
-    logged = json.dumps(shown.__dict__, default=str)
-    assert shown.body["firstname"] == "*****"  # type: ignore[attr-defined]
-    assert "Dry" not in logged  # personal data is masked
-    assert "ana.martin" not in logged
-    assert shown.body["tags"] == [{"name": "sympathisant"}]  # type: ignore[attr-defined]
+    body = shown.body  # type: ignore[attr-defined]
+    assert body["firstname"] == "text"
+    assert all(answer["form_ref_id"] == "number" for answer in body["formdatas"])  # the choice
+    [processed, _] = [r for r in caplog.records if r.getMessage() == "event processed"]
+    changed = processed.changed  # type: ignore[attr-defined]
+    assert "firstname" in changed
+    assert any(path.startswith("tags[") for path in changed)  # a digest, not the name
+
+
+def test_dry_run_shows_values_only_when_local_mode_asks_and_never_in_lambda(
+    local: LocalMode, caplog: pytest.LogCaptureFixture
+) -> None:
+    shown = dry_run_logs({"DRY_RUN": "true", "DRY_RUN_SHOW_VALUES": "true"}, caplog)
+    assert any("Ukrainienne" in line for line in shown)
+    caplog.clear()
+    in_lambda = dry_run_logs(
+        {
+            "DRY_RUN": "true",
+            "DRY_RUN_SHOW_VALUES": "true",
+            "AWS_EXECUTION_ENV": "AWS_Lambda_python3.13",
+        },
+        caplog,
+    )
+    assert not any("Ukrainienne" in line for line in in_lambda)
+
+
+def test_a_dead_letter_leaves_the_process_redacted_in_its_log_line_too(
+    local: LocalMode, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue 11: only the queue attribute was redacted; the log line printed the e-mail."""
+    label = "Contact ana.martin@example.org"
+    assert invoke([message(700103, fields=[{"field": label, "value": "x"}])]) == {
+        "batchItemFailures": []
+    }
+    [letter] = dead_letters(local)
+    lines = [json.dumps(r.__dict__, default=str) for r in caplog.records]
+    assert letter["error_code"] == "unknown_field"
+    assert any("<email>" in line for line in lines)
+    assert not any("ana.martin" in line for line in lines)
+    assert "ana.martin" not in json.dumps(letter)
 
 
 def test_metrics_are_emitted_as_emf(local: LocalMode, capsys: pytest.CaptureFixture[str]) -> None:

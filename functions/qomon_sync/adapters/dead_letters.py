@@ -3,6 +3,8 @@
 Attributes say what a person needs to decide: a stable error code (also the metric
 dimension), a detail with contact data masked, the fields at fault, Qomon's HTTP status
 when there was one, how many times SQS had delivered the message, and when it failed.
+The letter comes redacted (privacy.redact_refusal, applied once by the handler to
+everything that leaves the process); this adapter only bounds the attributes' size.
 """
 
 from __future__ import annotations
@@ -10,8 +12,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-
-from qomon_sync.domain.privacy import redact_text
 
 DETAIL_LIMIT = 1000
 
@@ -39,7 +39,7 @@ class DeadLetterQueue:
             "error_code": {"DataType": "String", "StringValue": letter.code},
             "error_detail": {
                 "DataType": "String",
-                "StringValue": redact_text(letter.detail)[:DETAIL_LIMIT] or "-",
+                "StringValue": letter.detail[:DETAIL_LIMIT] or "-",
             },
             "attempts": {"DataType": "Number", "StringValue": str(letter.attempts)},
             "failed_at": {
@@ -51,7 +51,7 @@ class DeadLetterQueue:
             fields = ", ".join(letter.fields)
             attributes["error_fields"] = {
                 "DataType": "String",
-                "StringValue": redact_text(fields)[:DETAIL_LIMIT],
+                "StringValue": fields[:DETAIL_LIMIT],
             }
         if letter.http_status is not None:
             attributes["http_status"] = {

@@ -1,4 +1,5 @@
-"""The Qomon API key, read from Secrets Manager at run time and cached by Powertools."""
+"""The Qomon API key and the pseudonym key, read from Secrets Manager at run time and
+cached by Powertools."""
 
 from __future__ import annotations
 
@@ -27,3 +28,9 @@ def qomon_api_key(secret_id: str) -> str:
     if not key or key == "REPLACE_ME":
         raise MissingApiKey(f"secret {secret_id} holds no Qomon API key yet")
     return key
+
+
+def pseudonym_key(secret_id: str) -> str:
+    """The deployment's pseudonym key (the stack generates it; local mode makes its own)."""
+    raw = parameters.get_secret(secret_id, max_age=KEY_CACHE_S)
+    return (raw.decode("utf-8") if isinstance(raw, bytes) else str(raw)).strip()

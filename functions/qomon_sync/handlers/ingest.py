@@ -36,7 +36,9 @@ from qomon_sync.adapters.changes_queue import (
     refused_character,
     send,
 )
+from qomon_sync.adapters.secrets import pseudonym_key
 from qomon_sync.domain.change_event import ChangeEvent, character_name
+from qomon_sync.domain.privacy import use_pseudonym_key
 from qomon_sync.handlers.observability import logger, metrics, tracer
 from qomon_sync.settings import Settings, get_settings
 from qomon_sync.sources.base import (
@@ -79,6 +81,7 @@ class Ingest:
 @lru_cache(maxsize=1)
 def current_ingest() -> Ingest:
     settings = get_settings()
+    use_pseudonym_key(lambda: pseudonym_key(settings.pseudonym_key_secret))
     config_path = Path(settings.sources_config) if settings.sources_config else _bundled_config()
     return Ingest(
         settings=settings, sources=build_sources(load_mapping(config_path)), sqs=boto3.client("sqs")

@@ -32,20 +32,24 @@ from aws_lambda_powertools.utilities import parameters
 from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor, process_partial_response
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
-from aws_lambda_powertools.utilities.data_masking import DataMasking
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
 from qomon_sync.adapters.dead_letters import DeadLetter, DeadLetterQueue
+from qomon_sync.adapters.dry_run import DryRun
 from qomon_sync.adapters.ledger import Claim, EventLedger, ledger_key
 from qomon_sync.adapters.qomon import Deadline, QomonClient, QomonError, RetryPolicy, TokenBucket
 from qomon_sync.adapters.qomon.port import QomonContacts, fetch_forms
-from qomon_sync.adapters.secrets import MissingApiKey, qomon_api_key
+from qomon_sync.adapters.secrets import MissingApiKey, pseudonym_key, qomon_api_key
 from qomon_sync.domain.change_event import ChangeEvent
-from qomon_sync.domain.contact_shape import WriteContact
 from qomon_sync.domain.contact_sync import ContactSync, EventOutcome, QomonPort, sync_contact
 from qomon_sync.domain.forms import FormCatalog
-from qomon_sync.domain.privacy import pseudonym
+from qomon_sync.domain.privacy import (
+    redact_paths,
+    redact_refusal,
+    redact_text,
+    use_pseudonym_key,
+)
 from qomon_sync.domain.refusal import Code, Refusal
 from qomon_sync.domain.validation import error_paths
 from qomon_sync.handlers.observability import logger, metrics, tracer
@@ -53,19 +57,6 @@ from qomon_sync.settings import Settings, get_settings
 
 MIN_TIME_FOR_A_CONTACT_S = 5.0
 """A search, a GET and a PATCH, paced: never start a contact with less than this left."""
-
-PERSONAL_FIELDS = [
-    "firstname",
-    "surname",
-    "married_name",
-    "birthdate",
-    "birth_city",
-    "mail",
-    "phone",
-    "mobile",
-    "address",
-    "notes",
-]
 
 CONTACT_METRICS = (
     ("replaced", "ContactsReplaced"),
@@ -147,6 +138,7 @@ class Runtime:
 @lru_cache(maxsize=1)
 def current_runtime() -> Runtime:
     settings = get_settings()
+    use_pseudonym_key(lambda: pseudonym_key(settings.pseudonym_key_secret))
     sqs = boto3.client("sqs")
     return Runtime(
         settings=settings,
@@ -303,8 +295,11 @@ class SyncBatch:
             client = self.runtime.client()
             self._usage_before = self._usage_before or _usage(client)
             port: QomonPort = QomonContacts(client, deadline)
-            if self.runtime.settings.dry_run:
-                port = DryRun(port)
+            settings = self.runtime.settings
+            if settings.dry_run:
+                # Values only on an explicit local-mode flag, never inside AWS Lambda.
+                show = settings.dry_run_show_values and not settings.aws_execution_env
+                port = DryRun(port, logger.info, show_values=show)
             forms = self.runtime.forms(client, deadline)
             sync_contact(
                 events, port, forms, self.runtime.settings.assembly_policy(), result=result
@@ -361,7 +356,7 @@ class SyncBatch:
                 action,
                 source=event.source,
                 contact_id=outcome.contact_id,
-                changed=list(outcome.changed),
+                changed=redact_paths(outcome.changed),
                 warnings=list(outcome.warnings),
             )
         for action, metric in CONTACT_METRICS:
@@ -378,7 +373,9 @@ class SyncBatch:
         *,
         http_status: int | None = None,
     ) -> None:
-        code, detail, fields = refusal.code, refusal.detail, refusal.fields
+        # The one redaction, before the refusal leaves the process by any way.
+        shown = redact_refusal(refusal)
+        code, detail, fields = shown.code, shown.detail, shown.fields
         self.runtime.dead_letters.send(
             DeadLetter(
                 body=record.body,
@@ -412,7 +409,11 @@ class SyncBatch:
         metrics.add_metric(name="EventsRetryLater", unit=MetricUnit.Count, value=len(records))
         logger.warning(
             "events left for redelivery",
-            extra={"messages": [r.message_id for r in records], "reason": why},
+            extra={
+                "messages": [r.message_id for r in records],
+                "events": len(records),
+                "reason": redact_text(why),
+            },
         )
 
     def _release(self, event: ChangeEvent, why: Exception) -> None:
@@ -448,43 +449,3 @@ def _group_of(record: SQSRecord) -> str:
         return ChangeEvent.model_validate(body).contact.key
     except (ValueError, ValidationError, TypeError):
         return record.message_id
-
-
-class DryRun:
-    """A port that reads from Qomon but never writes: it logs what it would send."""
-
-    def __init__(self, qomon: QomonPort) -> None:
-        self._qomon = qomon
-        self._masking = DataMasking()
-
-    def find_by_email(self, mail: str) -> list[dict[str, Any]]:
-        return self._qomon.find_by_email(mail)
-
-    def get(self, contact_id: int) -> dict[str, Any] | None:
-        return self._qomon.get(contact_id)
-
-    def replace(self, contact_id: int, contact: WriteContact) -> dict[str, Any]:
-        self._show("replace", contact_id, contact)
-        return {**contact, "id": contact_id}
-
-    def create(self, contact: WriteContact) -> dict[str, Any]:
-        self._show("create", None, contact)
-        return {**contact, "id": 0}
-
-    def _show(self, verb: str, contact_id: int | None, contact: WriteContact) -> None:
-        present = [f for f in PERSONAL_FIELDS if f in contact]
-        masked = self._masking.erase(dict(contact), fields=present) if present else dict(contact)
-        logger.info(
-            "dry run: not written",
-            extra={
-                "verb": verb,
-                "contact_id": contact_id,
-                "body": masked,
-                "mail": _mail_token(contact),
-            },
-        )
-
-
-def _mail_token(contact: WriteContact) -> str | None:
-    mail = contact.get("mail")
-    return pseudonym(mail) if isinstance(mail, str) else None
