@@ -14,11 +14,13 @@ from qomon_sync.adapters.qomon.errors import (
     QomonTransportError,
     QomonValidationError,
 )
-from qomon_sync.adapters.qomon.pacing import Deadline, TokenBucket
+from qomon_sync.adapters.qomon.pacing import BucketWaitTooLong, Deadline, Pacer, TokenBucket
 
 __all__ = [
+    "BucketWaitTooLong",
     "CallStats",
     "Deadline",
+    "Pacer",
     "ProblemItem",
     "QomonAuthError",
     "QomonBudgetExhausted",

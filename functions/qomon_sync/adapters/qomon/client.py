@@ -34,7 +34,7 @@ from qomon_sync.adapters.qomon.errors import (
     problem_detail,
     problem_items,
 )
-from qomon_sync.adapters.qomon.pacing import BucketWaitTooLong, Deadline, TokenBucket
+from qomon_sync.adapters.qomon.pacing import BucketWaitTooLong, Deadline, Pacer, TokenBucket
 from qomon_sync.domain.forms import Form
 from qomon_sync.domain.validation import error_paths
 
@@ -111,7 +111,7 @@ class QomonClient:
         *,
         connect_timeout_s: float = 3.05,
         read_timeout_s: float = 10.0,
-        bucket: TokenBucket | None = None,
+        bucket: Pacer | None = None,
         retry: RetryPolicy | None = None,
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
@@ -131,7 +131,7 @@ class QomonClient:
         )
         self._connect_timeout_s = connect_timeout_s
         self._read_timeout_s = read_timeout_s
-        self.bucket = bucket or TokenBucket(sleep=sleep)
+        self.bucket: Pacer = bucket or TokenBucket(sleep=sleep)
         self.retry = retry or RetryPolicy()
         self._sleep = sleep
         self._jitter = jitter

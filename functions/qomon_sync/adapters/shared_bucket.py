@@ -1,0 +1,215 @@
+"""One token budget for every instance of the sync function: the space's bucket, in DynamoDB.
+
+Qomon's rate limit belongs to the space (one API key), however many sync functions run
+at once. When each instance kept its own estimate and overwrote it from
+`x-ratelimit-remaining`, two instances each believed they had the whole burst, and they
+met 429s (27 with 2 consumers, 288 with 10). Here every instance books its tokens on one
+item, with the generic cell rate algorithm (GCRA): the item holds one number, `tat`, the
+theoretical arrival time (Unix seconds) at which the bucket would be full again.
+
+- Booking `c` tokens moves `tat` to `max(tat, now) + c / rate` in one conditional update
+  (no read first: under a backlog, `tat` is ahead of now and the first form always
+  succeeds); the caller then sleeps until `tat - burst / rate` has come, so bookings are
+  served in the order they were made, at the refill rate, by whichever instance made them.
+- A refund (a contact found unchanged does not spend its PATCH) moves `tat` back.
+- Qomon's `x-ratelimit-remaining` counts every integration of the space: when it says the
+  bucket holds fewer tokens than the booked budget leaves, `tat` is pushed forward to
+  match (the lower of the two wins); a 429 empties it. Neither ever moves it back.
+
+The arithmetic is additive, so concurrent bookings and refunds need no lock: DynamoDB's
+atomic update is the only serialisation. Clocks are the instances' wall clocks (Lambda's
+are NTP-synchronised to milliseconds, far below a token's 100 ms).
+Qomon quirks handled here: see docs/qomon-api.md#rate-limits.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from qomon_sync.adapters.qomon.pacing import BucketWaitTooLong, Deadline, Prepaid
+
+_LIMIT = re.compile(r"burst:\s*(?P<burst>\d+(?:\.\d+)?)\s*;\s*rate:\s*(?P<rate>\d+(?:\.\d+)?)")
+BOOKING_ATTEMPTS = 8
+"""Conditional updates lost to another instance before giving up (each loss means that
+instance booked, so the bucket is moving)."""
+
+
+class SharedBucket:
+    """Implements pacing.Pacer on one DynamoDB item shared by every instance."""
+
+    def __init__(
+        self,
+        dynamodb: Any,
+        table: str,
+        space: str,
+        *,
+        capacity: float = 100,
+        refill_per_s: float = 10.0,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if capacity <= 0 or refill_per_s <= 0:
+            raise ValueError("token bucket capacity and refill must be positive")
+        self._db = dynamodb
+        self._table = table
+        self._key = {"pk": {"S": f"space#{space}"}, "sk": {"S": "bucket"}}
+        self.capacity = float(capacity)
+        self.refill_per_s = float(refill_per_s)
+        self._clock = clock
+        self._sleep = sleep
+        self._prepaid = Prepaid()
+        self._hint = 0.0
+        """The latest `tat` this instance saw: a lower bound of the shared one."""
+        self._lock = threading.Lock()
+
+    # -- what the client and the caller use ------------------------------------------------
+
+    def acquire(self, cost: float, deadline: Deadline) -> float:
+        with self._lock:
+            cost = self._prepaid.draw(cost)
+        if cost <= 0:
+            return 0.0
+        return self._book_and_wait(cost, deadline, keep_s=0.0)
+
+    def reserve(self, cost: float, deadline: Deadline, *, keep_s: float = 0.0) -> float:
+        waited = self._book_and_wait(cost, deadline, keep_s=keep_s)
+        with self._lock:
+            self._prepaid.prepaid += cost
+        return waited
+
+    def refund(self) -> float:
+        with self._lock:
+            left = self._prepaid.give_back()
+        if left > 0:
+            self._move_back(left / self.refill_per_s)
+        return left
+
+    def observe(self, headers: Mapping[str, str]) -> None:
+        limit = headers.get("x-ratelimit-limit")
+        if limit and (match := _LIMIT.search(limit)):
+            burst, rate = float(match["burst"]), float(match["rate"])
+            if burst > 0 and rate > 0:
+                self.capacity, self.refill_per_s = burst, rate
+        remaining = headers.get("x-ratelimit-remaining")
+        if remaining is None:
+            return
+        try:
+            server = max(0.0, float(remaining))
+        except ValueError:
+            return
+        now = self._clock()
+        # The server floors its count: it holds between `server` and `server + 1`. Only a
+        # server holding a whole token less than our booked budget leaves moves it.
+        if server + 1 >= self._estimate(self._hint, now):
+            return
+        self._push_to(now + (self.capacity - min(server, self.capacity)) / self.refill_per_s)
+
+    def drain(self) -> None:
+        with self._lock:
+            self._prepaid.give_back()  # booked against tokens the server did not have
+        now = self._clock()
+        self._push_to(now + self.capacity / self.refill_per_s)
+
+    @property
+    def tokens(self) -> float:
+        """The shared estimate, read now (for tests and tools)."""
+        item = self._db.get_item(TableName=self._table, Key=self._key, ConsistentRead=True)
+        tat = float(item.get("Item", {}).get("tat", {}).get("N", "0"))
+        return self._estimate(tat, self._clock())
+
+    # -- the item ---------------------------------------------------------------------------
+
+    def _estimate(self, tat: float, now: float) -> float:
+        return self.capacity - max(0.0, tat - now) * self.refill_per_s
+
+    def _book_and_wait(self, cost: float, deadline: Deadline, *, keep_s: float) -> float:
+        interval = cost / self.refill_per_s
+        now = self._clock()
+        tat = self._book(interval, now)
+        horizon = max(self.capacity, cost) / self.refill_per_s
+        wait = max(0.0, tat - horizon - now)
+        if wait > deadline.remaining() - keep_s:
+            self._move_back(interval)
+            raise BucketWaitTooLong(wait)
+        if wait > 0:
+            self._sleep(wait)
+        return wait
+
+    def _book(self, interval: float, now: float) -> float:
+        """Move `tat` to max(tat, now) + interval; returns the new `tat`."""
+        for _ in range(BOOKING_ATTEMPTS):
+            try:
+                answer = self._db.update_item(
+                    TableName=self._table,
+                    Key=self._key,
+                    UpdateExpression="SET tat = tat + :interval",
+                    ConditionExpression="tat >= :now",
+                    ExpressionAttributeValues={":interval": _n(interval), ":now": _n(now)},
+                    ReturnValues="UPDATED_NEW",
+                )
+                tat = float(answer["Attributes"]["tat"]["N"])
+                self._hint = max(self._hint, tat)
+                return tat
+            except ClientError as exc:
+                if not _lost(exc):
+                    raise
+            # The bucket had refilled past `now` (or never existed): start from now.
+            fresh = now + interval
+            try:
+                self._db.update_item(
+                    TableName=self._table,
+                    Key=self._key,
+                    UpdateExpression="SET tat = :fresh",
+                    ConditionExpression="attribute_not_exists(tat) OR tat < :now",
+                    ExpressionAttributeValues={":fresh": _n(fresh), ":now": _n(now)},
+                )
+                self._hint = max(self._hint, fresh)
+                return fresh
+            except ClientError as exc:
+                if not _lost(exc):
+                    raise
+            now = self._clock()  # another instance booked in between: once more
+        raise BucketWaitTooLong(0.0)  # pragma: no cover - eight losses in a row
+
+    def _move_back(self, interval: float) -> None:
+        try:
+            self._db.update_item(
+                TableName=self._table,
+                Key=self._key,
+                UpdateExpression="SET tat = tat - :interval",
+                ConditionExpression="attribute_exists(tat)",
+                ExpressionAttributeValues={":interval": _n(interval)},
+            )
+        except ClientError as exc:
+            if not _lost(exc):
+                raise
+        self._hint -= interval
+
+    def _push_to(self, candidate: float) -> None:
+        """`tat` = max(tat, candidate): the bucket holds at most what `candidate` leaves."""
+        try:
+            self._db.update_item(
+                TableName=self._table,
+                Key=self._key,
+                UpdateExpression="SET tat = :candidate",
+                ConditionExpression="attribute_not_exists(tat) OR tat < :candidate",
+                ExpressionAttributeValues={":candidate": _n(candidate)},
+            )
+        except ClientError as exc:
+            if not _lost(exc):
+                raise
+        self._hint = max(self._hint, candidate)
+
+
+def _n(value: float) -> dict[str, str]:
+    return {"N": f"{value:.6f}"}
+
+
+def _lost(exc: ClientError) -> bool:
+    return bool(exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException")

@@ -1,0 +1,152 @@
+"""Issue 12: one token budget for every instance, in DynamoDB (GCRA), against moto in-process.
+
+With a bucket per instance, each instance believed it had the whole burst and overwrote
+its estimate from `x-ratelimit-remaining`: 27 x 429 at 2 consumers, 288 at 10."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from qomon_sync.adapters.qomon.pacing import BucketWaitTooLong, Deadline, TokenBucket
+from qomon_sync.adapters.shared_bucket import SharedBucket
+from tests.unit.fakes import FakeClock
+
+TABLE = "staging"
+
+
+@pytest.fixture
+def dynamodb() -> Iterator[object]:
+    with pytest.MonkeyPatch.context() as env:
+        for name, value in {
+            "AWS_DEFAULT_REGION": "eu-west-3",
+            "AWS_ACCESS_KEY_ID": "x",
+            "AWS_SECRET_ACCESS_KEY": "x",
+        }.items():
+            env.setenv(name, value)
+        env.delenv("AWS_ENDPOINT_URL", raising=False)
+        with mock_aws():
+            client = boto3.client("dynamodb")
+            client.create_table(
+                TableName=TABLE,
+                KeySchema=[
+                    {"AttributeName": "pk", "KeyType": "HASH"},
+                    {"AttributeName": "sk", "KeyType": "RANGE"},
+                ],
+                AttributeDefinitions=[
+                    {"AttributeName": "pk", "AttributeType": "S"},
+                    {"AttributeName": "sk", "AttributeType": "S"},
+                ],
+                BillingMode="PAY_PER_REQUEST",
+            )
+            yield client
+
+
+def instance(dynamodb: object, clock: FakeClock, capacity: float = 100) -> SharedBucket:
+    return SharedBucket(
+        dynamodb, TABLE, "space", capacity=capacity, refill_per_s=10, clock=clock, sleep=clock.sleep
+    )
+
+
+def test_two_instances_share_one_burst(dynamodb: object) -> None:
+    clock = FakeClock(1_000_000.0)
+    first, second = instance(dynamodb, clock), instance(dynamodb, clock)
+    deadline = Deadline.after(60, clock)
+    assert first.acquire(60, deadline) == 0
+    # The second sees what the first spent: 40 left, so 60 more wait 2 s at 10/s.
+    assert second.acquire(60, deadline) == pytest.approx(2.0)
+    assert first.tokens == pytest.approx(0)
+
+
+def test_bookings_are_served_in_order_at_the_refill_rate(dynamodb: object) -> None:
+    clock = FakeClock(1_000_000.0)
+    instances = [instance(dynamodb, clock) for _ in range(5)]
+    deadline = Deadline.after(60, clock)
+    for bucket in instances:
+        bucket.acquire(20, deadline)  # the burst, shared: 5 x 20 = 100, no wait
+    assert clock.slept == []
+    waits = []
+    for bucket in instances:
+        start = clock.now
+        bucket.reserve(6, deadline)
+        waits.append(round(clock.now - start, 3))
+    assert waits == [0.6] * 5  # each booking 6 tokens later than the one before
+
+
+def test_a_reserved_contact_calls_without_waiting_and_refunds_the_patch_it_did_not_send(
+    dynamodb: object,
+) -> None:
+    clock = FakeClock(1_000_000.0)
+    bucket = instance(dynamodb, clock, capacity=10)
+    deadline = Deadline.after(60, clock)
+    bucket.reserve(6, deadline)
+    assert bucket.acquire(1, deadline) == 0  # the GET draws on what was booked
+    assert bucket.refund() == 5  # found unchanged: no PATCH
+    assert bucket.tokens == pytest.approx(9)
+    assert clock.slept == []
+
+
+def test_a_booking_that_cannot_come_in_time_books_nothing(dynamodb: object) -> None:
+    clock = FakeClock(1_000_000.0)
+    bucket = instance(dynamodb, clock, capacity=10)
+    bucket.acquire(10, Deadline.after(60, clock))
+    with pytest.raises(BucketWaitTooLong):
+        # 6 tokens come in 0.6 s, but 3 s minus the 2.5 s the calls need leaves 0.5.
+        bucket.reserve(6, Deadline.after(3, clock), keep_s=2.5)
+    assert clock.slept == []
+    assert bucket.reserve(6, Deadline.after(60, clock)) == pytest.approx(0.6)  # nothing held
+
+
+def test_the_server_having_fewer_tokens_than_the_budget_wins(dynamodb: object) -> None:
+    clock = FakeClock(1_000_000.0)
+    bucket, other = instance(dynamodb, clock), instance(dynamodb, clock)
+    bucket.acquire(1, Deadline.after(60, clock))
+    # Another integration of the space spent tokens: Qomon says 40 are left, not 99.
+    bucket.observe({"x-ratelimit-limit": "burst:100;rate:10.0", "x-ratelimit-remaining": "40"})
+    assert other.tokens == pytest.approx(40)
+    # More than our budget leaves: the server's count never raises the shared one.
+    other.observe({"x-ratelimit-remaining": "100"})
+    assert other.tokens == pytest.approx(40)
+
+
+def test_a_count_the_server_floored_does_not_move_the_budget(dynamodb: object) -> None:
+    clock = FakeClock(1_000_000.0)
+    bucket = instance(dynamodb, clock)
+    bucket.acquire(5, Deadline.after(60, clock))
+    clock.now += 0.05  # half a token refilled: the server says 95 (floored), we hold 95.5
+    bucket.observe({"x-ratelimit-remaining": "95"})
+    assert bucket.tokens == pytest.approx(95.5)
+
+
+def test_a_429_empties_the_shared_bucket_and_voids_what_was_booked(dynamodb: object) -> None:
+    clock = FakeClock(1_000_000.0)
+    bucket, other = instance(dynamodb, clock), instance(dynamodb, clock)
+    bucket.reserve(6, Deadline.after(60, clock))
+    bucket.drain()
+    assert other.tokens == pytest.approx(0)
+    assert bucket.refund() == 0  # nothing left to give back: the server had none
+    assert bucket.acquire(1, Deadline.after(60, clock)) == pytest.approx(0.1)
+
+
+def test_headers_teach_the_burst_and_the_rate() -> None:
+    bucket = SharedBucket(object(), TABLE, "space")
+    bucket.observe({"x-ratelimit-limit": "burst:20;rate:5.0"})
+    assert (bucket.capacity, bucket.refill_per_s) == (20, 5.0)
+
+
+def test_the_local_bucket_reserves_and_refunds_the_same_way() -> None:
+    clock = FakeClock(1000.0)
+    bucket = TokenBucket(10, 10.0, clock=clock, sleep=clock.sleep)
+    deadline = Deadline.after(60, clock)
+    bucket.reserve(6, deadline)
+    assert bucket.tokens == pytest.approx(4)
+    assert bucket.acquire(6, deadline) == 0
+    assert bucket.refund() == 0
+    assert bucket.reserve(6, deadline) == pytest.approx(0.2)  # 4 were there, 2 refilled
+    assert bucket.refund() == 6
+    assert bucket.tokens == pytest.approx(6)
+    with pytest.raises(BucketWaitTooLong):
+        bucket.reserve(10, Deadline.after(1, clock), keep_s=0.7)  # 0.4 s wait, 0.3 s left
