@@ -1,0 +1,232 @@
+"""What every instance of the sync function shares about the space, besides its tokens.
+
+Both live in the staging table (adapters.staging), each item with a TTL:
+
+- the forms (`space#<space>` / `forms`): 6 calls to load, and they change only in Qomon's
+  web UI. Each instance used to load them itself, so ten instances paid 60 tokens; now the
+  first to need them loads them (a short lease keeps the others waiting for it, not
+  loading too) and the rest read them from the table until they expire;
+- the e-mails already looked up (`mail#<pseudonym>` / `contact`): which contact id an
+  e-mail found, so that the next events for that person cost a GET and not a search plus
+  a GET. The key is the e-mail's keyed pseudonym (privacy.pseudonym), never the address.
+  What it remembers is checked on every use against the GET's own `mail`
+  (RememberedContacts), and it is remembered only when the search found exactly one
+  contact: a second contact given the same e-mail in Qomon's UI goes unnoticed only until
+  the entry expires (`EMAIL_CACHE_S`); after that the search finds both again and the
+  events are dead-lettered `ambiguous_contact`, as before.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import zlib
+from collections.abc import Callable
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from qomon_sync.adapters.qomon.client import normalise_email
+from qomon_sync.domain.contact_shape import WriteContact
+from qomon_sync.domain.contact_sync import QomonPort
+from qomon_sync.domain.forms import Form, FormCatalog
+from qomon_sync.domain.privacy import pseudonym
+
+Contact = dict[str, Any]
+LEASE_S = 15.0
+"""How long one instance may take to load the forms before another tries."""
+LEASE_POLL_S = 0.25
+MAX_FORMS_BYTES = 350_000
+"""Under DynamoDB's 400 KB item limit: a larger catalog is kept per instance only."""
+
+
+class SharedForms:
+    """The space's forms, loaded by one instance and read by the others until they expire."""
+
+    def __init__(
+        self,
+        dynamodb: Any,
+        table: str,
+        space: str,
+        *,
+        ttl_s: float,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._db = dynamodb
+        self._table = table
+        self._pk = {"S": f"space#{space}"}
+        self._ttl_s = ttl_s
+        self._clock = clock
+        self._sleep = sleep
+        self._catalog: FormCatalog | None = None
+        self._until = 0.0
+
+    def get(self, load: Callable[[], FormCatalog]) -> FormCatalog:
+        now = self._clock()
+        if self._catalog is not None and now < self._until:
+            return self._catalog
+        if self._ttl_s <= 0:
+            return load()
+        catalog, until = self._read(now)
+        if catalog is None:
+            catalog, until = self._load_once(load)
+        self._catalog, self._until = catalog, until
+        return catalog
+
+    def _load_once(self, load: Callable[[], FormCatalog]) -> tuple[FormCatalog, float]:
+        started = self._clock()
+        if not self._lease(started):
+            # Another instance is loading them: wait for its catalog rather than pay again.
+            while self._clock() < started + LEASE_S:
+                self._sleep(LEASE_POLL_S)
+                catalog, until = self._read(self._clock())
+                if catalog is not None:
+                    return catalog, until
+        try:
+            catalog = load()
+        except BaseException:
+            # Let the next instance load them at once rather than wait for this lease.
+            self._db.delete_item(
+                TableName=self._table, Key={"pk": self._pk, "sk": {"S": "forms-lease"}}
+            )
+            raise
+        until = self._clock() + self._ttl_s
+        self._write(catalog, until)
+        return catalog, until
+
+    def _read(self, now: float) -> tuple[FormCatalog | None, float]:
+        answer = self._db.get_item(
+            TableName=self._table, Key={"pk": self._pk, "sk": {"S": "forms"}}, ConsistentRead=True
+        )
+        item = answer.get("Item")
+        if item is None or float(item["expires_at"]["N"]) <= now:
+            return None, 0.0
+        raw = json.loads(zlib.decompress(item["catalog"]["B"]))
+        return FormCatalog(Form.model_validate(form) for form in raw), float(
+            item["expires_at"]["N"]
+        )
+
+    def _write(self, catalog: FormCatalog, until: float) -> None:
+        data = zlib.compress(
+            json.dumps([f.model_dump(mode="json") for f in catalog.by_id.values()]).encode()
+        )
+        if len(data) > MAX_FORMS_BYTES:
+            return
+        self._db.put_item(
+            TableName=self._table,
+            Item={
+                "pk": self._pk,
+                "sk": {"S": "forms"},
+                "catalog": {"B": data},
+                "expires_at": {"N": f"{until:.3f}"},
+            },
+        )
+
+    def _lease(self, now: float) -> bool:
+        try:
+            self._db.put_item(
+                TableName=self._table,
+                Item={
+                    "pk": self._pk,
+                    "sk": {"S": "forms-lease"},
+                    "expires_at": {"N": f"{now + LEASE_S:.3f}"},
+                },
+                ConditionExpression="attribute_not_exists(pk) OR expires_at < :now",
+                ExpressionAttributeValues={":now": {"N": f"{now:.3f}"}},
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+
+class MailCache:
+    """E-mail (as its keyed pseudonym) -> the one contact id a search found for it."""
+
+    def __init__(
+        self,
+        dynamodb: Any,
+        table: str,
+        *,
+        ttl_s: float,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._db = dynamodb
+        self._table = table
+        self._ttl_s = ttl_s
+        self._clock = clock
+
+    def recall(self, mail: str) -> int | None:
+        if self._ttl_s <= 0:
+            return None
+        answer = self._db.get_item(TableName=self._table, Key=_mail_key(mail), ConsistentRead=True)
+        item = answer.get("Item")
+        if item is None or float(item["expires_at"]["N"]) <= self._clock():
+            return None
+        return int(item["contact_id"]["N"])
+
+    def remember(self, mail: str, contact_id: int) -> None:
+        if self._ttl_s <= 0:
+            return
+        self._db.put_item(
+            TableName=self._table,
+            Item={
+                **_mail_key(mail),
+                "contact_id": {"N": str(int(contact_id))},
+                "expires_at": {"N": f"{self._clock() + self._ttl_s:.3f}"},
+            },
+        )
+
+    def forget(self, mail: str) -> None:
+        if self._ttl_s > 0:
+            self._db.delete_item(TableName=self._table, Key=_mail_key(mail))
+
+
+def _mail_key(mail: str) -> dict[str, dict[str, str]]:
+    return {"pk": {"S": f"mail#{pseudonym(mail)}"}, "sk": {"S": "contact"}}
+
+
+class RememberedContacts:
+    """A QomonPort that finds a person by e-mail from what was remembered, checked.
+
+    A remembered id is read with the GET the sync needs anyway, and kept only if that
+    contact still has the e-mail; the sync's own GET then takes that answer, so a
+    remembered person costs one GET, not a search and a GET."""
+
+    def __init__(self, qomon: QomonPort, mails: MailCache) -> None:
+        self._qomon = qomon
+        self._mails = mails
+        self._read: dict[int, Contact] = {}
+
+    def find_by_email(self, mail: str) -> list[Contact]:
+        remembered = self._mails.recall(mail)
+        if remembered is not None:
+            contact = self._qomon.get(remembered)
+            if contact is not None and normalise_email(contact.get("mail")) == normalise_email(
+                mail
+            ):
+                self._read[remembered] = contact
+                return [contact]
+            self._mails.forget(mail)
+        found = self._qomon.find_by_email(mail)
+        if len(found) == 1:
+            self._mails.remember(mail, int(found[0]["id"]))
+        return found
+
+    def get(self, contact_id: int) -> Contact | None:
+        if contact_id in self._read:
+            return self._read.pop(contact_id)
+        return self._qomon.get(contact_id)
+
+    def replace(self, contact_id: int, contact: WriteContact) -> Contact:
+        return self._qomon.replace(contact_id, contact)
+
+    def create(self, contact: WriteContact) -> Contact:
+        created = self._qomon.create(contact)
+        mail = contact.get("mail")
+        if isinstance(mail, str) and created.get("id"):
+            # Qomon's search may not list a new contact at once: its next events find it here.
+            self._mails.remember(mail, int(created["id"]))
+        return created

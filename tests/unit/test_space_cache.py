@@ -1,0 +1,211 @@
+"""Issue 12: the forms loaded once for every instance, and an e-mail's contact remembered
+(keyed by its pseudonym, checked against the GET, never beyond its TTL)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from qomon_sync.adapters.space_cache import MailCache, RememberedContacts, SharedForms
+from qomon_sync.domain.contact_shape import WriteContact
+from qomon_sync.domain.forms import Form, FormCatalog
+from tests.unit.fakes import FakeClock
+
+TABLE = "staging"
+MAIL = "Ana.Martin@Example.org"
+
+
+@pytest.fixture
+def dynamodb() -> Iterator[Any]:
+    with pytest.MonkeyPatch.context() as env:
+        for name, value in {
+            "AWS_DEFAULT_REGION": "eu-west-3",
+            "AWS_ACCESS_KEY_ID": "x",
+            "AWS_SECRET_ACCESS_KEY": "x",
+        }.items():
+            env.setenv(name, value)
+        env.delenv("AWS_ENDPOINT_URL", raising=False)
+        with mock_aws():
+            client = boto3.client("dynamodb")
+            client.create_table(
+                TableName=TABLE,
+                KeySchema=[
+                    {"AttributeName": "pk", "KeyType": "HASH"},
+                    {"AttributeName": "sk", "KeyType": "RANGE"},
+                ],
+                AttributeDefinitions=[
+                    {"AttributeName": "pk", "AttributeType": "S"},
+                    {"AttributeName": "sk", "AttributeType": "S"},
+                ],
+                BillingMode="PAY_PER_REQUEST",
+            )
+            yield client
+
+
+def catalog() -> FormCatalog:
+    return FormCatalog(
+        [
+            Form.model_validate(
+                {
+                    "id": 3102,
+                    "type": "radio",
+                    "label": "Niveau de soutien",
+                    "refvalues": [{"id": 1, "value": "favorable", "label": "Favorable"}],
+                    "group_id": 12,  # an extra key Qomon sends
+                }
+            )
+        ]
+    )
+
+
+def test_the_forms_are_loaded_once_for_every_instance_until_they_expire(dynamodb: Any) -> None:
+    clock = FakeClock(1_000_000.0)
+    loads: list[int] = []
+
+    def load() -> FormCatalog:
+        loads.append(1)
+        return catalog()
+
+    first = SharedForms(dynamodb, TABLE, "space", ttl_s=900, clock=clock, sleep=clock.sleep)
+    second = SharedForms(dynamodb, TABLE, "space", ttl_s=900, clock=clock, sleep=clock.sleep)
+    assert first.get(load).by_id[3102].label == "Niveau de soutien"
+    read = second.get(load)
+    assert len(loads) == 1
+    assert read.by_id[3102] == catalog().by_id[3102]  # extra keys kept too
+    clock.now += 901
+    second.get(load)
+    assert len(loads) == 2
+
+
+def test_an_instance_waits_for_the_one_loading_the_forms_rather_than_load_them_too(
+    dynamodb: Any,
+) -> None:
+    clock = FakeClock(1_000_000.0)
+    loader = SharedForms(dynamodb, TABLE, "space", ttl_s=900, clock=clock, sleep=clock.sleep)
+
+    class Patient(SharedForms):
+        def _read(self, now: float) -> tuple[FormCatalog | None, float]:
+            if clock.slept:  # by its first poll, the other instance has written them
+                loader._write(catalog(), clock.now + 900)
+            return super()._read(now)
+
+    assert loader._lease(clock.now)  # another instance is loading
+    waiting = Patient(dynamodb, TABLE, "space", ttl_s=900, clock=clock, sleep=clock.sleep)
+    assert 3102 in waiting.get(lambda: pytest.fail("loaded the forms again")).by_id
+
+
+def test_a_failed_load_lets_the_next_instance_load_at_once(dynamodb: Any) -> None:
+    clock = FakeClock(1_000_000.0)
+    forms = SharedForms(dynamodb, TABLE, "space", ttl_s=900, clock=clock, sleep=clock.sleep)
+
+    def fail() -> FormCatalog:
+        raise RuntimeError("Qomon is down")
+
+    with pytest.raises(RuntimeError):
+        forms.get(fail)
+    other = SharedForms(dynamodb, TABLE, "space", ttl_s=900, clock=clock, sleep=clock.sleep)
+    assert 3102 in other.get(catalog).by_id
+    assert clock.slept == []
+
+
+class FakeQomon:
+    def __init__(self, contacts: list[dict[str, Any]]) -> None:
+        self.contacts = {c["id"]: c for c in contacts}
+        self.calls: list[str] = []
+
+    def find_by_email(self, mail: str) -> list[dict[str, Any]]:
+        self.calls.append("search")
+        return [c for c in self.contacts.values() if c["mail"].casefold() == mail.casefold()]
+
+    def get(self, contact_id: int) -> dict[str, Any] | None:
+        self.calls.append(f"get {contact_id}")
+        return self.contacts.get(contact_id)
+
+    def replace(self, contact_id: int, contact: WriteContact) -> dict[str, Any]:
+        return {**contact, "id": contact_id}
+
+    def create(self, contact: WriteContact) -> dict[str, Any]:
+        created = {**contact, "id": 900001}
+        self.contacts[900001] = created
+        return created
+
+
+def remembered(dynamodb: Any, qomon: FakeQomon, clock: FakeClock) -> RememberedContacts:
+    return RememberedContacts(qomon, MailCache(dynamodb, TABLE, ttl_s=600, clock=clock))
+
+
+def find_and_get(port: RememberedContacts, mail: str) -> dict[str, Any] | None:
+    """What the sync does: find the contact, then GET it."""
+    [found] = port.find_by_email(mail)
+    return port.get(int(found["id"]))
+
+
+def test_a_remembered_email_costs_one_get_instead_of_a_search_and_a_get(dynamodb: Any) -> None:
+    clock = FakeClock(1_000_000.0)
+    qomon = FakeQomon([{"id": 700103, "mail": "ana.martin@example.org"}])
+    assert find_and_get(remembered(dynamodb, qomon, clock), MAIL) is not None
+    assert qomon.calls == ["search", "get 700103"]
+    qomon.calls.clear()
+    # Another instance, later: the id is remembered, read once, checked.
+    assert find_and_get(remembered(dynamodb, qomon, clock), MAIL) is not None
+    assert qomon.calls == ["get 700103"]
+
+
+def test_the_cache_key_is_the_pseudonym_never_the_address(dynamodb: Any) -> None:
+    clock = FakeClock(1_000_000.0)
+    qomon = FakeQomon([{"id": 700103, "mail": "ana.martin@example.org"}])
+    find_and_get(remembered(dynamodb, qomon, clock), MAIL)
+    stored = json.dumps(dynamodb.scan(TableName=TABLE)["Items"])
+    assert "ana.martin" not in stored.casefold()
+    assert '"mail#h:' in stored
+
+
+def test_a_remembered_contact_whose_email_changed_is_searched_again(dynamodb: Any) -> None:
+    clock = FakeClock(1_000_000.0)
+    qomon = FakeQomon([{"id": 700103, "mail": "ana.martin@example.org"}])
+    find_and_get(remembered(dynamodb, qomon, clock), MAIL)
+    qomon.contacts[700103]["mail"] = "ana.nouvelle@example.org"
+    qomon.contacts[700150] = {"id": 700150, "mail": "ana.martin@example.org"}
+    qomon.calls.clear()
+    assert find_and_get(remembered(dynamodb, qomon, clock), MAIL) == qomon.contacts[700150]
+    assert qomon.calls == ["get 700103", "search", "get 700150"]
+
+
+def test_a_shared_email_is_never_remembered_and_is_found_ambiguous_after_the_ttl(
+    dynamodb: Any,
+) -> None:
+    clock = FakeClock(1_000_000.0)
+    qomon = FakeQomon([{"id": 700103, "mail": "ana.martin@example.org"}])
+    find_and_get(remembered(dynamodb, qomon, clock), MAIL)
+    # Someone gives a second contact the same e-mail in Qomon's UI.
+    qomon.contacts[700150] = {"id": 700150, "mail": "ana.martin@example.org"}
+    port = remembered(dynamodb, qomon, clock)
+    assert [c["id"] for c in port.find_by_email(MAIL)] == [700103]  # within the TTL
+    clock.now += 601
+    assert len(remembered(dynamodb, qomon, clock).find_by_email(MAIL)) == 2  # ambiguous again
+    assert len(remembered(dynamodb, qomon, clock).find_by_email(MAIL)) == 2  # not remembered
+
+
+def test_a_created_contact_is_remembered_for_its_next_events(dynamodb: Any) -> None:
+    clock = FakeClock(1_000_000.0)
+    qomon = FakeQomon([])
+    port = remembered(dynamodb, qomon, clock)
+    port.create({"mail": "nouvelle@example.org", "firstname": "Nour"})
+    qomon.calls.clear()
+    assert find_and_get(remembered(dynamodb, qomon, clock), "nouvelle@example.org") is not None
+    assert qomon.calls == ["get 900001"]
+
+
+def test_a_ttl_of_zero_remembers_nothing(dynamodb: Any) -> None:
+    clock = FakeClock(1_000_000.0)
+    qomon = FakeQomon([{"id": 700103, "mail": "ana.martin@example.org"}])
+    port = RememberedContacts(qomon, MailCache(dynamodb, TABLE, ttl_s=0, clock=clock))
+    find_and_get(port, MAIL)
+    find_and_get(port, MAIL)
+    assert qomon.calls.count("search") == 2
+    assert dynamodb.scan(TableName=TABLE)["Items"] == []
