@@ -37,6 +37,21 @@ class Settings(BaseSettings):
     idempotency_table: str = "qomon-sync-idempotency"
     """DynamoDB table of processed event ids (Powertools idempotency layout: `id`, TTL
     attribute `expiration`)."""
+    staging_table: str = "qomon-sync-staging"
+    """DynamoDB table (partition key `pk`, sort key `sk`, TTL attribute `expires_at`) where
+    a contact's waiting events gather until one flush applies them, and what every instance
+    shares: the token bucket, the forms, the e-mails already looked up."""
+    max_receive_count: Annotated[int, Field(ge=1, le=1000)] = 5
+    """The changes queue's redrive `maxReceiveCount`: on a flush's last delivery, events a
+    retry cannot reach any more are dead-lettered with the reason, not moved without one."""
+    batch_size: Annotated[int, Field(ge=1, le=10)] = 10
+    """The event source mapping's BatchSize: a batch this full may stop mid-backlog."""
+    staging_max_age_s: Annotated[float, Field(ge=0)] = 300.0
+    """A contact whose events have waited this long is flushed even if more are coming,
+    so a steady stream into one contact still reaches Qomon."""
+    email_cache_s: Annotated[float, Field(ge=0, le=3600)] = 600.0
+    """How long an e-mail's contact id is remembered (0: never): within that time a second
+    contact given the same e-mail in Qomon goes unnoticed (see adapters.space_cache)."""
     ledger_retention_days: Annotated[int, Field(ge=1, le=36_500)] = 21
     """How long an applied event is remembered, so that a redelivery or a replay of it is
     not applied again. It also bounds what is applied at all: an event that occurred
@@ -46,7 +61,8 @@ class Settings(BaseSettings):
     future_skew_s: Annotated[float, Field(ge=0, le=86_400)] = 300.0
     """How far in the future an event's `occurred_at` may be (senders' clocks drift)."""
     forms_cache_s: Annotated[float, Field(ge=0)] = 900.0
-    """How long a warm function reuses the space's forms (they change only in Qomon's UI)."""
+    """How long the space's forms, loaded once for every instance, are reused (they change
+    only in Qomon's UI)."""
     safety_margin_s: Annotated[float, Field(ge=1)] = 8.0
     """Time kept back from the Lambda timeout: no contact is started with less than this."""
     dry_run: bool = False

@@ -98,6 +98,7 @@ class Endpoints:
     dead_letter_queue_url: str
     idempotency_table: str
     qomon_api_key_secret: str
+    staging_table: str
     qomon_url: str
     webhook_url: str = ""
     """`.../webhooks/{source}`: the ingest handler behind a local HTTP API."""
@@ -166,6 +167,31 @@ def fix_moto_fifo_redelivery() -> None:
 
     receive_message._qomon_sync_fixed = True  # type: ignore[attr-defined]
     SQSBackend.receive_message = receive_message  # type: ignore[method-assign]
+
+
+def fix_moto_fifo_sequence_numbers() -> None:
+    """Give FIFO messages increasing sequence numbers, as SQS does.
+
+    SQS's sequence number is "a large, non-consecutive number" that grows within a message
+    group; the sync stages a contact's events under it and applies them in its order.
+    moto 5.2.5 draws it at random. Here it is the microseconds since the epoch (kept
+    increasing within the process), so numbers also grow across restarts of local mode.
+    """
+    original_add = Queue.add_message
+    if getattr(original_add, "_qomon_sync_sequenced", False):
+        return
+    last = [0]
+    lock = threading.Lock()
+
+    def add_message(queue: Queue, message: Any) -> None:
+        if queue.fifo_queue and message.sequence_number is not None:
+            with lock:
+                last[0] = max(last[0] + 1, time.time_ns() // 1000)
+                message.sequence_number = str(last[0]).rjust(20, "0")
+        original_add(queue, message)
+
+    add_message._qomon_sync_sequenced = True  # type: ignore[attr-defined]
+    Queue.add_message = add_message  # type: ignore[method-assign, assignment]
 
 
 def queue_is_empty(sqs: Any, queue_url: str) -> bool:
@@ -553,6 +579,7 @@ class LocalMode:
                 local_state.wipe(options.state_dir)
             self.journal = local_state.Journal(options.state_dir)
         fix_moto_fifo_redelivery()
+        fix_moto_fifo_sequence_numbers()
         local_state.install_hooks()
         local_logs.isolate_functions()
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's per-request lines
@@ -594,6 +621,9 @@ class LocalMode:
                 "CHANGES_QUEUE_URL": self.endpoints.changes_queue_url,
                 "DEAD_LETTER_QUEUE_URL": self.endpoints.dead_letter_queue_url,
                 "IDEMPOTENCY_TABLE": self.endpoints.idempotency_table,
+                "STAGING_TABLE": self.endpoints.staging_table,
+                "MAX_RECEIVE_COUNT": str(options.max_receive_count),
+                "BATCH_SIZE": str(options.batch_size),
                 "UNKNOWN_FIELDS_PASSTHROUGH": options.unknown_fields_passthrough,
                 "LEDGER_RETENTION_DAYS": str(options.ledger_retention_days),
                 "POWERTOOLS_SERVICE_NAME": "qomon-sync",
@@ -636,9 +666,10 @@ class LocalMode:
             queue=queue,
             dead_letter_queue=dead_letter_queue,
             table=endpoints.idempotency_table,
+            staging_table=endpoints.staging_table,
         )
         journal.queues = {queue, dead_letter_queue}
-        journal.tables = {endpoints.idempotency_table}
+        journal.tables = {endpoints.idempotency_table, endpoints.staging_table}
         local_state.attach(journal)
 
     def _create_resources(self, aws_url: str, qomon_url: str, token: str) -> Endpoints:
@@ -677,6 +708,23 @@ class LocalMode:
             TableName=table,
             TimeToLiveSpecification={"Enabled": True, "AttributeName": "expiration"},
         )
+        staging = f"{STACK}-staging"
+        dynamodb.create_table(
+            TableName=staging,
+            AttributeDefinitions=[
+                {"AttributeName": "pk", "AttributeType": "S"},
+                {"AttributeName": "sk", "AttributeType": "S"},
+            ],
+            KeySchema=[
+                {"AttributeName": "pk", "KeyType": "HASH"},
+                {"AttributeName": "sk", "KeyType": "RANGE"},
+            ],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        dynamodb.update_time_to_live(
+            TableName=staging,
+            TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"},
+        )
         secrets = boto3.client("secretsmanager", endpoint_url=aws_url, region_name=REGION)
         # moto's documented `_custom_id_` tag fixes the ARN's random suffix.
         pinned = [{"Key": "_custom_id_", "Value": SECRET_SUFFIX}]
@@ -702,6 +750,7 @@ class LocalMode:
             idempotency_table=table,
             qomon_api_key_secret=secret_arn,
             qomon_url=qomon_url,
+            staging_table=staging,
         )
 
     def _pseudonym_key(self) -> str:

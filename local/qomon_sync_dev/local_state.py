@@ -251,7 +251,7 @@ class Journal:
         else:
             self._write(
                 "INSERT OR REPLACE INTO items (tbl, key, item) VALUES (?, ?, ?)",
-                (table, key, json.dumps(item, sort_keys=True)),
+                (table, key, _dump(item)),
             )
 
     def items(self, table: str) -> list[tuple[str, dict[str, Any]]]:
@@ -259,7 +259,7 @@ class Journal:
             rows = self._db.execute(
                 "SELECT key, item FROM items WHERE tbl = ? ORDER BY key", (table,)
             ).fetchall()
-        return [(key, json.loads(item)) for key, item in rows]
+        return [(key, _load(item)) for key, item in rows]
 
     # -- snapshots (the stand-in) -----------------------------------------------------------
 
@@ -339,6 +339,7 @@ def install_hooks() -> None:
         _hook(SQSBackend, name, _one_commit)
     for name in ("put_item", "update_item", "delete_item"):
         _hook(DynamoDBBackend, name, _item_write)
+    _hook(DynamoDBBackend, "transact_write_items", _transact_write)
 
 
 def _hook(cls: type, name: str, wrapper: Callable[..., Any]) -> None:
@@ -430,16 +431,41 @@ def _item_write(
     with journal.transaction():
         # Held across the write and the read back, so the file ends with the last write.
         answer = original(backend, table_name, attributes, *args, **kwargs)
-        table = backend.get_table(table_name)
-        key_attribute = table.hash_key_attr
-        key = {key_attribute: attributes[key_attribute]}
-        item = backend.get_item(table_name, key)
-        journal.put_item(
-            table_name,
-            json.dumps(attributes[key_attribute], sort_keys=True),
-            None if item is None else item.to_json()["Attributes"],
-        )
+        _keep_item(journal, backend, table_name, attributes)
     return answer
+
+
+def _keep_item(
+    journal: Journal, backend: DynamoDBBackend, table_name: str, attributes: dict[str, Any]
+) -> None:
+    """Write the item now stored under `attributes`' key (or its absence) to the journal."""
+    table = backend.get_table(table_name)
+    names = [table.hash_key_attr, *([table.range_key_attr] if table.range_key_attr else [])]
+    key = {name: attributes[name] for name in names}
+    item = backend.get_item(table_name, key)
+    # A one-part key is kept as before (its value alone), so older state folders still load.
+    kept = key[names[0]] if len(names) == 1 else key
+    journal.put_item(
+        table_name,
+        json.dumps(kept, sort_keys=True),
+        None if item is None else item.to_json()["Attributes"],
+    )
+
+
+def _transact_write(original: Any, backend: DynamoDBBackend, items: list[Any]) -> Any:
+    """A transaction may roll back what its puts wrote: the journal keeps what is left."""
+    journal = _journal
+    if journal is None:
+        return original(backend, items)
+    with journal.transaction():
+        try:
+            return original(backend, items)
+        finally:
+            for entry in items:
+                _, operation = next(iter(entry.items()))
+                name = operation.get("TableName")
+                if name in journal.tables:
+                    _keep_item(journal, backend, name, operation.get("Item") or operation["Key"])
 
 
 # -- restoring ---------------------------------------------------------------------------
@@ -480,6 +506,7 @@ def restore(
     queue: str,
     dead_letter_queue: str,
     table: str,
+    staging_table: str | None = None,
 ) -> Restored:
     """Put back what the journal kept, before anything can send or receive."""
     sqs = sqs_backends[account_id][region]
@@ -503,6 +530,14 @@ def restore(
             continue
         dynamodb.put_item(table, item)
         ledger += 1
+    if staging_table is not None:
+        # Staged events, flush markers' heads, the shared bucket and caches: all kept
+        # (what expired, DynamoDB's TTL would have deleted).
+        for key, item in journal.items(staging_table):
+            if float(item.get("expires_at", {}).get("N", "inf")) < now_s:
+                journal.put_item(staging_table, key, None)
+                continue
+            dynamodb.put_item(staging_table, item)
     return Restored(counts[queue], counts[dead_letter_queue], ledger, released)
 
 

@@ -58,6 +58,7 @@ OUTPUTS = {
     "DeadLetterQueueUrl",
     "DeadLetterQueueArn",
     "IdempotencyTableName",
+    "StagingTableName",
     "QomonApiKeySecretArn",
     "DashboardUrl",
     "AlarmTopicArn",
@@ -85,11 +86,14 @@ SYNC_GRANTS = {
     "sqs:DeleteMessage": "ChangesQueue",
     "sqs:GetQueueAttributes": "ChangesQueue",
     "sqs:ChangeMessageVisibility": "ChangesQueue",
-    "sqs:SendMessage": "DeadLetterQueue",
-    "dynamodb:GetItem": "IdempotencyTable",
-    "dynamodb:PutItem": "IdempotencyTable",
-    "dynamodb:UpdateItem": "IdempotencyTable",
-    "dynamodb:DeleteItem": "IdempotencyTable",
+    "sqs:SendMessage": "ChangesQueue + DeadLetterQueue",
+    "dynamodb:GetItem": "IdempotencyTable + StagingTable",
+    "dynamodb:PutItem": "IdempotencyTable + StagingTable",
+    "dynamodb:UpdateItem": "IdempotencyTable + StagingTable",
+    "dynamodb:DeleteItem": "IdempotencyTable + StagingTable",
+    "dynamodb:BatchGetItem": "IdempotencyTable + StagingTable",
+    "dynamodb:BatchWriteItem": "IdempotencyTable + StagingTable",
+    "dynamodb:Query": "StagingTable",
     "secretsmanager:GetSecretValue": "PseudonymKeySecret + QomonApiKeySecret",
     "xray:PutTraceSegments": "*",
     "xray:PutTelemetryRecords": "*",
@@ -375,6 +379,8 @@ def test_each_function_gets_the_settings_it_reads(cfn: dict[str, Any]) -> None:
         "DEAD_LETTER_QUEUE_URL",
         "CHANGES_QUEUE_URL",
         "IDEMPOTENCY_TABLE",
+        "STAGING_TABLE",
+        "MAX_RECEIVE_COUNT",
         "DRY_RUN",
         "UNKNOWN_FIELDS_PASSTHROUGH",
     } <= set(variables)
@@ -422,6 +428,31 @@ def test_idempotency_table_is_on_demand_with_ttl_encryption_and_recovery(
     assert template_environment(cfn)["IDEMPOTENCY_TABLE"] == {"Ref": "IdempotencyTable"}
 
 
+def test_staging_table_is_on_demand_with_ttl_encryption_and_recovery(
+    cfn: dict[str, Any],
+) -> None:
+    """Staged events were deleted from the queue: the table is all that holds them."""
+    table = props(cfn, "StagingTable")
+    assert table["BillingMode"] == "PAY_PER_REQUEST"
+    assert table["KeySchema"] == [
+        {"AttributeName": "pk", "KeyType": "HASH"},
+        {"AttributeName": "sk", "KeyType": "RANGE"},
+    ]
+    assert table["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
+    assert table["SSESpecification"]["SSEEnabled"] is True
+    assert table["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
+    variables = template_environment(cfn)
+    assert variables["STAGING_TABLE"] == {"Ref": "StagingTable"}
+    assert "StagingTable" in RETAINED
+
+
+def test_the_sync_function_knows_the_queues_max_receive_count(cfn: dict[str, Any]) -> None:
+    """On a flush's last delivery the staged events are dead-lettered with the reason,
+    rather than moved by the redrive policy without one: the two counts must agree."""
+    redrive = props(cfn, "ChangesQueue")["RedrivePolicy"]
+    assert template_environment(cfn)["MAX_RECEIVE_COUNT"] == str(redrive["maxReceiveCount"])
+
+
 def test_the_api_key_lives_only_in_the_secret(cfn: dict[str, Any]) -> None:
     secret = props(cfn, "QomonApiKeySecret")
     assert secret["Name"] == {"Fn::Sub": "${AWS::StackName}/qomon-api-key"}
@@ -446,6 +477,7 @@ RETAINED = {
     "ChangesQueue",
     "DeadLetterQueue",
     "IdempotencyTable",
+    "StagingTable",
     "QomonApiKeySecret",
     "WebhookSecrets",
     "PseudonymKeySecret",
@@ -768,18 +800,26 @@ QUERIES: dict[str, tuple[str, str, set[str]]] = {
 
 
 def logged_words(module: str) -> set[str]:
-    """Every string literal of a handler, and the keyword names passed to its _log (they
-    become keys of the logged line)."""
-    tree = ast.parse((HANDLERS / f"{module}.py").read_text(encoding="utf-8"))
-    words = {
-        node.value
-        for node in ast.walk(tree)
-        if isinstance(node, ast.Constant) and isinstance(node.value, str)
-    }
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "_log":
-            words |= {keyword.arg for keyword in node.keywords if keyword.arg}
+    """Every string literal of a handler (and, for the sync, of the application it calls),
+    and the keyword names passed to what logs (they become keys of the logged line)."""
+    paths = [HANDLERS / f"{module}.py"]
+    if module == "sync":
+        paths += sorted((HANDLERS.parent / "application").glob("*.py"))
+    words: set[str] = set()
+    for path in paths:
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        words |= {
+            node.value
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Constant) and isinstance(node.value, str)
+        }
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call) and getattr(node.func, "attr", "") in LOGGING_CALLS:
+                words |= {keyword.arg for keyword in node.keywords if keyword.arg}
     return words
+
+
+LOGGING_CALLS = {"_log", "event", "warning"}
 
 
 def test_saved_queries_read_what_the_handlers_and_the_api_write(cfn: dict[str, Any]) -> None:

@@ -225,7 +225,7 @@ def test_a_patch_that_landed_before_the_ledger_heard_of_it_is_not_applied_twice(
         url = f"{local.endpoints.qomon_url}/_standin/contacts/700106"
         return [n["data"] for n in httpx.get(url).json()["contact"]["notes"]]
 
-    monkeypatch.setattr(EventLedger, "complete", die)
+    monkeypatch.setattr(EventLedger, "complete_all", die)
     with LocalMode(options(tmp_path, paused=False, visibility_timeout_s=30)) as local:
         assert local.endpoints is not None
         assert local.poller is not None

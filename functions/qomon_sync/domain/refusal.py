@@ -45,6 +45,8 @@ class Code(StrEnum):
     QOMON_REQUEST = "qomon_request"
     QOMON_MALFORMED_RESPONSE = "qomon_malformed_response"
     QOMON_ERROR = "qomon_error"
+    # A failure that might have passed, still there on the last delivery.
+    RETRIES_EXHAUSTED = "retries_exhausted"
     # Transient: the event stays on the queue and SQS delivers it again; these codes are
     # logged as the reason, never carried by a letter (after maxReceiveCount the redrive
     # policy moves the message without a reason).
@@ -172,6 +174,13 @@ EXPLAINED: dict[Code, tuple[str, str]] = {
         "report it; redrive once Qomon answers normally",
     ),
     Code.QOMON_ERROR: ("an unexpected error from Qomon", "see error_detail; redrive"),
+    Code.RETRIES_EXHAUSTED: (
+        "the contact's events were kept waiting (staged) and every delivery of their flush "
+        "met a failure that may pass (429, 5xx, timeouts, another consumer holding an event); "
+        "error_detail names the last",
+        "check the dashboard for the cause (QomonRateLimited, errors); once it has passed, "
+        "redrive: events already applied are not applied again",
+    ),
     Code.QOMON_RATE_LIMITED: (
         "transient: Qomon answered 429 (never on a letter: the event was retried)",
         "nothing; a persistent qomon-rate-limited alarm means the space's quota is too small",

@@ -1,0 +1,298 @@
+"""One contact's flush: every staged event, in queue order, in one read-modify-write.
+
+1. read the group's staged events back (adapters.staging), in sequence-number order;
+2. settle what needs no Qomon call: a body that no longer reads as a change event is
+   dead-lettered, a second copy of an event (same source and id) is a duplicate;
+3. claim the rest in the ledger, in batches; events it records as applied are duplicates,
+   and an event another consumer holds stops the flush there (it and what follows wait);
+4. book the contact's GET and PATCH on the space's shared bucket, then run
+   domain.contact_sync over all of them: the GET immediately before the PATCH, as for a
+   single event, so the window for an edit made in Qomon's UI meanwhile does not grow;
+5. settle each outcome: dead letters sent, applied events completed in the ledger,
+   dead-lettered ones released, and every settled event deleted from the staging table.
+
+A kill at any point leaves staged events and in-progress claims that the next delivery
+of the group's messages finds again (see application.sync_batch).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
+
+from pydantic import ValidationError
+
+from qomon_sync.adapters.dead_letters import DeadLetter
+from qomon_sync.adapters.ledger import Claim, ledger_key
+from qomon_sync.adapters.qomon import BucketWaitTooLong, Deadline, QomonError
+from qomon_sync.adapters.qomon.client import READ_COST, WRITE_COST
+from qomon_sync.adapters.qomon.errors import QomonBudgetExhausted
+from qomon_sync.adapters.secrets import MissingApiKey
+from qomon_sync.adapters.staging import Head, Staged
+from qomon_sync.domain.change_event import ChangeEvent
+from qomon_sync.domain.contact_sync import ContactSync, EventOutcome, sync_contact
+from qomon_sync.domain.privacy import redact_paths
+from qomon_sync.domain.refusal import Code, Refusal
+from qomon_sync.domain.validation import error_paths
+
+if TYPE_CHECKING:
+    from qomon_sync.application.sync_batch import SyncBatch
+
+MIN_TIME_FOR_A_CONTACT_S = 5.0
+"""A search, a GET and a PATCH, paced: never start a contact with less than this left."""
+TIME_FOR_THE_CALLS_S = 3.0
+"""What must be left once the booked tokens are there."""
+CONTACT_METRICS = (
+    ("replaced", "ContactsReplaced"),
+    ("created", "ContactsCreated"),
+    ("unchanged", "ContactsUnchanged"),
+)
+
+
+class Settle(enum.Enum):
+    DONE = "done"
+    """Every staged event was settled (applied, unchanged, duplicate or dead-lettered)."""
+    DEFERRED = "deferred"
+    """Nothing went wrong, but time or tokens ran short: the next invocation flushes."""
+    RETRY = "retry"
+    """A failure that may pass: the group's messages go back to the queue."""
+
+
+@dataclass(frozen=True)
+class FlushResult:
+    settle: Settle
+    head: Head = field(default_factory=Head)
+    why: str = ""
+
+
+@dataclass(frozen=True)
+class Pending:
+    staged: Staged
+    event: ChangeEvent
+
+    @property
+    def key(self) -> str:
+        return ledger_key(self.event)
+
+
+class Flush:
+    def __init__(self, batch: SyncBatch, group: str) -> None:
+        self.batch = batch
+        self.runtime = batch.runtime
+        self.telemetry = batch.telemetry
+        self.group = group
+        self.settled: list[str] = []
+        """Sequence numbers of the settled events: deleted from the staging table at the end."""
+
+    # -- the flush --------------------------------------------------------------------------
+
+    def run(self) -> FlushResult:
+        head, staged = self.runtime.staging.load(self.group)
+        if not staged:
+            if head != Head():
+                self.runtime.staging.forget(self.group, [], head=True)
+            return FlushResult(Settle.DONE, head)
+        seconds_left = self.batch.seconds_left()
+        if seconds_left < MIN_TIME_FOR_A_CONTACT_S:
+            return FlushResult(Settle.DEFERRED, head, "too little time left in this invocation")
+        pending = self._unique(self._parse(staged))
+        work, waiting = self._claim(pending)
+        result = FlushResult(Settle.DONE, head)
+        if work:
+            result = self._apply(work, Deadline.after(seconds_left), head)
+        if waiting and result.settle is Settle.DONE:
+            result = FlushResult(
+                Settle.RETRY, head, "an earlier delivery of an event is still in progress"
+            )
+        done = result.settle is Settle.DONE and len(self.settled) == len(staged)
+        self.runtime.staging.forget(self.group, self.settled, head=done)
+        return result
+
+    def give_up(self, why: str) -> None:
+        """The last delivery failed too: dead-letter every staged event, with the reason."""
+        _, staged = self.runtime.staging.load(self.group)
+        refusal = Refusal(
+            Code.RETRIES_EXHAUSTED, f"every delivery of this contact's flush failed: {why}"
+        )
+        pending = self._parse(staged)
+        for item in pending:
+            self._dead_letter(item, refusal)
+        if self.runtime.ledger is not None:
+            self.runtime.ledger.release_all([item.event for item in pending])
+        self.runtime.staging.forget(self.group, [s.seq for s in staged], head=True)
+
+    # -- 2. what needs no call ---------------------------------------------------------------
+
+    def _parse(self, staged: Sequence[Staged]) -> list[Pending]:
+        pending = []
+        for item in staged:
+            try:
+                pending.append(Pending(item, ChangeEvent.model_validate_json(item.body)))
+            except ValidationError as exc:  # staged by another version of the model
+                problems = error_paths(exc)
+                refusal = Refusal(
+                    Code.INVALID_EVENT,
+                    "not a change event v1: "
+                    + "; ".join(f"{path}: {why}" for path, why in problems),
+                    tuple(path for path, _ in problems),
+                )
+                self.batch.dead_letter(self._letter(item, None), refusal)
+                self.settled.append(item.seq)
+        return pending
+
+    def _unique(self, pending: list[Pending]) -> list[Pending]:
+        seen: set[str] = set()
+        unique = []
+        for item in pending:
+            if item.key in seen:
+                # A second copy of one event (a sender's retry that reached the queue
+                # twice): a duplicate, settled now.
+                self._duplicate(item, "a copy of an event already waiting")
+                continue
+            seen.add(item.key)
+            unique.append(item)
+        return unique
+
+    def _claim(self, pending: list[Pending]) -> tuple[list[Pending], list[Pending]]:
+        """The events to apply now, and those that must wait behind a busy one."""
+        ledger = self.runtime.ledger
+        if ledger is None:
+            return pending, []  # dry run: nothing is written, so nothing is recorded
+        claims = ledger.claim_all([p.event for p in pending], self.batch.remaining_ms())
+        work: list[Pending] = []
+        for index, (item, claim) in enumerate(zip(pending, claims, strict=True)):
+            if claim is Claim.DONE:
+                self._duplicate(item, "already applied; not applied again")
+            elif claim is Claim.BUSY:
+                # Another consumer holds this event: it and what follows must wait for it.
+                waiting = pending[index:]
+                claimed = [
+                    p.event for p, c in zip(waiting, claims[index:], strict=True) if c is Claim.NEW
+                ]
+                ledger.release_all(claimed)
+                return work, waiting
+            else:
+                work.append(item)
+        return work, []
+
+    # -- 4. the read-modify-write --------------------------------------------------------------
+
+    def _apply(self, work: list[Pending], deadline: Deadline, head: Head) -> FlushResult:
+        by_key = {item.key: item for item in work}
+        # The fold names events by id: ids made unique by the source (ledger_key).
+        events = [item.event.model_copy(update={"event_id": item.key}) for item in work]
+        result = ContactSync()
+        settle = FlushResult(Settle.DONE, head)
+        bucket = None
+        statuses: dict[str, int | None] = {}
+        try:
+            client = self.runtime.client()
+            self.batch.note_usage()
+            bucket = client.bucket
+            bucket.reserve(READ_COST + WRITE_COST, deadline, keep_s=TIME_FOR_THE_CALLS_S)
+            port = self.runtime.port(client, deadline, self.telemetry.info)
+            forms = self.runtime.forms(client, deadline)
+            sync_contact(
+                events, port, forms, self.runtime.settings.assembly_policy(), result=result
+            )
+        except BucketWaitTooLong as exc:
+            settle = FlushResult(Settle.DEFERRED, head, f"no rate-limit tokens in time ({exc})")
+        except (QomonError, MissingApiKey) as exc:
+            settle = self._failed(exc, events, result, statuses, head)
+        finally:
+            if bucket is not None:
+                bucket.refund()
+        unsettled = {e.event_id for e in events} - {o.event_id for o in result.outcomes}
+        if unsettled and self.runtime.ledger is not None:
+            self.runtime.ledger.release_all([by_key[key].event for key in unsettled])
+        self._settle(result.outcomes, by_key, statuses)
+        return settle
+
+    def _failed(
+        self,
+        exc: QomonError | MissingApiKey,
+        events: list[ChangeEvent],
+        result: ContactSync,
+        statuses: dict[str, int | None],
+        head: Head,
+    ) -> FlushResult:
+        if isinstance(exc, QomonBudgetExhausted) and exc.last_error is None:
+            return FlushResult(Settle.DEFERRED, head, str(exc))  # no time or tokens left
+        if isinstance(exc, QomonError) and exc.retryable:
+            return FlushResult(Settle.RETRY, head, str(exc))
+        code = exc.code if isinstance(exc, QomonError) else Code.MISSING_API_KEY
+        status = exc.status if isinstance(exc, QomonError) else None
+        refusal = Refusal(code, str(exc))
+        settled = {o.event_id for o in result.outcomes}
+        for event in events:
+            if event.event_id not in settled:
+                result.outcomes.append(EventOutcome(event.event_id, "dead_letter", refusal=refusal))
+                statuses[event.event_id] = status
+        return FlushResult(Settle.DONE, head)
+
+    # -- 5. settling ----------------------------------------------------------------------------
+
+    def _settle(
+        self,
+        outcomes: Sequence[EventOutcome],
+        by_key: dict[str, Pending],
+        statuses: dict[str, int | None],
+    ) -> None:
+        completed: list[tuple[ChangeEvent, dict[str, Any]]] = []
+        released: list[ChangeEvent] = []
+        actions = set()
+        dry_run = self.runtime.settings.dry_run
+        for outcome in outcomes:
+            item = by_key[outcome.event_id]
+            self.settled.append(item.staged.seq)
+            if outcome.refusal is not None:
+                letter = replace(
+                    self._letter(item.staged, item.event.event_id),
+                    http_status=statuses.get(item.key),
+                )
+                self.batch.dead_letter(letter, outcome.refusal)
+                released.append(item.event)
+                continue
+            actions.add(outcome.action)
+            completed.append(
+                (item.event, {"action": outcome.action, "contact_id": outcome.contact_id})
+            )
+            action: str = outcome.action
+            if dry_run and action != "unchanged":
+                action = f"would_be_{action}"
+            self.telemetry.event(
+                item.event.event_id,
+                action,
+                source=item.event.source,
+                contact_id=outcome.contact_id,
+                changed=redact_paths(outcome.changed),
+                warnings=list(outcome.warnings),
+            )
+        ledger = self.runtime.ledger
+        if ledger is not None:
+            ledger.complete_all(completed)
+            ledger.release_all(released)
+        for action, metric in CONTACT_METRICS:
+            if action in actions:
+                self.telemetry.count(metric)
+
+    def _duplicate(self, item: Pending, why: str) -> None:
+        self.settled.append(item.staged.seq)
+        self.telemetry.count("EventsDuplicate")
+        self.telemetry.event(item.event.event_id, "duplicate", source=item.event.source, detail=why)
+
+    def _dead_letter(self, item: Pending, refusal: Refusal) -> None:
+        self.batch.dead_letter(self._letter(item.staged, item.event.event_id), refusal)
+
+    def _letter(self, staged: Staged, event_id: str | None) -> DeadLetter:
+        return DeadLetter(
+            body=staged.body,
+            group_id=self.group,
+            deduplication_id=staged.message_id,
+            code="",
+            detail="",
+            attempts=staged.receive_count,
+            event_id=event_id,
+        )

@@ -1,0 +1,112 @@
+"""What a warm sync function keeps between invocations, built once from the settings."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+
+from qomon_sync.adapters.dead_letters import DeadLetterQueue
+from qomon_sync.adapters.dry_run import DryRun
+from qomon_sync.adapters.flush_markers import FlushMarkers
+from qomon_sync.adapters.ledger import EventLedger
+from qomon_sync.adapters.qomon import Deadline, QomonClient, RetryPolicy
+from qomon_sync.adapters.qomon.pacing import Pacer
+from qomon_sync.adapters.qomon.port import QomonContacts, fetch_forms
+from qomon_sync.adapters.secrets import qomon_api_key
+from qomon_sync.adapters.shared_bucket import SharedBucket
+from qomon_sync.adapters.space_cache import MailCache, RememberedContacts, SharedForms
+from qomon_sync.adapters.staging import StagingTable
+from qomon_sync.domain.contact_sync import QomonPort
+from qomon_sync.domain.forms import FormCatalog
+from qomon_sync.settings import Settings
+
+OnCall = Callable[[str, int | None, float], None]
+
+
+@dataclass
+class SyncRuntime:
+    settings: Settings
+    sqs: Any
+    dynamodb: Any
+    ledger: EventLedger | None
+    dead_letters: DeadLetterQueue
+    staging: StagingTable
+    markers: FlushMarkers
+    mails: MailCache
+    on_call: OnCall | None = None
+    _client: QomonClient | None = None
+    _client_key: str | None = None
+    _forms: SharedForms | None = None
+
+    def client(self) -> QomonClient:
+        key = qomon_api_key(self.settings.qomon_api_key_secret)
+        if self._client is None or key != self._client_key:
+            # The bucket is the API key's (Qomon counts tokens per key), and so is the
+            # item every instance books on; the forms belong to the space behind it.
+            space = hashlib.sha256(key.encode("utf-8")).hexdigest()[:16]
+            settings = self.settings
+            bucket = SharedBucket(
+                self.dynamodb,
+                self.staging.table,
+                space,
+                capacity=settings.qomon_bucket_size,
+                refill_per_s=settings.qomon_refill_per_s,
+            )
+            self._client = QomonClient(
+                str(settings.qomon_base_url),
+                key,
+                connect_timeout_s=settings.qomon_connect_timeout_s,
+                read_timeout_s=settings.qomon_read_timeout_s,
+                bucket=bucket,
+                retry=RetryPolicy(max_attempts=settings.qomon_max_attempts),
+                on_call=self.on_call,
+            )
+            self._forms = SharedForms(
+                self.dynamodb, self.staging.table, space, ttl_s=settings.forms_cache_s
+            )
+            self._client_key = key
+        return self._client
+
+    @property
+    def bucket(self) -> Pacer:
+        return self.client().bucket
+
+    def forms(self, client: QomonClient, deadline: Deadline) -> FormCatalog:
+        self.client()
+        assert self._forms is not None
+        return self._forms.get(lambda: fetch_forms(client, deadline))
+
+    def port(self, client: QomonClient, deadline: Deadline, log: Callable[..., None]) -> QomonPort:
+        port: QomonPort = RememberedContacts(QomonContacts(client, deadline), self.mails)
+        settings = self.settings
+        if settings.dry_run:
+            # Values only on an explicit local-mode flag, never inside AWS Lambda.
+            show = settings.dry_run_show_values and not settings.aws_execution_env
+            port = DryRun(port, log, show_values=show)
+        return port
+
+
+def build_runtime(settings: Settings, on_call: OnCall | None = None) -> SyncRuntime:
+    sqs = boto3.client("sqs")
+    dynamodb = boto3.client("dynamodb")
+    return SyncRuntime(
+        settings=settings,
+        sqs=sqs,
+        dynamodb=dynamodb,
+        ledger=None
+        if settings.dry_run
+        else EventLedger(
+            settings.idempotency_table, expiry_s=settings.idempotency_expiry_s, dynamodb=dynamodb
+        ),
+        dead_letters=DeadLetterQueue(sqs, settings.dead_letter_queue_url),
+        staging=StagingTable(
+            dynamodb, settings.staging_table, retention_s=settings.idempotency_expiry_s
+        ),
+        markers=FlushMarkers(sqs, settings.changes_queue_url),
+        mails=MailCache(dynamodb, settings.staging_table, ttl_s=settings.email_cache_s),
+        on_call=on_call,
+    )

@@ -1,0 +1,354 @@
+"""One batch of queue messages: stage each contact's events, and flush those complete.
+
+SQS hands over up to 10 messages. A FIFO queue shows a contact's (message group's) next
+messages only once the earlier ones are deleted, so a batch may hold the start of a long
+backlog. For each contact (group) in the batch, in order:
+
+1. its events are checked (a message that is not a change event, or an event outside the
+   replay window, is dead-lettered with its reason) and staged (adapters.staging), keyed
+   by their SQS sequence number; flush markers (adapters.flush_markers) stage nothing;
+2. the contact is **flushed** (application.flush: every staged event in one GET and at
+   most one PATCH) when its backlog is drained: the batch held fewer messages than a batch
+   may, or this contact is not the batch's last (SQS returns as many messages of one group
+   as it can before the next group, so a group followed by another was complete). A
+   contact that is the last of a full batch may have more waiting: its events stay staged,
+   and a flush marker is queued behind them in its group, unless one already waits there;
+   whoever receives the marker flushes. A contact waiting longer than
+   `STAGING_MAX_AGE_S` is flushed anyway;
+3. its messages are deleted (reported as done): staged events are kept by the staging
+   table from then on. Only when the flush met a failure that may pass (429, 5xx, a
+   timeout, an event held by another consumer) are the contact's messages left on the
+   queue, to come back after the visibility timeout and be staged again (the same items)
+   and flushed; on their last delivery the staged events are dead-lettered with the reason
+   (`retries_exhausted`) rather than stranded. A flush that had no time or tokens left
+   queues a marker instead, for the next invocation.
+
+Why nothing is stranded: an event is deleted from the queue only once it is settled, or
+staged with a flush marker of its group behind it on the queue (sent before the delete,
+or still waiting from before). FIFO order delivers that marker after every message ahead
+of it, and its delivery flushes the group or queues another marker; a marker goes back
+to the queue only when the flush fails, with the receive count bounding how often.
+
+Why nothing is applied twice or lost: one group's messages are in one consumer's hands at
+a time (FIFO), and so are its staging and flush. A consumer killed after staging finds
+its messages delivered again, and staging them again writes the same items; killed in a
+flush, the ledger's claims (expiring with the invocation) and the staged events are still
+there for the next delivery, and events the ledger records as applied are settled as
+duplicates, never applied again.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from pydantic import ValidationError
+
+from qomon_sync.adapters.dead_letters import DeadLetter
+from qomon_sync.adapters.flush_markers import marker_of
+from qomon_sync.adapters.staging import Head, Staged
+from qomon_sync.application.flush import Flush, FlushResult, Settle
+from qomon_sync.application.runtime import SyncRuntime
+from qomon_sync.application.telemetry import Telemetry
+from qomon_sync.domain.change_event import ChangeEvent
+from qomon_sync.domain.privacy import redact_refusal, redact_text
+from qomon_sync.domain.refusal import Code, Refusal
+from qomon_sync.domain.validation import error_paths
+
+MIN_TIME_TO_STAGE_S = 1.0
+"""One DynamoDB write and maybe one SQS send: below this, the batch goes back untouched."""
+
+
+class RetryLater(Exception):
+    """Not a verdict on the event: SQS should deliver it again."""
+
+
+@dataclass(frozen=True)
+class Fate:
+    retry: RetryLater | None = None
+
+
+@dataclass
+class SyncBatch:
+    raw_records: Sequence[dict[str, Any]]
+    remaining_ms: Callable[[], int]
+    runtime: SyncRuntime
+    telemetry: Telemetry
+    fates: dict[str, Fate] = field(default_factory=dict)
+    _ran: bool = False
+    _usage_before: dict[str, int] | None = None
+
+    def __post_init__(self) -> None:
+        self.records = [SQSRecord(r) for r in self.raw_records]
+        events = sum(1 for r in self.records if _marker(r) is None)
+        self.telemetry.count("EventsReceived", events)
+
+    # -- the record handler the batch processor calls, in order ---------------------------
+
+    def handle(self, record: SQSRecord) -> None:
+        if not self._ran:
+            self._ran = True
+            self.run()
+        fate = self.fates.get(record.message_id) or Fate(RetryLater("not reached"))
+        if fate.retry is not None:
+            raise fate.retry
+
+    def run(self) -> None:
+        groups: dict[str, list[SQSRecord]] = {}
+        for record in self.records:
+            groups.setdefault(group_of(record), []).append(record)
+        full = len(self.records) >= self.runtime.settings.batch_size
+        last = group_of(self.records[-1]) if self.records else None
+        for group, records in groups.items():
+            drained = not (full and group == last)
+            try:
+                GroupRun(self, group, records, drained=drained).run()
+            except Exception as exc:  # DynamoDB or SQS failing: SQS delivers it all again
+                self.retry(records, f"unexpected error: {type(exc).__name__}")
+
+    def seconds_left(self) -> float:
+        return self.remaining_ms() / 1000 - self.runtime.settings.safety_margin_s
+
+    # -- endings --------------------------------------------------------------------------
+
+    def settle(self, records: Sequence[SQSRecord]) -> None:
+        for record in records:
+            self.fates.setdefault(record.message_id, Fate())
+
+    def retry(self, records: Sequence[SQSRecord], why: str) -> None:
+        for record in records:
+            self.fates[record.message_id] = Fate(retry=RetryLater(why))
+        self.telemetry.count("EventsRetryLater", len(records))
+        self.telemetry.warning(
+            "events left for redelivery",
+            messages=[r.message_id for r in records],
+            events=len(records),
+            reason=redact_text(why),
+        )
+
+    def dead_letter(self, letter: DeadLetter, refusal: Refusal) -> None:
+        """Send one event to the dead-letter queue, redacted, and say so."""
+        # The one redaction, before the refusal leaves the process by any way.
+        shown = redact_refusal(refusal)
+        self.runtime.dead_letters.send(
+            DeadLetter(
+                body=letter.body,
+                group_id=letter.group_id,
+                deduplication_id=letter.deduplication_id,
+                code=shown.code,
+                detail=shown.detail,
+                fields=shown.fields,
+                http_status=letter.http_status,
+                attempts=letter.attempts,
+                event_id=letter.event_id,
+            )
+        )
+        self.telemetry.dead_lettered(shown.code)
+        self.telemetry.event(
+            letter.event_id or letter.deduplication_id,
+            "dead_letter",
+            code=shown.code,
+            detail=shown.detail,
+            fields=list(shown.fields),
+        )
+
+    def note_usage(self) -> None:
+        """Remember the client's counters before its first call of this invocation."""
+        if self._usage_before is None and self.runtime._client is not None:
+            self._usage_before = _usage(self.runtime._client.stats)
+
+    def emit_usage(self) -> None:
+        client = self.runtime._client
+        if client is None or self._usage_before is None:
+            return
+        now = _usage(client.stats)
+        for name, metric in (
+            ("tokens", "QomonTokensSpent"),
+            ("calls", "QomonCalls"),
+            ("rate_limited", "QomonRateLimited"),
+        ):
+            self.telemetry.count(metric, now[name] - self._usage_before[name])
+
+
+class GroupRun:
+    """One contact's messages in this batch."""
+
+    def __init__(
+        self, batch: SyncBatch, group: str, records: list[SQSRecord], *, drained: bool
+    ) -> None:
+        self.batch = batch
+        self.runtime = batch.runtime
+        self.settings = batch.runtime.settings
+        self.group = group
+        self.records = records
+        self.drained = drained
+        self.markers: set[str] = set()
+        self.letters: list[tuple[DeadLetter, Refusal]] = []
+
+    def run(self) -> None:
+        if self.batch.seconds_left() < MIN_TIME_TO_STAGE_S:
+            self.batch.retry(self.records, "too little time left in this invocation")
+            return
+        staged = self._sort()
+        if staged:
+            self.runtime.staging.stage(self.group, staged)
+            self.batch.telemetry.count("EventsStaged", len(staged))
+        why = self._flush_or_wait(bool(staged))
+        if why is not None:
+            self.batch.retry(self.records, why)
+            return
+        for letter, refusal in self.letters:
+            self.batch.dead_letter(letter, refusal)
+        self.batch.settle(self.records)
+
+    # -- 1. sort the messages ---------------------------------------------------------------
+
+    def _sort(self) -> list[Staged]:
+        staged: list[Staged] = []
+        for index, record in enumerate(self.records):
+            marker = _marker(record)
+            if marker is not None:
+                self.markers.add(marker)
+                continue
+            event = self._parse(record)
+            if event is None or not self._in_replay_window(event, record):
+                continue
+            staged.append(
+                Staged(
+                    seq=sequence_of(record, index),
+                    body=record.body,
+                    message_id=record.message_id,
+                    receive_count=_receives(record),
+                )
+            )
+        return staged
+
+    def _parse(self, record: SQSRecord) -> ChangeEvent | None:
+        try:
+            return ChangeEvent.model_validate_json(record.body)
+        except ValidationError as exc:
+            problems = error_paths(exc)
+            detail = "; ".join(f"{path}: {why}" for path, why in problems)
+            refusal = Refusal(
+                Code.INVALID_EVENT,
+                f"not a change event v1: {detail}",
+                tuple(path for path, _ in problems),
+            )
+            self.letters.append((self._letter(record, None), refusal))
+            return None
+
+    def _in_replay_window(self, event: ChangeEvent, record: SQSRecord) -> bool:
+        """Whether the ledger can still tell a replay of `event` from its first delivery.
+
+        Typeform, Tally and Brevo sign no timestamp, so a captured delivery replayed after
+        the ledger forgot it would be applied again and could revert later changes: an
+        event older than the ledger's retention (or from the future, beyond a clock skew)
+        is refused rather than guessed about."""
+        settings = self.settings
+        age_s = (datetime.now(UTC) - event.occurred_at).total_seconds()
+        if -settings.future_skew_s <= age_s < settings.idempotency_expiry_s:
+            return True
+        when = "in the future" if age_s < 0 else "longer ago than the ledger remembers"
+        refusal = Refusal(
+            Code.OUTSIDE_REPLAY_WINDOW,
+            f"the event occurred {when} ({settings.ledger_retention_days} days): it could be a "
+            "replay, so it is not applied",
+            ("occurred_at",),
+        )
+        self.letters.append((self._letter(record, event.event_id), refusal))
+        return False
+
+    def _letter(self, record: SQSRecord, event_id: str | None) -> DeadLetter:
+        return DeadLetter(
+            body=record.body,
+            group_id=self.group,
+            deduplication_id=record.message_id,
+            code="",
+            detail="",
+            attempts=_receives(record),
+            event_id=event_id,
+        )
+
+    # -- 2. flush, or wait for the rest -------------------------------------------------------
+
+    def _flush_or_wait(self, staged_now: bool) -> str | None:
+        """None when the messages may be deleted; else why they must come back."""
+        if not self.drained:
+            head = self.runtime.staging.head(self.group)
+            waited = time.time() - head.since if head.since is not None else 0.0
+            if waited < self.settings.staging_max_age_s:
+                self._keep_waiting(head)
+                return None
+        if not staged_now and not self.markers:
+            return None  # only letters in this batch for this group: nothing to apply yet
+        self.batch.note_usage()
+        result = Flush(self.batch, self.group).run()
+        return self._after(result)
+
+    def _after(self, result: FlushResult) -> str | None:
+        if result.settle is Settle.DONE:
+            return None
+        if result.settle is Settle.DEFERRED:
+            self.batch.telemetry.count("FlushesDeferred")
+            self._keep_waiting(result.head)
+            return None
+        if max(_receives(r) for r in self.records) >= self.settings.max_receive_count:
+            # The last delivery: dead-letter what is staged rather than let the redrive
+            # policy move these messages without a reason and strand the rest.
+            Flush(self.batch, self.group).give_up(result.why)
+            return None
+        return result.why
+
+    def _keep_waiting(self, head: Head) -> None:
+        """Make sure a flush marker waits behind this group's staged events."""
+        if head.marker is not None and head.marker not in self.markers:
+            return  # the marker sent earlier is still on the queue, behind these events
+        marker = self.runtime.markers.send(self.group)
+        self.runtime.staging.expect_marker(self.group, marker, since=time.time())
+        self.batch.telemetry.count("FlushMarkersSent")
+
+
+# -- reading records ---------------------------------------------------------------------
+
+
+def group_of(record: SQSRecord) -> str:
+    """The contact's message group; for a standard-queue test event, the contact's key."""
+    group = record.attributes.message_group_id
+    if group:
+        return group
+    try:
+        body = json.loads(record.body)
+        return ChangeEvent.model_validate(body).contact.key
+    except (ValueError, ValidationError, TypeError):
+        return record.message_id
+
+
+def sequence_of(record: SQSRecord, index: int) -> str:
+    """The staging sort key: the FIFO sequence number, zero-padded so it sorts as a number.
+
+    A standard-queue event (a test) has none: its sent time and place in the batch order
+    it, and its message id keeps it apart from another batch's."""
+    sequence = record.attributes.sequence_number
+    if sequence and sequence.isdigit():
+        return sequence.rjust(40, "0")
+    sent = record.attributes.get("SentTimestamp") or "0"
+    sent = sent if sent.isdigit() else "0"
+    return f"{sent.rjust(20, '0')}{index:020d}#{record.message_id}"
+
+
+def _receives(record: SQSRecord) -> int:
+    count = record.attributes.get("ApproximateReceiveCount") or "1"
+    return int(count) if str(count).isdigit() else 1
+
+
+def _marker(record: SQSRecord) -> str | None:
+    return marker_of(record.raw_event.get("messageAttributes") or {}, record.body)
+
+
+def _usage(stats: Any) -> dict[str, int]:
+    return {"tokens": stats.tokens, "calls": stats.calls, "rate_limited": stats.rate_limited}

@@ -1,0 +1,166 @@
+"""Helpers for tests that hand the sync handler SQS events themselves (local AWS, stand-in)."""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import time
+import uuid
+from typing import Any
+
+import boto3
+import httpx
+
+from qomon_sync_dev.local_mode import LocalContext, LocalMode, lambda_event
+
+_sequence = itertools.count(int(time.time() * 1000))
+
+
+class Killed(BaseException):
+    """The consumer dies here: nothing after this point of the invocation happens."""
+
+
+def invoke(records: list[dict[str, Any]], timeout_s: float = 60) -> Any:
+    from qomon_sync.handlers.sync import handler
+
+    return handler(
+        lambda_event(records, "arn:aws:sqs:eu-west-3:123456789012:changes.fifo"),
+        LocalContext(timeout_s),
+    )
+
+
+def message(
+    contact_id: int,
+    *,
+    event_id: str | None = None,
+    source: str = "test",
+    receives: int = 1,
+    **changes: Any,
+) -> dict[str, Any]:
+    """A FIFO message as SQS hands it over, with a sequence number that keeps growing."""
+    body = json.dumps(
+        {
+            "event_id": event_id or uuid.uuid4().hex,
+            "source": source,
+            "occurred_at": "2026-11-24T10:00:00Z",
+            "contact": {"id": contact_id},
+            **changes,
+        }
+    )
+    return {
+        "MessageId": str(uuid.uuid4()),
+        "ReceiptHandle": uuid.uuid4().hex,
+        "Body": body,
+        "MD5OfBody": hashlib.md5(body.encode(), usedforsecurity=False).hexdigest(),
+        "Attributes": {
+            "ApproximateReceiveCount": str(receives),
+            "MessageGroupId": f"id:{contact_id}",
+            "SequenceNumber": str(next(_sequence)).rjust(20, "0"),
+            "SentTimestamp": "0",
+        },
+    }
+
+
+def again(record: dict[str, Any]) -> dict[str, Any]:
+    """The same message delivered once more (a new receipt, one more receive)."""
+    attributes = dict(record["Attributes"])
+    attributes["ApproximateReceiveCount"] = str(int(attributes["ApproximateReceiveCount"]) + 1)
+    return {**record, "ReceiptHandle": uuid.uuid4().hex, "Attributes": attributes}
+
+
+def standin(local: LocalMode, path: str, payload: Any = None) -> Any:
+    assert local.endpoints is not None
+    url = f"{local.endpoints.qomon_url}/_standin/{path}"
+    return (httpx.post(url, json=payload) if payload is not None else httpx.get(url)).json()
+
+
+def calls(local: LocalMode, endpoint: str) -> int:
+    return int(standin(local, "stats")["calls"].get(endpoint, 0))
+
+
+def clients(local: LocalMode) -> tuple[Any, Any]:
+    assert local.endpoints is not None
+    endpoints = local.endpoints
+    sqs = boto3.client("sqs", endpoint_url=endpoints.aws_endpoint_url, region_name=endpoints.region)
+    dynamodb = boto3.client(
+        "dynamodb", endpoint_url=endpoints.aws_endpoint_url, region_name=endpoints.region
+    )
+    return sqs, dynamodb
+
+
+def dead_letters(local: LocalMode) -> list[dict[str, str]]:
+    assert local.endpoints is not None
+    sqs, _ = clients(local)
+    letters: list[dict[str, str]] = []
+    while True:
+        answer = sqs.receive_message(
+            QueueUrl=local.endpoints.dead_letter_queue_url,
+            MaxNumberOfMessages=10,
+            MessageAttributeNames=["All"],
+        )
+        if not answer.get("Messages"):
+            return letters
+        for m in answer["Messages"]:
+            letters.append(
+                {
+                    "body": m["Body"],
+                    **{k: v["StringValue"] for k, v in m["MessageAttributes"].items()},
+                }
+            )
+            sqs.delete_message(
+                QueueUrl=local.endpoints.dead_letter_queue_url, ReceiptHandle=m["ReceiptHandle"]
+            )
+
+
+def queued(local: LocalMode) -> list[dict[str, Any]]:
+    """Everything waiting on the changes queue (the poller is paused), received and deleted."""
+    assert local.endpoints is not None
+    sqs, _ = clients(local)
+    found: list[dict[str, Any]] = []
+    while True:
+        answer = sqs.receive_message(
+            QueueUrl=local.endpoints.changes_queue_url,
+            MaxNumberOfMessages=10,
+            AttributeNames=["All"],
+            MessageAttributeNames=["All"],
+        )
+        if not answer.get("Messages"):
+            return found
+        found += answer["Messages"]
+        for received in answer["Messages"]:
+            sqs.delete_message(
+                QueueUrl=local.endpoints.changes_queue_url,
+                ReceiptHandle=received["ReceiptHandle"],
+            )
+
+
+def staged(local: LocalMode) -> list[dict[str, Any]]:
+    """Every staged event still waiting (items under a `group#` key, but heads)."""
+    assert local.endpoints is not None
+    _, dynamodb = clients(local)
+    items = dynamodb.scan(TableName=local.endpoints.staging_table)["Items"]
+    return [i for i in items if i["pk"]["S"].startswith("group#") and i["sk"]["S"] != "head"]
+
+
+def expire_claims(local: LocalMode) -> int:
+    """What the visibility timeout does in AWS: by the time a killed invocation's messages
+    come back, its in-progress claims have expired with it."""
+    assert local.endpoints is not None
+    _, dynamodb = clients(local)
+    table = local.endpoints.idempotency_table
+    expired = 0
+    for item in dynamodb.scan(TableName=table)["Items"]:
+        if item.get("status", {}).get("S") == "INPROGRESS":
+            dynamodb.update_item(
+                TableName=table,
+                Key={"id": item["id"]},
+                UpdateExpression="SET in_progress_expiration = :past",
+                ExpressionAttributeValues={":past": {"N": "0"}},
+            )
+            expired += 1
+    return expired
+
+
+def context(timeout_s: float = 60) -> LocalContext:
+    return LocalContext(timeout_s)

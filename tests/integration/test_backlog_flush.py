@@ -1,0 +1,278 @@
+"""Issue 12: a contact's whole backlog, however many batches it spans, costs one GET and at
+most one PATCH; and a consumer killed anywhere between staging and acknowledging loses
+nothing and applies nothing twice."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from qomon_sync.adapters.ledger import EventLedger
+from qomon_sync.adapters.qomon.client import QomonClient
+from qomon_sync.adapters.staging import StagingTable
+from qomon_sync_dev.local_mode import LocalMode, LocalOptions, queue_is_empty
+from tests.integration.sync_harness import (
+    Killed,
+    again,
+    calls,
+    clients,
+    dead_letters,
+    expire_claims,
+    invoke,
+    message,
+    queued,
+    staged,
+    standin,
+)
+
+pytestmark = pytest.mark.integration
+
+GET, PATCH = "GET /contacts/{id}", "PATCH /contacts/{id}"
+
+
+@pytest.fixture
+def local() -> Iterator[LocalMode]:
+    with LocalMode(LocalOptions()) as running:
+        assert running.poller is not None
+        running.poller.pause()
+        yield running
+
+
+def once(monkeypatch: pytest.MonkeyPatch, cls: type, name: str, *, after: bool = True) -> None:
+    """Kill the consumer at the first call of `cls.name` (after it did its work, or before)."""
+    original: Callable[..., Any] = getattr(cls, name)
+    fired: list[bool] = []
+
+    def dying(*args: Any, **kwargs: Any) -> Any:
+        if fired:
+            return original(*args, **kwargs)
+        fired.append(True)
+        if after:
+            original(*args, **kwargs)
+        raise Killed
+
+    monkeypatch.setattr(cls, name, dying)
+
+
+def firstnames(count: int, contact_id: int = 700118) -> list[dict[str, Any]]:
+    return [message(contact_id, set={"firstname": f"Prénom {n}"}) for n in range(count)]
+
+
+def contact(local: LocalMode, contact_id: int) -> dict[str, Any]:
+    return dict(standin(local, f"contacts/{contact_id}")["contact"])
+
+
+# -- the fold over a whole backlog -----------------------------------------------------------
+
+
+def send(local: LocalMode, contact_id: int, **changes: Any) -> None:
+    assert local.endpoints is not None
+    sqs, _ = clients(local)
+    body = json.dumps(
+        {
+            "event_id": uuid.uuid4().hex,
+            "source": "test",
+            "occurred_at": "2026-11-24T10:00:00Z",
+            "contact": {"id": contact_id},
+            **changes,
+        }
+    )
+    sqs.send_message(
+        QueueUrl=local.endpoints.changes_queue_url,
+        MessageBody=body,
+        MessageGroupId=f"id:{contact_id}",
+        MessageDeduplicationId=uuid.uuid4().hex,
+    )
+
+
+def drain(local: LocalMode, timeout_s: float = 60) -> None:
+    assert local.endpoints is not None
+    assert local.poller is not None
+    sqs, _ = clients(local)
+    local.poller.resume()
+    deadline = time.monotonic() + timeout_s
+    quiet = 0
+    while time.monotonic() < deadline:
+        idle = local.poller.idle.is_set()
+        quiet = quiet + 1 if idle and queue_is_empty(sqs, local.endpoints.changes_queue_url) else 0
+        if quiet >= 3:
+            return
+        time.sleep(0.1)
+    raise AssertionError("the queue did not drain")
+
+
+def test_a_backlog_of_three_batches_costs_one_get_and_one_patch_in_order(
+    local: LocalMode,
+) -> None:
+    for n in range(25):
+        send(local, 700118, set={"firstname": f"Prénom {n}"}, tags={"add": [f"lot-{n}"]})
+    send(local, 700106, set={"surname": "Autre"})
+    drain(local)
+    assert (calls(local, GET), calls(local, PATCH)) == (2, 2)
+    stored = contact(local, 700118)
+    assert stored["firstname"] == "Prénom 24"  # the last event wins: order kept
+    assert {f"lot-{n}" for n in range(25)} <= {t["name"] for t in stored["tags"]}
+    assert contact(local, 700106)["surname"] == "Autre"
+    assert staged(local) == []
+
+
+def test_a_contact_ending_a_full_batch_is_flushed_by_its_marker_though_nothing_follows(
+    local: LocalMode,
+) -> None:
+    """Exactly a batch of one contact: the batch cannot tell it was the whole backlog, so
+    the events wait, and the flush marker behind them is what applies them."""
+    for n in range(10):
+        send(local, 700118, set={"firstname": f"Prénom {n}"})
+    drain(local)
+    assert (calls(local, GET), calls(local, PATCH)) == (1, 1)
+    assert contact(local, 700118)["firstname"] == "Prénom 9"
+    assert staged(local) == []
+
+
+def test_events_staged_by_earlier_batches_are_applied_with_the_last(local: LocalMode) -> None:
+    first = firstnames(10)
+    assert invoke(first) == {"batchItemFailures": []}  # a full batch: staged, not applied
+    assert calls(local, GET) == 0
+    assert len(staged(local)) == 10
+    rest = [message(700118, set={"surname": "Enfin"}), message(700118, notes=[{"data": "Lu"}])]
+    assert invoke(rest) == {"batchItemFailures": []}  # fewer than a batch: the backlog is in
+    assert (calls(local, GET), calls(local, PATCH)) == (1, 1)
+    stored = contact(local, 700118)
+    assert (stored["firstname"], stored["surname"]) == ("Prénom 9", "Enfin")
+    # The marker queued by the first batch comes back to an empty group: nothing to do.
+    [marker] = queued(local)
+    assert invoke([marker]) == {"batchItemFailures": []}
+    assert (calls(local, GET), calls(local, PATCH)) == (1, 1)
+    assert staged(local) == []
+
+
+def test_a_second_copy_of_an_event_in_a_later_batch_is_a_duplicate(local: LocalMode) -> None:
+    first = firstnames(10)
+    copy = dict(message(700118), Body=first[3]["Body"])  # a sender's retry, later
+    assert invoke(first) == {"batchItemFailures": []}
+    assert invoke([copy, message(700118, set={"surname": "Seul"})]) == {"batchItemFailures": []}
+    assert calls(local, PATCH) == 1
+    assert contact(local, 700118)["firstname"] == "Prénom 9"
+
+
+# -- killed -------------------------------------------------------------------------------
+
+
+def test_killed_between_staging_and_acknowledging_loses_nothing_and_applies_once(
+    local: LocalMode, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    records = [*firstnames(3), message(700118, notes=[{"data": "Une seule fois"}])]
+    once(monkeypatch, StagingTable, "stage")
+    with pytest.raises(Killed):
+        invoke(records)
+    assert calls(local, GET) == 0
+    assert invoke([again(r) for r in records]) == {"batchItemFailures": []}
+    stored = contact(local, 700118)
+    assert stored["firstname"] == "Prénom 2"
+    assert [n["data"] for n in stored["notes"]].count("Une seule fois") == 1
+    assert (calls(local, GET), calls(local, PATCH)) == (1, 1)
+    assert staged(local) == []
+
+
+def test_killed_staging_mid_backlog_before_its_marker_is_queued_loses_nothing(
+    local: LocalMode, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    records = firstnames(10)  # a full batch: staged, and a marker must follow
+    once(monkeypatch, StagingTable, "stage")
+    with pytest.raises(Killed):
+        invoke(records)
+    assert queued(local) == []  # killed before the marker was sent
+    assert invoke([again(r) for r in records]) == {"batchItemFailures": []}
+    [marker] = queued(local)
+    assert invoke([marker]) == {"batchItemFailures": []}
+    assert contact(local, 700118)["firstname"] == "Prénom 9"
+    assert (calls(local, GET), calls(local, PATCH)) == (1, 1)
+    assert staged(local) == []
+
+
+def test_killed_between_get_and_patch_applies_everything_once_on_redelivery(
+    local: LocalMode, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    records = [*firstnames(3), message(700118, notes=[{"data": "Une seule fois"}])]
+    once(monkeypatch, QomonClient, "replace_contact", after=False)
+    with pytest.raises(Killed):
+        invoke(records)
+    assert (calls(local, GET), calls(local, PATCH)) == (1, 0)
+    assert expire_claims(local) == 4
+    assert invoke([again(r) for r in records]) == {"batchItemFailures": []}
+    stored = contact(local, 700118)
+    assert stored["firstname"] == "Prénom 2"
+    assert [n["data"] for n in stored["notes"]].count("Une seule fois") == 1
+    assert (calls(local, GET), calls(local, PATCH)) == (2, 1)
+    assert staged(local) == []
+
+
+def test_killed_after_the_patch_before_the_ledger_records_it_writes_nothing_more(
+    local: LocalMode, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    records = [*firstnames(3), message(700118, notes=[{"data": "Une seule fois"}])]
+    once(monkeypatch, EventLedger, "complete_all", after=False)
+    with pytest.raises(Killed):
+        invoke(records)
+    assert calls(local, PATCH) == 1
+    expire_claims(local)
+    assert invoke([again(r) for r in records]) == {"batchItemFailures": []}
+    # Read again, found unchanged: the note is not added twice and nothing is written.
+    assert (calls(local, GET), calls(local, PATCH)) == (2, 1)
+    stored = contact(local, 700118)
+    assert [n["data"] for n in stored["notes"]].count("Une seule fois") == 1
+    assert staged(local) == []
+
+
+def test_killed_after_the_ledger_before_the_staged_events_go_settles_them_as_duplicates(
+    local: LocalMode, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    records = firstnames(3)
+    once(monkeypatch, StagingTable, "forget", after=False)
+    with pytest.raises(Killed):
+        invoke(records)
+    assert invoke([again(r) for r in records]) == {"batchItemFailures": []}
+    assert (calls(local, GET), calls(local, PATCH)) == (1, 1)  # no call for duplicates
+    assert staged(local) == []
+
+
+# -- failures that may pass ---------------------------------------------------------------
+
+
+def test_a_failing_flush_leaves_the_messages_and_keeps_the_staged_events(
+    local: LocalMode,
+) -> None:
+    earlier = firstnames(10)
+    assert invoke(earlier) == {"batchItemFailures": []}  # staged, acknowledged
+    standin(local, "faults", {"status": 503, "count": 50})
+    last = [message(700118, set={"surname": "Plus tard"})]
+    response = invoke(last)
+    assert response == {"batchItemFailures": [{"itemIdentifier": last[0]["MessageId"]}]}
+    assert len(staged(local)) == 11  # nothing lost: all wait for the next delivery
+    standin(local, "reset", {})  # Qomon is back (the seed's contacts, no faults)
+    assert invoke([again(last[0])]) == {"batchItemFailures": []}
+    stored = contact(local, 700118)
+    assert (stored["firstname"], stored["surname"]) == ("Prénom 9", "Plus tard")
+    assert staged(local) == []
+
+
+def test_on_the_last_delivery_a_failing_flush_dead_letters_every_staged_event_with_why(
+    local: LocalMode,
+) -> None:
+    earlier = firstnames(10)
+    assert invoke(earlier) == {"batchItemFailures": []}
+    standin(local, "faults", {"status": 503, "count": 50})
+    last = message(700118, set={"surname": "Trop tard"}, receives=5)  # maxReceiveCount
+    assert invoke([last]) == {"batchItemFailures": []}
+    letters = dead_letters(local)
+    assert len(letters) == 11
+    assert {letter["error_code"] for letter in letters} == {"retries_exhausted"}
+    assert "every delivery" in letters[0]["error_detail"]
+    ids = {json.loads(letter["body"])["event_id"] for letter in letters}
+    assert ids == {json.loads(r["Body"])["event_id"] for r in [*earlier, last]}
+    assert staged(local) == []
