@@ -48,6 +48,7 @@ from moto.sqs.models import Queue, SQSBackend
 from qomon_sync.domain.privacy import use_pseudonym_key
 from qomon_sync_dev import local_logs, local_state
 from qomon_sync_dev.local_state import counted
+from qomon_sync_dev.moto_speed import speed_up_moto
 from qomon_sync_dev.standin.config import StandinConfig
 from qomon_sync_dev.standin.server import StandinServer
 
@@ -301,6 +302,8 @@ class EventSourcePoller(threading.Thread):
         """Set while no batch is in the handler's hands (received, not yet settled)."""
         self.idle.set()
         self.invocations = 0
+        self.returned = 0
+        """Messages an invocation left on the queue (failed items, or all of a crash)."""
         self.errors: list[str] = []
         self._sqs = boto3.client("sqs", endpoint_url=endpoints.aws_endpoint_url, region_name=REGION)
 
@@ -356,6 +359,7 @@ class EventSourcePoller(threading.Thread):
         ) as exc:  # a crashed or killed invocation: nothing is deleted, as on AWS
             self.errors.append(f"{type(exc).__name__}: {exc}")
             failed = {m["MessageId"] for m in messages}
+        self.returned += len(failed)
         done = [m for m in messages if m["MessageId"] not in failed]
         if done:
             self._sqs.delete_message_batch(
@@ -578,6 +582,7 @@ class LocalMode:
             if options.fresh:
                 local_state.wipe(options.state_dir)
             self.journal = local_state.Journal(options.state_dir)
+        speed_up_moto()  # first: the fixes and the journal wrap what it installs
         fix_moto_fifo_redelivery()
         fix_moto_fifo_sequence_numbers()
         local_state.install_hooks()
