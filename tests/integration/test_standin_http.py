@@ -412,16 +412,16 @@ def test_search_pages_until_a_short_page(qomon: httpx.Client) -> None:
     seen: list[int] = []
     sizes: list[int] = []
     for page in range(10):
-        body = post_search(qomon, {"$all": []}, per_page=15, page=page).json()
+        body = post_search(qomon, {"$all": []}, per_page=150, page=page).json()
         assert "total" not in body["data"]
         contacts = body["data"]["contacts"]
         sizes.append(len(contacts))
         seen += [c["id"] for c in contacts]
-        if len(contacts) < 15:
+        if len(contacts) < 150:
             break
-    assert sizes == [15, 15, 10]
+    assert sizes == [150, 150, 40]
     assert seen == sorted(seen)
-    assert len(seen) == len(qomon.get("/_standin/contacts").json()["contacts"]) == 40
+    assert len(seen) == len(qomon.get("/_standin/contacts").json()["contacts"]) == 340
 
 
 # -- forms ------------------------------------------------------------------------------

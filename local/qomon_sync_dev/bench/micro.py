@@ -50,7 +50,7 @@ from qomon_sync.domain.assembly import (
 from qomon_sync.domain.change_event import ChangeEvent
 from qomon_sync.domain.contact_shape import ShapePolicy
 from qomon_sync.domain.forms import Form, FormCatalog
-from qomon_sync_dev.standin.make_seed import build_seed
+from qomon_sync_dev.standin.make_seed import HAND_SHAPED, build_seed
 from qomon_sync_dev.standin.store import ContactStore
 
 JsonObject = dict[str, Any]
@@ -228,7 +228,9 @@ def seed_space() -> tuple[list[JsonObject], FormCatalog]:
     """The stand-in seed's contacts as `GET /contacts/{id}` answers them, and its forms."""
     seed = build_seed()
     store = ContactStore.from_seed(seed)
-    contacts = [store.render(stored, naming="current") for stored in store.contacts()]
+    # The hand-shaped contacts (every form type, history, traps), not the plain ones after.
+    shaped = store.contacts()[:HAND_SHAPED]
+    contacts = [store.render(stored, naming="current") for stored in shaped]
     forms = FormCatalog(Form.model_validate(form) for form in seed["forms"])
     return contacts, forms
 

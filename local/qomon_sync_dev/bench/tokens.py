@@ -4,7 +4,8 @@ Both strategies run the same seeded workload against a fresh stand-in configured
 Qomon (burst 100, refill 10 tokens/s, multiplied by the same time scale for both):
 
 - `pipeline`: qomon-sync as shipped, in local mode (FIFO queue, the sync handler fed by
-  the event source poller), with the whole workload queued as a backlog first;
+  N consumer processes playing the event source mapping, as N Lambda instances would),
+  with the whole workload queued as a backlog first;
 - `per-record`: what existing connectors do, in the same harness: for each event, find the
   contact, GET it, overlay the change, PATCH it, one at a time, no coalescing, no skipping.
 
@@ -26,6 +27,7 @@ from qomon_sync.adapters.qomon.port import fetch_forms
 from qomon_sync.domain.assembly import AssemblyPolicy, Rejected, Replace, assemble_contact
 from qomon_sync.domain.change_event import ChangeEvent
 from qomon_sync.domain.contact_shape import ShapePolicy, to_write_shape
+from qomon_sync_dev.bench.consumers import Consumers
 from qomon_sync_dev.bench.workload import Workload, state_of
 from qomon_sync_dev.local_mode import LocalMode, LocalOptions, queue_is_empty, take_dead_letters
 from qomon_sync_dev.standin.config import StandinConfig
@@ -58,6 +60,16 @@ class StrategyRun:
     bucket_use: float
     """budget_s / wall_s: the share of the refill rate spent while there was a backlog."""
     state_mismatches: list[str]
+    time_scale: float = 1.0
+    consumers: int = 1
+    returned: int = 0
+    """Messages an invocation left on the queue (for want of time or tokens, or a failure)."""
+    deferred: int = 0
+    """Flushes put off for want of time or tokens (a marker queued, nothing sent back)."""
+    markers: int = 0
+    staged_left: int = 0
+    """Events still staged at the end: stranded (must be 0)."""
+    crashes: int = 0
 
 
 def _config(scale: float) -> StandinConfig:
@@ -89,6 +101,7 @@ def _finish(
                 mismatches.append(f"contact {cid} note {note!r} x{notes.count(note)}")
     budget = max(0.0, tokens - BURST) / (REFILL * scale)
     return StrategyRun(
+        time_scale=scale,
         strategy=strategy,
         events=len(workload.events),
         tokens=tokens,
@@ -106,47 +119,38 @@ def _finish(
     )
 
 
-def run_pipeline(workload: Workload, *, scale: float, timeout_s: float = 240) -> StrategyRun:
-    options = LocalOptions(standin=_config(scale), visibility_timeout_s=5)
+def run_pipeline(
+    workload: Workload, *, scale: float, consumers: int = 1, timeout_s: float = 1800
+) -> StrategyRun:
+    # Visibility above the function timeout, as AWS requires: a batch still in a
+    # consumer's hands never comes back to another one.
+    options = LocalOptions(
+        standin=_config(scale), visibility_timeout_s=90, function_timeout_s=60, paused=True
+    )
     with LocalMode(options) as local:
         assert local.endpoints is not None
-        assert local.poller is not None
         endpoints = local.endpoints
         sqs = boto3.client(
             "sqs", endpoint_url=endpoints.aws_endpoint_url, region_name=endpoints.region
         )
-        local.poller.pause()
-        for start in range(0, len(workload.events), 10):
-            chunk = workload.events[start : start + 10]
-            sqs.send_message_batch(
-                QueueUrl=endpoints.changes_queue_url,
-                Entries=[
-                    {
-                        "Id": str(i),
-                        "MessageBody": json.dumps(event),
-                        "MessageGroupId": ChangeEvent.model_validate(event).contact.key,
-                        "MessageDeduplicationId": event["event_id"],
-                    }
-                    for i, event in enumerate(chunk)
-                ],
-            )
-        started = time.monotonic()
-        local.poller.resume()
-        deadline = started + timeout_s
-        while time.monotonic() < deadline:
-            if queue_is_empty(sqs, endpoints.changes_queue_url) and local.poller.idle.is_set():
-                break
-            time.sleep(0.1)
-        wall = time.monotonic() - started
+        _queue_backlog(sqs, endpoints.changes_queue_url, workload)
+        with Consumers(endpoints, consumers, function_timeout_s=60) as running:
+            started = time.monotonic()
+            running.start()
+            _wait_until_drained(sqs, endpoints.changes_queue_url, started + timeout_s)
+            wall = time.monotonic() - started
+            report = running.stop()
         dead = len(take_dead_letters(sqs, endpoints.dead_letter_queue_url))
         stats = httpx.get(f"{endpoints.qomon_url}/_standin/stats", timeout=10).json()
         stored = {cid: _stored(endpoints.qomon_url, cid) for cid in workload.expected}
         remaining = sqs.get_queue_attributes(
             QueueUrl=endpoints.changes_queue_url, AttributeNames=["ApproximateNumberOfMessages"]
         )["Attributes"]["ApproximateNumberOfMessages"]
-    # Every event not left on the queue was applied, found unchanged, or dead-lettered.
-    accounted = len(workload.events) - int(remaining)
-    return _finish(
+        staged_left = _staged_left(endpoints)
+    # Every event neither left on the queue nor stranded in the staging table was applied,
+    # found unchanged, or dead-lettered (the final state checks the first two).
+    accounted = len(workload.events) - int(remaining) - staged_left
+    run = _finish(
         "pipeline",
         workload,
         stats,
@@ -156,9 +160,53 @@ def run_pipeline(workload: Workload, *, scale: float, timeout_s: float = 240) ->
         wall_s=wall,
         scale=scale,
     )
+    counts = report.counts
+    run.consumers = consumers
+    run.returned = report.returned
+    run.deferred = int(counts.get("FlushesDeferred", 0))
+    run.markers = int(counts.get("FlushMarkersSent", 0))
+    run.staged_left = staged_left
+    run.crashes = report.crashes
+    return run
+
+
+def _queue_backlog(sqs: Any, queue_url: str, workload: Workload) -> None:
+    for start in range(0, len(workload.events), 10):
+        chunk = workload.events[start : start + 10]
+        sqs.send_message_batch(
+            QueueUrl=queue_url,
+            Entries=[
+                {
+                    "Id": str(i),
+                    "MessageBody": json.dumps(event),
+                    "MessageGroupId": ChangeEvent.model_validate(event).contact.key,
+                    "MessageDeduplicationId": event["event_id"],
+                }
+                for i, event in enumerate(chunk)
+            ],
+        )
+
+
+def _wait_until_drained(sqs: Any, queue_url: str, deadline: float) -> None:
+    """Nothing waiting and nothing in a consumer's hands, three polls in a row (a staged
+    contact always has its flush marker on the queue, so staged events keep it busy)."""
+    quiet = 0
+    while time.monotonic() < deadline and quiet < 3:
+        quiet = quiet + 1 if queue_is_empty(sqs, queue_url) else 0
+        time.sleep(0.05)
+
+
+def _staged_left(endpoints: Any) -> int:
+    dynamodb = boto3.client(
+        "dynamodb", endpoint_url=endpoints.aws_endpoint_url, region_name=endpoints.region
+    )
+    items = dynamodb.scan(TableName=endpoints.staging_table)["Items"]
+    return sum(1 for i in items if i["sk"]["S"].startswith("event#"))
 
 
 def run_per_record(workload: Workload, *, scale: float) -> StrategyRun:
+    """Its tokens do not depend on the time scale (no coalescing, no retries when paced):
+    the benchmark may run it faster than the pipeline's real-rate headline."""
     with StandinServer(_config(scale)) as server, QomonClient(server.url, TOKEN) as client:
         forms = fetch_forms(client, Deadline.after(60))
         started = time.monotonic()

@@ -1,6 +1,7 @@
 """A seeded, reproducible workload of change events, and a reference model of its outcome.
 
-N events over M contacts of the stand-in's seed, skewed (a few contacts get many events),
+N events over M contacts of the stand-in's seed: each of the M gets one event first (so
+`--contacts 300` touches 300 people), the rest skewed (a few contacts get many events),
 with a share of no-op events, answers of every form type, events by id and by e-mail, and
 a share for people Qomon does not know. The reference model is deliberately simple and
 independent of the assembly code: it tracks, per contact, the values the workload touches
@@ -134,27 +135,35 @@ def build_workload(
     initial = {cid: dict(state) for cid, state in model.items()}
     workload = Workload(spec, [], initial, model)
 
+    first_round = list(contacts)
+    rng.shuffle(first_round)
     for n in range(spec.events):
         event_id = f"bench-{spec.seed}-{n:05d}"
-        if rng.random() < spec.unknown_share:
+        if n >= len(first_round) and rng.random() < spec.unknown_share:
             mail = UNKNOWN_MAIL.format(n=rng.randrange(10))
             workload.events.append(_event(event_id, {"mail": mail}, tags={"add": ["newsletter"]}))
             workload.unknown_events += 1
             continue
-        contact = rng.choices(contacts, weights)[0]
-        cid = contact["id"]
-        ref = {"mail": contact["mail"]} if cid in by_mail else {"id": cid}
-        workload.touched.add(cid)
-        state = model[cid]
-        if rng.random() < spec.noop_share:
-            workload.events.append(_event(event_id, ref, **_noop(state, rng)))
-            workload.noop_events += 1
-            continue
-        changes = _change(state, rng, n)
-        for note in changes.get("notes", []):
-            workload.notes.setdefault(cid, []).append(note["data"])
-        workload.events.append(_event(event_id, ref, **changes))
+        contact = first_round[n] if n < len(first_round) else rng.choices(contacts, weights)[0]
+        ref = {"mail": contact["mail"]} if contact["id"] in by_mail else {"id": contact["id"]}
+        _draw(workload, rng, event_id, n, ref, cid=contact["id"])
     return workload
+
+
+def _draw(
+    workload: Workload, rng: random.Random, event_id: str, n: int, ref: dict[str, Any], *, cid: int
+) -> None:
+    """One event for a known contact: a no-op, or changes applied to the model."""
+    workload.touched.add(cid)
+    state = workload.expected[cid]
+    if rng.random() < workload.spec.noop_share:
+        workload.events.append(_event(event_id, ref, **_noop(state, rng)))
+        workload.noop_events += 1
+        return
+    changes = _change(state, rng, n)
+    for note in changes.get("notes", []):
+        workload.notes.setdefault(cid, []).append(note["data"])
+    workload.events.append(_event(event_id, ref, **changes))
 
 
 def _event(event_id: str, contact: dict[str, Any], **changes: Any) -> dict[str, Any]:

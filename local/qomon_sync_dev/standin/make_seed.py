@@ -1,4 +1,4 @@
-"""Writes the stand-in's seed: the forms of a typical campaign space and ~40 contacts.
+"""Writes the stand-in's seed: the forms of a typical campaign space and 340 contacts.
 
     python -m qomon_sync_dev.standin.make_seed > events/standin-seed.json
 
@@ -15,6 +15,10 @@ one e-mail in different case, one has an e-mail that begins with another's (a lo
 finds both), some carry fields no schema lists, some have soft-deleted history, some
 birthdates are stored without milliseconds (sending one back as read is refused), one
 text question is answered in two surveys.
+
+The first 40 contacts are the hand-shaped ones tests name by id; the 300 after them
+(`MORE_CONTACTS`, drawn from a random generator of their own, so the first 40 never
+move) give the benchmark's `--contacts 300` that many distinct people.
 """
 
 from __future__ import annotations
@@ -51,6 +55,10 @@ FOLLOW_UP_SURVEY_ID = 502
 GROUP_ID = 4242
 """The space's group, as the stand-in plays it (its default)."""
 FIRST_NOTE_ID = 60_001
+HAND_SHAPED = 40
+"""The first contacts, each shaped on purpose (traps, history, the documented keys)."""
+MORE_CONTACTS = 300
+"""Plain contacts after the first 40, for backlogs over hundreds of people."""
 
 FIRST_NAMES = (
     "Lucas", "Inès", "Hugo", "Léa", "Nour", "Théo", "Chloé", "Mathis", "Sarah", "Karim",
@@ -564,8 +572,31 @@ def build_contacts(forms: list[JsonObject]) -> list[JsonObject]:
         )
     )
     _documented_showcase(contacts[29], by_id, team)
+    contacts += _more_contacts(by_id, first_number=len(contacts) + 1)
     _document_notes(contacts, team)
     return contacts
+
+
+def _more_contacts(forms: dict[int, JsonObject], *, first_number: int) -> list[JsonObject]:
+    """Ordinary people after the hand-shaped ones, each with an e-mail of their own."""
+    rng = random.Random(20_261_201)
+    more = []
+    for number in range(first_number, first_number + MORE_CONTACTS):
+        firstname = FIRST_NAMES[number % len(FIRST_NAMES)]
+        surname = SURNAMES[(number * 7) % len(SURNAMES)]
+        domain = rng.choice(("example.org", "example.com"))
+        mail = f"{_ascii(firstname)}.{_ascii(surname)}.{number}@{domain}".replace(" ", "-")
+        more.append(
+            _contact(
+                rng,
+                forms,
+                number,
+                firstname=firstname,
+                surname=surname,
+                mail=mail if rng.random() < 0.9 else None,
+            )
+        )
+    return more
 
 
 def _documented_showcase(
