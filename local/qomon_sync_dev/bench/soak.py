@@ -2,12 +2,14 @@
 
 Faults: a share of 5xx answers, dropped connections and hung answers (longer than the
 client waits), 429 storms, duplicate deliveries, malformed messages, and the consumer
-killed mid-batch, both between the GET and the PATCH and after the PATCH before the
-messages are deleted (a Lambda timing out or crashing there).
+killed mid-batch: after staging a contact's events before the messages are deleted (and
+before the flush marker behind them is queued), between the GET and the PATCH, and after
+the PATCH before the messages are deleted (a Lambda timing out or crashing there).
 
 At the end, every event must be reflected in Qomon's final state (per the workload's
 reference model) or in the dead-letter queue with a specific reason; nothing the workload
-did not name may have changed; no note may have been added twice. It prints a table of the
+did not name may have changed; no note may have been added twice; no event may be left in
+the staging table. It prints a table of the
 faults injected and the outcomes, and exits non-zero on any loss.
 """
 
@@ -29,6 +31,7 @@ import boto3
 import httpx
 
 from qomon_sync.adapters.qomon.client import QomonClient
+from qomon_sync.adapters.staging import StagingTable
 from qomon_sync.domain.change_event import ChangeEvent
 from qomon_sync.domain.dates import to_qomon_date
 from qomon_sync_dev.bench.workload import FORMS, Workload, WorkloadSpec, build_workload, state_of
@@ -53,13 +56,25 @@ class SoakSpec:
     storm_s: float = 2.0
     duplicate_share: float = 0.05
     malformed: int = 5
-    kill_before_patch: float = 0.03
-    kill_after_patch: float = 0.03
+    kill_after_staging: float = 0.08
+    kill_before_patch: float = 0.08
+    kill_after_patch: float = 0.08
     scale: float = 5.0
     timeout_s: float = 480.0
+    """A contact's events now fold into one write per backlog, so there are few writes to
+    kill at: the kill rates are per staging and per write."""
 
 
-QUICK = SoakSpec(events=60, contacts=15, storms=1, malformed=2, timeout_s=240.0)
+QUICK = SoakSpec(
+    events=60,
+    contacts=15,
+    storms=1,
+    malformed=2,
+    kill_after_staging=0.15,
+    kill_before_patch=0.15,
+    kill_after_patch=0.15,
+    timeout_s=240.0,
+)
 
 
 class Killer:
@@ -76,11 +91,22 @@ class Killer:
             original = getattr(QomonClient, name)
             self._originals[name] = original
             setattr(QomonClient, name, self._wrap(original))
+        self._originals["stage"] = StagingTable.stage
+        StagingTable.stage = self._staged(StagingTable.stage)  # type: ignore[method-assign]
         return self
 
     def __exit__(self, *exc: object) -> None:
         for name, original in self._originals.items():
-            setattr(QomonClient, name, original)
+            setattr(StagingTable if name == "stage" else QomonClient, name, original)
+
+    def _staged(self, original: Any) -> Any:
+        def stage(table: StagingTable, *args: Any, **kwargs: Any) -> None:
+            original(table, *args, **kwargs)
+            if self.rng.random() < self.spec.kill_after_staging:
+                self.counts["killed after staging, before delete"] += 1
+                raise KilledMidBatch
+
+        return stage
 
     def _wrap(self, original: Any) -> Any:
         def write(client: QomonClient, *args: Any, **kwargs: Any) -> Any:
@@ -171,17 +197,14 @@ def run_soak(spec: SoakSpec) -> dict[str, Any]:
             )
             injected.update(killer.counts)
             crashes = len(local.poller.errors)
+            staged_left = _staged_left(endpoints)
     finally:
         for key, value in saved.items():
             if value is None:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
-    faults = stats.get("faults", {})
-    injected["5xx answers"] += int(faults.get("server_errors", 0))
-    injected["dropped connections"] += int(faults.get("dropped", 0))
-    injected["hung answers (timeouts)"] += int(faults.get("timeouts", 0))
-    injected["429 answers"] += int(stats.get("rate_limited", 0))
+    _count_faults(stats, injected)
     report = _conservation(
         workload,
         letters,
@@ -192,10 +215,27 @@ def run_soak(spec: SoakSpec) -> dict[str, Any]:
         crashes=crashes,
         spec=spec,
     )
+    return _nothing_else(report, staged_left, before, after)
+
+
+def _count_faults(stats: dict[str, Any], injected: Counter[str]) -> None:
+    faults = stats.get("faults", {})
+    injected["5xx answers"] += int(faults.get("server_errors", 0))
+    injected["dropped connections"] += int(faults.get("dropped", 0))
+    injected["hung answers (timeouts)"] += int(faults.get("timeouts", 0))
+    injected["429 answers"] += int(stats.get("rate_limited", 0))
+
+
+def _nothing_else(
+    report: dict[str, Any], staged_left: int, before: dict[int, Any], after: dict[int, Any]
+) -> dict[str, Any]:
+    """Nothing stranded in the staging table, nothing no event named moved."""
+    if staged_left:
+        report["problems"].append(f"{staged_left} events left in the staging table")
     moved = sorted(str(cid) for cid in before if before[cid] != after.get(cid))
     if moved:
         report["problems"].append(f"fields no event named changed on contacts {', '.join(moved)}")
-        report["lost"] = len(report["problems"])
+    report["lost"] = len(report["problems"])
     report["outcomes"]["contacts_checked_for_unnamed_changes"] = len(before)
     return report
 
@@ -204,6 +244,14 @@ TRACKED_FORMS = {form_id for form_id, *_ in FORMS}
 MAY_CHANGE = frozenset(
     {"firstname", "phone", "tags", "notes", "UpdatedAt", "formdatas", "custom_fields"}
 )
+
+
+def _staged_left(endpoints: Any) -> int:
+    dynamodb = boto3.client(
+        "dynamodb", endpoint_url=endpoints.aws_endpoint_url, region_name=endpoints.region
+    )
+    items = dynamodb.scan(TableName=endpoints.staging_table)["Items"]
+    return sum(1 for item in items if item["sk"]["S"].startswith("event#"))
 
 
 def _untouched_view(listing: dict[str, Any]) -> dict[int, Any]:
