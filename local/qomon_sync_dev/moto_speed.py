@@ -18,11 +18,20 @@ unchanged, only the cost):
   back: conditions are checked first and the writes made only if all hold, which is the
   same outcome for transactions that touch each item once (moto refuses any other).
 
+And one that is about correctness, not speed (`serialize_moto_sqs`): moto's server
+answers each request in a thread of its own, and its SQS takes no lock. Two consumers
+receiving at once could both find a message group free and both take messages of it
+(FIFO's one-consumer-per-group rule broken: with 10 consumer processes, one contact's
+events were once applied out of order), and a delete racing a receive could fail with
+"set changed size during iteration". One lock around every SQS operation gives SQS's
+own guarantee back.
+
 Never imported by the Lambda bundle: only local mode, the benchmark and the soak run it.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 import time
@@ -61,6 +70,39 @@ def speed_up_moto() -> None:
     _mark(_retention)
     for owner, name, replacement in patches:
         setattr(owner, name, replacement)
+
+
+_SQS_LOCK = threading.RLock()
+_SERIALIZED = (
+    "receive_message",
+    "delete_message",
+    "delete_message_batch",
+    "send_message",
+    "send_message_batch",
+    "change_message_visibility",
+    "change_message_visibility_batch",
+    "get_queue_attributes",
+    "purge_queue",
+)
+
+
+def serialize_moto_sqs() -> None:
+    """One SQS operation at a time (install last: outside every other wrapper)."""
+    for name in _SERIALIZED:
+        original = getattr(SQSBackend, name, None)
+        if original is None or getattr(original, "_qomon_serialized", False):
+            continue
+        setattr(SQSBackend, name, _serialized(original))
+
+
+def _serialized(original: Any) -> Any:
+    @functools.wraps(original)
+    def locked(*args: Any, **kwargs: Any) -> Any:
+        with _SQS_LOCK:
+            return original(*args, **kwargs)
+
+    locked._qomon_serialized = True  # type: ignore[attr-defined]
+    return locked
 
 
 def _mark(function: Any) -> None:
