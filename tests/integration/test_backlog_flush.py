@@ -276,3 +276,63 @@ def test_on_the_last_delivery_a_failing_flush_dead_letters_every_staged_event_wi
     ids = {json.loads(letter["body"])["event_id"] for letter in letters}
     assert ids == {json.loads(r["Body"])["event_id"] for r in [*earlier, last]}
     assert staged(local) == []
+
+
+def test_a_contact_waiting_longer_than_the_staging_age_is_flushed_though_more_may_follow(
+    local: LocalMode, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from qomon_sync.handlers.sync import reset_runtime
+
+    monkeypatch.setenv("STAGING_MAX_AGE_S", "0")
+    reset_runtime()
+    try:
+        assert invoke(firstnames(10)) == {"batchItemFailures": []}  # a full batch, flushed
+        assert (calls(local, GET), calls(local, PATCH)) == (1, 1)
+        assert queued(local) == []  # no marker needed: nothing waits
+    finally:
+        monkeypatch.delenv("STAGING_MAX_AGE_S")
+        reset_runtime()
+
+
+def test_a_flush_without_tokens_in_time_is_put_off_to_its_marker_not_sent_back(
+    local: LocalMode, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from qomon_sync.adapters.qomon.pacing import BucketWaitTooLong
+    from qomon_sync.adapters.shared_bucket import SharedBucket
+
+    original = SharedBucket.reserve
+    refused: list[bool] = []
+
+    def busy(self: SharedBucket, *args: Any, **kwargs: Any) -> float:
+        if not refused:
+            refused.append(True)
+            raise BucketWaitTooLong(90.0)  # other instances booked the next 90 s
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(SharedBucket, "reserve", busy)
+    records = firstnames(3)
+    assert invoke(records) == {"batchItemFailures": []}  # deleted: staged, marker queued
+    assert calls(local, GET) == 0
+    [marker] = queued(local)
+    assert invoke([marker]) == {"batchItemFailures": []}
+    assert contact(local, 700118)["firstname"] == "Prénom 2"
+    assert staged(local) == []
+
+
+def test_a_table_failing_while_staging_leaves_the_contact_on_the_queue(
+    local: LocalMode, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    original = StagingTable.stage
+
+    def failing(self: StagingTable, group: str, events: Any) -> None:
+        if group == "id:700118":
+            raise RuntimeError("DynamoDB is unreachable")
+        original(self, group, events)
+
+    monkeypatch.setattr(StagingTable, "stage", failing)
+    held, other = firstnames(2), [message(700106, set={"surname": "Autre"})]
+    response = invoke([*held, *other])
+    assert {f["itemIdentifier"] for f in response["batchItemFailures"]} == {
+        r["MessageId"] for r in held
+    }
+    assert contact(local, 700106)["surname"] == "Autre"  # another contact is not held up
