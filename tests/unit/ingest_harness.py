@@ -18,8 +18,7 @@ from moto import mock_aws
 
 from qomon_sync.handlers.ingest import Ingest
 from qomon_sync.settings import Settings
-from qomon_sync.sources.mapping import load_mapping
-from qomon_sync.sources.registry import build_sources
+from qomon_sync.sources.registry import build_sources, load_mapping
 from qomon_sync_dev.signing import sign, standard_webhooks
 from tests.conftest import ROOT
 

@@ -46,9 +46,8 @@ from qomon_sync.sources.base import (
     WebhookError,
     WebhookRequest,
 )
-from qomon_sync.sources.mapping import load_mapping
 from qomon_sync.sources.payload import at
-from qomon_sync.sources.registry import build_sources
+from qomon_sync.sources.registry import build_sources, load_mapping
 
 SECRETS_CACHE_S = 300
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import binascii
 import re
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import ValidationError
 from standardwebhooks.webhooks import (
@@ -33,6 +33,7 @@ from standardwebhooks.webhooks import (
 from qomon_sync.domain.change_event import ChangeEvent
 from qomon_sync.domain.validation import validation_problems
 from qomon_sync.sources.base import BadPayload, NoContact, Unauthenticated, WebhookRequest
+from qomon_sync.sources.config import SourceConfig
 from qomon_sync.sources.payload import ROOT, at, parse_json, shown
 from qomon_sync.sources.signatures import header, require_secret
 
@@ -49,6 +50,12 @@ MAX_UNIX_SECONDS = 253_402_300_799
 """9999-12-31T23:59:59Z, the last second a datetime holds."""
 _SIGNATURE = re.compile(r"^v[0-9a-z]+,[A-Za-z0-9+/=_-]+$")
 _V1_SIGNATURE = re.compile(r"^v1,[A-Za-z0-9+/]{43}=$")
+
+
+class GenericSourceConfig(SourceConfig):
+    """Another name for change events v1 sent as they are (Standard Webhooks)."""
+
+    preset: Literal["generic"]
 
 
 class GenericSource:

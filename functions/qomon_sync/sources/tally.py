@@ -22,13 +22,8 @@ from collections.abc import Callable
 from typing import Any
 
 from qomon_sync.domain.change_event import ChangeEvent
+from qomon_sync.sources.answers import FormSourceConfig, FormSubmission, map_submission
 from qomon_sync.sources.base import BadPayload, WebhookRequest
-from qomon_sync.sources.mapping import (
-    AnswerValue,
-    FormSourceConfig,
-    FormSubmission,
-    map_submission,
-)
 from qomon_sync.sources.payload import (
     ROOT,
     as_instant,
@@ -47,6 +42,7 @@ from qomon_sync.sources.signatures import (
     header,
     require_secret,
 )
+from qomon_sync.sources.values import AnswerValue
 
 SIGNATURE_HEADER = "Tally-Signature"
 EVENT_TYPE = "FORM_RESPONSE"

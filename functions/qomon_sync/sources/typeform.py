@@ -28,13 +28,8 @@ from collections.abc import Callable
 from typing import Any
 
 from qomon_sync.domain.change_event import ChangeEvent
+from qomon_sync.sources.answers import FormSourceConfig, FormSubmission, map_submission
 from qomon_sync.sources.base import BadPayload, Unauthenticated, WebhookRequest
-from qomon_sync.sources.mapping import (
-    AnswerValue,
-    FormSourceConfig,
-    FormSubmission,
-    map_submission,
-)
 from qomon_sync.sources.payload import (
     ROOT,
     as_bool,
@@ -54,6 +49,7 @@ from qomon_sync.sources.signatures import (
     header,
     require_secret,
 )
+from qomon_sync.sources.values import AnswerValue
 
 SIGNATURE_HEADER = "Typeform-Signature"
 EVENT_TYPE = "form_response"
