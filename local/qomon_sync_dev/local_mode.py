@@ -36,6 +36,7 @@ from aiohttp import web
 from moto.server import ThreadedMotoServer
 from moto.sqs.models import Queue, SQSBackend
 
+from qomon_sync_dev.signing import local_webhook_secrets
 from qomon_sync_dev.standin.config import StandinConfig
 from qomon_sync_dev.standin.server import StandinServer
 
@@ -48,14 +49,9 @@ DEFAULT_ENDPOINTS_FILE = Path(".local-run") / "endpoints.json"
 LOCAL_PASSTHROUGH = "address.citycode,external_id,membership_number"
 
 
-# Local-only webhook secrets, one per source of functions/sources.yaml (AWS: the
-# WebhookSecrets secret). The generic one is a Standard Webhooks `whsec_` secret.
-LOCAL_WEBHOOK_SECRETS = {
-    "generic": "whsec_" + base64.b64encode(b"qomon-sync local generic secret!").decode(),
-    "typeform": "local-typeform-secret",
-    "tally": "local-tally-secret",
-    "brevo": "local-brevo-token",
-}
+# Local-only webhook secrets, one per source of functions/sources.yaml, from the registry
+# (AWS: the WebhookSecrets secret). The generic one is a Standard Webhooks `whsec_` secret.
+LOCAL_WEBHOOK_SECRETS = local_webhook_secrets()
 
 
 @dataclass(frozen=True)

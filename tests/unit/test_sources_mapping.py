@@ -16,7 +16,7 @@ from qomon_sync.sources.base import BadPayload, NoContact
 from qomon_sync.sources.brevo import BrevoEvents, BrevoSource, BrevoSourceConfig
 from qomon_sync.sources.config import MappingConfigError
 from qomon_sync.sources.generic import GenericSource
-from qomon_sync.sources.registry import build_sources, load_mapping, parse_mapping
+from qomon_sync.sources.registry import PRESETS, build_sources, load_mapping, parse_mapping
 from qomon_sync.sources.tally import TallySource
 from qomon_sync.sources.typeform import TypeformSource
 from tests.unit.webhooks import SOURCES_YAML
@@ -134,7 +134,7 @@ def test_every_problem_is_listed_with_its_path_in_the_file() -> None:
         "(known: {answer.<key>}, {form_title}, {form_id}, {source})",
         "sources.typeform.if_missing: Input should be 'dead_letter', 'create' or 'skip'",
         "sources.typeform.contact.phone: unknown key",
-        "sources.tally: unknown preset `jotform` (known: typeform, tally, brevo, generic)",
+        f"sources.tally: unknown preset `jotform` (known: {', '.join(PRESETS)})",
         "sources.Bad Name: `Bad Name` cannot name a source: lower-case letters, digits, `-`, "
         "`_` and `.`, starting with a letter or digit, at most 64 (it is the URL's last segment)",
         "colour: unknown key",

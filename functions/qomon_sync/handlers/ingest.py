@@ -169,15 +169,17 @@ def _handle(event: Mapping[str, Any], ingest: Ingest, path: str) -> Response:
             path,
             field="source",
         )
-    if method != "POST":
+    answers_get = bool(getattr(source, "answers_get", False))
+    if method not in ("POST", "GET") or (method == "GET" and not answers_get):
+        allowed = "GET, POST" if answers_get else "POST"
         return problem(
             405,
             "Method not allowed",
             "webhooks are delivered with POST",
             path,
-            headers={"allow": "POST"},
+            headers={"allow": allowed},
         )
-    body = _raw_body(event)
+    body = _raw_body(event) if method == "POST" else b""
     if len(body) > ingest.settings.max_message_bytes:
         return problem(
             413,
@@ -185,17 +187,24 @@ def _handle(event: Mapping[str, Any], ingest: Ingest, path: str) -> Response:
             f"the body exceeds {ingest.settings.max_message_bytes} bytes",
             path,
         )
+    headers = {str(k).lower(): str(v) for k, v in _mapping(event.get("headers")).items()}
     request = WebhookRequest(
         source=name,
         body=body,
-        headers={str(k).lower(): str(v) for k, v in _mapping(event.get("headers")).items()},
+        headers=headers,
         received_at=datetime.now(UTC),
         query={str(k): str(v) for k, v in _mapping(event.get("queryStringParameters")).items()},
+        method=method,
+        uri=_uri(event, headers, path),
     )
     secret = ingest.secret_for(name)
     if secret is None:
         raise Unauthenticated("no secret is configured for this source, so nothing can pass")
     _authenticate(source, request, secret)
+    if method == "GET":
+        # The sender checking the URL when the webhook is saved (Mailchimp): nothing to queue.
+        logger.info("webhook URL checked", extra={"source": name})
+        return _json(200, {"ok": True})
     events = [_from_authenticated(event_, name) for event_ in source.change_events(request)]
     messages = [
         _message(event_, name, source.delivery_id(request), i, body)
@@ -247,6 +256,16 @@ def _source_name(event: Mapping[str, Any], path: str) -> str | None:
         parts = path.strip("/").split("/")
         name = parts[1] if len(parts) == 2 and parts[0] == "webhooks" else None
     return name if isinstance(name, str) and name else None
+
+
+def _uri(event: Mapping[str, Any], headers: Mapping[str, str], path: str) -> str:
+    """The URL the sender called, as schemes that sign it (HubSpot v3) rebuild it: API
+    Gateway is reached over HTTPS at its `host`, the query string as it came."""
+    context = _mapping(event.get("requestContext"))
+    host = headers.get("host") or str(context.get("domainName") or "")
+    scheme = headers.get("x-forwarded-proto", "https").split(",")[0].strip() or "https"
+    query = event.get("rawQueryString")
+    return f"{scheme}://{host}{path}" + (f"?{query}" if isinstance(query, str) and query else "")
 
 
 def _raw_body(event: Mapping[str, Any]) -> bytes:

@@ -31,7 +31,7 @@ from pydantic import AfterValidator, Field, ValidationError, field_validator
 
 from qomon_sync.domain.change_event import ChangeEvent
 from qomon_sync.domain.validation import validation_problems
-from qomon_sync.sources.base import BadPayload, NoContact, Unauthenticated, WebhookRequest
+from qomon_sync.sources.base import BadPayload, NoContact, WebhookRequest
 from qomon_sync.sources.config import QomonReference, SourceConfig
 from qomon_sync.sources.payload import (
     ROOT,
@@ -43,7 +43,7 @@ from qomon_sync.sources.payload import (
     parse_json,
     shown,
 )
-from qomon_sync.sources.signatures import check_token, header, require_secret
+from qomon_sync.sources.signatures import TokenAuth
 from qomon_sync.sources.values import (
     BasicPath,
     Config,
@@ -54,7 +54,6 @@ from qomon_sync.sources.values import (
 )
 
 AUTHORIZATION_HEADER = "Authorization"
-_BEARER = re.compile(r"^Bearer\s+(\S+)$", re.IGNORECASE)
 _BREVO_DATE = "%Y-%m-%d %H:%M:%S"
 _LIST_ID = re.compile(r"[0-9]{1,18}")
 
@@ -161,19 +160,14 @@ class BrevoSourceConfig(SourceConfig):
 
 
 class BrevoSource:
+    auth = TokenAuth(scheme="bearer", header=AUTHORIZATION_HEADER)
+
     def __init__(self, name: str = "brevo", config: BrevoSourceConfig | None = None) -> None:
         self.name = name
         self.config = config or BrevoSourceConfig(preset="brevo")
 
     def authenticate(self, request: WebhookRequest, secret: str) -> None:
-        require_secret(secret)
-        match = _BEARER.match(header(request.headers, AUTHORIZATION_HEADER))
-        if match is None:
-            raise Unauthenticated(
-                f"malformed header {AUTHORIZATION_HEADER} (expected `Bearer <token>`)",
-                field=AUTHORIZATION_HEADER,
-            )
-        check_token(match.group(1), secret, AUTHORIZATION_HEADER)
+        self.auth.check(request, secret, lambda: None)
 
     def delivery_id(self, request: WebhookRequest) -> str | None:
         """Brevo sends no delivery id; the handler then deduplicates on the body's hash,

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import binascii
 import re
+import uuid
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
@@ -58,8 +60,28 @@ class GenericSourceConfig(SourceConfig):
     preset: Literal["generic"]
 
 
+class StandardWebhooksAuth:
+    """Standard Webhooks' scheme, checked by `GenericSource.authenticate`; signs as its
+    reference package does."""
+
+    scheme = "standard-webhooks"
+
+    def sign(self, secret: str, request: WebhookRequest) -> WebhookRequest:
+        msg_id = request.headers.get(ID_HEADER) or f"msg_{uuid.uuid4().hex}"
+        signature = Webhook(secret).sign(msg_id, request.received_at, request.body.decode())
+        headers = {
+            **request.headers,
+            ID_HEADER: msg_id,
+            TIMESTAMP_HEADER: str(int(request.received_at.timestamp())),
+            SIGNATURE_HEADER: signature,
+        }
+        return replace(request, headers=headers)
+
+
 class GenericSource:
     """Change events v1 sent as they are, authenticated with Standard Webhooks."""
+
+    auth = StandardWebhooksAuth()
 
     def __init__(self, name: str = "generic") -> None:
         self.name = name

@@ -36,12 +36,7 @@ from qomon_sync.sources.payload import (
     at,
     parse_json,
 )
-from qomon_sync.sources.signatures import (
-    check_hmac,
-    decode_sha256_base64,
-    header,
-    require_secret,
-)
+from qomon_sync.sources.signatures import HmacAuth
 from qomon_sync.sources.values import AnswerValue
 
 SIGNATURE_HEADER = "Tally-Signature"
@@ -65,15 +60,14 @@ FILE_TYPES = frozenset({"FILE_UPLOAD", "SIGNATURE"})
 
 
 class TallySource:
+    auth = HmacAuth(scheme="hmac-sha256", header=SIGNATURE_HEADER, encoding="base64")
+
     def __init__(self, name: str, config: FormSourceConfig) -> None:
         self.name = name
         self.config = config
 
     def authenticate(self, request: WebhookRequest, secret: str) -> None:
-        require_secret(secret)
-        value = header(request.headers, SIGNATURE_HEADER)
-        received = decode_sha256_base64(value, SIGNATURE_HEADER, "<base64 HMAC-SHA256>")
-        check_hmac(received, secret, request.body, SIGNATURE_HEADER)
+        self.auth.check(request, secret, lambda: None)
 
     def delivery_id(self, request: WebhookRequest) -> str | None:
         try:
