@@ -169,16 +169,9 @@ def _handle(event: Mapping[str, Any], ingest: Ingest, path: str) -> Response:
             path,
             field="source",
         )
-    answers_get = bool(getattr(source, "answers_get", False))
-    if method not in ("POST", "GET") or (method == "GET" and not answers_get):
-        allowed = "GET, POST" if answers_get else "POST"
-        return problem(
-            405,
-            "Method not allowed",
-            "webhooks are delivered with POST",
-            path,
-            headers={"allow": allowed},
-        )
+    refused = _method_refused(method, source, path)
+    if refused is not None:
+        return refused
     body = _raw_body(event) if method == "POST" else b""
     if len(body) > ingest.settings.max_message_bytes:
         return problem(
@@ -187,16 +180,7 @@ def _handle(event: Mapping[str, Any], ingest: Ingest, path: str) -> Response:
             f"the body exceeds {ingest.settings.max_message_bytes} bytes",
             path,
         )
-    headers = {str(k).lower(): str(v) for k, v in _mapping(event.get("headers")).items()}
-    request = WebhookRequest(
-        source=name,
-        body=body,
-        headers=headers,
-        received_at=datetime.now(UTC),
-        query={str(k): str(v) for k, v in _mapping(event.get("queryStringParameters")).items()},
-        method=method,
-        uri=_uri(event, headers, path),
-    )
+    request = _request(event, name, method, body, path)
     secret = ingest.secret_for(name)
     if secret is None:
         raise Unauthenticated("no secret is configured for this source, so nothing can pass")
@@ -227,6 +211,35 @@ def _handle(event: Mapping[str, Any], ingest: Ingest, path: str) -> Response:
     metrics.add_metric(name="EventsEnqueued", unit=MetricUnit.Count, value=len(messages))
     logger.info("webhook accepted", extra={"source": name, "events": len(messages)})
     return _json(202, {"accepted": len(events), "event_ids": [e.event_id for e in events]})
+
+
+def _method_refused(method: str, source: Source, path: str) -> Response | None:
+    """405 but for POST, and GET where the sender checks the URL with it (Mailchimp)."""
+    answers_get = bool(getattr(source, "answers_get", False))
+    if method == "POST" or (method == "GET" and answers_get):
+        return None
+    return problem(
+        405,
+        "Method not allowed",
+        "webhooks are delivered with POST",
+        path,
+        headers={"allow": "GET, POST" if answers_get else "POST"},
+    )
+
+
+def _request(
+    event: Mapping[str, Any], name: str, method: str, body: bytes, path: str
+) -> WebhookRequest:
+    headers = {str(k).lower(): str(v) for k, v in _mapping(event.get("headers")).items()}
+    return WebhookRequest(
+        source=name,
+        body=body,
+        headers=headers,
+        received_at=datetime.now(UTC),
+        query={str(k): str(v) for k, v in _mapping(event.get("queryStringParameters")).items()},
+        method=method,
+        uri=_uri(event, headers, path),
+    )
 
 
 def _authenticate(source: Source, request: WebhookRequest, secret: str) -> None:
