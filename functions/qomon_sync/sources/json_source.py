@@ -28,7 +28,9 @@ the delivery). Events of a type no rule maps are acknowledged and change nothing
 
 Presets built on this one (`presets.yaml`: helloasso, mailchimp...) give these keys for
 their sender; a source of such a preset in the mapping file gives the rest, and what it
-gives replaces the preset's (`events` and `answers` entry by entry).
+gives replaces the preset's: `answers` name by name, `events` rule by rule and, within a
+rule, key by key (`fields` given for `Order` keep the preset's `set` and `notes`; `null`
+drops a rule).
 """
 
 from __future__ import annotations
@@ -117,6 +119,8 @@ class JsonSourceConfig(SourceConfig):
             given = data.get(key)
             if isinstance(given, dict) and isinstance(defaults.get(key), dict):
                 entries = {**defaults[key], **given}
+                if key == "events":  # a rule's keys replace the preset's, one by one
+                    entries.update(_merged_rules(defaults[key], given))
                 merged[key] = {name: rule for name, rule in entries.items() if rule is not None}
         return merged
 
@@ -155,6 +159,14 @@ def preset_defaults() -> dict[str, dict[str, Any]]:
     """The presets of `presets.yaml`, by name: each one's keys for its sender."""
     data = read_yaml(PRESETS_FILE.read_text(encoding="utf-8"), str(PRESETS_FILE))
     return dict(data["presets"]) if isinstance(data, dict) else {}
+
+
+def _merged_rules(preset: dict[str, Any], given: dict[str, Any]) -> dict[str, Any]:
+    return {
+        name: {**preset[name], **rule}
+        for name, rule in given.items()
+        if isinstance(rule, dict) and isinstance(preset.get(name), dict)
+    }
 
 
 def _answer_keys(

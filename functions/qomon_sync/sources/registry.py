@@ -25,6 +25,7 @@ from qomon_sync.sources.config import (
 from qomon_sync.sources.config import load_mapping as _load_mapping
 from qomon_sync.sources.config import parse_mapping as _parse_mapping
 from qomon_sync.sources.generic import GenericSource, GenericSourceConfig
+from qomon_sync.sources.hubspot import HubSpotSource
 from qomon_sync.sources.json_source import JsonSource, JsonSourceConfig, preset_defaults
 from qomon_sync.sources.tally import TallySource
 from qomon_sync.sources.typeform import TypeformSource
@@ -45,6 +46,7 @@ PRESETS: dict[str, Preset] = {
     "json": Preset(JsonSourceConfig, JsonSource),
     # Every preset of presets.yaml is the json preset with its sender's keys.
     **{name: Preset(JsonSourceConfig, JsonSource) for name in preset_defaults()},
+    "hubspot": Preset(JsonSourceConfig, HubSpotSource),
 }
 
 MappingFile = mapping_model({name: preset.config for name, preset in PRESETS.items()})
