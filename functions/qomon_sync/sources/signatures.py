@@ -310,7 +310,9 @@ class BodyTokenAuth(Config):
         target = payload
         *parents, last = self.field.split(".")
         for part in parents:
-            target = target.setdefault(part, {})
+            target = target.setdefault(part, {}) if isinstance(target, dict) else None
+        if not isinstance(target, dict):
+            return request  # no object to hold a token: sent as it is (and refused)
         target[last] = secret
         return replace(request, body=json.dumps(payload, ensure_ascii=False).encode("utf-8"))
 
