@@ -124,7 +124,7 @@ def _deliveries(changes_dir: Path) -> list[Delivery]:
             deliveries.append(
                 Delivery(f"{name}: {fixtures[0].stem}", name, fixtures[0].read_bytes())
             )
-    deliveries.append(Delivery("mailchimp: URL check (GET)", "mailchimp", b"", 200, method="GET"))
+    deliveries.append(Delivery("URL check by mailchimp (GET)", "mailchimp", b"", 200, method="GET"))
     deliveries.append(
         Delivery("stranger at mailchimp", "mailchimp", b"type=subscribe", 401, secret="guess")  # noqa: S106
     )

@@ -274,9 +274,10 @@ def test_correctly_signed_deliveries_of_every_source_never_crash(
     response = handle(signed_event(source, body, msg_id=f"msg_{choice}"), ingest)
     assert_well_formed(response)
     if deep > 32 and source not in FORM_SOURCES:
-        # A token inside the body cannot be checked in a body that cannot be read: 401.
+        # A token inside the body cannot be checked in a body that cannot be read (401),
+        # unless the deep value was the token itself, which the signer then writes.
         body_token = SOURCES[source].auth.scheme == "body-token"
-        assert response["statusCode"] == (401 if body_token else 400)
+        assert response["statusCode"] in ({202, 401} if body_token else {400})
 
 
 class FailingQueue:
