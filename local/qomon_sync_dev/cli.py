@@ -30,6 +30,11 @@ COMMANDS = (
         "qomon_sync_dev.preview",
         "print the body some change events would produce (no I/O)",
     ),
+    (
+        "preview-webhook",
+        "qomon_sync_dev.preview_webhook",
+        "print the change events a webhook delivery would produce (nothing sent)",
+    ),
     ("schema", "qomon_sync_dev.schema", "print the change event's JSON Schema"),
     ("check-config", "qomon_sync_dev.check_config", "validate the webhook mapping file"),
     (

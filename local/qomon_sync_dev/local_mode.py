@@ -48,6 +48,7 @@ from moto.sqs.models import Queue, SQSBackend
 from qomon_sync.domain.privacy import use_pseudonym_key
 from qomon_sync_dev import local_logs, local_state
 from qomon_sync_dev.local_state import counted
+from qomon_sync_dev.signing import local_webhook_secrets
 from qomon_sync_dev.standin.config import StandinConfig
 from qomon_sync_dev.standin.server import StandinServer
 
@@ -79,14 +80,9 @@ its demo and tests replay services' documented examples, dated years ago, which 
 replay window would otherwise refuse. Set it to AWS's default (21) to try that window."""
 
 
-# Local-only webhook secrets, one per source of functions/sources.yaml (AWS: the
-# WebhookSecrets secret). The generic one is a Standard Webhooks `whsec_` secret.
-LOCAL_WEBHOOK_SECRETS = {
-    "generic": "whsec_" + base64.b64encode(b"qomon-sync local generic secret!").decode(),
-    "typeform": "local-typeform-secret",
-    "tally": "local-tally-secret",
-    "brevo": "local-brevo-token",
-}
+# Local-only webhook secrets, one per source of functions/sources.yaml, from the registry
+# (AWS: the WebhookSecrets secret). The generic one is a Standard Webhooks `whsec_` secret.
+LOCAL_WEBHOOK_SECRETS = local_webhook_secrets()
 
 
 @dataclass(frozen=True)

@@ -142,7 +142,7 @@ def test_unsigned_or_wrongly_signed_typeform_webhooks_are_refused(
 
 
 def test_an_unknown_source_is_404_and_a_get_is_405(local: LocalMode) -> None:
-    assert post(local, "mailchimp", b"{}", {}).status_code == 404
+    assert post(local, "jotform", b"{}", {}).status_code == 404
     assert local.endpoints is not None
     assert httpx.get(local.endpoints.webhook_url.format(source="generic")).status_code == 405
 
