@@ -13,6 +13,7 @@ import pytest
 from qomon_sync.handlers.ingest import handle
 from qomon_sync.sources.base import Unauthenticated, WebhookRequest
 from qomon_sync_dev.signing import deployment_sources, local_webhook_secrets, signed_request
+from tests.conftest import ROOT
 from tests.unit.ingest_harness import api_event, local_ingest, queued, signed_event
 from tests.unit.webhooks import NOW, WEBHOOKS, dumped
 
@@ -158,3 +159,17 @@ def test_every_source_has_a_documented_fixture_that_the_ingest_accepts(name: str
     with local_ingest() as ingest:
         answer = handle(signed_event(name, fixtures[0].read_bytes()), ingest)
     assert answer["statusCode"] == 202, answer["body"]
+
+
+def test_a_preset_module_is_found_without_a_registry_line() -> None:
+    """A sender that needs code is one module: the registry finds it by its
+    JSON_PRESET_DEFAULTS, so adding it touches that module and the mapping example."""
+    from qomon_sync.sources import hubspot
+    from qomon_sync.sources.json_source import json_preset_modules, preset_defaults
+    from qomon_sync.sources.registry import PRESETS
+
+    assert hubspot in json_preset_modules()
+    assert PRESETS["hubspot"].build is hubspot.HubSpotSource
+    assert preset_defaults()["hubspot"]["auth"]["header"] == "X-HubSpot-Signature-v3"
+    registry_source = (ROOT / "functions" / "qomon_sync" / "sources" / "registry.py").read_text()
+    assert "hubspot" not in registry_source

@@ -1,5 +1,13 @@
-"""The `hubspot` preset: HubSpot's webhooks, read by the json preset (presets.yaml), plus
-the one thing selectors cannot do: find the contact's e-mail.
+"""The `hubspot` preset: HubSpot's webhooks, read by the json preset, plus the one thing
+selectors cannot do: find the contact's e-mail. This module is the whole preset: its keys
+(`JSON_PRESET_DEFAULTS`, as a presets.yaml entry would hold them) and its source class;
+the registry finds it by itself.
+
+HubSpot webhooks (https://developers.hubspot.com/docs/api/webhooks): a list of up to 100
+events; v3 signature: base64 HMAC-SHA256 of method + URI + body + timestamp
+(X-HubSpot-Request-Timestamp, milliseconds), refused after 5 minutes. An event names
+the contact by its HubSpot id only: `sources/hubspot.py` finds its e-mail in the same
+delivery (the `email` property change HubSpot sends with it).
 
 A HubSpot event names its contact by HubSpot's `objectId` only. A delivery batches the
 events of a moment, and when the app subscribes to the `email` property, the contact's
@@ -15,9 +23,48 @@ from typing import Any
 
 from qomon_sync.domain.change_event import ChangeEvent
 from qomon_sync.sources.base import WebhookRequest
+from qomon_sync.sources.config import read_yaml
 from qomon_sync.sources.json_source import JsonSource
 
 EMAIL_ANSWER = "hubspot_email"
+JSON_PRESET = "hubspot"
+JSON_PRESET_DEFAULTS = read_yaml(
+    """
+    auth:
+      scheme: hmac-sha256
+      header: X-HubSpot-Signature-v3
+      encoding: base64
+      signed: "{method}{uri}{body}{timestamp}"
+      timestamp_header: X-HubSpot-Request-Timestamp
+      timestamp_unit: ms
+      window_s: 300
+      decoded_uri: true
+    each: "@"
+    event_type: "subscriptionType || eventType"
+    event_id: eventId
+    occurred_at: occurredAt
+    occurred_at_format: unix_ms
+    answers:
+      firstname: "[@][?propertyName == 'firstname'].propertyValue | [0]"
+      lastname: "[@][?propertyName == 'lastname'].propertyValue | [0]"
+      phone: "[@][?propertyName == 'phone'].propertyValue | [0]"
+      mobile: "[@][?propertyName == 'mobilephone'].propertyValue | [0]"
+      city: "[@][?propertyName == 'city'].propertyValue | [0]"
+    contact: {mail: hubspot_email}
+    events:
+      contact.creation:
+        without_contact: ignore
+      contact.propertyChange:
+        set:
+          firstname: firstname
+          surname: lastname
+          phone: phone
+          mobile: mobile
+          address.city: city
+        without_contact: ignore
+""",
+    f"{__name__}.JSON_PRESET_DEFAULTS",
+)
 
 
 class HubSpotSource(JsonSource):
@@ -48,3 +95,6 @@ def _emails(items: Any) -> dict[str, str]:
         if object_id and isinstance(value, str) and value.strip():
             found[object_id] = value.strip()
     return found
+
+
+SOURCE = HubSpotSource

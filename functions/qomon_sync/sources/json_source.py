@@ -36,11 +36,14 @@ drops a rule).
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
+import pkgutil
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
+from types import ModuleType
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, StringConstraints, model_validator
@@ -156,9 +159,30 @@ class JsonSourceConfig(SourceConfig):
 
 @cache
 def preset_defaults() -> dict[str, dict[str, Any]]:
-    """The presets of `presets.yaml`, by name: each one's keys for its sender."""
+    """The presets built on this one, by name: each one's keys for its sender, from
+    `presets.yaml` and from the modules that extend it (`json_preset_modules`)."""
     data = read_yaml(PRESETS_FILE.read_text(encoding="utf-8"), str(PRESETS_FILE))
-    return dict(data["presets"]) if isinstance(data, dict) else {}
+    presets = dict(data["presets"]) if isinstance(data, dict) else {}
+    for module in json_preset_modules():
+        presets[module.JSON_PRESET] = dict(module.JSON_PRESET_DEFAULTS)
+    return presets
+
+
+@cache
+def json_preset_modules() -> tuple[ModuleType, ...]:
+    """The modules of this package that are a json preset of their own, because their
+    sender needs code selectors cannot give: each holds `JSON_PRESET` (its name),
+    `JSON_PRESET_DEFAULTS` (its keys) and `SOURCE` (its JsonSource class). Found by
+    themselves, so that such a preset is one module and nothing else."""
+    package = importlib.import_module(__package__ or "qomon_sync.sources")
+    found = []
+    for info in pkgutil.iter_modules(package.__path__):
+        if info.name in ("registry", "json_source"):
+            continue  # they read this list; they are no preset
+        module = importlib.import_module(f"{package.__name__}.{info.name}")
+        if hasattr(module, "JSON_PRESET_DEFAULTS"):
+            found.append(module)
+    return tuple(found)
 
 
 def _merged_rules(preset: dict[str, Any], given: dict[str, Any]) -> dict[str, Any]:

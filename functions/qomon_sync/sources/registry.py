@@ -2,8 +2,9 @@
 
 `PRESETS` is the one place a preset is known: the mapping file's model, `check-config`,
 local mode's secrets, the demo, the signer and the tests all read it. A preset that fits
-the JMESPath `json` preset is a few lines of YAML in `presets.yaml`; one that does not is
-one module and one line here.
+the JMESPath `json` preset is a few lines of YAML in `presets.yaml`; one that needs code
+is one module of this package holding its keys and its source class (HubSpot's),
+which is found by itself.
 """
 
 from __future__ import annotations
@@ -25,8 +26,12 @@ from qomon_sync.sources.config import (
 from qomon_sync.sources.config import load_mapping as _load_mapping
 from qomon_sync.sources.config import parse_mapping as _parse_mapping
 from qomon_sync.sources.generic import GenericSource, GenericSourceConfig
-from qomon_sync.sources.hubspot import HubSpotSource
-from qomon_sync.sources.json_source import JsonSource, JsonSourceConfig, preset_defaults
+from qomon_sync.sources.json_source import (
+    JsonSource,
+    JsonSourceConfig,
+    json_preset_modules,
+    preset_defaults,
+)
 from qomon_sync.sources.tally import TallySource
 from qomon_sync.sources.typeform import TypeformSource
 
@@ -44,9 +49,10 @@ PRESETS: dict[str, Preset] = {
     "brevo": Preset(BrevoSourceConfig, BrevoSource),
     GENERIC: Preset(GenericSourceConfig, lambda name, _: GenericSource(name)),
     "json": Preset(JsonSourceConfig, JsonSource),
-    # Every preset of presets.yaml is the json preset with its sender's keys.
+    # Every preset of presets.yaml is the json preset with its sender's keys...
     **{name: Preset(JsonSourceConfig, JsonSource) for name in preset_defaults()},
-    "hubspot": Preset(JsonSourceConfig, HubSpotSource),
+    # ...and each module that extends it brings its own source class.
+    **{m.JSON_PRESET: Preset(JsonSourceConfig, m.SOURCE) for m in json_preset_modules()},
 }
 
 MappingFile = mapping_model({name: preset.config for name, preset in PRESETS.items()})
