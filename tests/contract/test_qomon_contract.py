@@ -24,7 +24,8 @@ from qomon_sync.adapters.qomon import (
 )
 from qomon_sync.domain.assembly import Replace, assemble_contact, same_meaning
 from qomon_sync.domain.change_event import ChangeEvent
-from qomon_sync.domain.contact_shape import ShapePolicy, fingerprint, to_write_shape
+from qomon_sync.domain.contact_meaning import fingerprint
+from qomon_sync.domain.contact_shape import ShapePolicy, to_write_shape
 from qomon_sync.domain.forms import Form, FormCatalog
 from tests.contract.conftest import Target
 

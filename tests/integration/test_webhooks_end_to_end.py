@@ -11,7 +11,8 @@ from typing import Any
 import httpx
 import pytest
 
-from qomon_sync.domain.contact_shape import ShapePolicy, fingerprint, to_write_shape
+from qomon_sync.domain.contact_meaning import fingerprint
+from qomon_sync.domain.contact_shape import ShapePolicy, to_write_shape
 from qomon_sync.domain.forms import FORM_FAMILIES, Form, FormCatalog
 from qomon_sync_dev.local_mode import LocalMode, LocalOptions
 from qomon_sync_dev.signing import sign
