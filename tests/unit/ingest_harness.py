@@ -28,9 +28,8 @@ GENERIC_SECRET = SECRETS["generic"]
 
 
 @contextmanager
-def local_ingest() -> Iterator[Ingest]:
-    from aws_lambda_powertools.utilities import parameters
-
+def offline_aws() -> Iterator[None]:
+    """moto in-process, with fake credentials and no endpoint that could leave the process."""
     with pytest.MonkeyPatch.context() as env:
         for name, value in {
             "AWS_DEFAULT_REGION": "eu-west-3",
@@ -40,20 +39,28 @@ def local_ingest() -> Iterator[Ingest]:
             env.setenv(name, value)
         env.delenv("AWS_ENDPOINT_URL", raising=False)
         with mock_aws():
-            sqs = boto3.client("sqs")
-            queue = sqs.create_queue(QueueName="changes.fifo", Attributes={"FifoQueue": "true"})[
-                "QueueUrl"
-            ]
-            boto3.client("secretsmanager").create_secret(
-                Name="webhooks", SecretString=json.dumps(SECRETS)
-            )
-            parameters.clear_caches()  # type: ignore[no-untyped-call]
-            yield Ingest(
-                settings=Settings(changes_queue_url=queue, webhook_secrets_secret="webhooks"),
-                sources=SOURCES,
-                sqs=sqs,
-            )
-            parameters.clear_caches()  # type: ignore[no-untyped-call]
+            yield
+
+
+@contextmanager
+def local_ingest() -> Iterator[Ingest]:
+    from aws_lambda_powertools.utilities import parameters
+
+    with offline_aws():
+        sqs = boto3.client("sqs")
+        queue = sqs.create_queue(QueueName="changes.fifo", Attributes={"FifoQueue": "true"})[
+            "QueueUrl"
+        ]
+        boto3.client("secretsmanager").create_secret(
+            Name="webhooks", SecretString=json.dumps(SECRETS)
+        )
+        parameters.clear_caches()  # type: ignore[no-untyped-call]
+        yield Ingest(
+            settings=Settings(changes_queue_url=queue, webhook_secrets_secret="webhooks"),
+            sources=SOURCES,
+            sqs=sqs,
+        )
+        parameters.clear_caches()  # type: ignore[no-untyped-call]
 
 
 def api_event(
