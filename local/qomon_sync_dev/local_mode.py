@@ -44,7 +44,7 @@ from aiohttp import web
 from moto.server import ThreadedMotoServer
 from moto.sqs.models import Queue, SQSBackend
 
-from qomon_sync_dev import local_logs, local_state
+from qomon_sync_dev import local_logs, local_metrics, local_state
 from qomon_sync_dev.local_state import counted
 from qomon_sync_dev.standin.config import StandinConfig
 from qomon_sync_dev.standin.server import StandinServer
@@ -99,6 +99,9 @@ class Endpoints:
     qomon_url: str
     webhook_url: str = ""
     """`.../webhooks/{source}`: the ingest handler behind a local HTTP API."""
+    dead_letter_queue_arn: str = ""
+    unknown_fields_passthrough: str = ""
+    """As the stack's UnknownFieldsPassthrough: `qomon-sync dlq show --preview` uses it."""
     webhook_secrets: dict[str, str] | None = None
     state_dir: str = ""
     """Where the queues, dead letters, ledger and stand-in are kept ("": nowhere)."""
@@ -521,6 +524,7 @@ class LocalMode:
         self.restored: local_state.Restored | None = None
         self.left: Left | None = None
         self._lock: local_state.StateLock | None = None
+        self.metrics: local_metrics.LocalCloudWatch | None = None
         self._saved_env: dict[str, str | None] = {}
 
     def __enter__(self) -> LocalMode:
@@ -612,6 +616,7 @@ class LocalMode:
             webhook_secrets=dict(LOCAL_WEBHOOK_SECRETS),
             state_dir=str(options.state_dir) if options.state_dir is not None else "",
         )
+        self.metrics = local_metrics.LocalCloudWatch(aws_url, REGION).start()
         self.poller = EventSourcePoller(self.endpoints, options)
         self.poller.start()
         return self.endpoints
@@ -687,6 +692,8 @@ class LocalMode:
             changes_queue_url=queue_url,
             changes_queue_arn=queue_arn,
             dead_letter_queue_url=dlq_url,
+            dead_letter_queue_arn=dlq_arn,
+            unknown_fields_passthrough=self.options.unknown_fields_passthrough,
             idempotency_table=table,
             qomon_api_key_secret=secret_arn,
             qomon_url=qomon_url,
@@ -709,6 +716,9 @@ class LocalMode:
             self.poller.join(timeout=15)
         if self.endpoints is not None and self._moto is not None:
             self.left = self._count_left(self.endpoints)
+        if self.metrics is not None:
+            self.metrics.stop()
+            self.metrics = None
         local_state.detach()
         if self.standin is not None:
             self.standin.stop()
