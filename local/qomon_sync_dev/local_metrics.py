@@ -16,11 +16,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 import boto3
+from aws_lambda_powertools.metrics.base import MetricManager
 from aws_lambda_powertools.metrics.provider.cloudwatch_emf.cloudwatch import (
     AmazonCloudWatchEMFProvider,
 )
 
-_ORIGINAL = AmazonCloudWatchEMFProvider.serialize_metric_set
+SERIALIZERS: tuple[type, ...] = (AmazonCloudWatchEMFProvider, MetricManager)
+"""Powertools' two EMF serialisers: the Metrics provider, and `single_metric`'s."""
 
 
 def metric_data(blob: dict[str, Any]) -> list[tuple[str, list[dict[str, Any]]]]:
@@ -59,21 +61,27 @@ class LocalCloudWatch:
         )
         self._blobs: queue.Queue[dict[str, Any] | None] = queue.Queue()
         self._thread = threading.Thread(target=self._publish, name="local-cloudwatch", daemon=True)
+        self._originals = {cls: cls.__dict__["serialize_metric_set"] for cls in SERIALIZERS}
 
     def start(self) -> LocalCloudWatch:
-        blobs = self._blobs
-
-        def serialize_metric_set(provider: Any, *args: Any, **kwargs: Any) -> Any:
-            blob = _ORIGINAL(provider, *args, **kwargs)
-            blobs.put(dict(blob))
-            return blob
-
-        AmazonCloudWatchEMFProvider.serialize_metric_set = serialize_metric_set  # type: ignore[method-assign,assignment]
+        for cls, original in self._originals.items():
+            cls.serialize_metric_set = self._publishing(original)  # type: ignore[attr-defined]
         self._thread.start()
         return self
 
+    def _publishing(self, original: Any) -> Any:
+        blobs = self._blobs
+
+        def serialize_metric_set(provider: Any, *args: Any, **kwargs: Any) -> Any:
+            blob = original(provider, *args, **kwargs)
+            blobs.put(dict(blob))
+            return blob
+
+        return serialize_metric_set
+
     def stop(self) -> None:
-        AmazonCloudWatchEMFProvider.serialize_metric_set = _ORIGINAL  # type: ignore[method-assign]
+        for cls, original in self._originals.items():
+            cls.serialize_metric_set = original  # type: ignore[attr-defined]
         self._blobs.put(None)
         self._thread.join(timeout=10)
 

@@ -321,12 +321,16 @@ def _say_moved(moved: dl.Moved, remaining: int, out: TextIO) -> int:
             file=out,
         )
     print(
-        f"{counted(remaining, 'letter')} stay in the dead-letter queue. The moved events "
+        f"{_stay(remaining)} in the dead-letter queue. The moved events "
         "are applied within a minute or so; any that fail again come back here with their "
         "reason: check with `qomon-sync dlq list` and `qomon-sync status`.",
         file=out,
     )
     return 1 if moved.error else 0
+
+
+def _stay(n: int) -> str:
+    return f"{counted(n, 'letter')} {'stays' if n == 1 else 'stay'}"
 
 
 def _redrive_all(sqs: Any, target: Target, out: TextIO) -> int:
@@ -335,6 +339,8 @@ def _redrive_all(sqs: Any, target: Target, out: TextIO) -> int:
         print("The dead-letter queue is empty. Nothing was moved.", file=out)
         return 0
     try:
+        if target.local:
+            raise NotImplementedError("local mode's SQS has none")
         task = sqs.start_message_move_task(
             SourceArn=target.dead_letter_queue_arn, DestinationArn=target.changes_queue_arn
         )
@@ -359,7 +365,7 @@ def _redrive_all(sqs: Any, target: Target, out: TextIO) -> int:
 def _move_task_refusal(error: BaseException) -> str:
     if isinstance(error, ClientError):
         return str(error.response.get("Error", {}).get("Code") or "refused")
-    return type(error).__name__
+    return str(error) if isinstance(error, NotImplementedError) else type(error).__name__
 
 
 def _move_all_one_by_one(sqs: Any, target: Target, out: TextIO) -> int:

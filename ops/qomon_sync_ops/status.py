@@ -96,7 +96,7 @@ def collect(target: Target, now: datetime | None = None) -> Status:
     status.hour = _sums(cloudwatch, [(n, [("service", SERVICE)]) for n, _ in HOUR], now)
     status.dead_lettered = _dead_lettered(cloudwatch, now)
     status.alarms = _alarms(cloudwatch, target.stack_name)
-    status.move_task = _move_task(sqs, target.dead_letter_queue_arn)
+    status.move_task = _move_task(sqs, target)
     return status
 
 
@@ -184,12 +184,15 @@ def _alarms(cloudwatch: Any, stack: str) -> list[tuple[str, str]]:
     ]
 
 
-def _move_task(sqs: Any, dead_letter_queue_arn: str) -> str | None:
+def _move_task(sqs: Any, target: Target) -> str | None:
     """A redrive SQS is running (`dlq redrive --all`), in words; None if none runs."""
+    if target.local:
+        return None  # local mode's SQS (moto) has no move tasks
+    dead_letter_queue_arn = target.dead_letter_queue_arn
     try:
         tasks = sqs.list_message_move_tasks(SourceArn=dead_letter_queue_arn, MaxResults=1)
     except (ClientError, BotoCoreError, NotImplementedError):
-        return None  # local mode's SQS has no move tasks
+        return None
     for task in tasks.get("Results") or []:
         if task.get("Status") == "RUNNING":
             moved, total = (
@@ -240,15 +243,17 @@ def _letters_line(status: Status) -> str:
 
 def _hour_line(status: Status) -> str:
     hour = status.hour
-    parts = [f"{int(hour.get(name, 0)):,} {words}" for name, words in HOUR]
+    parts = [f"{words} {int(hour.get(name, 0)):,}" for name, words in HOUR]
     dead = sum(status.dead_lettered.values())
     reasons = ", ".join(f"{code} {int(n)}" for code, n in sorted(status.dead_lettered.items()))
-    parts.insert(4, f"{int(dead):,} events dead-lettered" + (f" ({reasons})" if reasons else ""))
+    parts.insert(4, f"events dead-lettered {int(dead):,}" + (f" ({reasons})" if reasons else ""))
     tokens = hour.get("QomonTokensSpent", 0)
-    share = (
-        f" ({tokens / TOKENS_PER_HOUR:.0%} of the {TOKENS_PER_HOUR:,} the space refills in an hour)"
-    )
-    return "; ".join(parts) + (share if tokens else "")
+    if tokens:
+        share = tokens / TOKENS_PER_HOUR
+        said = f"{share:.0%}" if share >= 0.01 else "under 1%"
+        at = next(i for i, p in enumerate(parts) if p.startswith("Qomon tokens spent"))
+        parts[at] += f" ({said} of the {TOKENS_PER_HOUR:,} the space refills in an hour)"
+    return "; ".join(parts)
 
 
 def _alarms_line(status: Status, target: Target) -> str:

@@ -262,3 +262,24 @@ def test_a_stopped_local_mode_is_said_in_words(
     code, out = ops(capsys, "dlq", "list", "--endpoints-file", path)
     assert code == 2
     assert "start `qomon-sync local` first" in out
+
+
+def test_status_in_local_mode_counts_what_local_mode_did(
+    local: LocalMode, endpoints_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert local.metrics is not None
+    queue(local, event(700109, tags={"add": [f"status-{uuid.uuid4().hex[:6]}"]}))
+    queue(local, event(990200, tags={"add": ["x"]}))
+    wait_for(lambda: counts(local)[0] == 0)
+    local.metrics.flush()
+    code, out = ops(capsys, "status", "--endpoints-file", endpoints_file)
+    assert code == 0, out
+    assert "Changes queue: 0 events waiting, 0 being applied (local mode does not measure" in out
+    assert "contact_not_found" in out
+    assert "events dead-lettered " in out
+    assert "events dead-lettered 0" not in out
+    replaced = int(out.split("contacts replaced ")[1].split(";")[0].replace(",", ""))
+    assert replaced >= 1
+    assert "Qomon tokens spent 0;" not in out
+    assert "none in alarm (local mode sets up no alarms)" in out
+    assert "Next: `qomon-sync dlq list`" in out
