@@ -41,6 +41,8 @@ from typing import Any
 import boto3
 import httpx
 from aiohttp import web
+from moto import backends as moto_backends
+from moto.core.utils import unix_time_millis
 from moto.server import ThreadedMotoServer
 from moto.sqs.models import Queue, SQSBackend
 
@@ -167,6 +169,51 @@ def fix_moto_fifo_redelivery() -> None:
 
     receive_message._qomon_sync_fixed = True  # type: ignore[attr-defined]
     SQSBackend.receive_message = receive_message  # type: ignore[method-assign]
+
+
+def fix_moto_queue_counts() -> None:
+    """Make moto's message counts read the clock once, not once per message.
+
+    moto 5.2.5 computes every queue attribute, counting the messages visible, delayed and
+    in flight with a clock read per message, several times for each message it sends
+    (its FIFO checks read `queue.attributes`): sending into a queue that holds a backlog
+    cost time in proportion to the backlog, so queueing 2,000 events took minutes. The
+    counts are the same, taken against one reading of the clock.
+    """
+    if getattr(Queue, "_qomon_sync_counts_fixed", False):
+        return
+
+    def visible(queue: Queue) -> list[Any]:
+        now = unix_time_millis()
+        return [m for m in queue._messages if now > m.visible_at and now >= m.delayed_until]
+
+    def delayed(queue: Queue) -> int:
+        now = unix_time_millis()
+        return sum(1 for m in queue._messages if now < m.delayed_until)
+
+    def not_visible(queue: Queue) -> int:
+        now = unix_time_millis()
+        return sum(1 for m in queue._messages if now <= m.visible_at)
+
+    Queue.messages = property(visible)  # type: ignore[assignment,method-assign]
+    Queue.approximate_number_of_messages_delayed = property(delayed)  # type: ignore[assignment,method-assign]
+    Queue.approximate_number_of_messages_not_visible = property(not_visible)  # type: ignore[assignment,method-assign]
+    Queue._qomon_sync_counts_fixed = True  # type: ignore[attr-defined]
+
+
+def fix_moto_request_cost() -> None:
+    """List moto's service modules once: moto 5.2.5 lists its package folder (a stat per
+    entry, some 150) on every request to tell which service a host names, a seventh of
+    the time it spends on a DynamoDB call."""
+    if getattr(moto_backends.list_of_moto_modules, "_qomon_sync_fixed", False):
+        return
+    modules = tuple(moto_backends.list_of_moto_modules())
+
+    def listed() -> tuple[str, ...]:
+        return modules
+
+    listed._qomon_sync_fixed = True  # type: ignore[attr-defined]
+    moto_backends.list_of_moto_modules = listed
 
 
 def queue_is_empty(sqs: Any, queue_url: str) -> bool:
@@ -555,6 +602,8 @@ class LocalMode:
                 local_state.wipe(options.state_dir)
             self.journal = local_state.Journal(options.state_dir)
         fix_moto_fifo_redelivery()
+        fix_moto_queue_counts()
+        fix_moto_request_cost()
         local_state.install_hooks()
         local_logs.isolate_functions()
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's per-request lines

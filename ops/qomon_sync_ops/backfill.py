@@ -32,6 +32,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import signal
 import sys
 from collections.abc import Iterator, Sequence
@@ -510,12 +511,17 @@ def _queue(
 ) -> int:
     sqs = target.client("sqs")
     todo = [row for row in rows if row.number >= progress.next_row]
+    size = shutil.get_terminal_size()
     bar = tqdm(
         total=len(rows),
         initial=len(rows) - len(todo),
         unit="row",
         file=sys.stderr,
         disable=not show,
+        # A terminal that reports no size (a pty, some consoles) still gets a bar: tqdm
+        # hides it when it finds no line to draw it on.
+        ncols=min(size.columns, 100),
+        nrows=max(size.lines, 2),
     )
     restore = _stop_on_sigterm()
     try:
