@@ -532,8 +532,8 @@ class Left:
             head = "no event is waiting: every accepted event was applied or dead-lettered"
         if self.dead_letters:
             head += (
-                f". {counted(self.dead_letters, 'dead letter')} kept in {where}: read them from "
-                "the dead-letter queue (see the README's runbook)"
+                f". {counted(self.dead_letters, 'dead letter')} kept in {where}: once local "
+                "mode runs again, `qomon-sync dlq list --local` shows them and why"
             )
         return head
 
