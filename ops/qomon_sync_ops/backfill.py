@@ -224,9 +224,11 @@ def _delivery_rows(
 def _load_mapping(path: Path) -> Any:
     """The mapping file through the registry's entry point (`registry.load_mapping`, where
     the sources' rework puts it; `mapping.load_mapping` before it)."""
-    load = getattr(source_registry, "load_mapping", None)
+    load: Any = getattr(source_registry, "load_mapping", None)
     if load is None:
-        from qomon_sync.sources.mapping import load_mapping as load  # noqa: PLC0415
+        from qomon_sync.sources import mapping  # noqa: PLC0415
+
+        load = mapping.load_mapping
     return load(path)
 
 
