@@ -16,6 +16,11 @@ from qomon_sync import __version__
 Runner = Callable[[argparse.Namespace], int]
 
 COMMANDS = (
+    # The operators' commands (qomon_sync_ops, which needs no developer tool).
+    ("status", "qomon_sync_ops.status", "queues, dead letters, the last hour and alarms"),
+    ("dlq", "qomon_sync_ops.dlq", "the dead-letter queue: list, show, redrive, drop"),
+    ("backfill", "qomon_sync_ops.backfill", "queue a file of changes (CSV or JSONL), resumably"),
+    # Developer tools.
     ("bench", "qomon_sync_dev.bench.run", "tokens, throughput and overhead figures, from a run"),
     (
         "soak",
@@ -47,7 +52,9 @@ COMMANDS = (
 
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="qomon-sync", description="qomon-sync developer commands (local, no AWS needed)"
+        prog="qomon-sync",
+        description="qomon-sync: operator commands (status, dlq, backfill; --stack or --local) "
+        "and developer commands (local, no AWS needed)",
     )
     parser.add_argument("--version", action="version", version=f"qomon-sync {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

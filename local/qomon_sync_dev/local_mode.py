@@ -42,11 +42,13 @@ from typing import Any
 import boto3
 import httpx
 from aiohttp import web
+from moto import backends as moto_backends
+from moto.core.utils import unix_time_millis
 from moto.server import ThreadedMotoServer
 from moto.sqs.models import Queue, SQSBackend
 
 from qomon_sync.domain.privacy import use_pseudonym_key
-from qomon_sync_dev import local_logs, local_state
+from qomon_sync_dev import local_logs, local_metrics, local_state
 from qomon_sync_dev.local_state import counted
 from qomon_sync_dev.signing import local_webhook_secrets
 from qomon_sync_dev.standin.config import StandinConfig
@@ -97,6 +99,9 @@ class Endpoints:
     qomon_url: str
     webhook_url: str = ""
     """`.../webhooks/{source}`: the ingest handler behind a local HTTP API."""
+    dead_letter_queue_arn: str = ""
+    unknown_fields_passthrough: str = ""
+    """As the stack's UnknownFieldsPassthrough: `qomon-sync dlq show --preview` uses it."""
     webhook_secrets: dict[str, str] | None = None
     state_dir: str = ""
     """Where the queues, dead letters, ledger and stand-in are kept ("": nowhere)."""
@@ -162,6 +167,51 @@ def fix_moto_fifo_redelivery() -> None:
 
     receive_message._qomon_sync_fixed = True  # type: ignore[attr-defined]
     SQSBackend.receive_message = receive_message  # type: ignore[method-assign]
+
+
+def fix_moto_queue_counts() -> None:
+    """Make moto's message counts read the clock once, not once per message.
+
+    moto 5.2.5 computes every queue attribute, counting the messages visible, delayed and
+    in flight with a clock read per message, several times for each message it sends
+    (its FIFO checks read `queue.attributes`): sending into a queue that holds a backlog
+    cost time in proportion to the backlog, so queueing 2,000 events took minutes. The
+    counts are the same, taken against one reading of the clock.
+    """
+    if getattr(Queue, "_qomon_sync_counts_fixed", False):
+        return
+
+    def visible(queue: Queue) -> list[Any]:
+        now = unix_time_millis()
+        return [m for m in queue._messages if now > m.visible_at and now >= m.delayed_until]
+
+    def delayed(queue: Queue) -> int:
+        now = unix_time_millis()
+        return sum(1 for m in queue._messages if now < m.delayed_until)
+
+    def not_visible(queue: Queue) -> int:
+        now = unix_time_millis()
+        return sum(1 for m in queue._messages if now <= m.visible_at)
+
+    Queue.messages = property(visible)  # type: ignore[assignment,method-assign]
+    Queue.approximate_number_of_messages_delayed = property(delayed)  # type: ignore[assignment,method-assign]
+    Queue.approximate_number_of_messages_not_visible = property(not_visible)  # type: ignore[assignment,method-assign]
+    Queue._qomon_sync_counts_fixed = True  # type: ignore[attr-defined]
+
+
+def fix_moto_request_cost() -> None:
+    """List moto's service modules once: moto 5.2.5 lists its package folder (a stat per
+    entry, some 150) on every request to tell which service a host names, a seventh of
+    the time it spends on a DynamoDB call."""
+    if getattr(moto_backends.list_of_moto_modules, "_qomon_sync_fixed", False):
+        return
+    modules = tuple(moto_backends.list_of_moto_modules())
+
+    def listed() -> tuple[str, ...]:
+        return modules
+
+    listed._qomon_sync_fixed = True  # type: ignore[attr-defined]
+    moto_backends.list_of_moto_modules = listed
 
 
 def queue_is_empty(sqs: Any, queue_url: str) -> bool:
@@ -480,8 +530,8 @@ class Left:
             head = "no event is waiting: every accepted event was applied or dead-lettered"
         if self.dead_letters:
             head += (
-                f". {counted(self.dead_letters, 'dead letter')} kept in {where}: read them from "
-                "the dead-letter queue (see the README's runbook)"
+                f". {counted(self.dead_letters, 'dead letter')} kept in {where}: once local "
+                "mode runs again, `qomon-sync dlq list --local` shows them and why"
             )
         return head
 
@@ -519,6 +569,7 @@ class LocalMode:
         self.restored: local_state.Restored | None = None
         self.left: Left | None = None
         self._lock: local_state.StateLock | None = None
+        self.metrics: local_metrics.LocalCloudWatch | None = None
         self._saved_env: dict[str, str | None] = {}
 
     def __enter__(self) -> LocalMode:
@@ -549,6 +600,8 @@ class LocalMode:
                 local_state.wipe(options.state_dir)
             self.journal = local_state.Journal(options.state_dir)
         fix_moto_fifo_redelivery()
+        fix_moto_queue_counts()
+        fix_moto_request_cost()
         local_state.install_hooks()
         local_logs.isolate_functions()
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's per-request lines
@@ -617,6 +670,7 @@ class LocalMode:
             webhook_secrets=dict(LOCAL_WEBHOOK_SECRETS),
             state_dir=str(options.state_dir) if options.state_dir is not None else "",
         )
+        self.metrics = local_metrics.LocalCloudWatch(aws_url, REGION).start()
         self.poller = EventSourcePoller(self.endpoints, options)
         self.poller.start()
         return self.endpoints
@@ -695,6 +749,8 @@ class LocalMode:
             changes_queue_url=queue_url,
             changes_queue_arn=queue_arn,
             dead_letter_queue_url=dlq_url,
+            dead_letter_queue_arn=dlq_arn,
+            unknown_fields_passthrough=self.options.unknown_fields_passthrough,
             idempotency_table=table,
             qomon_api_key_secret=secret_arn,
             qomon_url=qomon_url,
@@ -728,6 +784,9 @@ class LocalMode:
             self.poller.join(timeout=15)
         if self.endpoints is not None and self._moto is not None:
             self.left = self._count_left(self.endpoints)
+        if self.metrics is not None:
+            self.metrics.stop()
+            self.metrics = None
         local_state.detach()
         if self.standin is not None:
             self.standin.stop()

@@ -33,6 +33,7 @@ from qomon_sync.adapters.changes_queue import (
     QueueRefused,
     QueueUnavailable,
     message_bytes,
+    queue_entry,
     refused_character,
     send,
 )
@@ -349,12 +350,7 @@ def _message(
 ) -> dict[str, Any]:
     origin = delivery_id or hashlib.sha256(body).hexdigest()
     dedup = hashlib.sha256(f"{source}\n{origin}\n{index}".encode()).hexdigest()
-    return {
-        "Id": str(index),
-        "MessageBody": event.model_dump_json(exclude_none=True, exclude_unset=True),
-        "MessageGroupId": event.contact.key,
-        "MessageDeduplicationId": dedup,
-    }
+    return queue_entry(event, dedup, str(index))
 
 
 def problem(
