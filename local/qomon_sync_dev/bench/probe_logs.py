@@ -51,6 +51,7 @@ class Capture:
         self._saved_fds: list[int] = []
         self._saved_streams: tuple[TextIO, TextIO] | None = None
         self._handlers: list[tuple[logging.StreamHandler[Any], Any]] = []
+        self._root_handler: logging.Handler | None = None
         self._file: IO[str] | None = None
         self._fd = -1
 
@@ -84,6 +85,14 @@ class Capture:
                 stream = getattr(handler, "stream", None)
                 if id(stream) in console_ids or handler is logger.registered_handler:
                     self._handlers.append((handler, handler.setStream(sys.stdout)))
+        root = logging.getLogger()
+        if not any(h in root.handlers for h, _ in self._handlers):
+            # Records that reach the root would go to `logging.lastResort` (stderr), or to a
+            # test runner's own handlers, which keep them out of any file: one more handler
+            # writes them here as lastResort would.
+            self._root_handler = logging.StreamHandler(sys.stderr)
+            self._root_handler.setLevel(logging.WARNING)
+            root.addHandler(self._root_handler)
 
     def check(self) -> None:
         """Send the marker by each path the pipeline's lines may take."""
@@ -103,6 +112,9 @@ class Capture:
         for handler, stream in reversed(self._handlers):
             handler.setStream(stream)
         self._handlers.clear()
+        if self._root_handler is not None:
+            logging.getLogger().removeHandler(self._root_handler)
+            self._root_handler = None
         if self._saved_streams is not None:
             sys.stdout, sys.stderr = self._saved_streams
             self._saved_streams = None
