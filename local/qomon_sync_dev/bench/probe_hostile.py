@@ -351,6 +351,16 @@ class HostileBuilder:
                 raw,
                 self.signed("generic", raw),
             )
+        street = self.text("address", "Impasse {token} ")
+        event = json.loads(self.generic_body())
+        event["set"]["address"] = {"street": street + "\uffff"}
+        body = json.dumps(event, ensure_ascii=True).encode()  # written `\uffff` in the JSON
+        self.add(
+            REFUSED_CHARACTER,
+            "generic: U+FFFF escaped as \\uffff in an address, signed",
+            body,
+            self.signed("generic", body),
+        )
         first = self.text("first_name", "Prénom{token}")
         escaped = self.generic_body(set={"firstname": first + "<surrogate>"})
         escaped = escaped.replace(b"<surrogate>", b"\\ud800", 1)

@@ -90,8 +90,7 @@ class Capture:
             # Records that reach the root would go to `logging.lastResort` (stderr), or to a
             # test runner's own handlers, which keep them out of any file: one more handler
             # writes them here as lastResort would.
-            self._root_handler = logging.StreamHandler(sys.stderr)
-            self._root_handler.setLevel(logging.WARNING)
+            self._root_handler = _LastResort(sys.stderr)
             root.addHandler(self._root_handler)
 
     def check(self) -> None:
@@ -139,6 +138,24 @@ class Capture:
         if self.console is not sys.stdout and not self.console.closed:
             self.console.close()
         self.console = sys.stdout
+
+
+class _LastResort(logging.StreamHandler):  # type: ignore[type-arg]
+    """What `logging.lastResort` writes when the root has no handler: a record that no
+    logger below the root handled, at WARNING or above."""
+
+    def __init__(self, stream: TextIO) -> None:
+        super().__init__(stream)
+        self.setLevel(logging.WARNING)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        node: logging.Logger | None = logging.getLogger(record.name)
+        root = logging.getLogger()
+        while node is not None and node is not root:
+            if node.handlers:
+                return  # written by that logger's own handler (redirected if a console one)
+            node = node.parent
+        super().emit(record)
 
 
 # -- reading the captured lines -----------------------------------------------------------
