@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from qomon_sync_dev.bench.probe import (
+    NOT_DRAINED,
     QUICK,
     Outcomes,
     ProbeSpec,
@@ -116,6 +117,8 @@ def test_each_accepted_event_gets_one_fate() -> None:
     )
     assert _fate(["duplicate"], None, outcomes, "e").startswith("LOST")
     assert _fate([], None, outcomes, "e") == "LOST: no outcome"
+    # Not lost, but not drained either: the run says so and fails on it.
+    assert _fate([], None, outcomes, "e", frozenset({"e"})) == NOT_DRAINED
 
 
 def test_a_hostile_request_must_get_a_4xx() -> None:

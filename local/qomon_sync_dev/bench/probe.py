@@ -67,7 +67,9 @@ from qomon_sync_dev.bench.probe_logs import (
 )
 from qomon_sync_dev.bench.probe_traffic import Delivery, TrafficBuilder, seed_personal
 from qomon_sync_dev.local_mode import (
+    ACCOUNT_ID,
     LOCAL_WEBHOOK_SECRETS,
+    REGION,
     STACK,
     STANDIN_TOKEN,
     LocalMode,
@@ -131,10 +133,67 @@ class Sent:
     title: str = ""
 
 
-class Sender:
-    """Posts deliveries from `concurrency` threads, each with its own HTTP client."""
+class Outage:
+    """Qomon down (every stand-in call answered 500, 502 or 503) for `seconds` from
+    `start`, ended by a timer whatever the senders are doing."""
 
-    def __init__(self, url: str, secrets: Mapping[str, str], concurrency: int, deadline: float):
+    def __init__(self, qomon_url: str, seconds: float) -> None:
+        self.qomon_url = qomon_url
+        self.seconds = seconds
+        self.started: float | None = None
+        self.ended: float | None = None
+        self._lock = threading.Lock()
+        self._over = threading.Event()
+        self._timer: threading.Timer | None = None
+
+    def start(self) -> None:
+        if self.seconds <= 0:
+            self._over.set()
+            return
+        _qomon_config(self.qomon_url, {"fail_rate": 1.0})
+        self.started = time.monotonic()
+        self._timer = threading.Timer(self.seconds, self.end)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def end(self) -> None:
+        with self._lock:
+            if self.started is not None and self.ended is None:
+                _qomon_config(self.qomon_url, {"fail_rate": 0.0})
+                self.ended = time.monotonic()
+            self._over.set()
+        if self._timer is not None:
+            self._timer.cancel()
+
+    def wait(self, timeout: float) -> None:
+        self._over.wait(timeout)
+
+    def phase(self) -> str:
+        if self.started is None:
+            return "before the outage"
+        return "during the outage" if self.ended is None else "after the outage"
+
+    @property
+    def lasted_s(self) -> float:
+        if self.started is None:
+            return 0.0
+        return round((self.ended or time.monotonic()) - self.started, 1)
+
+
+class Sender:
+    """Posts deliveries from `concurrency` threads, each with its own HTTP client; each
+    is labelled with the outage's phase at the moment it is sent."""
+
+    def __init__(
+        self,
+        url: str,
+        secrets: Mapping[str, str],
+        *,
+        concurrency: int,
+        deadline: float,
+        outage: Outage,
+    ) -> None:
+        self.outage = outage
         self.url = url
         self.secrets = secrets
         self.concurrency = concurrency
@@ -152,9 +211,10 @@ class Sender:
                 self._clients.append(client)
         return client
 
-    def send(self, delivery: Delivery, phase: str, at: float | None = None) -> Sent:
+    def send(self, delivery: Delivery, at: float | None = None) -> Sent:
         if at is not None:
-            time.sleep(max(0.0, at - time.monotonic()))
+            time.sleep(max(0.0, min(at, self.deadline) - time.monotonic()))
+        phase = self.outage.phase()
         if time.monotonic() > self.deadline:
             return Sent(delivery, phase, -1)
         try:
@@ -172,15 +232,13 @@ class Sender:
         ids = tuple(answer.get("event_ids", ())) if response.status_code == 202 else ()
         return Sent(delivery, phase, response.status_code, ids, str(answer.get("title", "")))
 
-    def send_phase(
-        self, deliveries: Sequence[Delivery], phase: str, spread_s: float = 0.0
-    ) -> list[Sent]:
+    def send_all(self, deliveries: Sequence[Delivery], spread_s: float = 0.0) -> list[Sent]:
         """All of them, at once or spread evenly over `spread_s` seconds."""
         start = time.monotonic()
         step = spread_s / len(deliveries) if deliveries and spread_s else 0.0
         with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
             futures = [
-                pool.submit(self.send, d, phase, start + i * step if step else None)
+                pool.submit(self.send, d, start + i * step if step else None)
                 for i, d in enumerate(deliveries)
             ]
             return [f.result() for f in futures]
@@ -205,6 +263,8 @@ class Observed:
     drained: bool = False
     timed_out: bool = False
     letters: list[dict[str, str]] = field(default_factory=list)
+    waiting: set[str] = field(default_factory=set)
+    """Event ids still in the changes queue when the run ended (none once drained)."""
     contacts: list[dict[str, Any]] = field(default_factory=list)
     sync_crashes: int = 0
     wall_s: float = 0.0
@@ -214,10 +274,13 @@ class Observed:
 def run_probe(
     spec: ProbeSpec, *, log_file: Path | None = None, say: Callable[[str], None] | None = None
 ) -> dict[str, Any]:
+    """One probe run; `say` takes its progress lines (default: the console, outside the
+    capture). Returns the figures; the captured lines are kept in `log_file` if given, or
+    left in a temporary folder when there are problems (the report says where)."""
     spec = spec.checked()
     started = time.monotonic()
-    workdir = Path(tempfile.mkdtemp(prefix="qomon-probe-"))
-    path = log_file or workdir / "pipeline.log"
+    workdir = None if log_file else Path(tempfile.mkdtemp(prefix="qomon-probe-"))
+    path = log_file or Path(str(workdir)) / "pipeline.log"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("", encoding="utf-8")
     personal = Personal()
@@ -236,7 +299,7 @@ def run_probe(
                     observed,
                     traffic=traffic,
                     personal=personal,
-                    say=capture.say,
+                    say=say or capture.say,
                     started=started,
                 )
             finally:
@@ -247,7 +310,7 @@ def run_probe(
     (say or print)("probe: accounting for the events and searching the logs")
     report = account(observed, personal, path, capture.marker)
     report["log_file"] = str(path) if (log_file or report["problems"]) else None
-    if log_file is None and not report["problems"]:
+    if workdir is not None and not report["problems"]:
         shutil.rmtree(workdir, ignore_errors=True)
     return report
 
@@ -309,11 +372,20 @@ def _run(
             f"{len(deliveries) - spec.webhooks} redeliveries) from {spec.concurrency} threads, "
             f"a {spec.outage_s:g} s Qomon outage, {len(hostile)} hostile requests"
         )
-        sender = Sender(endpoints.webhook_url, secrets, spec.concurrency, deadline)
+        outage = Outage(endpoints.qomon_url, spec.outage_s)
+        sender = Sender(
+            endpoints.webhook_url,
+            secrets,
+            concurrency=spec.concurrency,
+            deadline=deadline,
+            outage=outage,
+        )
         try:
-            _send_with_outage(sender, deliveries, endpoints.qomon_url, observed, say)
+            _send_with_outage(sender, deliveries, observed, say)
         finally:
+            outage.end()
             sender.close()
+        observed.outage_s = outage.lasted_s
         port = urlsplit(endpoints.webhook_url.format(source="x")).port or 80
         phase = time.monotonic()
         observed.hostile = send_all(LOOPBACK, port, hostile, deadline=deadline)
@@ -327,12 +399,28 @@ def _run(
         observed.drained = _wait_until_drained(sqs, endpoints.changes_queue_url, local, bound)
         observed.phases_s["drain"] = round(time.monotonic() - phase, 1)
         observed.timed_out = time.monotonic() > deadline
+        # Nothing moves while the figures are read: the log, the queues and Qomon agree.
+        local.poller.pause()
+        observed.waiting = _waiting_event_ids(endpoints.changes_queue_url)
         observed.letters = take_dead_letters(sqs, endpoints.dead_letter_queue_url)
         qomon = endpoints.qomon_url
         observed.contacts = httpx.get(f"{qomon}/_standin/contacts", timeout=30).json()["contacts"]
         stats = httpx.get(f"{qomon}/_standin/stats", timeout=10).json()
         observed.qomon_faults = int(stats["faults"]["server_errors"])
         observed.sync_crashes = len(local.poller.errors)
+
+
+def _waiting_event_ids(queue_url: str) -> set[str]:
+    """The event ids of the messages still in the changes queue (local mode's moto runs
+    in this process), waiting or in flight."""
+    from moto.sqs.models import sqs_backends
+
+    queue = sqs_backends[ACCOUNT_ID][REGION].get_queue(queue_url.rstrip("/").rsplit("/", 1)[-1])
+    ids = set()
+    for message in list(queue._messages):
+        with contextlib.suppress(ValueError, AttributeError):
+            ids.add(str(json.loads(message.body).get("event_id")))
+    return ids
 
 
 def _check_loopback(*urls: str) -> None:
@@ -353,35 +441,28 @@ def _add_secrets(personal: Personal, secrets: Mapping[str, str], aws_url: str) -
 
 
 def _send_with_outage(
-    sender: Sender,
-    deliveries: list[Delivery],
-    qomon_url: str,
-    observed: Observed,
-    say: Callable[[str], None],
+    sender: Sender, deliveries: list[Delivery], observed: Observed, say: Callable[[str], None]
 ) -> None:
-    """40 % before the outage, 40 % spread over it, the rest after."""
-    spec = observed.spec
+    """40 % at once, then the outage starts and 40 % are spread over most of it; when it
+    has ended (on time, however long the sending took), the rest."""
+    spec, outage = observed.spec, sender.outage
     before, during = int(len(deliveries) * 0.4), int(len(deliveries) * 0.8)
     phase = time.monotonic()
-    observed.sent += sender.send_phase(deliveries[:before], "before the outage")
-    observed.phases_s["before the outage"] = round(time.monotonic() - phase, 1)
-    outage_started = time.monotonic()
+    observed.sent += sender.send_all(deliveries[:before])
+    observed.phases_s["sending before the outage"] = round(time.monotonic() - phase, 1)
+    outage.start()
     if spec.outage_s:
-        _qomon_config(qomon_url, {"fail_rate": 1.0})
-        say(f"probe: Qomon is down for {spec.outage_s:g} s")
-    try:
-        observed.sent += sender.send_phase(
-            deliveries[before:during], "during the outage", spread_s=spec.outage_s * 0.8
-        )
-        time.sleep(max(0.0, outage_started + spec.outage_s - time.monotonic()))
-    finally:
-        if spec.outage_s:
-            _qomon_config(qomon_url, {"fail_rate": 0.0})
-    observed.outage_s = round(time.monotonic() - outage_started, 1) if spec.outage_s else 0.0
-    observed.phases_s["during the outage"] = observed.outage_s
+        say(f"probe: {len(observed.sent)} answered; Qomon is down for {spec.outage_s:g} s")
     phase = time.monotonic()
-    observed.sent += sender.send_phase(deliveries[during:], "after the outage")
-    observed.phases_s["after the outage"] = round(time.monotonic() - phase, 1)
+    observed.sent += sender.send_all(deliveries[before:during], spread_s=spec.outage_s * 0.8)
+    outage.wait(timeout=max(0.0, sender.deadline - time.monotonic()))
+    outage.end()
+    observed.phases_s["sending from the outage's start to its end"] = round(
+        time.monotonic() - phase, 1
+    )
+    phase = time.monotonic()
+    observed.sent += sender.send_all(deliveries[during:])
+    observed.phases_s["sending after the outage"] = round(time.monotonic() - phase, 1)
     say(f"probe: {len(observed.sent)} deliveries answered; Qomon is back")
 
 
@@ -448,11 +529,22 @@ def _letters_by_event(letters: list[dict[str, str]]) -> dict[str, str]:
     return by_event
 
 
-def _fate(actions: list[str], in_queue: str | None, outcomes: Outcomes, event_id: str) -> str:
+NOT_DRAINED = "still in the queue (not drained in time)"
+
+
+def _fate(
+    actions: list[str],
+    in_queue: str | None,
+    outcomes: Outcomes,
+    event_id: str,
+    waiting: frozenset[str] = frozenset(),
+) -> str:
     """What became of one accepted event, in a few words; "LOST: ..." if nothing."""
     terminal = [a for a in actions if a in TERMINAL]
     first = terminal[0] if terminal else None
-    if first in APPLIED:
+    if first is None and event_id in waiting:
+        fate = NOT_DRAINED
+    elif first in APPLIED:
         fate = f"applied ({first})"
     elif first == "unchanged":
         fate = "skipped (unknown person)" if event_id in outcomes.skipped else "unchanged"
@@ -498,7 +590,11 @@ def account(observed: Observed, personal: Personal, path: Path, marker: str) -> 
 def _event_figures(observed: Observed, outcomes: Outcomes, problems: list[str]) -> dict[str, Any]:
     letters = _letters_by_event(observed.letters)
     accepted: Counter[str] = Counter(e for s in observed.sent for e in s.event_ids)
-    fates = {e: _fate(outcomes.actions.get(e, []), letters.get(e), outcomes, e) for e in accepted}
+    waiting = frozenset(observed.waiting)
+    fates = {
+        e: _fate(outcomes.actions.get(e, []), letters.get(e), outcomes, e, waiting)
+        for e in accepted
+    }
     lost = sorted(e for e, fate in fates.items() if fate.startswith("LOST"))
     if lost:
         problems.append(f"{len(lost)} accepted events lost: {', '.join(lost[:5])}")
@@ -523,6 +619,7 @@ def _event_figures(observed: Observed, outcomes: Outcomes, problems: list[str]) 
         "duplicates_not_applied_again": duplicates,
         "redeliveries_deduplicated_by_the_queue": queue_deduplicated,
         "lost": len(lost),
+        "not_drained": counts[NOT_DRAINED],
         "applied_twice": twice,
         "event_processed_lines": outcomes.lines,
         "dead_letters_in_queue": len(observed.letters),
@@ -530,18 +627,25 @@ def _event_figures(observed: Observed, outcomes: Outcomes, problems: list[str]) 
     }
 
 
+def _status(sent: Sent) -> str:
+    return {-1: "not sent (time limit)", 0: "no answer"}.get(sent.status, str(sent.status))
+
+
 def _deliveries_figures(observed: Observed, problems: list[str]) -> dict[str, Any]:
-    statuses = Counter(str(s.status) for s in observed.sent)
+    statuses = Counter(_status(s) for s in observed.sent)
     by_source: dict[str, Counter[str]] = {}
     for s in observed.sent:
-        by_source.setdefault(s.delivery.source, Counter())[str(s.status)] += 1
-    refused = [s for s in observed.sent if s.status != 202]
+        by_source.setdefault(s.delivery.source, Counter())[_status(s)] += 1
+    refused = [s for s in observed.sent if s.status not in (202, -1)]
     if refused:
-        shown = Counter(f"{s.delivery.label} -> {s.status} {s.title}".strip() for s in refused)
+        shown = Counter(f"{s.delivery.label} -> {_status(s)} {s.title}".strip() for s in refused)
         problems.append(
             f"{len(refused)} legitimate deliveries not accepted: "
             + "; ".join(f"{n} x {what}" for what, n in shown.most_common(5))
         )
+    not_sent = sum(1 for s in observed.sent if s.status == -1)
+    if not_sent:
+        problems.append(f"{not_sent} deliveries not sent: the run's time limit came first")
     return {
         "sent": len(observed.sent),
         "first_deliveries": sum(1 for s in observed.sent if s.delivery.redelivery is None),
@@ -785,8 +889,7 @@ def _row(label: str, value: object) -> str:
 
 
 def print_report(report: Mapping[str, Any], out: Callable[[str], None] = print) -> None:
-    spec, deliveries, events = report["spec"], report["deliveries"], report["events"]
-    hostile, logs, qomon = report["hostile"], report["logs"], report["qomon"]
+    spec, deliveries, hostile = report["spec"], report["deliveries"], report["hostile"]
     redeliveries = deliveries["redeliveries"]
     out(
         f"qomon-sync probe: {deliveries['first_deliveries']:,} webhooks "
@@ -794,6 +897,8 @@ def print_report(report: Mapping[str, Any], out: Callable[[str], None] = print) 
         f"a {report['outage']['seconds']:g} s Qomon outage, {hostile['sent']} hostile requests; "
         f"{report['wall_s']:g} s on 127.0.0.1 (seed {spec['seed']})"
     )
+    phases = ", ".join(f"{what} {sec:g}" for what, sec in report.get("phases_s", {}).items())
+    out(_row("seconds", phases or "-"))
     out("\nwebhooks")
     out(_row("sent", f"{deliveries['sent']:,} ({_counts(redeliveries)} among them)"))
     out(_row("answered", _counts(deliveries["by_status"])))
@@ -804,6 +909,12 @@ def print_report(report: Mapping[str, Any], out: Callable[[str], None] = print) 
     out("\nQomon outage")
     out(_row("seconds down", report["outage"]["seconds"]))
     out(_row("calls answered 500/502/503", f"{report['outage']['qomon_calls_failed']:,}"))
+    _print_events(report, out)
+    _print_hostile_and_logs(report, out)
+
+
+def _print_events(report: Mapping[str, Any], out: Callable[[str], None]) -> None:
+    events, qomon = report["events"], report["qomon"]
     out("\nevents")
     out(_row("accepted (distinct events)", f"{events['distinct_events_accepted']:,}"))
     out(_row("accepted (counting redeliveries)", f"{events['accepted_deliveries_of_events']:,}"))
@@ -818,6 +929,8 @@ def print_report(report: Mapping[str, Any], out: Callable[[str], None] = print) 
         )
     )
     out(_row("LOST", events["lost"]))
+    if events.get("not_drained"):
+        out(_row("still in the queue (not drained in time)", events["not_drained"]))
     out(_row("APPLIED TWICE", events["applied_twice"]))
     out(_row("dead letters in the queue", events["dead_letters_in_queue"]))
     out(_row("sync invocations that raised", events["sync_invocations_that_raised"]))
@@ -839,6 +952,10 @@ def print_report(report: Mapping[str, Any], out: Callable[[str], None] = print) 
             f"{qomon['people_created_more_than_once']} ({qomon['extra_contacts']} extra contacts)",
         )
     )
+
+
+def _print_hostile_and_logs(report: Mapping[str, Any], out: Callable[[str], None]) -> None:
+    hostile, logs = report["hostile"], report["logs"]
     out("\nhostile requests")
     for kind, statuses in hostile["by_kind"].items():
         out(_row(f"{kind} ({sum(statuses.values())})", _counts(statuses)))
