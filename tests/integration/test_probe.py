@@ -73,12 +73,6 @@ def test_no_accepted_event_is_lost_or_applied_twice(quick: tuple[dict[str, Any],
     assert qomon["contacts_created_missing_from_qomon"] == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known bug: a Typeform or Tally submission that creates its person (if_missing: "
-    "create) does not write the e-mail it looked them up by, so the next submission from "
-    "the same person creates another contact",
-)
 def test_created_contacts_keep_the_email_they_were_found_by(
     quick: tuple[dict[str, Any], float],
 ) -> None:
