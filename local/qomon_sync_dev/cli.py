@@ -7,11 +7,10 @@ Dev-only: it lives outside the Lambda bundle. Each subcommand's module provides
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 from collections.abc import Callable, Sequence
 
-from qomon_sync import __version__
+from qomon_sync_ops.cli import command_parser
 
 Runner = Callable[[argparse.Namespace], int]
 
@@ -56,19 +55,11 @@ COMMANDS = (
 
 
 def _build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="qomon-sync",
-        description="qomon-sync: operator commands (status, dlq, backfill; --stack or --local) "
+    return command_parser(
+        "qomon-sync: operator commands (status, dlq, backfill; --stack or --local) "
         "and developer commands (local, no AWS needed)",
+        COMMANDS,
     )
-    parser.add_argument("--version", action="version", version=f"qomon-sync {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name, module_name, summary in COMMANDS:
-        module = importlib.import_module(module_name)
-        command = commands.add_parser(name, help=summary, description=module.__doc__)
-        module.add_arguments(command)
-        command.set_defaults(run=module.run_from_args)
-    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -214,6 +214,19 @@ def fix_moto_request_cost() -> None:
     moto_backends.list_of_moto_modules = listed
 
 
+def wait_until_drained(sqs: Any, url: str, local: LocalMode, deadline: float) -> bool:
+    """Whether the queue emptied and the poller went idle (five checks in a row, 0.2 s
+    apart) before `deadline` (a time.monotonic() value)."""
+    quiet = 0
+    while time.monotonic() < deadline:
+        assert local.poller is not None
+        quiet = quiet + 1 if queue_is_empty(sqs, url) and local.poller.idle.is_set() else 0
+        if quiet >= 5:
+            return True
+        time.sleep(0.2)
+    return False
+
+
 def queue_is_empty(sqs: Any, queue_url: str) -> bool:
     """No message waiting and none in flight."""
     counts = sqs.get_queue_attributes(

@@ -34,14 +34,22 @@ Action = Callable[[argparse.Namespace, Target, TextIO], int]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="qomon-sync",
-        description="qomon-sync operator commands: against a deployed stack (--stack NAME) "
+    return command_parser(
+        "qomon-sync operator commands: against a deployed stack (--stack NAME) "
         "or local mode (--local)",
+        COMMANDS,
     )
+
+
+def command_parser(
+    description: str, table: Sequence[tuple[str, str, str]]
+) -> argparse.ArgumentParser:
+    """`qomon-sync` with one subcommand per (name, module, summary) of `table`: each
+    module gives its `add_arguments` and `run_from_args`, and its docstring as help."""
+    parser = argparse.ArgumentParser(prog="qomon-sync", description=description)
     parser.add_argument("--version", action="version", version=f"qomon-sync {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name, module_name, summary in COMMANDS:
+    for name, module_name, summary in table:
         module = importlib.import_module(module_name)
         command = commands.add_parser(name, help=summary, description=module.__doc__)
         module.add_arguments(command)

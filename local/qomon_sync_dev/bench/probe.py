@@ -74,8 +74,8 @@ from qomon_sync_dev.local_mode import (
     STANDIN_TOKEN,
     LocalMode,
     LocalOptions,
-    queue_is_empty,
     take_dead_letters,
+    wait_until_drained,
 )
 from qomon_sync_dev.standin.config import StandinConfig
 from qomon_sync_dev.standin.make_seed import build_seed
@@ -396,7 +396,7 @@ def _run(
         )
         phase = time.monotonic()
         bound = min(deadline, time.monotonic() + spec.drain_timeout_s)
-        observed.drained = _wait_until_drained(sqs, endpoints.changes_queue_url, local, bound)
+        observed.drained = wait_until_drained(sqs, endpoints.changes_queue_url, local, bound)
         observed.phases_s["drain"] = round(time.monotonic() - phase, 1)
         observed.timed_out = time.monotonic() > deadline
         # Nothing moves while the figures are read: the log, the queues and Qomon agree.
@@ -468,17 +468,6 @@ def _send_with_outage(
 
 def _qomon_config(qomon_url: str, changes: Mapping[str, Any]) -> None:
     httpx.post(f"{qomon_url}/_standin/config", json=dict(changes), timeout=10).raise_for_status()
-
-
-def _wait_until_drained(sqs: Any, url: str, local: LocalMode, until: float) -> bool:
-    quiet = 0
-    while time.monotonic() < until:
-        assert local.poller is not None
-        quiet = quiet + 1 if queue_is_empty(sqs, url) and local.poller.idle.is_set() else 0
-        if quiet >= 5:
-            return True
-        time.sleep(0.2)
-    return False
 
 
 # -- accounting -----------------------------------------------------------------------------
