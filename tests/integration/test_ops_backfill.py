@@ -214,15 +214,17 @@ def test_a_2000_row_csv_interrupted_then_resumed_queues_every_row_once_in_order(
         ]
 
 
+@pytest.mark.timeout(290)
 def test_the_resumed_backfill_is_applied_once(
     local: LocalMode, endpoints_file: Path, backfilled: Backfilled
 ) -> None:
     assert local.poller is not None
     local.poller.resume()
     # 2,000 events through the sync: two ledger calls each to the local AWS, about 25 s on
-    # an idle machine with two cores, more when it is shared; bounded well below the
-    # 300 s of pytest-timeout.
-    wait_for(lambda: drained(local), timeout_s=120)
+    # an idle machine with two cores; 70 to over 120 s measured on one shared with other
+    # work. A bound on the wait (a harness limit, not a speed target), below the test's
+    # own timeout.
+    wait_for(lambda: drained(local), timeout_s=240)
     for index, contact_id in enumerate(CONTACTS):
         expected = {f"bf-{i}" for i in range(index, ROWS, len(CONTACTS))}
         assert expected <= set(tags(local, contact_id)), contact_id
