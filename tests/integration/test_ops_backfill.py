@@ -24,7 +24,14 @@ import httpx
 import pytest
 from moto.sqs.models import SQSBackend, sqs_backends
 
-from qomon_sync_dev.local_mode import ACCOUNT_ID, REGION, STANDIN_TOKEN, LocalMode, LocalOptions
+from qomon_sync_dev.local_mode import (
+    ACCOUNT_ID,
+    REGION,
+    STANDIN_TOKEN,
+    LocalMode,
+    LocalOptions,
+    wait_until_drained,
+)
 from qomon_sync_dev.standin.config import StandinConfig
 from qomon_sync_ops.backfill import estimate, read_rows, row_id
 from tests.conftest import ROOT
@@ -96,17 +103,15 @@ def wait_for(check: Callable[[], bool], timeout_s: float = 50) -> None:
         time.sleep(0.05)
 
 
-def drained(local: LocalMode) -> bool:
+def drained(local: LocalMode, within_s: float = 0.0) -> bool:
+    """The queue empty and the poller idle five checks in a row (one check alone can fall
+    between a receive and the handler's start), waiting at most `within_s`."""
     assert local.endpoints is not None
-    assert local.poller is not None
     sqs = boto3.client(
         "sqs", endpoint_url=local.endpoints.aws_endpoint_url, region_name=local.endpoints.region
     )
-    attributes = sqs.get_queue_attributes(
-        QueueUrl=local.endpoints.changes_queue_url,
-        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
-    )["Attributes"]
-    return all(v == "0" for v in attributes.values()) and local.poller.idle.is_set()
+    url = local.endpoints.changes_queue_url
+    return wait_until_drained(sqs, url, local, time.monotonic() + max(within_s, 1.5))
 
 
 def tags(local: LocalMode, contact_id: int) -> list[str]:
@@ -224,7 +229,7 @@ def test_the_resumed_backfill_is_applied_once(
     # an idle machine with two cores; 70 to over 120 s measured on one shared with other
     # work. A bound on the wait (a harness limit, not a speed target), below the test's
     # own timeout.
-    wait_for(lambda: drained(local), timeout_s=240)
+    assert drained(local, within_s=240)
     for index, contact_id in enumerate(CONTACTS):
         expected = {f"bf-{i}" for i in range(index, ROWS, len(CONTACTS))}
         assert expected <= set(tags(local, contact_id)), contact_id
