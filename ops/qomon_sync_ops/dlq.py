@@ -370,12 +370,16 @@ def _move_task_refusal(error: BaseException) -> str:
 
 def _move_all_one_by_one(sqs: Any, target: Target, out: TextIO) -> int:
     total = dl.Moved([], [], [])
+    # A moved event that fails again comes back while this runs: each is moved once.
+    moving: set[tuple[str, str]] = set()
     while True:
         with dl.held(sqs, target.dead_letter_queue_url) as seen:
-            if not seen.letters:
+            fresh = [m for m in seen.letters if (m.source, m.event_id) not in moving]
+            if not fresh:
                 break
+            moving.update((m.source, m.event_id) for m in fresh)
             moved = dl.move_back(
-                sqs, seen, target.dead_letter_queue_url, target.changes_queue_url, seen.letters
+                sqs, seen, target.dead_letter_queue_url, target.changes_queue_url, fresh
             )
         total.moved.extend(moved.moved)
         total.not_removed.extend(moved.not_removed)
