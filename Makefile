@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install demo test lint types complexity unit pacing-check standin clean sam-build lint-template validate checkov bench soak soak-quick
+.PHONY: install demo test lint types complexity unit pacing-check standin clean sam-build lint-template validate checkov bench soak soak-quick probe probe-quick
 
 # SAM CLI lives in its own venv: it pins its own dependencies, which must not move the dev pins.
 SAM_VENV    := .venv-sam
@@ -40,9 +40,9 @@ lint: install
 types: install
 	$(BIN)/mypy
 
-## No function ranked worse than C (cyclomatic complexity above 20) in shipped or dev code.
+## No function ranked worse than C (cyclomatic complexity above 20) in shipped, ops or dev code.
 complexity: install
-	$(BIN)/xenon --max-absolute C functions local
+	$(BIN)/xenon --max-absolute C functions local ops
 
 unit: install
 	$(BIN)/pytest tests/unit
@@ -58,6 +58,15 @@ soak: install
 ## The small soak CI runs.
 soak-quick: install
 	$(BIN)/qomon-sync soak --quick
+
+## Signed webhooks from 8 threads through a 30 s Qomon outage, then hostile requests: exits
+## non-zero on any loss, double application, 5xx or personal data in a log line (< 3 min).
+probe: install
+	$(BIN)/qomon-sync probe
+
+## The small probe the tests run (< 40 s).
+probe-quick: install
+	$(BIN)/qomon-sync probe --quick
 
 ## 200 mixed GET/PATCH calls against a stand-in with burst 20, refill 5/s: prints the 429 count.
 pacing-check: install

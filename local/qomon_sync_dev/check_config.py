@@ -24,12 +24,8 @@ from qomon_sync.domain.assembly import (
 )
 from qomon_sync.domain.dates import NotADate, parse_instant
 from qomon_sync.domain.forms import Form, FormCatalog, FormLookupError
-from qomon_sync.sources.mapping import (
-    MappingConfig,
-    MappingConfigError,
-    QomonReference,
-    load_mapping,
-)
+from qomon_sync.sources.config import MappingConfig, MappingConfigError, QomonReference
+from qomon_sync.sources.registry import load_mapping
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_CANNOT_CHECK = 0, 1, 2
 DEFAULT_CONFIG = Path("functions") / "sources.yaml"

@@ -7,20 +7,29 @@ Dev-only: it lives outside the Lambda bundle. Each subcommand's module provides
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 from collections.abc import Callable, Sequence
 
-from qomon_sync import __version__
+from qomon_sync_ops.cli import command_parser
 
 Runner = Callable[[argparse.Namespace], int]
 
 COMMANDS = (
+    # The operators' commands (qomon_sync_ops, which needs no developer tool).
+    ("status", "qomon_sync_ops.status", "queues, dead letters, the last hour and alarms"),
+    ("dlq", "qomon_sync_ops.dlq", "the dead-letter queue: list, show, redrive, drop"),
+    ("backfill", "qomon_sync_ops.backfill", "queue a file of changes (CSV or JSONL), resumably"),
+    # Developer tools.
     ("bench", "qomon_sync_dev.bench.run", "tokens, throughput and overhead figures, from a run"),
     (
         "soak",
         "qomon_sync_dev.bench.soak",
         "the workload under injected faults; checks nothing is lost",
+    ),
+    (
+        "probe",
+        "qomon_sync_dev.bench.probe",
+        "signed webhooks under load, a Qomon outage and hostile requests; loss and log leaks",
     ),
     ("demo", "qomon_sync_dev.demo", "run the sample change events against a local Qomon stand-in"),
     ("local", "qomon_sync_dev.local_mode", "run the whole pipeline on this machine (local AWS)"),
@@ -29,6 +38,11 @@ COMMANDS = (
         "preview",
         "qomon_sync_dev.preview",
         "print the body some change events would produce (no I/O)",
+    ),
+    (
+        "preview-webhook",
+        "qomon_sync_dev.preview_webhook",
+        "print the change events a webhook delivery would produce (nothing sent)",
     ),
     ("schema", "qomon_sync_dev.schema", "print the change event's JSON Schema"),
     ("check-config", "qomon_sync_dev.check_config", "validate the webhook mapping file"),
@@ -41,17 +55,11 @@ COMMANDS = (
 
 
 def _build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="qomon-sync", description="qomon-sync developer commands (local, no AWS needed)"
+    return command_parser(
+        "qomon-sync: operator commands (status, dlq, backfill; --stack or --local) "
+        "and developer commands (local, no AWS needed)",
+        COMMANDS,
     )
-    parser.add_argument("--version", action="version", version=f"qomon-sync {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name, module_name, summary in COMMANDS:
-        module = importlib.import_module(module_name)
-        command = commands.add_parser(name, help=summary, description=module.__doc__)
-        module.add_arguments(command)
-        command.set_defaults(run=module.run_from_args)
-    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -2,10 +2,12 @@
 
 Starts `qomon-sync local` (local AWS, the seeded Qomon stand-in, the webhook endpoint and
 the sync handler fed by the event source poller), sends signed webhooks: every sample
-change event through the generic (Standard Webhooks) source, one delivery per preset
-(Typeform, Tally, Brevo), a sender's redelivery, one with a bad signature and one
-malformed. It waits for the queue to drain and prints what each delivery was answered,
-what became of each event, and what it cost in Qomon calls and tokens. Exits 0 when every
+change event through the generic (Standard Webhooks) source, one documented delivery of
+every other source of the mapping file (from the registry: the first fixture of
+events/webhooks/<name>/), Mailchimp's URL check, a sender's redelivery, and strangers: a
+bad signature, a wrong URL secret, a malformed body. It waits for the queue to drain and
+prints what each delivery was answered, what became of each event, and what it cost in
+Qomon calls and tokens. Exits 0 when every
 delivery got the answer it should and every accepted event is accounted for.
 """
 
@@ -26,7 +28,7 @@ import boto3
 import httpx
 
 from qomon_sync_dev.local_mode import queue_is_empty, take_dead_letters
-from qomon_sync_dev.signing import sign
+from qomon_sync_dev.signing import deployment_sources, signed_request
 
 ROOT = Path(__file__).resolve().parents[2]
 RUN_DIR = ROOT / ".local-run"
@@ -110,6 +112,7 @@ class Delivery:
     expect: int = 202
     secret: str | None = None
     """Sign with this instead of the source's secret (the bad-signature delivery)."""
+    method: str = "POST"
 
 
 def _deliveries(changes_dir: Path) -> list[Delivery]:
@@ -119,9 +122,18 @@ def _deliveries(changes_dir: Path) -> list[Delivery]:
     deliveries.append(
         Delivery(f"{samples[0].stem} (sent again)", "generic", samples[0].read_bytes())
     )
-    for preset in ("typeform", "tally", "brevo"):
-        for path in sorted((ROOT / "events" / "webhooks" / preset).glob("*.json"))[:1]:
-            deliveries.append(Delivery(f"{preset}: {path.stem}", preset, path.read_bytes()))
+    # One documented delivery of every other source of the mapping file, from the registry:
+    # the first fixture of events/webhooks/<name>/.
+    for name in deployment_sources():
+        fixtures = sorted((ROOT / "events" / "webhooks" / name).glob("*"))
+        if name != "generic" and fixtures:
+            deliveries.append(
+                Delivery(f"{name}: {fixtures[0].stem}", name, fixtures[0].read_bytes())
+            )
+    deliveries.append(Delivery("URL check by mailchimp (GET)", "mailchimp", b"", 200, method="GET"))
+    deliveries.append(
+        Delivery("stranger at mailchimp", "mailchimp", b"type=subscribe", 401, secret="guess")  # noqa: S106
+    )
     deliveries.append(
         Delivery(
             "bad signature", "generic", samples[2].read_bytes(), 401, secret="whsec_" + "A" * 43
@@ -139,15 +151,27 @@ Answer = tuple[Delivery, int, list[str], str]
 def _send_webhooks(endpoints: dict[str, Any], deliveries: list[Delivery]) -> list[Answer]:
     """POSTs each delivery signed as its sender would: (delivery, status, event ids, detail)."""
     answers = []
+    sources = deployment_sources()
     with httpx.Client(timeout=30) as http:
         for delivery in deliveries:
+            source = sources[delivery.source]
             secret = delivery.secret or endpoints["webhook_secrets"][delivery.source]
-            headers = {
-                "content-type": "application/json",
-                **sign(delivery.source, secret, delivery.body),
-            }
+            form = getattr(getattr(source, "config", None), "body", "json") == "form"
+            content_type = "application/x-www-form-urlencoded" if form else "application/json"
             url = endpoints["webhook_url"].format(source=delivery.source)
-            response = http.post(url, content=delivery.body, headers=headers)
+            # The URL API Gateway would show the sender (HTTPS), as schemes that sign it do.
+            https = "https://" + url.split("://", 1)[1]
+            request = signed_request(
+                source, secret, delivery.body, url=https, method=delivery.method,
+                headers={"content-type": content_type},
+            )  # fmt: skip
+            response = http.request(
+                delivery.method,
+                url,
+                params=dict(request.query),
+                content=request.body if delivery.method == "POST" else None,
+                headers=dict(request.headers),
+            )
             answer = response.json()
             event_ids = list(answer.get("event_ids", [])) if response.status_code == 202 else []
             answers.append(
@@ -229,6 +253,9 @@ def _print_deliveries(answers: list[Answer], outcomes: list[dict[str, Any]]) -> 
     tally = _Tally()
     for delivery, status, event_ids, detail in answers:
         tally.as_expected += status == delivery.expect
+        if status == 200:
+            print(f"{delivery.label:<42} {status:>4}  {'checked':<12} {'-':>8}")
+            continue
         if status != 202:
             print(f"{delivery.label:<42} {status:>4}  {'refused':<12} {'-':>8}  {detail}")
             continue

@@ -46,9 +46,10 @@ from moto.server import ThreadedMotoServer
 from moto.sqs.models import Queue, SQSBackend
 
 from qomon_sync.domain.privacy import use_pseudonym_key
-from qomon_sync_dev import local_logs, local_state
+from qomon_sync_dev import local_logs, local_metrics, local_state
 from qomon_sync_dev.local_state import counted
 from qomon_sync_dev.moto_speed import serialize_moto_sqs, speed_up_moto
+from qomon_sync_dev.signing import local_webhook_secrets
 from qomon_sync_dev.standin.config import StandinConfig
 from qomon_sync_dev.standin.server import StandinServer
 
@@ -80,14 +81,9 @@ its demo and tests replay services' documented examples, dated years ago, which 
 replay window would otherwise refuse. Set it to AWS's default (21) to try that window."""
 
 
-# Local-only webhook secrets, one per source of functions/sources.yaml (AWS: the
-# WebhookSecrets secret). The generic one is a Standard Webhooks `whsec_` secret.
-LOCAL_WEBHOOK_SECRETS = {
-    "generic": "whsec_" + base64.b64encode(b"qomon-sync local generic secret!").decode(),
-    "typeform": "local-typeform-secret",
-    "tally": "local-tally-secret",
-    "brevo": "local-brevo-token",
-}
+# Local-only webhook secrets, one per source of functions/sources.yaml, from the registry
+# (AWS: the WebhookSecrets secret). The generic one is a Standard Webhooks `whsec_` secret.
+LOCAL_WEBHOOK_SECRETS = local_webhook_secrets()
 
 
 @dataclass(frozen=True)
@@ -103,6 +99,9 @@ class Endpoints:
     qomon_url: str
     webhook_url: str = ""
     """`.../webhooks/{source}`: the ingest handler behind a local HTTP API."""
+    dead_letter_queue_arn: str = ""
+    unknown_fields_passthrough: str = ""
+    """As the stack's UnknownFieldsPassthrough: `qomon-sync dlq show --preview` uses it."""
     webhook_secrets: dict[str, str] | None = None
     state_dir: str = ""
     """Where the queues, dead letters, ledger and stand-in are kept ("": nowhere)."""
@@ -193,6 +192,19 @@ def fix_moto_fifo_sequence_numbers() -> None:
 
     add_message._qomon_sync_sequenced = True  # type: ignore[attr-defined]
     Queue.add_message = add_message  # type: ignore[method-assign, assignment]
+
+
+def wait_until_drained(sqs: Any, url: str, local: LocalMode, deadline: float) -> bool:
+    """Whether the queue emptied and the poller went idle (five checks in a row, 0.2 s
+    apart) before `deadline` (a time.monotonic() value)."""
+    quiet = 0
+    while time.monotonic() < deadline:
+        assert local.poller is not None
+        quiet = quiet + 1 if queue_is_empty(sqs, url) and local.poller.idle.is_set() else 0
+        if quiet >= 5:
+            return True
+        time.sleep(0.2)
+    return False
 
 
 def queue_is_empty(sqs: Any, queue_url: str) -> bool:
@@ -514,8 +526,8 @@ class Left:
             head = "no event is waiting: every accepted event was applied or dead-lettered"
         if self.dead_letters:
             head += (
-                f". {counted(self.dead_letters, 'dead letter')} kept in {where}: read them from "
-                "the dead-letter queue (see the README's runbook)"
+                f". {counted(self.dead_letters, 'dead letter')} kept in {where}: once local "
+                "mode runs again, `qomon-sync dlq list --local` shows them and why"
             )
         return head
 
@@ -553,6 +565,7 @@ class LocalMode:
         self.restored: local_state.Restored | None = None
         self.left: Left | None = None
         self._lock: local_state.StateLock | None = None
+        self.metrics: local_metrics.LocalCloudWatch | None = None
         self._saved_env: dict[str, str | None] = {}
 
     def __enter__(self) -> LocalMode:
@@ -657,6 +670,7 @@ class LocalMode:
             webhook_secrets=dict(LOCAL_WEBHOOK_SECRETS),
             state_dir=str(options.state_dir) if options.state_dir is not None else "",
         )
+        self.metrics = local_metrics.LocalCloudWatch(aws_url, REGION).start()
         self.poller = EventSourcePoller(self.endpoints, options)
         self.poller.start()
         return self.endpoints
@@ -753,6 +767,8 @@ class LocalMode:
             changes_queue_url=queue_url,
             changes_queue_arn=queue_arn,
             dead_letter_queue_url=dlq_url,
+            dead_letter_queue_arn=dlq_arn,
+            unknown_fields_passthrough=self.options.unknown_fields_passthrough,
             idempotency_table=table,
             qomon_api_key_secret=secret_arn,
             qomon_url=qomon_url,
@@ -787,6 +803,9 @@ class LocalMode:
             self.poller.join(timeout=15)
         if self.endpoints is not None and self._moto is not None:
             self.left = self._count_left(self.endpoints)
+        if self.metrics is not None:
+            self.metrics.stop()
+            self.metrics = None
         local_state.detach()
         if self.standin is not None:
             self.standin.stop()

@@ -22,7 +22,10 @@ from qomon_sync.adapters.qomon import (
     QomonValidationError,
     RetryPolicy,
 )
-from qomon_sync.domain.contact_shape import ShapePolicy, fingerprint, to_write_shape
+from qomon_sync.domain.assembly import Replace, assemble_contact, same_meaning
+from qomon_sync.domain.change_event import ChangeEvent
+from qomon_sync.domain.contact_meaning import fingerprint
+from qomon_sync.domain.contact_shape import ShapePolicy, to_write_shape
 from qomon_sync.domain.forms import Form, FormCatalog
 from tests.contract.conftest import Target
 
@@ -266,3 +269,44 @@ def test_both_naming_generations_read_to_the_same_write_shape(
     # The seed gives this contact a field no schema lists: it must be declared to pass.
     keep = ShapePolicy(passthrough=frozenset({"external_id", "membership_number"}))
     assert to_write_shape(legacy, forms, keep) == to_write_shape(current, forms, keep)
+
+
+def test_a_contact_with_documented_notes_and_integers_survives_one_change(
+    client: QomonClient, scratch: list[int], deadline: Deadline
+) -> None:
+    """The documented contact as Qomon holds it: a note with its id, stamps and author,
+    integer fields. One change through the assembly keeps all of it, and the echo of the
+    write passes the echo check with the write's own policy."""
+    created = create(
+        client,
+        scratch,
+        deadline,
+        firstname="Doc",
+        mail=f"doc-{uuid.uuid4().hex[:8]}@example.org",
+        age_category=2,
+        user_contact_id=77,
+        notes=[{"data": "Rencontrée au marché", "pinned": True}],
+        tags=[{"name": "contract"}],
+    )
+    before = client.get_contact(created["id"], deadline=deadline)
+    change = ChangeEvent.model_validate(
+        {
+            "event_id": f"contract-{uuid.uuid4().hex}",
+            "source": "contract",
+            "occurred_at": "2026-12-01T09:00:00Z",
+            "contact": {"id": created["id"]},
+            "set": {"mobile": "+33600000777"},
+        }
+    )
+    forms = FormCatalog([])
+    outcome = assemble_contact(before, forms, [change])
+    assert isinstance(outcome, Replace), outcome
+    assert outcome.changed == ("mobile",)
+    echoed = client.replace_contact(created["id"], outcome.contact, deadline=deadline)
+    assert same_meaning(outcome.contact, echoed, forms, ShapePolicy()) == []
+    after = client.get_contact(created["id"], deadline=deadline)
+    [note_before], [note_after] = before["notes"], after["notes"]
+    assert note_after["id"] == note_before["id"]
+    assert note_after.get("user") == note_before.get("user")
+    assert (after["age_category"], after["user_contact_id"]) == (2, 77)
+    assert after["mobile"] == "+33600000777"

@@ -553,11 +553,13 @@ def test_webhooks_arrive_at_a_throttled_http_api_route_to_the_ingest_function(
     [api] = resources(cfn, "AWS::ApiGatewayV2::Api").values()
     paths = api["Properties"]["Body"]["paths"]
     assert list(paths) == ["/webhooks/{source}"]
-    assert list(paths["/webhooks/{source}"]) == ["post"]
-    integration = paths["/webhooks/{source}"]["post"]["x-amazon-apigateway-integration"]
-    # Payload 2.0 is the HTTP API v2 event shape the handler (and local mode) reads.
-    assert integration["payloadFormatVersion"] == "2.0"
-    assert "${IngestFunction.Arn}" in integration["uri"]["Fn::Sub"]
+    # POST for deliveries, GET for a sender's check of the URL (Mailchimp's, on saving).
+    assert sorted(paths["/webhooks/{source}"]) == ["get", "post"]
+    for method in ("get", "post"):
+        integration = paths["/webhooks/{source}"][method]["x-amazon-apigateway-integration"]
+        # Payload 2.0 is the HTTP API v2 event shape the handler (and local mode) reads.
+        assert integration["payloadFormatVersion"] == "2.0"
+        assert "${IngestFunction.Arn}" in integration["uri"]["Fn::Sub"]
     [stage] = resources(cfn, "AWS::ApiGatewayV2::Stage").values()
     throttling = stage["Properties"]["DefaultRouteSettings"]
     assert throttling["ThrottlingRateLimit"] == {"Ref": "WebhookRateLimit"}

@@ -36,7 +36,9 @@ def test_the_deployment_file_fits_the_seeded_space(
     assert (code, capsys.readouterr().out) == (
         0,
         f"{SOURCES_YAML}: valid (sources: generic, typeform (typeform), tally (tally), "
-        "brevo (brevo)); every Qomon field and mapped value exists\n",
+        "brevo (brevo), helloasso (helloasso), mailchimp (mailchimp), hubspot (hubspot), "
+        "actionnetwork (actionnetwork), nationbuilder (nationbuilder)); every Qomon field "
+        "and mapped value exists\n",
     )
 
 
@@ -86,6 +88,23 @@ def test_an_invalid_file_lists_each_problem_without_calling_qomon(
         "  - sources.typeform.fields[0].op: Input should be 'set', 'add' or 'remove'",
         "  - sources.typeform.colour: unknown key",
     ]
+
+
+def test_a_selector_that_does_not_compile_is_named_by_its_path(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "sources.yaml"
+    path.write_text(
+        "sources:\n  mailchimp:\n    events:\n      subscribe:\n"
+        "        set: {firstname: 'data.merges[FNAME'}\n",
+        encoding="utf-8",
+    )
+    assert run("--config", str(path)) == 1
+    [_, problem] = capsys.readouterr().out.splitlines()
+    assert problem.startswith(
+        "  - sources.mailchimp.events.subscribe.set.firstname.answer: `data.merges[FNAME` "
+        "is not a JMESPath expression"
+    )
 
 
 def test_without_a_space_only_the_file_is_checked(capsys: pytest.CaptureFixture[str]) -> None:

@@ -32,4 +32,8 @@ def test_the_demo_accounts_for_every_event_and_stops_local_mode_cleanly() -> Non
     assert " 202 " in rows["typeform:"]
     assert " 202 " in rows["tally:"]
     assert " 202 " in rows["brevo:"]
+    for preset in ("helloasso:", "mailchimp:", "hubspot:", "actionnetwork:", "nationbuilder:"):
+        assert " 202 " in rows[preset], preset
+    assert " 401 " in rows["stranger"]  # a wrong URL secret at Mailchimp's
+    assert " 200 " in rows["URL"]  # Mailchimp's check of its webhook's URL
     assert "ana.martin" not in out  # no personal data in the summary

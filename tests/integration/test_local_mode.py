@@ -13,7 +13,7 @@ import boto3
 import httpx
 import pytest
 
-from qomon_sync_dev.local_mode import LocalMode, LocalOptions
+from qomon_sync_dev.local_mode import LocalMode, LocalOptions, wait_until_drained
 
 pytestmark = pytest.mark.integration
 
@@ -77,17 +77,11 @@ def wait_until(condition: Callable[[], bool], timeout: float = 30.0) -> None:
 
 
 def drained(local: LocalMode) -> bool:
+    """The queue empty and the poller idle five checks in a row: one check alone can fall
+    between a receive and the handler's start."""
     assert local.endpoints is not None
-    assert local.poller is not None
-    attributes = sqs(local).get_queue_attributes(
-        QueueUrl=local.endpoints.changes_queue_url,
-        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
-    )["Attributes"]
-    return (
-        attributes
-        == {"ApproximateNumberOfMessages": "0", "ApproximateNumberOfMessagesNotVisible": "0"}
-        and local.poller.idle.is_set()
-    )
+    url = local.endpoints.changes_queue_url
+    return wait_until_drained(sqs(local), url, local, time.monotonic() + 1.5)
 
 
 def dead_letters(local: LocalMode) -> list[dict[str, Any]]:

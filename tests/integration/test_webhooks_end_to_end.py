@@ -11,7 +11,8 @@ from typing import Any
 import httpx
 import pytest
 
-from qomon_sync.domain.contact_shape import ShapePolicy, fingerprint, to_write_shape
+from qomon_sync.domain.contact_meaning import fingerprint
+from qomon_sync.domain.contact_shape import ShapePolicy, to_write_shape
 from qomon_sync.domain.forms import FORM_FAMILIES, Form, FormCatalog
 from qomon_sync_dev.local_mode import LocalMode, LocalOptions
 from qomon_sync_dev.signing import sign
@@ -142,7 +143,7 @@ def test_unsigned_or_wrongly_signed_typeform_webhooks_are_refused(
 
 
 def test_an_unknown_source_is_404_and_a_get_is_405(local: LocalMode) -> None:
-    assert post(local, "mailchimp", b"{}", {}).status_code == 404
+    assert post(local, "jotform", b"{}", {}).status_code == 404
     assert local.endpoints is not None
     assert httpx.get(local.endpoints.webhook_url.format(source="generic")).status_code == 405
 

@@ -3,9 +3,9 @@ mapping; and the requests API Gateway's HTTP API hands it."""
 
 from __future__ import annotations
 
-import base64
 import json
 import re
+import urllib.parse
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -18,24 +18,18 @@ from moto import mock_aws
 
 from qomon_sync.handlers.ingest import Ingest
 from qomon_sync.settings import Settings
-from qomon_sync.sources.mapping import load_mapping
-from qomon_sync.sources.registry import build_sources
-from qomon_sync_dev.signing import sign, standard_webhooks
-from tests.conftest import ROOT
+from qomon_sync.sources.base import Source
+from qomon_sync_dev.signing import deployment_sources, local_webhook_secrets, signed_request
 
-GENERIC_SECRET = "whsec_" + base64.b64encode(b"fuzzing secret, 32 bytes long!!!").decode()
-SECRETS = {
-    "generic": GENERIC_SECRET,
-    "typeform": "tf-secret",
-    "tally": "tally-secret",
-    "brevo": "brevo-token",
-}
+SOURCES: dict[str, Source] = deployment_sources()
+"""The deployment's sources (functions/sources.yaml through the registry)."""
+SECRETS = local_webhook_secrets()
+GENERIC_SECRET = SECRETS["generic"]
 
 
 @contextmanager
-def local_ingest() -> Iterator[Ingest]:
-    from aws_lambda_powertools.utilities import parameters
-
+def offline_aws() -> Iterator[None]:
+    """moto in-process, with fake credentials and no endpoint that could leave the process."""
     with pytest.MonkeyPatch.context() as env:
         for name, value in {
             "AWS_DEFAULT_REGION": "eu-west-3",
@@ -45,45 +39,78 @@ def local_ingest() -> Iterator[Ingest]:
             env.setenv(name, value)
         env.delenv("AWS_ENDPOINT_URL", raising=False)
         with mock_aws():
-            sqs = boto3.client("sqs")
-            queue = sqs.create_queue(QueueName="changes.fifo", Attributes={"FifoQueue": "true"})[
-                "QueueUrl"
-            ]
-            boto3.client("secretsmanager").create_secret(
-                Name="webhooks", SecretString=json.dumps(SECRETS)
-            )
-            parameters.clear_caches()  # type: ignore[no-untyped-call]
-            yield Ingest(
-                settings=Settings(changes_queue_url=queue, webhook_secrets_secret="webhooks"),
-                sources=build_sources(load_mapping(ROOT / "functions" / "sources.yaml")),
-                sqs=sqs,
-            )
-            parameters.clear_caches()  # type: ignore[no-untyped-call]
+            yield
+
+
+@contextmanager
+def local_ingest() -> Iterator[Ingest]:
+    from aws_lambda_powertools.utilities import parameters
+
+    with offline_aws():
+        sqs = boto3.client("sqs")
+        queue = sqs.create_queue(QueueName="changes.fifo", Attributes={"FifoQueue": "true"})[
+            "QueueUrl"
+        ]
+        boto3.client("secretsmanager").create_secret(
+            Name="webhooks", SecretString=json.dumps(SECRETS)
+        )
+        parameters.clear_caches()  # type: ignore[no-untyped-call]
+        yield Ingest(
+            settings=Settings(changes_queue_url=queue, webhook_secrets_secret="webhooks"),
+            sources=SOURCES,
+            sqs=sqs,
+        )
+        parameters.clear_caches()  # type: ignore[no-untyped-call]
 
 
 def api_event(
-    source: Any, method: str, headers: Any, body: Any, base64_encoded: Any = False
+    source: Any,
+    method: str,
+    headers: Any,
+    body: Any,
+    base64_encoded: Any = False,
+    query: str = "",
 ) -> dict[str, Any]:
     return {
         "version": "2.0",
         "rawPath": f"/webhooks/{source}",
+        "rawQueryString": query,
         "headers": headers,
+        "queryStringParameters": dict(urllib.parse.parse_qsl(query)) or None,
         "pathParameters": {"source": source} if isinstance(source, str) and source else None,
-        "requestContext": {"http": {"method": method}},
+        "requestContext": {"http": {"method": method}, "domainName": "hooks.example.org"},
         "body": body,
         "isBase64Encoded": base64_encoded,
     }
 
 
-def signed_event(source: str, body: bytes, *, msg_id: str | None = None) -> dict[str, Any]:
-    """A POST of `body` to `source`, signed as its sender signs (now, for Standard Webhooks)."""
-    if source == "generic":
-        headers = standard_webhooks(SECRETS[source], body, msg_id=msg_id, at=datetime.now(UTC))
-    else:
-        headers = sign(source, SECRETS[source], body)
-    return api_event(
-        source, "POST", {"content-type": "application/json", **headers}, body.decode("utf-8")
+def signed_event(
+    source: str, body: bytes, *, msg_id: str | None = None, method: str = "POST"
+) -> dict[str, Any]:
+    """A request of `body` to `source`, signed as its sender signs it, now."""
+    sender = SOURCES[source]
+    request = signed_request(
+        sender,
+        SECRETS[source],
+        body,
+        url=f"https://hooks.example.org/webhooks/{source}",
+        method=method,
+        headers={"webhook-id": msg_id} if msg_id else None,
+        at=datetime.now(UTC),
     )
+    content_type = "application/x-www-form-urlencoded" if _is_form(sender) else "application/json"
+    return api_event(
+        source,
+        method,
+        {"content-type": content_type, "host": "hooks.example.org", **request.headers},
+        request.body.decode("utf-8"),
+        query=urllib.parse.urlencode(dict(request.query)),
+    )
+
+
+def _is_form(source: Source) -> bool:
+    config = getattr(source, "config", None)
+    return getattr(config, "body", "json") == "form"
 
 
 def queued(ingest: Ingest) -> list[dict[str, Any]]:

@@ -18,7 +18,8 @@ from qomon_sync.domain.assembly import (
     same_meaning,
 )
 from qomon_sync.domain.change_event import ChangeEvent
-from qomon_sync.domain.contact_shape import ShapePolicy, note_path
+from qomon_sync.domain.contact_meaning import note_path
+from qomon_sync.domain.contact_shape import ShapePolicy
 from qomon_sync.domain.dates import QOMON_DATE
 from qomon_sync.domain.refusal import Code
 from tests.unit.campaign import CATALOG, CONSENT, MEETING, SUPPORT, TIER, TOPICS

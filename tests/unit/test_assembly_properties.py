@@ -24,13 +24,8 @@ from qomon_sync.domain.assembly import (
 )
 from qomon_sync.domain.change_event import ChangeEvent
 from qomon_sync.domain.contact_fields import ADDRESS
-from qomon_sync.domain.contact_shape import (
-    ShapePolicy,
-    fingerprint,
-    note_path,
-    tag_key,
-    to_write_shape,
-)
+from qomon_sync.domain.contact_meaning import fingerprint, note_path, tag_key
+from qomon_sync.domain.contact_shape import ShapePolicy, to_write_shape
 from qomon_sync.domain.dates import QOMON_DATE
 from qomon_sync.domain.forms import Form
 from qomon_sync.domain.replacement_body import body_problems

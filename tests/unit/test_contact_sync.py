@@ -229,3 +229,21 @@ def test_an_unknown_person_is_skipped_when_the_event_asks() -> None:
     assert actions(result) == [("e1", "unchanged", None)]
     assert result.outcomes[0].warnings == ("contact not found: skipped, as the event asked",)
     assert qomon.calls == ["search"]
+
+
+def test_a_contact_created_from_an_email_lookup_keeps_that_email() -> None:
+    """Found by the probe: a form submission creating its person did not write the e-mail
+    it looked them up by, so the next submission found no one and created them again."""
+    qomon = FakeQomon([])
+    first = event(
+        "c1", {"mail": "new.person@example.org"}, set={"firstname": "Nour"}, if_missing="create"
+    )
+    again = event(
+        "c2", {"mail": "new.person@example.org"}, set={"surname": "Haddad"}, if_missing="create"
+    )
+    sync_contact([first], qomon, CATALOG)
+    sync_contact([again], qomon, CATALOG)
+    [created] = qomon.contacts.values()
+    assert created["mail"] == "new.person@example.org"
+    assert (created["firstname"], created["surname"]) == ("Nour", "Haddad")
+    assert qomon.calls.count("create") == 1

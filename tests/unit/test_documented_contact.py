@@ -20,7 +20,7 @@ from qomon_sync.domain import assembly, contact_shape
 from qomon_sync.domain.assembly import Rejected, Replace, Unchanged, assemble_contact
 from qomon_sync.domain.change_event import ChangeEvent
 from qomon_sync.domain.contact_fields import inventory, written_paths
-from qomon_sync.domain.contact_shape import note_path
+from qomon_sync.domain.contact_meaning import note_path
 from qomon_sync.domain.forms import FormCatalog
 from qomon_sync.domain.replacement_body import body_problems
 from qomon_sync_dev.cli import main

@@ -8,32 +8,24 @@ from datetime import UTC, datetime
 
 import boto3
 import pytest
-from moto import mock_aws
 
 from qomon_sync.adapters.ledger import Claim, EventLedger, ledger_key
 from qomon_sync.domain.change_event import ChangeEvent, ContactRef
+from tests.unit.ingest_harness import offline_aws
 
 SHARED_ID = "tally-a4cb511e-d513-4fa5-baee-b815d718dfd1"
 
 
 @pytest.fixture
 def ledger() -> Iterator[EventLedger]:
-    with pytest.MonkeyPatch.context() as env:
-        for name, value in {
-            "AWS_DEFAULT_REGION": "eu-west-3",
-            "AWS_ACCESS_KEY_ID": "x",
-            "AWS_SECRET_ACCESS_KEY": "x",
-        }.items():
-            env.setenv(name, value)
-        env.delenv("AWS_ENDPOINT_URL", raising=False)
-        with mock_aws():
-            boto3.client("dynamodb").create_table(
-                TableName="ledger",
-                KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-                AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-                BillingMode="PAY_PER_REQUEST",
-            )
-            yield EventLedger("ledger", expiry_s=3600)
+    with offline_aws():
+        boto3.client("dynamodb").create_table(
+            TableName="ledger",
+            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        yield EventLedger("ledger", expiry_s=3600)
 
 
 def event(source: str, event_id: str = SHARED_ID) -> ChangeEvent:

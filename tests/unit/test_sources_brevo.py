@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from qomon_sync.sources.base import BadPayload, NoContact, Unauthenticated
-from qomon_sync.sources.brevo import BrevoSource, paris_to_utc
-from qomon_sync.sources.mapping import BrevoSourceConfig, parse_mapping
+from qomon_sync.sources.brevo import BrevoSource, BrevoSourceConfig, paris_to_utc
+from qomon_sync.sources.registry import parse_mapping
 from tests.unit.webhooks import as_body, deployment_config, dumped, example, example_json, request
 
 TOKEN = "brv-3c1e0f0a9d5b4c2e"

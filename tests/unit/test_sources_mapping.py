@@ -11,20 +11,12 @@ from typing import Any
 
 import pytest
 
+from qomon_sync.sources.answers import FormSourceConfig, FormSubmission, map_submission
 from qomon_sync.sources.base import BadPayload, NoContact
-from qomon_sync.sources.brevo import BrevoSource
+from qomon_sync.sources.brevo import BrevoEvents, BrevoSource, BrevoSourceConfig
+from qomon_sync.sources.config import MappingConfigError
 from qomon_sync.sources.generic import GenericSource
-from qomon_sync.sources.mapping import (
-    BrevoEvents,
-    BrevoSourceConfig,
-    FormSourceConfig,
-    FormSubmission,
-    MappingConfigError,
-    load_mapping,
-    map_submission,
-    parse_mapping,
-)
-from qomon_sync.sources.registry import build_sources
+from qomon_sync.sources.registry import PRESETS, build_sources, load_mapping, parse_mapping
 from qomon_sync.sources.tally import TallySource
 from qomon_sync.sources.typeform import TypeformSource
 from tests.unit.webhooks import SOURCES_YAML
@@ -62,7 +54,7 @@ MAIL = {"email": "ana.martin@example.org"}
 
 def test_the_deployment_file_loads_and_spells_out_the_brevo_defaults() -> None:
     config = load_mapping(SOURCES_YAML)
-    assert set(config.sources) == {"typeform", "tally", "brevo"}
+    assert {"typeform", "tally", "brevo", "helloasso", "mailchimp"} <= set(config.sources)
     brevo = config.sources["brevo"]
     assert isinstance(brevo, BrevoSourceConfig)
     assert brevo.events == BrevoEvents()
@@ -123,7 +115,6 @@ def test_every_problem_is_listed_with_its_path_in_the_file() -> None:
         }
     )
     assert found == [
-        "sources.typeform.contact.phone: unknown key",
         "sources.typeform.set.first_name: `first_name` is not a Qomon basic field "
         "(age_category, birth_city, birth_country, birth_dept, birthdate, black_list, "
         "firstname, gender, mail, married_name, mobile, mobile_invalid, nationality, phone, "
@@ -142,7 +133,8 @@ def test_every_problem_is_listed_with_its_path_in_the_file() -> None:
         "sources.typeform.notes[0].template: unknown placeholder `{form_name}` "
         "(known: {answer.<key>}, {form_title}, {form_id}, {source})",
         "sources.typeform.if_missing: Input should be 'dead_letter', 'create' or 'skip'",
-        "sources.tally: unknown preset `jotform` (known: typeform, tally, brevo, generic)",
+        "sources.typeform.contact.phone: unknown key",
+        f"sources.tally: unknown preset `jotform` (known: {', '.join(PRESETS)})",
         "sources.Bad Name: `Bad Name` cannot name a source: lower-case letters, digits, `-`, "
         "`_` and `.`, starting with a letter or digit, at most 64 (it is the URL's last segment)",
         "colour: unknown key",

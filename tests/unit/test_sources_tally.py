@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
+from qomon_sync.sources.answers import FormSourceConfig
 from qomon_sync.sources.base import BadPayload, NoContact, Unauthenticated
-from qomon_sync.sources.mapping import FormSourceConfig
 from qomon_sync.sources.tally import TallySource, flatten_form_response
 from tests.unit.webhooks import (
     as_body,

@@ -16,7 +16,8 @@ from standardwebhooks.webhooks import Webhook
 
 from qomon_sync.domain.change_event import ChangeEvent
 from qomon_sync.sources.base import WebhookRequest
-from qomon_sync.sources.mapping import MappingConfig, load_mapping
+from qomon_sync.sources.config import MappingConfig
+from qomon_sync.sources.registry import load_mapping
 from tests.conftest import EVENTS, ROOT
 
 WEBHOOKS = EVENTS / "webhooks"

@@ -22,7 +22,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from qomon_sync.domain.change_event import NOT_TEXT
+from qomon_sync.domain.change_event import NOT_TEXT, ChangeEvent
 
 MAX_BATCH_ENTRIES = 10
 RETRIES = 1
@@ -55,6 +55,17 @@ class QueueRefused(Exception):
         self.code = code
         self.too_large = code in _TOO_LARGE
         super().__init__(code)
+
+
+def queue_entry(event: ChangeEvent, deduplication_id: str, entry_id: str = "0") -> dict[str, Any]:
+    """One change event as a SendMessageBatch entry: the message group is the contact
+    (`ContactRef.key`), so one person's changes are applied in order."""
+    return {
+        "Id": entry_id,
+        "MessageBody": event.model_dump_json(exclude_none=True, exclude_unset=True),
+        "MessageGroupId": event.contact.key,
+        "MessageDeduplicationId": deduplication_id,
+    }
 
 
 def refused_character(text: str) -> str | None:

@@ -25,16 +25,8 @@ from datetime import datetime
 from typing import Any
 
 from qomon_sync.domain.change_event import ChangeEvent, FieldChange
-from qomon_sync.domain.contact_shape import (
-    ANSWER_LISTS,
-    ShapeError,
-    WriteContact,
-    as_number,
-    changed_paths,
-    note_path,
-    tag_key,
-    to_write_shape,
-)
+from qomon_sync.domain.contact_meaning import as_number, changed_paths, note_path, tag_key
+from qomon_sync.domain.contact_shape import ANSWER_LISTS, ShapeError, WriteContact, to_write_shape
 from qomon_sync.domain.dates import NotADate, to_qomon_date
 from qomon_sync.domain.forms import Form, FormCatalog, FormLookupError, RefValue
 from qomon_sync.domain.policy import AssemblyPolicy, ShapePolicy

@@ -148,7 +148,7 @@ class _OneContact:
         """Fold and write the events; a rejected one is dead-lettered alone, those before
         it are written first and those after it follow."""
         while pending:
-            outcome = assemble_contact(self.current or {}, self.forms, pending, self.policy)
+            outcome = assemble_contact(self._base(pending), self.forms, pending, self.policy)
             if not isinstance(outcome, Rejected):
                 self._write(pending, outcome)
                 return
@@ -159,12 +159,23 @@ class _OneContact:
                 return
             at = next(i for i, e in enumerate(pending) if e.event_id == outcome.event_id)
             if at:
-                before = assemble_contact(self.current or {}, self.forms, pending[:at], self.policy)
+                before = assemble_contact(
+                    self._base(pending), self.forms, pending[:at], self.policy
+                )
                 if isinstance(before, Rejected):  # pragma: no cover - a prefix of a fold
                     raise AssertionError("events accepted in a fold cannot be rejected alone")
                 self._write(pending[:at], before)
             self.result.dead_letter([pending[at]], outcome)
             pending = pending[at + 1 :]
+
+    def _base(self, pending: Sequence[ChangeEvent]) -> Contact:
+        """The contact the events apply to: as read, or, for one being created, the e-mail
+        it was looked up by. Without it the person's next event would find no one and
+        create them again."""
+        if self.current is not None:
+            return self.current
+        mail = pending[0].contact.mail
+        return {"mail": mail} if mail else {}
 
     def _find(self, ref: ContactRef) -> Refusal | None:
         """Sets `contact_id` and `current` when the contact exists; else says why not."""

@@ -33,6 +33,7 @@ from qomon_sync.adapters.changes_queue import (
     QueueRefused,
     QueueUnavailable,
     message_bytes,
+    queue_entry,
     refused_character,
     send,
 )
@@ -48,9 +49,8 @@ from qomon_sync.sources.base import (
     WebhookError,
     WebhookRequest,
 )
-from qomon_sync.sources.mapping import load_mapping
 from qomon_sync.sources.payload import at
-from qomon_sync.sources.registry import build_sources
+from qomon_sync.sources.registry import build_sources, load_mapping
 
 SECRETS_CACHE_S = 300
 
@@ -173,15 +173,10 @@ def _handle(event: Mapping[str, Any], ingest: Ingest, path: str) -> Response:
             path,
             field="source",
         )
-    if method != "POST":
-        return problem(
-            405,
-            "Method not allowed",
-            "webhooks are delivered with POST",
-            path,
-            headers={"allow": "POST"},
-        )
-    body = _raw_body(event)
+    refused = _method_refused(method, source, path)
+    if refused is not None:
+        return refused
+    body = _raw_body(event) if method == "POST" else b""
     if len(body) > ingest.settings.max_message_bytes:
         return problem(
             413,
@@ -189,17 +184,15 @@ def _handle(event: Mapping[str, Any], ingest: Ingest, path: str) -> Response:
             f"the body exceeds {ingest.settings.max_message_bytes} bytes",
             path,
         )
-    request = WebhookRequest(
-        source=name,
-        body=body,
-        headers={str(k).lower(): str(v) for k, v in _mapping(event.get("headers")).items()},
-        received_at=datetime.now(UTC),
-        query={str(k): str(v) for k, v in _mapping(event.get("queryStringParameters")).items()},
-    )
+    request = _request(event, name, method, body, path)
     secret = ingest.secret_for(name)
     if secret is None:
         raise Unauthenticated("no secret is configured for this source, so nothing can pass")
     _authenticate(source, request, secret)
+    if method == "GET":
+        # The sender checking the URL when the webhook is saved (Mailchimp): nothing to queue.
+        logger.info("webhook URL checked", extra={"source": name})
+        return _json(200, {"ok": True})
     events = [_from_authenticated(event_, name) for event_ in source.change_events(request)]
     messages = [
         _message(event_, name, source.delivery_id(request), i, body)
@@ -222,6 +215,35 @@ def _handle(event: Mapping[str, Any], ingest: Ingest, path: str) -> Response:
     metrics.add_metric(name="EventsEnqueued", unit=MetricUnit.Count, value=len(messages))
     logger.info("webhook accepted", extra={"source": name, "events": len(messages)})
     return _json(202, {"accepted": len(events), "event_ids": [e.event_id for e in events]})
+
+
+def _method_refused(method: str, source: Source, path: str) -> Response | None:
+    """405 but for POST, and GET where the sender checks the URL with it (Mailchimp)."""
+    answers_get = bool(getattr(source, "answers_get", False))
+    if method == "POST" or (method == "GET" and answers_get):
+        return None
+    return problem(
+        405,
+        "Method not allowed",
+        "webhooks are delivered with POST",
+        path,
+        headers={"allow": "GET, POST" if answers_get else "POST"},
+    )
+
+
+def _request(
+    event: Mapping[str, Any], name: str, method: str, body: bytes, path: str
+) -> WebhookRequest:
+    headers = {str(k).lower(): str(v) for k, v in _mapping(event.get("headers")).items()}
+    return WebhookRequest(
+        source=name,
+        body=body,
+        headers=headers,
+        received_at=datetime.now(UTC),
+        query={str(k): str(v) for k, v in _mapping(event.get("queryStringParameters")).items()},
+        method=method,
+        uri=_uri(event, headers, path),
+    )
 
 
 def _authenticate(source: Source, request: WebhookRequest, secret: str) -> None:
@@ -251,6 +273,16 @@ def _source_name(event: Mapping[str, Any], path: str) -> str | None:
         parts = path.strip("/").split("/")
         name = parts[1] if len(parts) == 2 and parts[0] == "webhooks" else None
     return name if isinstance(name, str) and name else None
+
+
+def _uri(event: Mapping[str, Any], headers: Mapping[str, str], path: str) -> str:
+    """The URL the sender called, as schemes that sign it (HubSpot v3) rebuild it: API
+    Gateway is reached over HTTPS at its `host`, the query string as it came."""
+    context = _mapping(event.get("requestContext"))
+    host = headers.get("host") or str(context.get("domainName") or "")
+    scheme = headers.get("x-forwarded-proto", "https").split(",")[0].strip() or "https"
+    query = event.get("rawQueryString")
+    return f"{scheme}://{host}{path}" + (f"?{query}" if isinstance(query, str) and query else "")
 
 
 def _raw_body(event: Mapping[str, Any]) -> bytes:
@@ -318,12 +350,7 @@ def _message(
 ) -> dict[str, Any]:
     origin = delivery_id or hashlib.sha256(body).hexdigest()
     dedup = hashlib.sha256(f"{source}\n{origin}\n{index}".encode()).hexdigest()
-    return {
-        "Id": str(index),
-        "MessageBody": event.model_dump_json(exclude_none=True, exclude_unset=True),
-        "MessageGroupId": event.contact.key,
-        "MessageDeduplicationId": dedup,
-    }
+    return queue_entry(event, dedup, str(index))
 
 
 def problem(

@@ -24,6 +24,10 @@ class WebhookRequest:
     """Header names lower-cased."""
     received_at: datetime
     query: Mapping[str, str] = field(default_factory=dict)
+    """The query string's parameters (API Gateway's `queryStringParameters`)."""
+    method: str = "POST"
+    uri: str = ""
+    """The URL as the sender called it (`https://<host>/webhooks/<source>?<query>`)."""
 
 
 class WebhookError(Exception):
@@ -59,8 +63,25 @@ class NoContact(WebhookError):
     title = "Webhook names no contact"
 
 
+class Authenticator(Protocol):
+    """How a source's deliveries are authenticated (`sources/signatures.py`): one scheme,
+    which also signs a request as the sender would (local mode, the demo, the tests)."""
+
+    @property
+    def scheme(self) -> str: ...
+
+    def sign(self, secret: str, request: WebhookRequest) -> WebhookRequest:
+        """`request` with the sender's credentials added (headers, query or body)."""
+        ...
+
+
 class Source(Protocol):
     name: str
+
+    @property
+    def auth(self) -> Authenticator:
+        """The source's scheme (`sources/signatures.py`)."""
+        ...
 
     def authenticate(self, request: WebhookRequest, secret: str) -> None:
         """Raise Unauthenticated unless the request is provably from the sender."""

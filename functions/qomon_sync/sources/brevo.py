@@ -25,19 +25,14 @@ import hashlib
 import json
 import re
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from pydantic import ValidationError
+from pydantic import AfterValidator, Field, ValidationError, field_validator
 
 from qomon_sync.domain.change_event import ChangeEvent
 from qomon_sync.domain.validation import validation_problems
-from qomon_sync.sources.base import BadPayload, NoContact, Unauthenticated, WebhookRequest
-from qomon_sync.sources.mapping import (
-    LIST_ID,
-    BrevoAction,
-    BrevoSourceConfig,
-    nest_basic_fields,
-)
+from qomon_sync.sources.base import BadPayload, NoContact, WebhookRequest
+from qomon_sync.sources.config import QomonReference, SourceConfig
 from qomon_sync.sources.payload import (
     ROOT,
     as_object,
@@ -48,28 +43,131 @@ from qomon_sync.sources.payload import (
     parse_json,
     shown,
 )
-from qomon_sync.sources.signatures import check_token, header, require_secret
+from qomon_sync.sources.signatures import TokenAuth
+from qomon_sync.sources.values import (
+    BasicPath,
+    Config,
+    FieldRef,
+    TagName,
+    check_basic_values,
+    nest_basic_fields,
+)
 
 AUTHORIZATION_HEADER = "Authorization"
-_BEARER = re.compile(r"^Bearer\s+(\S+)$", re.IGNORECASE)
 _BREVO_DATE = "%Y-%m-%d %H:%M:%S"
 _LIST_ID = re.compile(r"[0-9]{1,18}")
 
 
+# -- its configuration ------------------------------------------------------------------
+
+
+LIST_ID = "list_id"
+"""The one placeholder of Brevo tags: `brevo-liste-{list_id}` gives one tag per list."""
+
+# -- Brevo ------------------------------------------------------------------------------
+
+
+def _list_id_placeholders(text: str) -> str:
+    for name in re.findall(r"\{([^{}]*)\}", text):
+        if name != LIST_ID:
+            raise ValueError(f"unknown placeholder `{{{name}}}` (Brevo tags know `{{{LIST_ID}}}`)")
+    return text
+
+
+class StaticFieldChange(Config):
+    field: FieldRef
+    op: Literal["set", "add", "remove"] = "set"
+    value: str | int | float | list[str | int | float]
+
+
+class StaticTags(Config):
+    add: tuple[Annotated[TagName, AfterValidator(_list_id_placeholders)], ...] = ()
+    remove: tuple[Annotated[TagName, AfterValidator(_list_id_placeholders)], ...] = ()
+
+
+class BrevoAction(Config):
+    """What one Brevo event changes: fixed basic fields, field answers and tags."""
+
+    set: dict[BasicPath, bool | int | float | str | None] = Field(default_factory=dict)
+    fields: tuple[StaticFieldChange, ...] = ()
+    tags: StaticTags = StaticTags()
+
+    @field_validator("set")
+    @classmethod
+    def _valid_values(cls, values: dict[str, object]) -> dict[str, object]:
+        check_basic_values(values)
+        return values
+
+    def uses_list_ids(self) -> bool:
+        return any(f"{{{LIST_ID}}}" in tag for tag in (*self.tags.add, *self.tags.remove))
+
+
+DEFAULT_CONSENT_FIELD = "Consentements"
+DEFAULT_CONSENT_VALUE = "consent_email"
+
+
+class BrevoEvents(Config):
+    """The Brevo marketing events that change a contact; each one given here replaces its
+    default entirely. Every other event is acknowledged and changes nothing."""
+
+    unsubscribed: BrevoAction = BrevoAction(
+        fields=(
+            StaticFieldChange(
+                field=DEFAULT_CONSENT_FIELD, op="remove", value=DEFAULT_CONSENT_VALUE
+            ),
+        ),
+        tags=StaticTags(add=("brevo-desinscrit",)),
+    )
+    spam: BrevoAction = BrevoAction(set={"black_list": True})
+    hard_bounce: BrevoAction = BrevoAction(tags=StaticTags(add=("mail-invalide",)))
+    list_addition: BrevoAction = BrevoAction(tags=StaticTags(add=(f"brevo-liste-{{{LIST_ID}}}",)))
+
+    def action(self, event: str) -> BrevoAction | None:
+        name = BREVO_EVENT_ALIASES.get(event, event)
+        return getattr(self, name) if name in type(self).model_fields else None
+
+
+BREVO_EVENT_ALIASES = {"hard_bounced": "hard_bounce"}
+"""Brevo's marketing documentation has spelled the hard bounce both ways."""
+
+
+class BrevoSourceConfig(SourceConfig):
+    preset: Literal["brevo"]
+    events: BrevoEvents = BrevoEvents()
+    # An unsubscribe or a bounce from someone Qomon never knew has nothing to change:
+    # dead-lettering it would only wake the dead-letter alarm.
+    if_missing: Literal["dead_letter", "create", "skip"] = "skip"
+
+    def qomon_references(self, base: str) -> list[QomonReference]:
+        references: list[QomonReference] = []
+        for event in type(self.events).model_fields:
+            action: BrevoAction = getattr(self.events, event)
+            for index, change in enumerate(action.fields):
+                where = f"{base}.events.{event}.fields[{index}]"
+                values = change.value if isinstance(change.value, list) else [change.value]
+                references.append(
+                    QomonReference(
+                        f"{where}.field",
+                        change.field,
+                        change.op,
+                        tuple((f"{where}.value", value) for value in values),
+                    )
+                )
+        return references
+
+
+# -- the source -------------------------------------------------------------------------
+
+
 class BrevoSource:
+    auth = TokenAuth(scheme="bearer", header=AUTHORIZATION_HEADER)
+
     def __init__(self, name: str = "brevo", config: BrevoSourceConfig | None = None) -> None:
         self.name = name
         self.config = config or BrevoSourceConfig(preset="brevo")
 
     def authenticate(self, request: WebhookRequest, secret: str) -> None:
-        require_secret(secret)
-        match = _BEARER.match(header(request.headers, AUTHORIZATION_HEADER))
-        if match is None:
-            raise Unauthenticated(
-                f"malformed header {AUTHORIZATION_HEADER} (expected `Bearer <token>`)",
-                field=AUTHORIZATION_HEADER,
-            )
-        check_token(match.group(1), secret, AUTHORIZATION_HEADER)
+        self.auth.check(request, secret, lambda: None)
 
     def delivery_id(self, request: WebhookRequest) -> str | None:
         """Brevo sends no delivery id; the handler then deduplicates on the body's hash,

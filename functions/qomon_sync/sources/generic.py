@@ -20,8 +20,10 @@ from __future__ import annotations
 
 import binascii
 import re
+import uuid
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import ValidationError
 from standardwebhooks.webhooks import (
@@ -33,6 +35,7 @@ from standardwebhooks.webhooks import (
 from qomon_sync.domain.change_event import ChangeEvent
 from qomon_sync.domain.validation import validation_problems
 from qomon_sync.sources.base import BadPayload, NoContact, Unauthenticated, WebhookRequest
+from qomon_sync.sources.config import SourceConfig
 from qomon_sync.sources.payload import ROOT, at, parse_json, shown
 from qomon_sync.sources.signatures import header, require_secret
 
@@ -51,8 +54,34 @@ _SIGNATURE = re.compile(r"^v[0-9a-z]+,[A-Za-z0-9+/=_-]+$")
 _V1_SIGNATURE = re.compile(r"^v1,[A-Za-z0-9+/]{43}=$")
 
 
+class GenericSourceConfig(SourceConfig):
+    """Another name for change events v1 sent as they are (Standard Webhooks)."""
+
+    preset: Literal["generic"]
+
+
+class StandardWebhooksAuth:
+    """Standard Webhooks' scheme, checked by `GenericSource.authenticate`; signs as its
+    reference package does."""
+
+    scheme = "standard-webhooks"
+
+    def sign(self, secret: str, request: WebhookRequest) -> WebhookRequest:
+        msg_id = request.headers.get(ID_HEADER) or f"msg_{uuid.uuid4().hex}"
+        signature = Webhook(secret).sign(msg_id, request.received_at, request.body.decode())
+        headers = {
+            **request.headers,
+            ID_HEADER: msg_id,
+            TIMESTAMP_HEADER: str(int(request.received_at.timestamp())),
+            SIGNATURE_HEADER: signature,
+        }
+        return replace(request, headers=headers)
+
+
 class GenericSource:
     """Change events v1 sent as they are, authenticated with Standard Webhooks."""
+
+    auth = StandardWebhooksAuth()
 
     def __init__(self, name: str = "generic") -> None:
         self.name = name

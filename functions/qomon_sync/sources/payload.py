@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import urllib.parse
 from datetime import UTC, datetime
 from typing import Any
 
@@ -220,3 +221,95 @@ def is_blank(value: object) -> bool:
     if isinstance(value, list | tuple):
         return all(is_blank(item) for item in value)
     return False
+
+
+# -- form-encoded bodies ---------------------------------------------------------------
+
+MAX_KEY_CHARS = 500
+_FORM_KEY = re.compile(r"^([^\[\]]+)((?:\[[^\[\]]*\])*)$")
+_BRACKETS = re.compile(r"\[([^\[\]]*)\]")
+
+
+def parse_form(body: bytes) -> dict[str, Any]:
+    """An `application/x-www-form-urlencoded` body as nested objects and lists, so that
+    selectors read it as they read JSON: `data[merges][FNAME]=Ana` is
+    `{"data": {"merges": {"FNAME": "Ana"}}}`, `tags[]=a&tags[]=b` is `{"tags": ["a", "b"]}`,
+    and keys `0`, `1`, ... of one object make a list. Bounded like JSON bodies (MAX_DEPTH
+    levels, MAX_VALUES values); a key both a value and an object is refused, naming it."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadPayload("the body is not UTF-8 text", field="body") from None
+    if text.count("&") + 1 > MAX_VALUES:
+        raise BadPayload(f"the body holds more than {MAX_VALUES} values", field="body")
+    try:
+        pairs = urllib.parse.parse_qsl(
+            text, keep_blank_values=True, strict_parsing=False, errors="strict"
+        )
+    except (UnicodeDecodeError, ValueError):
+        raise BadPayload("the body is not form-encoded UTF-8 text", field="body") from None
+    root: dict[str, Any] = {}
+    for key, value in pairs:
+        _put(root, _form_path(key), as_text(value, key[:MAX_KEY_CHARS]))
+    listed: dict[str, Any] = _listed(root)
+    return listed
+
+
+def _form_path(key: str) -> list[str]:
+    shown_key = key[:MAX_KEY_CHARS]
+    if len(key) > MAX_KEY_CHARS:
+        raise bad(shown_key, f"is a key longer than {MAX_KEY_CHARS} characters")
+    problem = not_text_problem(key)
+    if problem is not None:
+        raise bad("body", f"has a key that {problem}")
+    match = _FORM_KEY.match(key)
+    if match is None:
+        raise bad(shown_key, "is not a form key (`name` or `name[part][part]`)")
+    path = [match.group(1), *_BRACKETS.findall(match.group(2))]
+    if len(path) > MAX_DEPTH:
+        raise BadPayload(f"the body is nested deeper than {MAX_DEPTH} levels", field="body")
+    return path
+
+
+def _put(root: dict[str, Any], path: list[str], value: str) -> None:
+    node: Any = root
+    where = ""
+    for index, part in enumerate(path):
+        last = index == len(path) - 1
+        if part == "":  # `name[]`: the next item of a list
+            if not isinstance(node, list):
+                raise bad(where, "is given both as a list and otherwise")
+            if last:
+                node.append(value)
+                return
+            node.append({})
+            node, where = node[-1], at(where, len(node) - 1)
+            continue
+        if not isinstance(node, dict):
+            raise bad(where, "is given both as a value and as an object")
+        where = at(where, part)
+        if last:
+            if isinstance(node.get(part), dict | list):
+                raise bad(where, "is given both as a value and as an object")
+            node[part] = value  # a key given twice: the last value, as PHP reads it
+            return
+        child = node.get(part)
+        if child is None:
+            child = [] if path[index + 1] == "" else {}
+            node[part] = child
+        elif isinstance(child, str):
+            raise bad(where, "is given both as a value and as an object")
+        node = child
+
+
+def _listed(value: Any) -> Any:
+    """Objects whose keys are 0, 1, 2... (`a[0]=x&a[1]=y`) as lists."""
+    if isinstance(value, list):
+        return [_listed(item) for item in value]
+    if not isinstance(value, dict):
+        return value
+    items = {key: _listed(item) for key, item in value.items()}
+    numbered = items and all(key.isascii() and key.isdigit() for key in items)
+    if numbered and sorted(int(key) for key in items) == list(range(len(items))):
+        return [items[str(index)] for index in range(len(items))]
+    return items

@@ -22,13 +22,8 @@ from collections.abc import Callable
 from typing import Any
 
 from qomon_sync.domain.change_event import ChangeEvent
+from qomon_sync.sources.answers import FormSourceConfig, FormSubmission, map_submission
 from qomon_sync.sources.base import BadPayload, WebhookRequest
-from qomon_sync.sources.mapping import (
-    AnswerValue,
-    FormSourceConfig,
-    FormSubmission,
-    map_submission,
-)
 from qomon_sync.sources.payload import (
     ROOT,
     as_instant,
@@ -41,12 +36,8 @@ from qomon_sync.sources.payload import (
     at,
     parse_json,
 )
-from qomon_sync.sources.signatures import (
-    check_hmac,
-    decode_sha256_base64,
-    header,
-    require_secret,
-)
+from qomon_sync.sources.signatures import HmacAuth
+from qomon_sync.sources.values import AnswerValue
 
 SIGNATURE_HEADER = "Tally-Signature"
 EVENT_TYPE = "FORM_RESPONSE"
@@ -69,15 +60,14 @@ FILE_TYPES = frozenset({"FILE_UPLOAD", "SIGNATURE"})
 
 
 class TallySource:
+    auth = HmacAuth(scheme="hmac-sha256", header=SIGNATURE_HEADER, encoding="base64")
+
     def __init__(self, name: str, config: FormSourceConfig) -> None:
         self.name = name
         self.config = config
 
     def authenticate(self, request: WebhookRequest, secret: str) -> None:
-        require_secret(secret)
-        value = header(request.headers, SIGNATURE_HEADER)
-        received = decode_sha256_base64(value, SIGNATURE_HEADER, "<base64 HMAC-SHA256>")
-        check_hmac(received, secret, request.body, SIGNATURE_HEADER)
+        self.auth.check(request, secret, lambda: None)
 
     def delivery_id(self, request: WebhookRequest) -> str | None:
         try:

@@ -28,13 +28,8 @@ from collections.abc import Callable
 from typing import Any
 
 from qomon_sync.domain.change_event import ChangeEvent
-from qomon_sync.sources.base import BadPayload, Unauthenticated, WebhookRequest
-from qomon_sync.sources.mapping import (
-    AnswerValue,
-    FormSourceConfig,
-    FormSubmission,
-    map_submission,
-)
+from qomon_sync.sources.answers import FormSourceConfig, FormSubmission, map_submission
+from qomon_sync.sources.base import BadPayload, WebhookRequest
 from qomon_sync.sources.payload import (
     ROOT,
     as_bool,
@@ -48,12 +43,8 @@ from qomon_sync.sources.payload import (
     at,
     parse_json,
 )
-from qomon_sync.sources.signatures import (
-    check_hmac,
-    decode_sha256_base64,
-    header,
-    require_secret,
-)
+from qomon_sync.sources.signatures import HmacAuth
+from qomon_sync.sources.values import AnswerValue
 
 SIGNATURE_HEADER = "Typeform-Signature"
 EVENT_TYPE = "form_response"
@@ -67,21 +58,16 @@ class TypeformSource:
     and the sync applies an event id only once (the queue's deduplication within 5
     minutes, the idempotency table for 7 days). A replay changes nothing."""
 
+    auth = HmacAuth(
+        scheme="hmac-sha256", header=SIGNATURE_HEADER, encoding="base64", prefix="sha256="
+    )
+
     def __init__(self, name: str, config: FormSourceConfig) -> None:
         self.name = name
         self.config = config
 
     def authenticate(self, request: WebhookRequest, secret: str) -> None:
-        require_secret(secret)
-        value = header(request.headers, SIGNATURE_HEADER)
-        scheme, _, encoded = value.partition("=")
-        if scheme != "sha256" or not encoded:
-            raise Unauthenticated(
-                f"malformed header {SIGNATURE_HEADER} (expected sha256=<base64>)",
-                field=SIGNATURE_HEADER,
-            )
-        received = decode_sha256_base64(encoded, SIGNATURE_HEADER, "sha256=<base64>")
-        check_hmac(received, secret, request.body, SIGNATURE_HEADER)
+        self.auth.check(request, secret, lambda: None)
 
     def delivery_id(self, request: WebhookRequest) -> str | None:
         try:

@@ -35,7 +35,12 @@ from qomon_sync.adapters.staging import StagingTable
 from qomon_sync.domain.change_event import ChangeEvent
 from qomon_sync.domain.dates import to_qomon_date
 from qomon_sync_dev.bench.workload import FORMS, Workload, WorkloadSpec, build_workload, state_of
-from qomon_sync_dev.local_mode import LocalMode, LocalOptions, queue_is_empty, take_dead_letters
+from qomon_sync_dev.local_mode import (
+    LocalMode,
+    LocalOptions,
+    take_dead_letters,
+    wait_until_drained,
+)
 from qomon_sync_dev.standin.config import StandinConfig
 from qomon_sync_dev.standin.make_seed import build_seed
 
@@ -180,8 +185,8 @@ def run_soak(spec: SoakSpec) -> dict[str, Any]:
             with contextlib.redirect_stdout(io.StringIO()):
                 local.poller.resume()
                 storms.start()
-                drained = _wait_until_drained(
-                    sqs, endpoints.changes_queue_url, local, spec.timeout_s
+                drained = wait_until_drained(
+                    sqs, endpoints.changes_queue_url, local, time.monotonic() + spec.timeout_s
                 )
             wall = time.monotonic() - started
             letters = take_dead_letters(sqs, endpoints.dead_letter_queue_url)
@@ -298,18 +303,6 @@ def _storms(qomon_url: str, spec: SoakSpec, injected: Counter[str]) -> None:
             f"{qomon_url}/_standin/faults", json={"rate_limit_storm_s": spec.storm_s}, timeout=10
         )
         injected["429 storms"] += 1
-
-
-def _wait_until_drained(sqs: Any, url: str, local: LocalMode, timeout_s: float) -> bool:
-    deadline = time.monotonic() + timeout_s
-    quiet = 0
-    while time.monotonic() < deadline:
-        assert local.poller is not None
-        quiet = quiet + 1 if queue_is_empty(sqs, url) and local.poller.idle.is_set() else 0
-        if quiet >= 5:
-            return True
-        time.sleep(0.2)
-    return False
 
 
 def _conservation(

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from qomon_sync.domain.contact_shape import tag_key
+from qomon_sync.domain.contact_meaning import tag_key
 from qomon_sync.domain.dates import to_qomon_date
 
 # The seed's forms the workload answers (see events/standin-seed.json).

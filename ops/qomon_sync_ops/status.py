@@ -1,0 +1,284 @@
+"""`qomon-sync status`: is everything flowing, and is anything waiting for a person?
+
+- the changes queue: how many events wait, how many are being applied, and how long the
+  oldest has waited (CloudWatch's AWS/SQS ApproximateAgeOfOldestMessage);
+- the dead-letter queue: its letters by code and the oldest one's age (read without
+  consuming them);
+- the last hour, from the sync function's own metrics (namespace QomonSync, dimension
+  service): contacts replaced, created and found unchanged, events received,
+  dead-lettered (by reason), duplicates and redeliveries, Qomon tokens and 429s. Local
+  mode publishes the very same metrics to its local CloudWatch as the functions emit
+  them (AWS does that from the logs' EMF lines), so the same queries answer;
+- the stack's alarms in alarm (they are named `<stack>-...`).
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, TextIO
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from qomon_sync_ops import letters as dl
+from qomon_sync_ops.cli import execute
+from qomon_sync_ops.dlq import by_code
+from qomon_sync_ops.target import Target
+from qomon_sync_ops.target import add_arguments as add_target_arguments
+from qomon_sync_ops.text import age, counted
+
+NAMESPACE = "QomonSync"
+SERVICE = "qomon-sync"
+"""handlers/observability.py's Metrics (POWERTOOLS_METRICS_NAMESPACE and _SERVICE_NAME
+in template.yaml's Globals)."""
+HOUR = [
+    ("ContactsReplaced", "contacts replaced"),
+    ("ContactsCreated", "contacts created"),
+    ("ContactsUnchanged", "contacts found unchanged"),
+    ("EventsReceived", "events received"),
+    ("EventsDuplicate", "duplicates not applied again"),
+    ("EventsRetryLater", "events left for redelivery"),
+    ("QomonTokensSpent", "Qomon tokens spent"),
+    ("QomonCalls", "Qomon calls"),
+    ("QomonRateLimited", "Qomon 429s"),
+]
+"""handlers/sync.py's metric names (a test checks it still emits each)."""
+DEAD_LETTERED = "EventsDeadLettered"
+"""Emitted with the dimensions service and reason (the refusal code)."""
+TOKENS_PER_HOUR = 36_000
+"""Qomon refills 10 tokens a second: what the whole space may spend in an hour."""
+WAITING_TOO_LONG_S = 15 * 60
+"""The changes-waiting-too-long alarm's threshold."""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_target_arguments(parser)
+
+
+def run_from_args(args: argparse.Namespace) -> int:
+    return execute(args, run)
+
+
+@dataclass
+class Status:
+    waiting: int = 0
+    in_flight: int = 0
+    oldest_waiting_s: float | None = None
+    letters: list[dl.Letter] = field(default_factory=list)
+    unseen_letters: int = 0
+    hour: dict[str, float] = field(default_factory=dict)
+    dead_lettered: dict[str, float] = field(default_factory=dict)
+    alarms: list[tuple[str, str]] = field(default_factory=list)
+    move_task: str | None = None
+
+
+def run(args: argparse.Namespace, target: Target, out: TextIO) -> int:
+    status = collect(target)
+    report(status, target, out)
+    return 0
+
+
+def collect(target: Target, now: datetime | None = None) -> Status:
+    now = now or datetime.now(UTC)
+    sqs, cloudwatch = target.client("sqs"), target.client("cloudwatch")
+    status = Status()
+    counts = sqs.get_queue_attributes(
+        QueueUrl=target.changes_queue_url,
+        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+    )["Attributes"]
+    status.waiting = int(counts.get("ApproximateNumberOfMessages", 0))
+    status.in_flight = int(counts.get("ApproximateNumberOfMessagesNotVisible", 0))
+    status.oldest_waiting_s = _oldest_age(cloudwatch, target.changes_queue_name, now)
+    with dl.held(sqs, target.dead_letter_queue_url) as seen:
+        status.letters, status.unseen_letters = seen.letters, seen.unseen
+    status.hour = _sums(cloudwatch, [(n, [("service", SERVICE)]) for n, _ in HOUR], now)
+    status.dead_lettered = _dead_lettered(cloudwatch, now)
+    status.alarms = _alarms(cloudwatch, target.stack_name)
+    status.move_task = _move_task(sqs, target)
+    return status
+
+
+def _sums(
+    cloudwatch: Any, metrics: Sequence[tuple[str, Sequence[tuple[str, str]]]], now: datetime
+) -> dict[str, float]:
+    """Each metric's sum over the last hour (absent: no data, which is 0 for counters)."""
+    if not metrics:
+        return {}
+    queries = [
+        {
+            "Id": f"m{i}",
+            "MetricStat": {
+                "Metric": {
+                    "Namespace": NAMESPACE,
+                    "MetricName": name,
+                    "Dimensions": [{"Name": k, "Value": v} for k, v in dimensions],
+                },
+                "Period": 300,
+                "Stat": "Sum",
+            },
+        }
+        for i, (name, dimensions) in enumerate(metrics)
+    ]
+    sums: dict[str, float] = {}
+    for start in range(0, len(queries), 100):
+        answer = cloudwatch.get_metric_data(
+            MetricDataQueries=queries[start : start + 100],
+            StartTime=now - timedelta(hours=1),
+            EndTime=now + timedelta(minutes=1),
+        )
+        for result in answer.get("MetricDataResults") or []:
+            index = int(result["Id"][1:])
+            sums[metrics[index][0] + _key(metrics[index][1])] = float(
+                sum(result.get("Values") or [])
+            )
+    return sums
+
+
+def _key(dimensions: Iterable[tuple[str, str]]) -> str:
+    reason = dict(dimensions).get("reason")
+    return f":{reason}" if reason else ""
+
+
+def _dead_lettered(cloudwatch: Any, now: datetime) -> dict[str, float]:
+    found = cloudwatch.list_metrics(Namespace=NAMESPACE, MetricName=DEAD_LETTERED).get("Metrics")
+    sets = []
+    for metric in found or []:
+        dimensions = [(d["Name"], d["Value"]) for d in metric.get("Dimensions") or []]
+        if ("service", SERVICE) in dimensions and dict(dimensions).get("reason"):
+            sets.append((DEAD_LETTERED, dimensions))
+    sums = _sums(cloudwatch, sets, now)
+    return {key.split(":", 1)[1]: value for key, value in sums.items() if value}
+
+
+def _oldest_age(cloudwatch: Any, queue_name: str, now: datetime) -> float | None:
+    answer = cloudwatch.get_metric_data(
+        MetricDataQueries=[
+            {
+                "Id": "age",
+                "MetricStat": {
+                    "Metric": {
+                        "Namespace": "AWS/SQS",
+                        "MetricName": "ApproximateAgeOfOldestMessage",
+                        "Dimensions": [{"Name": "QueueName", "Value": queue_name}],
+                    },
+                    "Period": 60,
+                    "Stat": "Maximum",
+                },
+            }
+        ],
+        StartTime=now - timedelta(minutes=10),
+        EndTime=now,
+        ScanBy="TimestampDescending",
+    )
+    values = (answer.get("MetricDataResults") or [{}])[0].get("Values") or []
+    return float(values[0]) if values else None
+
+
+def _alarms(cloudwatch: Any, stack: str) -> list[tuple[str, str]]:
+    answer = cloudwatch.describe_alarms(AlarmNamePrefix=f"{stack}-", StateValue="ALARM")
+    return [
+        (str(alarm["AlarmName"]), str(alarm.get("StateReason", "")))
+        for alarm in answer.get("MetricAlarms", []) + answer.get("CompositeAlarms", [])
+    ]
+
+
+def _move_task(sqs: Any, target: Target) -> str | None:
+    """A redrive SQS is running (`dlq redrive --all`), in words; None if none runs."""
+    if target.local:
+        return None  # local mode's SQS (moto) has no move tasks
+    dead_letter_queue_arn = target.dead_letter_queue_arn
+    try:
+        tasks = sqs.list_message_move_tasks(SourceArn=dead_letter_queue_arn, MaxResults=1)
+    except (ClientError, BotoCoreError, NotImplementedError):
+        return None
+    for task in tasks.get("Results") or []:
+        if task.get("Status") == "RUNNING":
+            moved, total = (
+                task.get("ApproximateNumberOfMessagesMoved", 0),
+                task.get("ApproximateNumberOfMessagesToMove", "?"),
+            )
+            return f"a redrive is moving letters back: {moved} of {total} moved"
+    return None
+
+
+# -- the report ----------------------------------------------------------------------------
+
+
+def report(status: Status, target: Target, out: TextIO) -> None:
+    print(f"qomon-sync status of {target.description}:", file=out)
+    print(f"- Changes queue: {_queue_line(status, target)}", file=out)
+    print(f"- Dead-letter queue: {_letters_line(status)}", file=out)
+    if status.move_task:
+        print(f"  ({status.move_task})", file=out)
+    print(f"- Last hour: {_hour_line(status)}", file=out)
+    print(f"- Alarms: {_alarms_line(status, target)}", file=out)
+    for line in next_steps(status):
+        print(f"Next: {line}", file=out)
+
+
+def _queue_line(status: Status, target: Target) -> str:
+    line = f"{counted(status.waiting, 'event')} waiting, {status.in_flight} being applied"
+    if status.oldest_waiting_s is not None:
+        return f"{line}; the oldest has waited {age(status.oldest_waiting_s)}"
+    if target.local:
+        return f"{line} (local mode does not measure the oldest one's age)"
+    if status.waiting:
+        return f"{line} (no age reported yet: SQS sends it to CloudWatch every minute)"
+    return line
+
+
+def _letters_line(status: Status) -> str:
+    if not status.letters:
+        return "empty"
+    now = datetime.now(UTC)
+    oldest = max((m.age_s(now) or 0.0) for m in status.letters)
+    more = f", and {status.unseen_letters} not readable now" if status.unseen_letters else ""
+    return (
+        f"{counted(len(status.letters), 'letter')} ({by_code(status.letters)}{more}); the "
+        f"oldest failed {age(oldest)} ago (letters are kept 14 days)"
+    )
+
+
+def _hour_line(status: Status) -> str:
+    hour = status.hour
+    parts = [f"{words} {int(hour.get(name, 0)):,}" for name, words in HOUR]
+    dead = sum(status.dead_lettered.values())
+    reasons = ", ".join(f"{code} {int(n)}" for code, n in sorted(status.dead_lettered.items()))
+    parts.insert(4, f"events dead-lettered {int(dead):,}" + (f" ({reasons})" if reasons else ""))
+    tokens = hour.get("QomonTokensSpent", 0)
+    if tokens:
+        share = tokens / TOKENS_PER_HOUR
+        said = f"{share:.0%}" if share >= 0.01 else "under 1%"
+        at = next(i for i, p in enumerate(parts) if p.startswith("Qomon tokens spent"))
+        parts[at] += f" ({said} of the {TOKENS_PER_HOUR:,} the space refills in an hour)"
+    return "; ".join(parts)
+
+
+def _alarms_line(status: Status, target: Target) -> str:
+    if status.alarms:
+        names = "; ".join(
+            f"{name} ({reason})" if reason else name for name, reason in status.alarms
+        )
+        return f"{counted(len(status.alarms), 'alarm')} in alarm: {names}"
+    if target.local:
+        return "none in alarm (local mode sets up no alarms)"
+    return "none in alarm"
+
+
+def next_steps(status: Status) -> list[str]:
+    steps = []
+    if status.letters:
+        steps.append(
+            "`qomon-sync dlq list` shows the letters; `qomon-sync dlq show EVENT_ID` says "
+            "why one failed and what to do"
+        )
+    if status.oldest_waiting_s is not None and status.oldest_waiting_s > WAITING_TOO_LONG_S:
+        steps.append(
+            "changes wait more than 15 minutes: Qomon is slow or refusing (see the 429s), "
+            "or the backlog exceeds the space's rate; see the README's runbook"
+        )
+    if status.alarms:
+        steps.append("the README's runbook says what each alarm means and what to do")
+    return steps or ["nothing to do: events flow and none waits for a person."]
