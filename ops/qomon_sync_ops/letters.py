@@ -9,7 +9,9 @@ are moved or dropped, and a read says how many it could not see.
 A letter is moved back to the changes queue by sending it (same message group, a
 deduplication id derived from its message id) and only then deleting it: a failure in
 between leaves it in both queues, never in neither, and the idempotency ledger keeps a
-copy from being applied twice.
+copy from being applied twice. A contact's flush marker (the sync function's message
+that makes a contact's staged events apply) keeps its kind attribute when moved back, or
+it would come back as a message that is not a change event.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from qomon_sync.adapters.changes_queue import QueueRefused, QueueUnavailable, send
+from qomon_sync.adapters.flush_markers import KIND_ATTRIBUTE, MARKER_KIND
 from qomon_sync.domain.privacy import redact_text
 from qomon_sync.domain.refusal import EXPLAINED, Code
 
@@ -35,6 +38,14 @@ RETRIES_EXHAUSTED_EXPLAINED = (
     "on every delivery, so the queue's redrive policy moved it here without a reason",
     "check that Qomon answers (status, the sync function's logs for `events left for "
     "redelivery`), then redrive: it is safe",
+)
+FLUSH_MARKER = "flush_marker"
+"""The code shown for a contact's flush marker moved here by the redrive policy."""
+FLUSH_MARKER_EXPLAINED = (
+    "a contact's flush marker, not an event: the sync function failed on it on every "
+    "delivery, so the contact's waiting events stay in the staging table, unapplied",
+    "check that Qomon answers (status, the sync function's logs), then redrive it: the "
+    "contact's waiting events are then applied (a later event for the contact does it too)",
 )
 PEEK_VISIBILITY_S = 60
 """How long a read hides the letters from others before giving them back (it gives them
@@ -58,9 +69,17 @@ class Letter:
     failed_at: datetime | None
     event_id: str
     source: str
+    kind: str = ""
+    """The `qomon_sync_kind` attribute: `flush-marker` for a flush marker, else empty."""
+
+    @property
+    def is_flush_marker(self) -> bool:
+        return self.kind == MARKER_KIND
 
     @property
     def code_label(self) -> str:
+        if self.code is None and self.is_flush_marker:
+            return FLUSH_MARKER
         return self.code or RETRIES_EXHAUSTED
 
     @property
@@ -74,7 +93,7 @@ class Letter:
     def explained(self) -> tuple[str, str]:
         """What the code means and what to do (refusal.EXPLAINED)."""
         if self.code is None:
-            return RETRIES_EXHAUSTED_EXPLAINED
+            return FLUSH_MARKER_EXPLAINED if self.is_flush_marker else RETRIES_EXHAUSTED_EXPLAINED
         try:
             return EXPLAINED[Code(self.code)]
         except ValueError:
@@ -123,6 +142,7 @@ def letter_from(message: dict[str, Any]) -> Letter:
         failed_at=_from_iso(attributes.get("failed_at")),
         event_id=attributes.get("event_id") or event_id or str(message["MessageId"]),
         source=source or "?",
+        kind=attributes.get(KIND_ATTRIBUTE, ""),
     )
 
 
@@ -265,15 +285,7 @@ def move_back(
     result = Moved([], [], [])
     for start in range(0, len(letters), 10):
         chunk = list(letters[start : start + 10])
-        entries = [
-            {
-                "Id": str(i),
-                "MessageBody": letter.body,
-                "MessageGroupId": letter.group_id or letter.message_id,
-                "MessageDeduplicationId": redrive_deduplication_id(letter),
-            }
-            for i, letter in enumerate(chunk)
-        ]
+        entries = [_entry(i, letter) for i, letter in enumerate(chunk)]
         try:
             send(sqs, changes_queue_url, entries, max_bytes=MESSAGE_MAX_BYTES)
         except (QueueRefused, QueueUnavailable) as error:
@@ -285,6 +297,20 @@ def move_back(
         result.moved.extend(chunk)
         result.not_removed.extend(letter for letter in chunk if letter.message_id not in gone)
     return result
+
+
+def _entry(index: int, letter: Letter) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "Id": str(index),
+        "MessageBody": letter.body,
+        "MessageGroupId": letter.group_id or letter.message_id,
+        "MessageDeduplicationId": redrive_deduplication_id(letter),
+    }
+    if letter.is_flush_marker:
+        entry["MessageAttributes"] = {
+            KIND_ATTRIBUTE: {"DataType": "String", "StringValue": MARKER_KIND}
+        }
+    return entry
 
 
 def delete(sqs: Any, seen: Read, queue_url: str, letters: Sequence[Letter]) -> set[str]:

@@ -2,6 +2,8 @@
 
 - the changes queue: how many events wait, how many are being applied, and how long the
   oldest has waited (CloudWatch's AWS/SQS ApproximateAgeOfOldestMessage);
+- the staging table: events taken off the queue that wait for their contact's flush (one
+  write for a contact's whole backlog), and how many contacts they belong to;
 - the dead-letter queue: its letters by code and the oldest one's age (read without
   consuming them);
 - the last hour, from the sync function's own metrics (namespace QomonSync, dimension
@@ -40,11 +42,15 @@ HOUR = [
     ("EventsReceived", "events received"),
     ("EventsDuplicate", "duplicates not applied again"),
     ("EventsRetryLater", "events left for redelivery"),
+    ("EventsStaged", "events staged"),
+    ("FlushesDeferred", "flushes put off to the next invocation"),
     ("QomonTokensSpent", "Qomon tokens spent"),
     ("QomonCalls", "Qomon calls"),
     ("QomonRateLimited", "Qomon 429s"),
 ]
-"""handlers/sync.py's metric names (a test checks it still emits each)."""
+"""The sync function's metric names (a test checks it still emits each)."""
+STAGED_SCAN_PAGES = 20
+"""Enough pages of the staging table for any backlog a space's token budget can take on."""
 DEAD_LETTERED = "EventsDeadLettered"
 """Emitted with the dimensions service and reason (the refusal code)."""
 TOKENS_PER_HOUR = 36_000
@@ -66,6 +72,11 @@ class Status:
     waiting: int = 0
     in_flight: int = 0
     oldest_waiting_s: float | None = None
+    staged: int | None = None
+    """Events in the staging table (None: the target names no staging table)."""
+    staged_contacts: int = 0
+    staged_more: bool = False
+    """The count stopped at STAGED_SCAN_PAGES pages: there are more."""
     letters: list[dl.Letter] = field(default_factory=list)
     unseen_letters: int = 0
     hour: dict[str, float] = field(default_factory=dict)
@@ -91,6 +102,8 @@ def collect(target: Target, now: datetime | None = None) -> Status:
     status.waiting = int(counts.get("ApproximateNumberOfMessages", 0))
     status.in_flight = int(counts.get("ApproximateNumberOfMessagesNotVisible", 0))
     status.oldest_waiting_s = _oldest_age(cloudwatch, target.changes_queue_name, now)
+    if target.staging_table:
+        _count_staged(target.client("dynamodb"), target.staging_table, status)
     with dl.held(sqs, target.dead_letter_queue_url) as seen:
         status.letters, status.unseen_letters = seen.letters, seen.unseen
     status.hour = _sums(cloudwatch, [(n, [("service", SERVICE)]) for n, _ in HOUR], now)
@@ -98,6 +111,29 @@ def collect(target: Target, now: datetime | None = None) -> Status:
     status.alarms = _alarms(cloudwatch, target.stack_name)
     status.move_task = _move_task(sqs, target)
     return status
+
+
+def _count_staged(dynamodb: Any, table: str, status: Status) -> None:
+    """Count the staged events and their contacts, reading only the keys: a staged
+    event's key is its contact's queue group (a Qomon id, or an e-mail's pseudonym)."""
+    request: dict[str, Any] = {
+        "TableName": table,
+        "ProjectionExpression": "pk",
+        "FilterExpression": "begins_with(sk, :event)",
+        "ExpressionAttributeValues": {":event": {"S": "event#"}},
+    }
+    events, contacts = 0, set()
+    for _ in range(STAGED_SCAN_PAGES):
+        answer = dynamodb.scan(**request)
+        for item in answer.get("Items") or []:
+            events += 1
+            contacts.add(item["pk"]["S"])
+        if "LastEvaluatedKey" not in answer:
+            break
+        request["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
+    else:
+        status.staged_more = True
+    status.staged, status.staged_contacts = events, len(contacts)
 
 
 def _sums(
@@ -209,6 +245,8 @@ def _move_task(sqs: Any, target: Target) -> str | None:
 def report(status: Status, target: Target, out: TextIO) -> None:
     print(f"qomon-sync status of {target.description}:", file=out)
     print(f"- Changes queue: {_queue_line(status, target)}", file=out)
+    if status.staged is not None:
+        print(f"- Staging table: {_staged_line(status)}", file=out)
     print(f"- Dead-letter queue: {_letters_line(status)}", file=out)
     if status.move_task:
         print(f"  ({status.move_task})", file=out)
@@ -227,6 +265,18 @@ def _queue_line(status: Status, target: Target) -> str:
     if status.waiting:
         return f"{line} (no age reported yet: SQS sends it to CloudWatch every minute)"
     return line
+
+
+def _staged_line(status: Status) -> str:
+    if not status.staged:
+        return "no event waits for its contact's flush"
+    more = " (at least: the count stopped)" if status.staged_more else ""
+    return (
+        f"{counted(status.staged, 'event')}{more} of "
+        f"{counted(status.staged_contacts, 'contact')} taken off the queue, waiting for "
+        "their contact's flush (one write for each contact's whole backlog; a flush marker "
+        "on the queue, or in the dead-letter queue as flush_marker, brings it)"
+    )
 
 
 def _letters_line(status: Status) -> str:

@@ -35,7 +35,13 @@ REQUIRED_OUTPUTS = (
     "IdempotencyTableName",
     "QomonApiKeySecretArn",
 )
-OPTIONAL_OUTPUTS = ("WebhookUrl", "WebhookSecretsArn", "DashboardUrl", "AlarmTopicArn")
+OPTIONAL_OUTPUTS = (
+    "WebhookUrl",
+    "WebhookSecretsArn",
+    "DashboardUrl",
+    "AlarmTopicArn",
+    "StagingTableName",
+)
 """template.yaml's Outputs that the commands read (a test checks the template has them)."""
 
 _LOCAL_KEYS = (
@@ -75,6 +81,8 @@ class Target:
     passthrough: frozenset[str] = frozenset({"address.citycode"})
     """The contact fields the stack sends back unchanged (UnknownFieldsPassthrough)."""
     dashboard_url: str = ""
+    staging_table: str = ""
+    """Where the sync keeps a contact's events until its flush; empty: not known."""
     ledger_retention_days: int | None = None
     """Older events are refused as possible replays (LedgerRetentionDays); None: unknown."""
     endpoint_url: str | None = None
@@ -162,6 +170,7 @@ def from_endpoints_file(path: Path) -> Target:
         qomon_base_url=data["qomon_url"],
         stack_name=LOCAL_STACK,
         passthrough=_paths(data.get("unknown_fields_passthrough")),
+        staging_table=str(data.get("staging_table") or ""),
         endpoint_url=data["aws_endpoint_url"],
         _session=session,
     )
@@ -236,6 +245,7 @@ def from_stack(name: str, *, region: str | None, profile: str | None) -> Target:
         stack_name=name,
         passthrough=_paths(parameters.get("UnknownFieldsPassthrough", "address.citycode")),
         dashboard_url=outputs.get("DashboardUrl", ""),
+        staging_table=outputs.get("StagingTableName", ""),
         ledger_retention_days=_days(parameters.get("LedgerRetentionDays")),
         profile=profile,
         _session=session,

@@ -18,6 +18,8 @@ import httpx
 import pytest
 
 from qomon_sync.adapters.dead_letters import DeadLetter, DeadLetterQueue
+from qomon_sync.adapters.flush_markers import KIND_ATTRIBUTE, MARKER_KIND
+from qomon_sync.adapters.staging import Staged, StagingTable
 from qomon_sync_dev.local_mode import LocalMode, LocalOptions
 from qomon_sync_ops.cli import main
 
@@ -248,6 +250,51 @@ def test_redrive_all_moves_every_letter_without_the_move_task(
     assert sorted(m["event_id"] for m in map(json.loads, out.splitlines())) == sorted(
         p["event_id"] for p in poisons
     )
+
+
+def test_a_dead_lettered_flush_marker_is_named_and_redriven_as_a_marker(
+    local: LocalMode, endpoints_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A contact's staged events wait for its flush marker: a marker the redrive policy
+    moved must be shown as one and come back as one, or the events never apply."""
+    assert local.endpoints is not None
+    ep = ("--endpoints-file", endpoints_file)
+    _, _ = ops(capsys, "dlq", "drop", *ep, "--yes", "--event-id", *_ids(capsys, ep))
+    wait_for(lambda: counts(local) == (0, 0))
+    group = "id:700103"
+    staged = event(700103, tags={"add": ["marker-redriven"]})
+    staging = StagingTable(aws(local, "dynamodb"), local.endpoints.staging_table, retention_s=3600)
+    staging.stage(group, [Staged("1".rjust(40, "0"), json.dumps(staged), "m-staged")])
+    marker = uuid.uuid4().hex
+    aws(local, "sqs").send_message(
+        QueueUrl=local.endpoints.dead_letter_queue_url,
+        MessageBody=json.dumps({"flush": group, "marker": marker}),
+        MessageGroupId=group,
+        MessageDeduplicationId=f"flush-{marker}",
+        MessageAttributes={KIND_ATTRIBUTE: {"DataType": "String", "StringValue": MARKER_KIND}},
+    )
+    code, out = ops(capsys, "status", *ep)
+    assert "Staging table: 1 event of 1 contact taken off the queue" in out
+    code, out = ops(capsys, "dlq", "list", *ep)
+    assert code == 0, out
+    assert "flush_marker" in out
+    assert "retries_exhausted" not in out
+    code, out = ops(capsys, "dlq", "show", *ep, marker_id(local, capsys, ep))
+    assert "flush marker" in out
+    assert "staging table" in out
+    code, out = ops(capsys, "dlq", "redrive", *ep, "--code", "flush_marker")
+    assert code == 0, out
+    wait_for(lambda: "marker-redriven" in json.dumps(contact(local, 700103).get("tags")))
+    wait_for(lambda: counts(local) == (0, 0))
+    assert staging.load(group)[1] == []
+    code, out = ops(capsys, "status", *ep)
+    assert "Staging table: no event waits" in out
+
+
+def marker_id(local: LocalMode, capsys: pytest.CaptureFixture[str], ep: tuple[str, Path]) -> str:
+    _, out = ops(capsys, "dlq", "list", *ep, "--json")
+    (line,) = out.splitlines()
+    return str(json.loads(line)["event_id"])
 
 
 def _ids(capsys: pytest.CaptureFixture[str], ep: tuple[str, Path]) -> list[str]:

@@ -71,7 +71,12 @@ def test_local_mode_is_found_where_it_writes_its_endpoints() -> None:
 
 
 def test_status_reads_the_metrics_the_sync_emits() -> None:
-    sync = (ROOT / "functions" / "qomon_sync" / "handlers" / "sync.py").read_text()
+    package = ROOT / "functions" / "qomon_sync"
+    sync = "\n".join(
+        path.read_text()
+        for folder in ("handlers", "application")
+        for path in sorted((package / folder).glob("*.py"))
+    )
     for name, _ in status.HOUR:
         assert f'"{name}"' in sync, name
     assert f'"{status.DEAD_LETTERED}"' in sync

@@ -50,6 +50,20 @@ TEMPLATE = {
                 "BillingMode": "PAY_PER_REQUEST",
             },
         },
+        "StagingTable": {
+            "Type": "AWS::DynamoDB::Table",
+            "Properties": {
+                "AttributeDefinitions": [
+                    {"AttributeName": "pk", "AttributeType": "S"},
+                    {"AttributeName": "sk", "AttributeType": "S"},
+                ],
+                "KeySchema": [
+                    {"AttributeName": "pk", "KeyType": "HASH"},
+                    {"AttributeName": "sk", "KeyType": "RANGE"},
+                ],
+                "BillingMode": "PAY_PER_REQUEST",
+            },
+        },
         "AlarmTopic": {"Type": "AWS::SNS::Topic"},
     },
     "Outputs": {
@@ -62,6 +76,7 @@ TEMPLATE = {
         "WebhookUrl": {"Value": "https://example.invalid/webhooks/{source}"},
         "DashboardUrl": {"Value": "https://example.invalid/dashboard"},
         "AlarmTopicArn": {"Value": {"Ref": "AlarmTopic"}},
+        "StagingTableName": {"Value": {"Ref": "StagingTable"}},
     },
 }
 
@@ -235,6 +250,7 @@ def test_status_reads_queues_letters_metrics_and_alarms(
     code, out = ops(capsys, "status", *ON_STACK)
     assert code == 0, out
     assert "Changes queue: 0 events waiting" in out
+    assert "Staging table: no event waits for its contact's flush" in out
     assert "Dead-letter queue: 1 letter (unknown_value 1)" in out
     assert "contacts replaced 7" in out
     assert "events dead-lettered 1 (unknown_value 1)" in out
