@@ -48,7 +48,7 @@ from moto.sqs.models import Queue, SQSBackend
 from qomon_sync.domain.privacy import use_pseudonym_key
 from qomon_sync_dev import local_logs, local_metrics, local_state
 from qomon_sync_dev.local_state import counted
-from qomon_sync_dev.moto_speed import serialize_moto_sqs, speed_up_moto
+from qomon_sync_dev.moto_speed import serialize_moto, speed_up_moto
 from qomon_sync_dev.signing import local_webhook_secrets
 from qomon_sync_dev.standin.config import StandinConfig
 from qomon_sync_dev.standin.server import StandinServer
@@ -599,7 +599,7 @@ class LocalMode:
         fix_moto_fifo_redelivery()
         fix_moto_fifo_sequence_numbers()
         local_state.install_hooks()
-        serialize_moto_sqs()  # last: outside the fixes and the journal
+        serialize_moto()  # last: outside the fixes and the journal
         local_logs.isolate_functions()
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's per-request lines
         self._moto = ThreadedMotoServer(

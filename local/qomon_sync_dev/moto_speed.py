@@ -20,13 +20,16 @@ unchanged, only the cost):
   back: conditions are checked first and the writes made only if all hold, which is the
   same outcome for transactions that touch each item once (moto refuses any other).
 
-And one that is about correctness, not speed (`serialize_moto_sqs`): moto's server
-answers each request in a thread of its own, and its SQS takes no lock. Two consumers
-receiving at once could both find a message group free and both take messages of it
-(FIFO's one-consumer-per-group rule broken: with 10 consumer processes, one contact's
-events were once applied out of order), and a delete racing a receive could fail with
-"set changed size during iteration". One lock around every SQS operation gives SQS's
-own guarantee back.
+And one that is about correctness, not speed (`serialize_moto`): moto's server answers
+each request in a thread of its own, and neither its SQS nor its DynamoDB takes a lock.
+Two consumers receiving at once could both find a message group free and both take
+messages of it (FIFO's one-consumer-per-group rule broken: with 10 consumer processes,
+one contact's events were once applied out of order), and a delete racing a receive could
+fail with "set changed size during iteration". Two conditional updates of one item could
+both read it before either wrote: two instances booking on the shared token bucket at
+once could both succeed on the same `tat`, one booking lost, and Qomon answered 429 (once
+in a 10-consumer run). One lock around every SQS operation, and one around every
+DynamoDB write, give SQS's and DynamoDB's own guarantees back.
 
 Never imported by the Lambda bundle: only local mode, the benchmark and the soak run it.
 """
@@ -78,7 +81,8 @@ def speed_up_moto() -> None:
 
 
 _SQS_LOCK = threading.RLock()
-_SERIALIZED = (
+_DYNAMODB_LOCK = threading.RLock()
+_SQS_SERIALIZED = (
     "receive_message",
     "delete_message",
     "delete_message_batch",
@@ -89,21 +93,39 @@ _SERIALIZED = (
     "get_queue_attributes",
     "purge_queue",
 )
+_DYNAMODB_SERIALIZED = (
+    "put_item",
+    "update_item",
+    "delete_item",
+    "batch_write_item",
+    "transact_write_items",
+    "execute_transaction",
+    "get_item",
+    "batch_get_item",
+    "query",
+    "scan",
+)
+"""Reads too: a read in the middle of a write could see half of it."""
 
 
-def serialize_moto_sqs() -> None:
-    """One SQS operation at a time (install last: outside every other wrapper)."""
-    for name in _SERIALIZED:
-        original = getattr(SQSBackend, name, None)
-        if original is None or getattr(original, "_qomon_serialized", False):
-            continue
-        setattr(SQSBackend, name, _serialized(original))
+def serialize_moto() -> None:
+    """One SQS operation, and one DynamoDB operation, at a time (install last: outside
+    every other wrapper)."""
+    for backend, names, lock in (
+        (SQSBackend, _SQS_SERIALIZED, _SQS_LOCK),
+        (DynamoDBBackend, _DYNAMODB_SERIALIZED, _DYNAMODB_LOCK),
+    ):
+        for name in names:
+            original = getattr(backend, name, None)
+            if original is None or getattr(original, "_qomon_serialized", False):
+                continue
+            setattr(backend, name, _serialized(original, lock))
 
 
-def _serialized(original: Any) -> Any:
+def _serialized(original: Any, lock: threading.RLock) -> Any:
     @functools.wraps(original)
     def locked(*args: Any, **kwargs: Any) -> Any:
-        with _SQS_LOCK:
+        with lock:
             return original(*args, **kwargs)
 
     locked._qomon_serialized = True  # type: ignore[attr-defined]
