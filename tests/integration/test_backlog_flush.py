@@ -15,6 +15,7 @@ import pytest
 from qomon_sync.adapters.ledger import EventLedger
 from qomon_sync.adapters.qomon.client import QomonClient
 from qomon_sync.adapters.staging import StagingTable
+from qomon_sync.application import flush as flush_module
 from qomon_sync_dev.local_mode import LocalMode, LocalOptions, queue_is_empty
 from tests.integration.sync_harness import (
     Killed,
@@ -276,6 +277,73 @@ def test_on_the_last_delivery_a_failing_flush_dead_letters_every_staged_event_wi
     ids = {json.loads(letter["body"])["event_id"] for letter in letters}
     assert ids == {json.loads(r["Body"])["event_id"] for r in [*earlier, last]}
     assert staged(local) == []
+
+
+def test_an_unexpected_error_in_a_flush_leaves_the_contact_for_redelivery(
+    local: LocalMode, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    earlier = firstnames(10)
+    assert invoke(earlier) == {"batchItemFailures": []}
+    monkeypatch.setattr(flush_module, "sync_contact", _poisoned)
+    last = message(700118, set={"surname": "Plus tard"})
+    assert invoke([last]) == {"batchItemFailures": [{"itemIdentifier": last["MessageId"]}]}
+    assert len(staged(local)) == 11
+    assert dead_letters(local) == []
+    monkeypatch.undo()
+    # Its claims were released: the next delivery applies everything at once.
+    assert invoke([again(last)]) == {"batchItemFailures": []}
+    stored = contact(local, 700118)
+    assert (stored["firstname"], stored["surname"]) == ("Prénom 9", "Plus tard")
+    assert staged(local) == []
+
+
+def test_on_the_last_delivery_an_unexpected_error_dead_letters_the_staged_events_with_why(
+    local: LocalMode, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A poison event or a bug must not let the redrive policy move the messages without a
+    reason, leaving the events staged before them with nothing on the queue to flush them."""
+    earlier = firstnames(10)
+    assert invoke(earlier) == {"batchItemFailures": []}
+    [marker] = queued(local)
+    monkeypatch.setattr(flush_module, "sync_contact", _poisoned)
+    last = again(again(again(again(marker))))  # its fifth delivery: maxReceiveCount
+    assert invoke([last]) == {"batchItemFailures": []}
+    letters = dead_letters(local)
+    assert len(letters) == 10
+    assert {letter["error_code"] for letter in letters} == {"retries_exhausted"}
+    assert "unexpected error: ValueError" in letters[0]["error_detail"]
+    assert staged(local) == []
+
+
+def test_on_the_last_delivery_only_the_events_this_flush_holds_are_dead_lettered(
+    local: LocalMode,
+) -> None:
+    """Given up on, a flush must not dead-letter an event already applied (a redrive would
+    apply it again, over later changes), nor release another delivery's claim."""
+    from qomon_sync.domain.change_event import ChangeEvent
+    from qomon_sync.handlers.sync import current_runtime
+
+    busy, done, new = firstnames(3)
+    events = [ChangeEvent.model_validate_json(r["Body"]) for r in (busy, done, new)]
+    ledger = current_runtime().ledger
+    assert ledger is not None
+    ledger.claim_all([events[0]], remaining_ms=600_000)  # another delivery holds it
+    ledger.complete_all([(events[1], {"action": "replaced", "contact_id": 700118})])
+    records = [busy, done, new]
+    assert invoke(records) == {
+        "batchItemFailures": [{"itemIdentifier": r["MessageId"]} for r in records]
+    }  # the held event stops the flush: all of it comes back
+    last = [again(again(again(again(r)))) for r in records]
+    assert invoke(last) == {"batchItemFailures": []}
+    letters = {json.loads(letter["body"])["event_id"] for letter in dead_letters(local)}
+    assert letters == {events[0].event_id, events[2].event_id}  # not the applied one
+    assert ledger.claim_all([events[0]], remaining_ms=1000)[0].name == "BUSY"  # still held
+    assert calls(local, PATCH) == 0
+    assert staged(local) == []
+
+
+def _poisoned(*args: Any, **kwargs: Any) -> None:
+    raise ValueError("a bug in the fold")
 
 
 def test_a_contact_waiting_longer_than_the_staging_age_is_flushed_though_more_may_follow(

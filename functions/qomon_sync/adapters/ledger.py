@@ -177,7 +177,7 @@ class EventLedger:
         """Claim `keys` in one transaction; those another consumer took meanwhile are BUSY."""
         claims: dict[str, Claim] = {}
         pending = list(keys)
-        for _ in range(RETRIES):
+        for attempt in range(RETRIES):
             if not pending:
                 break
             now = dt.datetime.now()
@@ -200,6 +200,8 @@ class EventLedger:
                 }
                 claims.update(dict.fromkeys(lost, Claim.BUSY))
                 pending = [key for key in pending if key not in lost]
+                if not lost:  # a conflict with another transaction, or throttling: wait
+                    time.sleep(min(1.0, 0.05 * 2**attempt))
                 continue
             claims.update(dict.fromkeys(pending, Claim.NEW))
             pending = []

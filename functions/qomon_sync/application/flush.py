@@ -111,17 +111,36 @@ class Flush:
         return result
 
     def give_up(self, why: str) -> None:
-        """The last delivery failed too: dead-letter every staged event, with the reason."""
+        """The last delivery failed too: dead-letter every staged event, with the reason.
+
+        Only what this flush may settle: events the ledger records as applied are
+        duplicates (a letter of one would apply it again when redriven), and an event
+        another delivery holds is dead-lettered with its claim left to that delivery (a
+        redriven letter then finds it applied, or its claim expired). Only the claims
+        made here are released."""
         _, staged = self.runtime.staging.load(self.group)
         refusal = Refusal(
             Code.RETRIES_EXHAUSTED, f"every delivery of this contact's flush failed: {why}"
         )
-        pending = self._parse(staged)
-        for item in pending:
+        pending = self._unique(self._parse(staged))
+        ledger = self.runtime.ledger
+        claims = (
+            ledger.claim_all([p.event for p in pending], self.batch.remaining_ms())
+            if ledger is not None
+            else [Claim.NEW] * len(pending)
+        )
+        released: list[ChangeEvent] = []
+        for item, claim in zip(pending, claims, strict=True):
+            if claim is Claim.DONE:
+                self._duplicate(item, "already applied; not applied again")
+                continue
             self._dead_letter(item, refusal)
-        if self.runtime.ledger is not None:
-            self.runtime.ledger.release_all([item.event for item in pending])
-        self.runtime.staging.forget(self.group, [s.seq for s in staged], head=True)
+            self.settled.append(item.staged.seq)
+            if claim is Claim.NEW:
+                released.append(item.event)
+        if ledger is not None:
+            ledger.release_all(released)
+        self.runtime.staging.forget(self.group, self.settled, head=True)
 
     # -- 2. what needs no call ---------------------------------------------------------------
 
@@ -201,14 +220,24 @@ class Flush:
             settle = FlushResult(Settle.DEFERRED, head, f"no rate-limit tokens in time ({exc})")
         except (QomonError, MissingApiKey) as exc:
             settle = self._failed(exc, events, result, statuses, head)
+        except Exception:
+            # Something unexpected (a bug, a poison event): the claims nobody will
+            # complete are released, so the next delivery claims them again at once.
+            self._release_unsettled(events, result, by_key)
+            raise
         finally:
             if bucket is not None:
                 bucket.refund()
+        self._release_unsettled(events, result, by_key)
+        self._settle(result.outcomes, by_key, statuses)
+        return settle
+
+    def _release_unsettled(
+        self, events: list[ChangeEvent], result: ContactSync, by_key: dict[str, Pending]
+    ) -> None:
         unsettled = {e.event_id for e in events} - {o.event_id for o in result.outcomes}
         if unsettled and self.runtime.ledger is not None:
             self.runtime.ledger.release_all([by_key[key].event for key in unsettled])
-        self._settle(result.outcomes, by_key, statuses)
-        return settle
 
     def _failed(
         self,

@@ -198,7 +198,16 @@ class GroupRun:
         if staged:
             self.runtime.staging.stage(self.group, staged)
             self.batch.telemetry.count("EventsStaged", len(staged))
-        why = self._flush_or_wait(bool(staged))
+        try:
+            why = self._flush_or_wait(bool(staged))
+        except Exception as exc:
+            if not self._last_delivery():
+                raise  # SyncBatch leaves the group's messages for redelivery
+            # The last delivery: a failure that is not a verdict (a bug, a poison event,
+            # DynamoDB) would otherwise let the redrive policy move these messages without
+            # a reason and strand every event staged before them.
+            Flush(self.batch, self.group).give_up(f"unexpected error: {type(exc).__name__}")
+            why = None
         if why is not None:
             self.batch.retry(self.records, why)
             return
@@ -297,12 +306,16 @@ class GroupRun:
             self.batch.telemetry.count("FlushesDeferred")
             self._keep_waiting(result.head)
             return None
-        if max(_receives(r) for r in self.records) >= self.settings.max_receive_count:
+        if self._last_delivery():
             # The last delivery: dead-letter what is staged rather than let the redrive
             # policy move these messages without a reason and strand the rest.
             Flush(self.batch, self.group).give_up(result.why)
             return None
         return result.why
+
+    def _last_delivery(self) -> bool:
+        """Whether the redrive policy moves these messages if they fail once more."""
+        return max(_receives(r) for r in self.records) >= self.settings.max_receive_count
 
     def _keep_waiting(self, head: Head) -> None:
         """Make sure a flush marker waits behind this group's staged events."""
