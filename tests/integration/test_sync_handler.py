@@ -11,10 +11,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
-import httpx
 import pytest
 
-from qomon_sync_dev.local_mode import LocalContext, LocalMode, LocalOptions, lambda_event
+from qomon_sync_dev.local_mode import LocalMode, LocalOptions
+from tests.integration.sync_harness import invoke, standin
 
 pytestmark = pytest.mark.integration
 
@@ -25,15 +25,6 @@ def local() -> Iterator[LocalMode]:
         assert running.poller is not None
         running.poller.pause()
         yield running
-
-
-def invoke(records: list[dict[str, Any]], timeout_s: float = 60) -> Any:
-    from qomon_sync.handlers.sync import handler
-
-    return handler(
-        lambda_event(records, "arn:aws:sqs:eu-west-3:123456789012:changes.fifo"),
-        LocalContext(timeout_s),
-    )
 
 
 def message(
@@ -59,12 +50,6 @@ def message(
             "SentTimestamp": "0",
         },
     }
-
-
-def standin(local: LocalMode, path: str, payload: Any = None) -> Any:
-    assert local.endpoints is not None
-    url = f"{local.endpoints.qomon_url}/_standin/{path}"
-    return (httpx.post(url, json=payload) if payload is not None else httpx.get(url)).json()
 
 
 def dead_letters(local: LocalMode) -> list[dict[str, str]]:

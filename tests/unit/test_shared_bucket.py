@@ -7,42 +7,19 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-import boto3
 import pytest
-from moto import mock_aws
 
 from qomon_sync.adapters.qomon.pacing import BucketWaitTooLong, Deadline, TokenBucket
 from qomon_sync.adapters.shared_bucket import SharedBucket
-from tests.unit.fakes import FakeClock
+from tests.unit.fakes import FakeClock, staging_table_in_moto
 
 TABLE = "staging"
 
 
 @pytest.fixture
 def dynamodb() -> Iterator[object]:
-    with pytest.MonkeyPatch.context() as env:
-        for name, value in {
-            "AWS_DEFAULT_REGION": "eu-west-3",
-            "AWS_ACCESS_KEY_ID": "x",
-            "AWS_SECRET_ACCESS_KEY": "x",
-        }.items():
-            env.setenv(name, value)
-        env.delenv("AWS_ENDPOINT_URL", raising=False)
-        with mock_aws():
-            client = boto3.client("dynamodb")
-            client.create_table(
-                TableName=TABLE,
-                KeySchema=[
-                    {"AttributeName": "pk", "KeyType": "HASH"},
-                    {"AttributeName": "sk", "KeyType": "RANGE"},
-                ],
-                AttributeDefinitions=[
-                    {"AttributeName": "pk", "AttributeType": "S"},
-                    {"AttributeName": "sk", "AttributeType": "S"},
-                ],
-                BillingMode="PAY_PER_REQUEST",
-            )
-            yield client
+    with staging_table_in_moto(TABLE) as client:
+        yield client
 
 
 def instance(dynamodb: object, clock: FakeClock, capacity: float = 100) -> SharedBucket:

@@ -7,14 +7,12 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pytest
-from moto import mock_aws
 
 from qomon_sync.adapters.space_cache import MailCache, RememberedContacts, SharedForms
 from qomon_sync.domain.contact_shape import WriteContact
 from qomon_sync.domain.forms import Form, FormCatalog
-from tests.unit.fakes import FakeClock
+from tests.unit.fakes import FakeClock, staging_table_in_moto
 
 TABLE = "staging"
 MAIL = "Ana.Martin@Example.org"
@@ -22,29 +20,8 @@ MAIL = "Ana.Martin@Example.org"
 
 @pytest.fixture
 def dynamodb() -> Iterator[Any]:
-    with pytest.MonkeyPatch.context() as env:
-        for name, value in {
-            "AWS_DEFAULT_REGION": "eu-west-3",
-            "AWS_ACCESS_KEY_ID": "x",
-            "AWS_SECRET_ACCESS_KEY": "x",
-        }.items():
-            env.setenv(name, value)
-        env.delenv("AWS_ENDPOINT_URL", raising=False)
-        with mock_aws():
-            client = boto3.client("dynamodb")
-            client.create_table(
-                TableName=TABLE,
-                KeySchema=[
-                    {"AttributeName": "pk", "KeyType": "HASH"},
-                    {"AttributeName": "sk", "KeyType": "RANGE"},
-                ],
-                AttributeDefinitions=[
-                    {"AttributeName": "pk", "AttributeType": "S"},
-                    {"AttributeName": "sk", "AttributeType": "S"},
-                ],
-                BillingMode="PAY_PER_REQUEST",
-            )
-            yield client
+    with staging_table_in_moto(TABLE) as client:
+        yield client
 
 
 def catalog() -> FormCatalog:
