@@ -94,6 +94,9 @@ class Settings(BaseSettings):
     qomon_bucket_size: Annotated[int, Field(ge=5)] = 100
     """Qomon's observed burst; a PATCH costs 5, so anything smaller could never send one."""
     qomon_refill_per_s: Positive = 10.0
+    qomon_bucket_headroom_s: Annotated[float, Field(ge=0, le=5)] = 1.0
+    """Refill kept back from the burst for calls that arrive after their booking
+    (adapters.shared_bucket): one second is 10 of Qomon's 100 tokens, once per backlog."""
     qomon_max_attempts: Annotated[int, Field(ge=1, le=20)] = 5
 
     unknown_fields_passthrough: FieldPaths = frozenset({"address.citycode"})

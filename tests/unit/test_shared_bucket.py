@@ -11,6 +11,7 @@ import pytest
 
 from qomon_sync.adapters.qomon.pacing import BucketWaitTooLong, Deadline, TokenBucket
 from qomon_sync.adapters.shared_bucket import SharedBucket
+from qomon_sync_dev.standin.app import TokenBucket as StandinBucket
 from tests.unit.fakes import FakeClock, staging_table_in_moto
 
 TABLE = "staging"
@@ -127,3 +128,52 @@ def test_the_local_bucket_reserves_and_refunds_the_same_way() -> None:
     assert bucket.tokens == pytest.approx(6)
     with pytest.raises(BucketWaitTooLong):
         bucket.reserve(10, Deadline.after(1, clock), keep_s=0.7)  # 0.4 s wait, 0.3 s left
+
+
+def _late_calls_refused(dynamodb: object, headroom_s: float, late_s: float) -> int:
+    """Book 40 PATCHes at once on a full bucket, as instances starting together do. The
+    burst's 20 calls reach Qomon (the stand-in's bucket) `late_s` after their booking let
+    them go, the rest at once: how many does Qomon refuse?"""
+    clock = FakeClock(1_000_000.0)
+    arrival = FakeClock(clock.now)  # Qomon's clock: when each call reaches it
+    server = StandinBucket(100, 10, clock=arrival)
+    bucket = SharedBucket(
+        dynamodb,
+        TABLE,
+        f"space-{headroom_s}-{late_s}",
+        refill_per_s=10,
+        headroom_s=headroom_s,
+        clock=clock,
+        sleep=clock.sleep,
+    )
+    deadline = Deadline.after(600, clock)
+    arrivals = []
+    for n in range(40):
+        bucket.acquire(5, deadline)
+        arrivals.append((clock.now + (late_s if n < 20 else 0.0), n))
+    refused = 0
+    for when, _ in sorted(arrivals):
+        arrival.now = when
+        refused += not server.try_take(5)
+    return refused
+
+
+def test_headroom_covers_the_refill_qomon_loses_to_its_cap_before_the_calls_arrive(
+    dynamodb: object,
+) -> None:
+    # While Qomon's bucket is full, the refill before the late calls arrive is lost.
+    assert _late_calls_refused(dynamodb, headroom_s=0.0, late_s=0.5) > 0
+    assert _late_calls_refused(dynamodb, headroom_s=1.0, late_s=0.5) == 0
+    assert _late_calls_refused(dynamodb, headroom_s=1.0, late_s=1.0) == 0
+    assert _late_calls_refused(dynamodb, headroom_s=0.0, late_s=0.0) == 0
+
+
+def test_headroom_holds_back_that_much_of_the_burst_only(dynamodb: object) -> None:
+    clock = FakeClock(1_000_000.0)
+    bucket = SharedBucket(
+        dynamodb, TABLE, "space", refill_per_s=10, headroom_s=1.0, clock=clock, sleep=clock.sleep
+    )
+    deadline = Deadline.after(60, clock)
+    assert bucket.acquire(90, deadline) == 0  # 100, less one second of refill
+    assert bucket.acquire(5, deadline) == pytest.approx(0.5)
+    assert bucket.acquire(5, deadline) == pytest.approx(0.5)  # then the refill rate

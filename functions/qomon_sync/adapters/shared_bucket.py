@@ -16,6 +16,13 @@ theoretical arrival time (Unix seconds) at which the bucket would be full again.
   bucket holds fewer tokens than the booked budget leaves, `tat` is pushed forward to
   match (the lower of the two wins); a 429 empties it. Neither ever moves it back.
 
+- A booking counts its tokens spent when it is made, Qomon when the call arrives, a
+  little later; while Qomon's bucket is full, the refill of that little while is lost to
+  its cap but not to the booked budget, which then believes in tokens Qomon never had
+  (with 10 instances starting at once: one 429 a run). `headroom_s` of refill is kept
+  back from the burst for that: bookings proceed only while the bucket would still hold
+  it, which costs those tokens once, at the start of a backlog, and no throughput after.
+
 The arithmetic is additive, so concurrent bookings and refunds need no lock: DynamoDB's
 atomic update is the only serialisation. Clocks are the instances' wall clocks (Lambda's
 are NTP-synchronised to milliseconds, far below a token's 100 ms).
@@ -51,6 +58,7 @@ class SharedBucket:
         *,
         capacity: float = 100,
         refill_per_s: float = 10.0,
+        headroom_s: float = 0.0,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
@@ -61,6 +69,7 @@ class SharedBucket:
         self._key = {"pk": {"S": f"space#{space}"}, "sk": {"S": "bucket"}}
         self.capacity = float(capacity)
         self.refill_per_s = float(refill_per_s)
+        self.headroom_s = max(0.0, float(headroom_s))
         self._clock = clock
         self._sleep = sleep
         self._prepaid = Prepaid()
@@ -132,7 +141,8 @@ class SharedBucket:
         interval = cost / self.refill_per_s
         now = self._clock()
         tat = self._book(interval, now)
-        horizon = max(self.capacity, cost) / self.refill_per_s
+        usable = self.capacity - self.headroom_s * self.refill_per_s
+        horizon = max(usable, cost) / self.refill_per_s
         wait = max(0.0, tat - horizon - now)
         if wait > deadline.remaining() - keep_s:
             self._move_back(interval)

@@ -55,6 +55,7 @@ class SyncRuntime:
                 space,
                 capacity=settings.qomon_bucket_size,
                 refill_per_s=settings.qomon_refill_per_s,
+                headroom_s=settings.qomon_bucket_headroom_s,
             )
             self._client = QomonClient(
                 str(settings.qomon_base_url),
