@@ -39,7 +39,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from qomon_sync.adapters.qomon.pacing import BucketWaitTooLong, Deadline, Prepaid
+from qomon_sync.adapters.qomon.pacing import BucketWaitTooLong, Deadline, Prepaid, PrepaidPacer
 
 _LIMIT = re.compile(r"burst:\s*(?P<burst>\d+(?:\.\d+)?)\s*;\s*rate:\s*(?P<rate>\d+(?:\.\d+)?)")
 BOOKING_ATTEMPTS = 8
@@ -47,7 +47,7 @@ BOOKING_ATTEMPTS = 8
 instance booked, so the bucket is moving)."""
 
 
-class SharedBucket:
+class SharedBucket(PrepaidPacer):
     """Implements pacing.Pacer on one DynamoDB item shared by every instance."""
 
     def __init__(
@@ -78,19 +78,6 @@ class SharedBucket:
         self._lock = threading.Lock()
 
     # -- what the client and the caller use ------------------------------------------------
-
-    def acquire(self, cost: float, deadline: Deadline) -> float:
-        with self._lock:
-            cost = self._prepaid.draw(cost)
-        if cost <= 0:
-            return 0.0
-        return self._book_and_wait(cost, deadline, keep_s=0.0)
-
-    def reserve(self, cost: float, deadline: Deadline, *, keep_s: float = 0.0) -> float:
-        waited = self._book_and_wait(cost, deadline, keep_s=keep_s)
-        with self._lock:
-            self._prepaid.prepaid += cost
-        return waited
 
     def refund(self) -> float:
         with self._lock:
@@ -137,7 +124,8 @@ class SharedBucket:
     def _estimate(self, tat: float, now: float) -> float:
         return self.capacity - max(0.0, tat - now) * self.refill_per_s
 
-    def _book_and_wait(self, cost: float, deadline: Deadline, *, keep_s: float) -> float:
+    def _take(self, cost: float, deadline: Deadline, *, keep_s: float) -> float:
+        """Book `cost` tokens on the shared `tat`, then wait for their turn."""
         interval = cost / self.refill_per_s
         now = self._clock()
         tat = self._book(interval, now)

@@ -88,7 +88,38 @@ class Prepaid:
         return left
 
 
-class TokenBucket:
+class PrepaidPacer:
+    """`acquire` and `reserve` of a Pacer on its own `_take`: the tokens a `reserve`
+    prepaid are drawn first, and only what they do not cover is taken."""
+
+    _prepaid: Prepaid
+    _lock: threading.Lock
+
+    def _take(self, cost: float, deadline: Deadline, *, keep_s: float) -> float:
+        """Take `cost` tokens, waiting until they are there; returns the time waited.
+        Raises BucketWaitTooLong, taking nothing, when that would leave less than `keep_s`."""
+        raise NotImplementedError
+
+    def acquire(self, cost: float, deadline: Deadline) -> float:
+        """Take `cost` tokens, sleeping until they are there. Returns the time waited.
+
+        Prepaid tokens (see `reserve`) are taken first. Raises BucketWaitTooLong, without
+        waiting, when they cannot be there in time.
+        """
+        with self._lock:
+            cost = self._prepaid.draw(cost)
+        if cost <= 0:
+            return 0.0
+        return self._take(cost, deadline, keep_s=0.0)
+
+    def reserve(self, cost: float, deadline: Deadline, *, keep_s: float = 0.0) -> float:
+        waited = self._take(cost, deadline, keep_s=keep_s)
+        with self._lock:
+            self._prepaid.prepaid += cost
+        return waited
+
+
+class TokenBucket(PrepaidPacer):
     def __init__(
         self,
         capacity: float = 100,
@@ -118,24 +149,6 @@ class TokenBucket:
         now = self._clock()
         self._tokens = min(self.capacity, self._tokens + (now - self._updated) * self.refill_per_s)
         self._updated = now
-
-    def acquire(self, cost: float, deadline: Deadline) -> float:
-        """Take `cost` tokens, sleeping until they are there. Returns the time waited.
-
-        Prepaid tokens (see `reserve`) are taken first. Raises BucketWaitTooLong, without
-        waiting, when they cannot be there in time.
-        """
-        with self._lock:
-            cost = self._prepaid.draw(cost)
-        if cost <= 0:
-            return 0.0
-        return self._take(cost, deadline, keep_s=0.0)
-
-    def reserve(self, cost: float, deadline: Deadline, *, keep_s: float = 0.0) -> float:
-        waited = self._take(cost, deadline, keep_s=keep_s)
-        with self._lock:
-            self._prepaid.prepaid += cost
-        return waited
 
     def refund(self) -> float:
         with self._lock:
