@@ -12,7 +12,7 @@ from typing import Any
 import boto3
 import httpx
 
-from qomon_sync_dev.local_mode import LocalContext, LocalMode, lambda_event
+from qomon_sync_dev.local_mode import LocalContext, LocalMode, lambda_event, take_dead_letters
 
 _sequence = itertools.count(int(time.time() * 1000))
 
@@ -36,9 +36,11 @@ def message(
     event_id: str | None = None,
     source: str = "test",
     receives: int = 1,
+    sequenced: bool = True,
     **changes: Any,
 ) -> dict[str, Any]:
-    """A FIFO message as SQS hands it over, with a sequence number that keeps growing."""
+    """A FIFO message as SQS hands it over, with a sequence number that keeps growing
+    (`sequenced=False`: none, as in a standard queue's test event)."""
     body = json.dumps(
         {
             "event_id": event_id or uuid.uuid4().hex,
@@ -56,7 +58,7 @@ def message(
         "Attributes": {
             "ApproximateReceiveCount": str(receives),
             "MessageGroupId": f"id:{contact_id}",
-            "SequenceNumber": str(next(_sequence)).rjust(20, "0"),
+            **({"SequenceNumber": str(next(_sequence)).rjust(20, "0")} if sequenced else {}),
             "SentTimestamp": "0",
         },
     }
@@ -90,27 +92,10 @@ def clients(local: LocalMode) -> tuple[Any, Any]:
 
 
 def dead_letters(local: LocalMode) -> list[dict[str, str]]:
+    """Every dead letter, received and deleted: its body and attributes."""
     assert local.endpoints is not None
     sqs, _ = clients(local)
-    letters: list[dict[str, str]] = []
-    while True:
-        answer = sqs.receive_message(
-            QueueUrl=local.endpoints.dead_letter_queue_url,
-            MaxNumberOfMessages=10,
-            MessageAttributeNames=["All"],
-        )
-        if not answer.get("Messages"):
-            return letters
-        for m in answer["Messages"]:
-            letters.append(
-                {
-                    "body": m["Body"],
-                    **{k: v["StringValue"] for k, v in m["MessageAttributes"].items()},
-                }
-            )
-            sqs.delete_message(
-                QueueUrl=local.endpoints.dead_letter_queue_url, ReceiptHandle=m["ReceiptHandle"]
-            )
+    return take_dead_letters(sqs, local.endpoints.dead_letter_queue_url)
 
 
 def queued(local: LocalMode) -> list[dict[str, Any]]:

@@ -14,7 +14,8 @@ import boto3
 import pytest
 
 from qomon_sync_dev.local_mode import LocalMode, LocalOptions
-from tests.integration.sync_harness import invoke, standin
+from tests.integration.sync_harness import invoke, queued, standin
+from tests.integration.sync_harness import message as harness_message
 
 pytestmark = pytest.mark.integration
 
@@ -30,26 +31,8 @@ def local() -> Iterator[LocalMode]:
 def message(
     contact_id: int, *, event_id: str | None = None, source: str = "test", **changes: Any
 ) -> dict[str, Any]:
-    body = json.dumps(
-        {
-            "event_id": event_id or uuid.uuid4().hex,
-            "source": source,
-            "occurred_at": "2026-11-24T10:00:00Z",
-            "contact": {"id": contact_id},
-            **changes,
-        }
-    )
-    return {
-        "MessageId": str(uuid.uuid4()),
-        "ReceiptHandle": uuid.uuid4().hex,
-        "Body": body,
-        "MD5OfBody": hashlib.md5(body.encode(), usedforsecurity=False).hexdigest(),
-        "Attributes": {
-            "ApproximateReceiveCount": "1",
-            "MessageGroupId": f"id:{contact_id}",
-            "SentTimestamp": "0",
-        },
-    }
+    """A message without a sequence number, as the handler's tests have always sent."""
+    return harness_message(contact_id, event_id=event_id, source=source, sequenced=False, **changes)
 
 
 def dead_letters(local: LocalMode) -> list[dict[str, str]]:
@@ -94,30 +77,6 @@ def test_too_little_time_for_a_contact_stages_it_and_its_marker_flushes_it_later
     assert standin(local, "contacts/700106")["contact"]["firstname"] == "Y"
     assert patches(local) == 2
     assert queued(local) == []
-
-
-def queued(local: LocalMode) -> list[dict[str, Any]]:
-    """Everything waiting on the changes queue (the poller is paused), received once."""
-    assert local.endpoints is not None
-    sqs = boto3.client(
-        "sqs", endpoint_url=local.endpoints.aws_endpoint_url, region_name=local.endpoints.region
-    )
-    found: list[dict[str, Any]] = []
-    while True:
-        answer = sqs.receive_message(
-            QueueUrl=local.endpoints.changes_queue_url,
-            MaxNumberOfMessages=10,
-            AttributeNames=["All"],
-            MessageAttributeNames=["All"],
-        )
-        if not answer.get("Messages"):
-            return found
-        found += answer["Messages"]
-        for received in answer["Messages"]:
-            sqs.delete_message(
-                QueueUrl=local.endpoints.changes_queue_url,
-                ReceiptHandle=received["ReceiptHandle"],
-            )
 
 
 def test_one_contacts_outage_does_not_hold_up_another(local: LocalMode) -> None:

@@ -27,8 +27,8 @@ class FakeClock:
 
 
 @contextlib.contextmanager
-def staging_table_in_moto(table: str) -> Iterator[Any]:
-    """A DynamoDB client on moto holding one table shaped as the staging table (pk, sk)."""
+def offline_aws() -> Iterator[None]:
+    """moto in-process, with fake credentials and no endpoint that could leave the process."""
     with pytest.MonkeyPatch.context() as env:
         for name, value in {
             "AWS_DEFAULT_REGION": "eu-west-3",
@@ -38,17 +38,24 @@ def staging_table_in_moto(table: str) -> Iterator[Any]:
             env.setenv(name, value)
         env.delenv("AWS_ENDPOINT_URL", raising=False)
         with mock_aws():
-            client = boto3.client("dynamodb")
-            client.create_table(
-                TableName=table,
-                KeySchema=[
-                    {"AttributeName": "pk", "KeyType": "HASH"},
-                    {"AttributeName": "sk", "KeyType": "RANGE"},
-                ],
-                AttributeDefinitions=[
-                    {"AttributeName": "pk", "AttributeType": "S"},
-                    {"AttributeName": "sk", "AttributeType": "S"},
-                ],
-                BillingMode="PAY_PER_REQUEST",
-            )
-            yield client
+            yield
+
+
+@contextlib.contextmanager
+def staging_table_in_moto(table: str) -> Iterator[Any]:
+    """A DynamoDB client on moto holding one table shaped as the staging table (pk, sk)."""
+    with offline_aws():
+        client = boto3.client("dynamodb")
+        client.create_table(
+            TableName=table,
+            KeySchema=[
+                {"AttributeName": "pk", "KeyType": "HASH"},
+                {"AttributeName": "sk", "KeyType": "RANGE"},
+            ],
+            AttributeDefinitions=[
+                {"AttributeName": "pk", "AttributeType": "S"},
+                {"AttributeName": "sk", "AttributeType": "S"},
+            ],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        yield client

@@ -12,34 +12,18 @@ from datetime import UTC, datetime
 from typing import Any
 
 import boto3
-import pytest
 from botocore.exceptions import ClientError
-from moto import mock_aws
 
 from qomon_sync.handlers.ingest import Ingest
 from qomon_sync.settings import Settings
 from qomon_sync.sources.base import Source
 from qomon_sync_dev.signing import deployment_sources, local_webhook_secrets, signed_request
+from tests.unit.fakes import offline_aws
 
 SOURCES: dict[str, Source] = deployment_sources()
 """The deployment's sources (functions/sources.yaml through the registry)."""
 SECRETS = local_webhook_secrets()
 GENERIC_SECRET = SECRETS["generic"]
-
-
-@contextmanager
-def offline_aws() -> Iterator[None]:
-    """moto in-process, with fake credentials and no endpoint that could leave the process."""
-    with pytest.MonkeyPatch.context() as env:
-        for name, value in {
-            "AWS_DEFAULT_REGION": "eu-west-3",
-            "AWS_ACCESS_KEY_ID": "x",
-            "AWS_SECRET_ACCESS_KEY": "x",
-        }.items():
-            env.setenv(name, value)
-        env.delenv("AWS_ENDPOINT_URL", raising=False)
-        with mock_aws():
-            yield
 
 
 @contextmanager

@@ -11,7 +11,7 @@ import pytest
 
 from qomon_sync.adapters.ledger import Claim, EventLedger, ledger_key
 from qomon_sync.domain.change_event import ChangeEvent, ContactRef
-from tests.unit.ingest_harness import offline_aws
+from tests.unit.fakes import offline_aws
 
 SHARED_ID = "tally-a4cb511e-d513-4fa5-baee-b815d718dfd1"
 
