@@ -216,6 +216,26 @@ def queue_is_empty(sqs: Any, queue_url: str) -> bool:
     return all(value == "0" for value in counts.values())
 
 
+def create_staging_table(dynamodb: Any, name: str) -> None:
+    """template.yaml's StagingTable: keys `pk` and `sk`, expiry `expires_at`."""
+    dynamodb.create_table(
+        TableName=name,
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "S"},
+        ],
+        KeySchema=[
+            {"AttributeName": "pk", "KeyType": "HASH"},
+            {"AttributeName": "sk", "KeyType": "RANGE"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    dynamodb.update_time_to_live(
+        TableName=name,
+        TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"},
+    )
+
+
 def take_dead_letters(sqs: Any, queue_url: str) -> list[dict[str, str]]:
     """Receive and delete every message of a dead-letter queue: its body and attributes."""
     letters: list[dict[str, str]] = []
@@ -729,22 +749,7 @@ class LocalMode:
             TimeToLiveSpecification={"Enabled": True, "AttributeName": "expiration"},
         )
         staging = f"{STACK}-staging"
-        dynamodb.create_table(
-            TableName=staging,
-            AttributeDefinitions=[
-                {"AttributeName": "pk", "AttributeType": "S"},
-                {"AttributeName": "sk", "AttributeType": "S"},
-            ],
-            KeySchema=[
-                {"AttributeName": "pk", "KeyType": "HASH"},
-                {"AttributeName": "sk", "KeyType": "RANGE"},
-            ],
-            BillingMode="PAY_PER_REQUEST",
-        )
-        dynamodb.update_time_to_live(
-            TableName=staging,
-            TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"},
-        )
+        create_staging_table(dynamodb, staging)
         secrets = boto3.client("secretsmanager", endpoint_url=aws_url, region_name=REGION)
         # moto's documented `_custom_id_` tag fixes the ARN's random suffix.
         pinned = [{"Key": "_custom_id_", "Value": SECRET_SUFFIX}]

@@ -44,18 +44,10 @@ def offline_aws() -> Iterator[None]:
 @contextlib.contextmanager
 def staging_table_in_moto(table: str) -> Iterator[Any]:
     """A DynamoDB client on moto holding one table shaped as the staging table (pk, sk)."""
+    # Imported here: FakeClock needs none of local mode.
+    from qomon_sync_dev.local_mode import create_staging_table
+
     with offline_aws():
         client = boto3.client("dynamodb")
-        client.create_table(
-            TableName=table,
-            KeySchema=[
-                {"AttributeName": "pk", "KeyType": "HASH"},
-                {"AttributeName": "sk", "KeyType": "RANGE"},
-            ],
-            AttributeDefinitions=[
-                {"AttributeName": "pk", "AttributeType": "S"},
-                {"AttributeName": "sk", "AttributeType": "S"},
-            ],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        create_staging_table(client, table)
         yield client
