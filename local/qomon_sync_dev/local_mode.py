@@ -979,7 +979,11 @@ def _run(args: argparse.Namespace, options: LocalOptions, stop: threading.Event)
             f"webhooks at {local.endpoints.webhook_url}; endpoints in {path.resolve()}",
             flush=True,
         )
-        stop.wait()
+        # Woken twice a second, not once: the OS may hand a signal (SIGUSR1, SIGTERM) to any
+        # thread, and Python runs its handler only when the main thread runs again; blocked
+        # in one wait it never did, and a demo's SIGUSR1 stayed unhandled until it stopped.
+        while not stop.wait(0.5):
+            pass
         print("qomon-sync local mode: stopping", flush=True)
     if local.left is not None:
         print(f"qomon-sync local mode: stopped; {local.left.summary()}", flush=True)
