@@ -60,3 +60,17 @@ def test_in_progress_and_released_are_per_source_too(ledger: EventLedger) -> Non
     ledger.release(event("crm"), RuntimeError("dead-lettered"))
     assert ledger.claim(event("crm"), 60_000) is Claim.NEW
     assert ledger.claim(event("generic"), 60_000) is Claim.BUSY
+
+
+def test_in_progress_names_the_claims_not_completed_nor_released(ledger: EventLedger) -> None:
+    held, done, released, never = (event("crm", f"e{n}") for n in range(4))
+    assert ledger.claim_all([held, done, released], 60_000) == [Claim.NEW] * 3
+    ledger.complete_all([(done, {"action": "replaced", "contact_id": 700103})])
+    ledger.release_all([released])
+    assert ledger.in_progress([held, done, released, never, held]) == [
+        True,
+        False,
+        False,
+        False,
+        True,
+    ]

@@ -121,6 +121,14 @@ class EventLedger:
             seen.add(key)
         return answer
 
+    def in_progress(self, events: Sequence[ChangeEvent]) -> list[bool]:
+        """Whether each event is claimed and not completed: a flush holds it, or held it
+        when it stopped (its claim lasts until it expires)."""
+        keys = [self._key(event) for event in events]
+        found = self._read(list(dict.fromkeys(keys)))
+        status = self._store.status_attr
+        return [found.get(key, {}).get(status, {}).get("S") == INPROGRESS for key in keys]
+
     def complete_all(self, done: Sequence[tuple[ChangeEvent, dict[str, Any]]]) -> None:
         expires = str(int(time.time()) + self._expiry_s)
         items = {

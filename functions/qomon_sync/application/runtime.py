@@ -17,6 +17,7 @@ from qomon_sync.adapters.qomon import Deadline, QomonClient, RetryPolicy
 from qomon_sync.adapters.qomon.pacing import Pacer
 from qomon_sync.adapters.qomon.port import QomonContacts, fetch_forms
 from qomon_sync.adapters.secrets import qomon_api_key
+from qomon_sync.adapters.settled_messages import SettledMessages
 from qomon_sync.adapters.shared_bucket import SharedBucket
 from qomon_sync.adapters.space_cache import MailCache, RememberedContacts, SharedForms
 from qomon_sync.adapters.staging import StagingTable
@@ -38,6 +39,8 @@ class SyncRuntime:
     markers: FlushMarkers
     mails: MailCache
     on_call: OnCall | None = None
+    settled: SettledMessages | None = None
+    """Deletes settled contacts' messages before the batch ends (None: left to Lambda)."""
     _client: QomonClient | None = None
     _client_key: str | None = None
     _forms: SharedForms | None = None
@@ -110,4 +113,5 @@ def build_runtime(settings: Settings, on_call: OnCall | None = None) -> SyncRunt
         markers=FlushMarkers(sqs, settings.changes_queue_url),
         mails=MailCache(dynamodb, settings.staging_table, ttl_s=settings.email_cache_s),
         on_call=on_call,
+        settled=SettledMessages(sqs, settings.changes_queue_url),
     )

@@ -16,12 +16,18 @@ backlog. For each contact (group) in the batch, in order:
    whoever receives the marker flushes. A contact waiting longer than
    `STAGING_MAX_AGE_S` is flushed anyway;
 3. its messages are deleted (reported as done): staged events are kept by the staging
-   table from then on. Only when the flush met a failure that may pass (429, 5xx, a
-   timeout, an event held by another consumer) are the contact's messages left on the
-   queue, to come back after the visibility timeout and be staged again (the same items)
-   and flushed; on their last delivery the staged events are dead-lettered with the reason
-   (`retries_exhausted`) rather than stranded. A flush that had no time or tokens left
-   queues a marker instead, for the next invocation.
+   table from then on. Before another contact's flush starts, the messages of the
+   contacts settled so far are deleted at once (adapters.settled_messages), so that a
+   crash or a timeout in that flush does not bring them back. On a redelivery, contacts
+   whose flush stopped before (the ledger still holds their claims) are run last: one
+   contact that crashes the function on every delivery reaches the dead-letter queue
+   alone, without taking the contacts batched with it. Only when the flush met a
+   failure that may pass (429, 5xx, a timeout, an event held by another consumer) are
+   the contact's messages left on the queue, to come back after the visibility timeout
+   and be staged again (the same items) and flushed; on their last delivery the staged
+   events are dead-lettered with the reason (`retries_exhausted`) rather than stranded.
+   A flush that had no time or tokens left queues a marker instead, for the next
+   invocation.
 
 Why nothing is stranded: an event is deleted from the queue only once it is settled, or
 staged with a flush marker of its group behind it on the queue (sent before the delete,
@@ -39,6 +45,7 @@ duplicates, never applied again.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Callable, Sequence
@@ -47,6 +54,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import ValidationError
 
 from qomon_sync.adapters.dead_letters import DeadLetter
@@ -82,6 +90,7 @@ class SyncBatch:
     fates: dict[str, Fate] = field(default_factory=dict)
     _ran: bool = False
     _usage_before: dict[str, int] | None = None
+    _deleted: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self.records = [SQSRecord(r) for r in self.raw_records]
@@ -104,12 +113,39 @@ class SyncBatch:
             groups.setdefault(group_of(record), []).append(record)
         full = len(self.records) >= self.runtime.settings.batch_size
         last = group_of(self.records[-1]) if self.records else None
-        for group, records in groups.items():
+        for group in self._stopped_before(groups):
+            records = groups[group]
             drained = not (full and group == last)
             try:
                 GroupRun(self, group, records, drained=drained).run()
             except Exception as exc:  # DynamoDB or SQS failing: SQS delivers it all again
                 self.retry(records, f"unexpected error: {type(exc).__name__}")
+
+    def _stopped_before(self, groups: dict[str, list[SQSRecord]]) -> list[str]:
+        """The groups in the order to run them: those whose flush stopped on an earlier
+        delivery (a crash or a timeout left its claims in progress) go last, after every
+        other contact is settled and deleted, so that if it stops the function again it
+        brings back no one else. Contacts are independent; each keeps its own order."""
+        order = list(groups)
+        ledger = self.runtime.ledger
+        if ledger is None or len(order) < 2 or all(_receives(r) < 2 for r in self.records):
+            return order
+        events: list[tuple[str, ChangeEvent]] = []
+        for group, records in groups.items():
+            for record in records:
+                with contextlib.suppress(ValidationError):
+                    if _marker(record) is None:
+                        events.append((group, ChangeEvent.model_validate_json(record.body)))
+        try:
+            held = ledger.in_progress([event for _, event in events])
+        except (BotoCoreError, ClientError, RuntimeError):
+            return order  # only an order: the flushes find out for themselves
+        stopped = {group for (group, _), busy in zip(events, held, strict=True) if busy}
+        if stopped:
+            self.telemetry.info(
+                "contacts whose flush stopped on an earlier delivery go last", contacts=len(stopped)
+            )
+        return [g for g in order if g not in stopped] + [g for g in order if g in stopped]
 
     def seconds_left(self) -> float:
         return self.remaining_ms() / 1000 - self.runtime.settings.safety_margin_s
@@ -119,6 +155,27 @@ class SyncBatch:
     def settle(self, records: Sequence[SQSRecord]) -> None:
         for record in records:
             self.fates.setdefault(record.message_id, Fate())
+
+    def delete_settled(self) -> None:
+        """Delete the messages settled so far, before another contact's flush: if that
+        flush never returns, they do not come back with it."""
+        settled = self.runtime.settled
+        done = [
+            r
+            for r in self.records
+            if r.message_id not in self._deleted
+            and (fate := self.fates.get(r.message_id)) is not None
+            and fate.retry is None
+        ]
+        if settled is None or not done:
+            return
+        self._deleted.update(r.message_id for r in done)
+        failed = settled.delete([r.receipt_handle for r in done])
+        if failed:
+            self.telemetry.warning(
+                "settled messages not deleted early; the batch's report deletes them",
+                messages=failed,
+            )
 
     def retry(self, records: Sequence[SQSRecord], why: str) -> None:
         for record in records:
@@ -296,6 +353,7 @@ class GroupRun:
         if not staged_now and not self.markers:
             return None  # only letters in this batch for this group: nothing to apply yet
         self.batch.note_usage()
+        self.batch.delete_settled()
         result = Flush(self.batch, self.group).run()
         return self._after(result)
 

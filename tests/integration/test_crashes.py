@@ -1,0 +1,224 @@
+"""A contact that crashes the sync function costs only itself.
+
+Lambda deletes a batch's messages when the invocation returns; a crash (or a timeout, or
+out of memory) brings every message of the batch back, one receive closer to the redrive
+policy. Settled contacts' messages are deleted before the next contact's flush, and on a
+redelivery a contact whose flush stopped before runs last: a poison contact reaches the
+dead-letter queue alone, and its letters, redriven once the cause is gone, apply once."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from qomon_sync.adapters.qomon.client import QomonClient
+from qomon_sync_dev.local_mode import LocalMode, LocalOptions, queue_is_empty
+from qomon_sync_ops.cli import main
+from tests.integration.sync_harness import (
+    Killed,
+    clients,
+    dead_letters,
+    expire_claims,
+    invoke,
+    queued,
+    staged,
+    standin,
+)
+
+pytestmark = pytest.mark.integration
+
+BEFORE, POISON, AFTER = 700118, 700121, 700124
+PATCH = "PATCH /contacts/{id}"
+
+
+@pytest.fixture
+def local() -> Iterator[LocalMode]:
+    with LocalMode(LocalOptions(visibility_timeout_s=1, max_receive_count=3)) as running:
+        assert running.poller is not None
+        running.poller.pause()
+        yield running
+
+
+def send(local: LocalMode, contact_id: int, firstname: str) -> str:
+    assert local.endpoints is not None
+    sqs, _ = clients(local)
+    event_id = uuid.uuid4().hex
+    sqs.send_message(
+        QueueUrl=local.endpoints.changes_queue_url,
+        MessageBody=json.dumps(
+            {
+                "event_id": event_id,
+                "source": "test",
+                "occurred_at": "2026-11-24T10:00:00Z",
+                "contact": {"id": contact_id},
+                "set": {"firstname": firstname},
+            }
+        ),
+        MessageGroupId=f"id:{contact_id}",
+        MessageDeduplicationId=event_id,
+    )
+    return event_id
+
+
+def receive(local: LocalMode, count: int, timeout_s: float = 10) -> list[dict[str, Any]]:
+    """What Lambda's poller would hand over: `count` messages, in flight from now on."""
+    assert local.endpoints is not None
+    sqs, _ = clients(local)
+    found: list[dict[str, Any]] = []
+    deadline = time.monotonic() + timeout_s
+    while len(found) < count and time.monotonic() < deadline:
+        answer = sqs.receive_message(
+            QueueUrl=local.endpoints.changes_queue_url,
+            MaxNumberOfMessages=10,
+            AttributeNames=["All"],
+            MessageAttributeNames=["All"],
+        )
+        found += answer.get("Messages", [])
+        if len(found) < count:
+            time.sleep(0.2)
+    assert len(found) == count, found
+    return found
+
+
+def group(message: dict[str, Any]) -> str:
+    return str(message["Attributes"]["MessageGroupId"])
+
+
+def crash_on(monkeypatch: pytest.MonkeyPatch, contact_id: int) -> list[int]:
+    """Every PATCH of `contact_id` kills the function (a poison event); returns the count."""
+    original: Callable[..., Any] = QomonClient.replace_contact
+    kills: list[int] = []
+
+    def dying(client: QomonClient, cid: int | str, *args: Any, **kwargs: Any) -> Any:
+        if str(cid) == str(contact_id):
+            kills.append(1)
+            raise Killed
+        return original(client, cid, *args, **kwargs)
+
+    monkeypatch.setattr(QomonClient, "replace_contact", dying)
+    return kills
+
+
+def firstname(local: LocalMode, contact_id: int) -> str:
+    return str(standin(local, f"contacts/{contact_id}")["contact"]["firstname"])
+
+
+def test_a_crash_brings_back_only_the_crashed_contact_and_those_after_it(
+    local: LocalMode, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for contact_id in (BEFORE, POISON, AFTER):
+        send(local, contact_id, f"Avant crash {contact_id}")
+    batch = receive(local, 3)
+    assert [group(m) for m in batch] == [f"id:{c}" for c in (BEFORE, POISON, AFTER)]
+    crash_on(monkeypatch, POISON)
+    with pytest.raises(Killed):
+        invoke(batch)
+    assert firstname(local, BEFORE) == f"Avant crash {BEFORE}"
+    time.sleep(1.5)  # the visibility timeout: what the crash left in flight comes back
+    back = queued(local)
+    # The contact settled before the crash was deleted before the poison's flush began.
+    assert sorted(group(m) for m in back) == [f"id:{POISON}", f"id:{AFTER}"]
+
+
+def test_on_redelivery_the_contact_whose_flush_stopped_runs_last(
+    local: LocalMode, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for contact_id in (POISON, AFTER):
+        send(local, contact_id, f"Deuxième {contact_id}")
+    kills = crash_on(monkeypatch, POISON)
+    with pytest.raises(Killed):
+        invoke(receive(local, 2))
+    assert firstname(local, AFTER) != f"Deuxième {AFTER}"  # it came after the crash
+    time.sleep(1.5)
+    again = receive(local, 2)
+    assert [group(m) for m in again] == [f"id:{POISON}", f"id:{AFTER}"]  # FIFO's order
+    assert all(m["Attributes"]["ApproximateReceiveCount"] == "2" for m in again)
+    # What the visibility timeout does on AWS: the crashed invocation's claims have expired,
+    # and the ledger still shows them in progress.
+    assert expire_claims(local) == 1
+    with pytest.raises(Killed):
+        invoke(again)
+    assert len(kills) == 2
+    # The poison ran last: the other contact was applied and deleted before it.
+    assert firstname(local, AFTER) == f"Deuxième {AFTER}"
+    time.sleep(1.5)
+    assert [group(m) for m in queued(local)] == [f"id:{POISON}"]
+
+
+def drain(local: LocalMode, timeout_s: float = 60) -> None:
+    assert local.endpoints is not None
+    assert local.poller is not None
+    sqs, _ = clients(local)
+    local.poller.resume()
+    deadline = time.monotonic() + timeout_s
+    quiet = 0
+    while quiet < 3:
+        assert time.monotonic() < deadline, "the queue did not drain"
+        idle = local.poller.idle.is_set()
+        quiet = quiet + 1 if idle and queue_is_empty(sqs, local.endpoints.changes_queue_url) else 0
+        time.sleep(0.2)
+
+
+def test_a_poison_contact_reaches_the_dead_letter_queue_alone_and_redrives_once(
+    local: LocalMode,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert local.endpoints is not None
+    poisoned = [send(local, POISON, f"Poison {n}") for n in range(2)]
+    for contact_id in (BEFORE, AFTER):
+        send(local, contact_id, f"Voisin {contact_id}")
+    kills = crash_on(monkeypatch, POISON)
+    # Only the first crash costs the neighbours a delivery (the poison ran first). From
+    # the second on it runs last, after they are applied and deleted.
+    for delivery, size in ((1, 4), (2, 4), (3, 2)):  # 3: the redrive policy's limit here
+        batch = receive(local, size)
+        assert {m["Attributes"]["ApproximateReceiveCount"] for m in batch} == {str(delivery)}
+        with pytest.raises(Killed):
+            invoke(batch)
+        expire_claims(local)
+        time.sleep(1.2)
+    assert len(kills) == 3
+    assert firstname(local, BEFORE) == f"Voisin {BEFORE}"
+    assert firstname(local, AFTER) == f"Voisin {AFTER}"
+    assert queued(local) == []  # the next receive finds the poison over its limit
+    # The redrive policy moved the poison's messages without a reason: nothing runs after
+    # a crash to give one.
+    letters = dead_letters(local)
+    assert sorted(json.loads(letter["body"])["event_id"] for letter in letters) == sorted(poisoned)
+    assert all("error_code" not in letter for letter in letters)
+    assert len(staged(local)) == 2  # staged, never applied: they wait for the letters
+
+    # The operator reads them, and redrives them once the cause is gone.
+    sqs, _ = clients(local)
+    for letter in letters:
+        sqs.send_message(
+            QueueUrl=local.endpoints.dead_letter_queue_url,
+            MessageBody=letter["body"],
+            MessageGroupId=f"id:{POISON}",
+            MessageDeduplicationId=uuid.uuid4().hex,
+        )
+    endpoints = tmp_path / "endpoints.json"
+    endpoints.write_text(json.dumps(asdict(local.endpoints)), encoding="utf-8")
+    capsys.readouterr()
+    assert main(["dlq", "list", "--endpoints-file", str(endpoints)]) == 0
+    listed = capsys.readouterr().out
+    assert "retries_exhausted" in listed
+    assert main(["dlq", "show", "--endpoints-file", str(endpoints), poisoned[0]]) == 0
+    assert "crashed or timed out" in capsys.readouterr().out
+    monkeypatch.undo()
+    patches = int(standin(local, "stats")["calls"].get(PATCH, 0))
+    assert main(["dlq", "redrive", "--endpoints-file", str(endpoints), "--all"]) == 0
+    drain(local)
+    assert firstname(local, POISON) == "Poison 1"
+    assert int(standin(local, "stats")["calls"].get(PATCH, 0)) == patches + 1  # one write
+    assert staged(local) == []  # the older staged copies were settled as duplicates
+    assert dead_letters(local) == []
