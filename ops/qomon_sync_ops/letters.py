@@ -32,12 +32,14 @@ from qomon_sync.domain.refusal import EXPLAINED, Code
 
 RETRIES_EXHAUSTED = "retries_exhausted"
 """The code shown for a letter without `error_code`: the changes queue's redrive policy
-moved it after maxReceiveCount transient failures."""
+moved it after maxReceiveCount deliveries that never returned (crashes, timeouts)."""
 RETRIES_EXHAUSTED_EXPLAINED = (
-    "it failed for transient reasons (Qomon answering 429 or 5xx, timeouts, too little time) "
-    "on every delivery, so the queue's redrive policy moved it here without a reason",
-    "check that Qomon answers (status, the sync function's logs for `events left for "
-    "redelivery`), then redrive: it is safe",
+    "it came back on every delivery without the sync function settling it, so the queue's "
+    "redrive policy moved it here without a reason: the function crashed or timed out on it "
+    "each time (or had too little time left to start it)",
+    "look for ERROR and 'Task timed out' in the sync function's logs (the sync errors alarm "
+    "says so too) and check that Qomon answers (status); once the cause is gone, redrive: "
+    "it is safe, the contact's events are applied once",
 )
 FLUSH_MARKER = "flush_marker"
 """The code shown for a contact's flush marker moved here by the redrive policy."""
