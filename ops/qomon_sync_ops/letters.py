@@ -36,10 +36,12 @@ moved it after maxReceiveCount deliveries that never returned (crashes, timeouts
 RETRIES_EXHAUSTED_EXPLAINED = (
     "it came back on every delivery without the sync function settling it, so the queue's "
     "redrive policy moved it here without a reason: the function crashed or timed out on it "
-    "each time (or had too little time left to start it)",
-    "look for ERROR and 'Task timed out' in the sync function's logs (the sync errors alarm "
-    "says so too) and check that Qomon answers (status); once the cause is gone, redrive: "
-    "it is safe, the contact's events are applied once",
+    "each time, had too little time left to start it, or could not stage it or write its "
+    "letter (DynamoDB or SQS failing)",
+    "look in the sync function's logs for ERROR, 'Task timed out' and 'events left for "
+    "redelivery' with its message id (the sync errors alarm says so too), and check that "
+    "Qomon answers (status); once the cause is gone, redrive: it is safe, the contact's "
+    "events are applied once",
 )
 FLUSH_MARKER = "flush_marker"
 """The code shown for a contact's flush marker moved here by the redrive policy."""

@@ -17,8 +17,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 
+from qomon_sync.adapters.flush_markers import FlushMarkers
+from qomon_sync.adapters.ledger import EventLedger
 from qomon_sync.adapters.qomon.client import QomonClient
+from qomon_sync.adapters.qomon.errors import QomonRateLimited
+from qomon_sync.adapters.staging import Staged, StagingTable
 from qomon_sync_dev.local_mode import LocalMode, LocalOptions, queue_is_empty
 from qomon_sync_ops.cli import main
 from tests.integration.sync_harness import (
@@ -36,11 +41,14 @@ pytestmark = pytest.mark.integration
 
 BEFORE, POISON, AFTER = 700118, 700121, 700124
 PATCH = "PATCH /contacts/{id}"
+VISIBILITY_S = 2
+COME_BACK_S = VISIBILITY_S + 0.6
+"""Long enough for what a crash left in flight to be visible again."""
 
 
 @pytest.fixture
 def local() -> Iterator[LocalMode]:
-    with LocalMode(LocalOptions(visibility_timeout_s=1, max_receive_count=3)) as running:
+    with LocalMode(LocalOptions(visibility_timeout_s=VISIBILITY_S, max_receive_count=3)) as running:
         assert running.poller is not None
         running.poller.pause()
         yield running
@@ -121,7 +129,7 @@ def test_a_crash_brings_back_only_the_crashed_contact_and_those_after_it(
     with pytest.raises(Killed):
         invoke(batch)
     assert firstname(local, BEFORE) == f"Avant crash {BEFORE}"
-    time.sleep(1.5)  # the visibility timeout: what the crash left in flight comes back
+    time.sleep(COME_BACK_S)  # the visibility timeout: what the crash left comes back
     back = queued(local)
     # The contact settled before the crash was deleted before the poison's flush began.
     assert sorted(group(m) for m in back) == [f"id:{POISON}", f"id:{AFTER}"]
@@ -136,7 +144,7 @@ def test_on_redelivery_the_contact_whose_flush_stopped_runs_last(
     with pytest.raises(Killed):
         invoke(receive(local, 2))
     assert firstname(local, AFTER) != f"Deuxième {AFTER}"  # it came after the crash
-    time.sleep(1.5)
+    time.sleep(COME_BACK_S)
     again = receive(local, 2)
     assert [group(m) for m in again] == [f"id:{POISON}", f"id:{AFTER}"]  # FIFO's order
     assert all(m["Attributes"]["ApproximateReceiveCount"] == "2" for m in again)
@@ -148,8 +156,93 @@ def test_on_redelivery_the_contact_whose_flush_stopped_runs_last(
     assert len(kills) == 2
     # The poison ran last: the other contact was applied and deleted before it.
     assert firstname(local, AFTER) == f"Deuxième {AFTER}"
-    time.sleep(1.5)
+    time.sleep(COME_BACK_S)
     assert [group(m) for m in queued(local)] == [f"id:{POISON}"]
+
+
+def test_a_ledger_that_cannot_be_read_leaves_the_order_as_it_was(
+    local: LocalMode, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Which contact goes last is an order, not a condition: if the ledger cannot say,
+    the batch runs in its own order (and the flushes find out for themselves)."""
+    for contact_id in (POISON, AFTER):
+        send(local, contact_id, f"Sans registre {contact_id}")
+    crash_on(monkeypatch, POISON)
+    with pytest.raises(Killed):
+        invoke(receive(local, 2))
+    expire_claims(local)
+    time.sleep(COME_BACK_S)
+
+    def unreadable(*_: Any, **__: Any) -> Any:
+        raise ClientError({"Error": {"Code": "ProvisionedThroughputExceededException"}}, "Get")
+
+    monkeypatch.setattr(EventLedger, "in_progress", unreadable)
+    with pytest.raises(Killed):  # the poison first again, as the batch came
+        invoke(receive(local, 2))
+    assert firstname(local, AFTER) != f"Sans registre {AFTER}"
+
+
+def test_a_contact_driven_by_its_flush_marker_that_stopped_runs_last_too(
+    local: LocalMode, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A backlog's flush is often driven by its marker alone: the events it applies were
+    staged, and their messages deleted, by earlier batches. A marker comes back only when
+    its flush did not finish."""
+    assert local.endpoints is not None
+    sqs, dynamodb = clients(local)
+    poison = f"id:{POISON}"
+    body = json.dumps(
+        {
+            "event_id": uuid.uuid4().hex,
+            "source": "test",
+            "occurred_at": "2026-11-24T10:00:00Z",
+            "contact": {"id": POISON},
+            "set": {"firstname": "Mise en attente"},
+        }
+    )
+    staging = StagingTable(dynamodb, local.endpoints.staging_table, retention_s=3600)
+    staging.stage(poison, [Staged("7".rjust(40, "0"), body, "m-staged-earlier")])
+    marker = FlushMarkers(sqs, local.endpoints.changes_queue_url).send(poison)
+    staging.expect_marker(poison, marker, since=time.time())
+    send(local, AFTER, f"Derrière le marqueur {AFTER}")
+    crash_on(monkeypatch, POISON)
+    with pytest.raises(Killed):
+        invoke(receive(local, 2))
+    expire_claims(local)
+    time.sleep(COME_BACK_S)
+    again = receive(local, 2)
+    assert [group(m) for m in again] == [poison, f"id:{AFTER}"]
+    with pytest.raises(Killed):
+        invoke(again)
+    assert firstname(local, AFTER) == f"Derrière le marqueur {AFTER}"
+    time.sleep(COME_BACK_S)
+    assert [group(m) for m in queued(local)] == [poison]
+
+
+def test_a_contact_left_for_redelivery_is_not_deleted_with_the_settled(
+    local: LocalMode, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only settled contacts' messages are deleted early: one whose flush met a failure
+    that may pass (here a 429) stays on the queue for its redelivery."""
+    for contact_id in (POISON, BEFORE, AFTER):
+        send(local, contact_id, f"Réessai {contact_id}")
+    original: Callable[..., Any] = QomonClient.get_contact
+
+    def limited(client: QomonClient, cid: int | str, *args: Any, **kwargs: Any) -> Any:
+        if str(cid) == str(POISON):
+            raise QomonRateLimited("the space's bucket is empty", retry_after=None)
+        return original(client, cid, *args, **kwargs)
+
+    monkeypatch.setattr(QomonClient, "get_contact", limited)
+    batch = receive(local, 3)
+    answer = invoke(batch)
+    poison_ids = [m["MessageId"] for m in batch if group(m) == f"id:{POISON}"]
+    assert [f["itemIdentifier"] for f in answer["batchItemFailures"]] == poison_ids
+    assert firstname(local, BEFORE) == f"Réessai {BEFORE}"
+    time.sleep(COME_BACK_S)
+    # BEFORE was deleted before AFTER's flush; nobody deleted AFTER's, the last contact,
+    # as Lambda would on the report: the poison's came back, for its redelivery.
+    assert sorted(group(m) for m in queued(local)) == [f"id:{POISON}", f"id:{AFTER}"]
 
 
 def drain(local: LocalMode, timeout_s: float = 60) -> None:
@@ -185,7 +278,7 @@ def test_a_poison_contact_reaches_the_dead_letter_queue_alone_and_redrives_once(
         with pytest.raises(Killed):
             invoke(batch)
         expire_claims(local)
-        time.sleep(1.2)
+        time.sleep(COME_BACK_S)
     assert len(kills) == 3
     assert firstname(local, BEFORE) == f"Voisin {BEFORE}"
     assert firstname(local, AFTER) == f"Voisin {AFTER}"

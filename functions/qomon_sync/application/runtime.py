@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import boto3
+from botocore.config import Config
 
 from qomon_sync.adapters.dead_letters import DeadLetterQueue
 from qomon_sync.adapters.dry_run import DryRun
@@ -26,6 +27,9 @@ from qomon_sync.domain.forms import FormCatalog
 from qomon_sync.settings import Settings
 
 OnCall = Callable[[str, int | None, float], None]
+QUICK_TO_GIVE_UP = Config(
+    connect_timeout=2, read_timeout=3, retries={"max_attempts": 2, "mode": "standard"}
+)
 
 
 @dataclass
@@ -113,5 +117,10 @@ def build_runtime(settings: Settings, on_call: OnCall | None = None) -> SyncRunt
         markers=FlushMarkers(sqs, settings.changes_queue_url),
         mails=MailCache(dynamodb, settings.staging_table, ttl_s=settings.email_cache_s),
         on_call=on_call,
-        settled=SettledMessages(sqs, settings.changes_queue_url),
+        settled=SettledMessages(
+            # Its own client, quick to give up: the delete is only an optimisation, and
+            # must never be what uses up the invocation.
+            boto3.client("sqs", config=QUICK_TO_GIVE_UP),
+            settings.changes_queue_url,
+        ),
     )

@@ -45,7 +45,6 @@ duplicates, never applied again.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import time
 from collections.abc import Callable, Sequence
@@ -122,30 +121,43 @@ class SyncBatch:
                 self.retry(records, f"unexpected error: {type(exc).__name__}")
 
     def _stopped_before(self, groups: dict[str, list[SQSRecord]]) -> list[str]:
-        """The groups in the order to run them: those whose flush stopped on an earlier
-        delivery (a crash or a timeout left its claims in progress) go last, after every
-        other contact is settled and deleted, so that if it stops the function again it
-        brings back no one else. Contacts are independent; each keeps its own order."""
+        """The groups in the order to run them: those whose flush did not finish on an
+        earlier delivery go last, after every other contact is settled and deleted, so
+        that if it stops the function again it brings back no one else. A flush that
+        stopped leaves its claims in progress in the ledger; a flush marker comes back
+        only when its flush did not finish. Contacts are independent; each keeps its own
+        order."""
         order = list(groups)
-        ledger = self.runtime.ledger
-        if ledger is None or len(order) < 2 or all(_receives(r) < 2 for r in self.records):
+        if len(order) < 2 or all(_receives(r) < 2 for r in self.records):
             return order
-        events: list[tuple[str, ChangeEvent]] = []
-        for group, records in groups.items():
-            for record in records:
-                with contextlib.suppress(ValidationError):
-                    if _marker(record) is None:
-                        events.append((group, ChangeEvent.model_validate_json(record.body)))
-        try:
-            held = ledger.in_progress([event for _, event in events])
-        except (BotoCoreError, ClientError, RuntimeError):
-            return order  # only an order: the flushes find out for themselves
-        stopped = {group for (group, _), busy in zip(events, held, strict=True) if busy}
+        stopped = {
+            group
+            for group, records in groups.items()
+            if any(_marker(r) is not None and _receives(r) >= 2 for r in records)
+        }
+        stopped |= self._held({g: r for g, r in groups.items() if g not in stopped})
         if stopped:
             self.telemetry.info(
                 "contacts whose flush stopped on an earlier delivery go last", contacts=len(stopped)
             )
         return [g for g in order if g not in stopped] + [g for g in order if g in stopped]
+
+    def _held(self, groups: dict[str, list[SQSRecord]]) -> set[str]:
+        """The groups with an event the ledger holds in progress."""
+        ledger = self.runtime.ledger
+        events = [
+            (group, event)
+            for group, records in groups.items()
+            for record in records
+            if _marker(record) is None and (event := _event_of(record)) is not None
+        ]
+        if ledger is None or not events:
+            return set()
+        try:
+            held = ledger.in_progress([event for _, event in events])
+        except (BotoCoreError, ClientError, RuntimeError):
+            return set()  # only an order: the flushes find out for themselves
+        return {group for (group, _), busy in zip(events, held, strict=True) if busy}
 
     def seconds_left(self) -> float:
         return self.remaining_ms() / 1000 - self.runtime.settings.safety_margin_s
@@ -415,6 +427,13 @@ def sequence_of(record: SQSRecord, index: int) -> str:
 def _receives(record: SQSRecord) -> int:
     count = record.attributes.get("ApproximateReceiveCount") or "1"
     return int(count) if str(count).isdigit() else 1
+
+
+def _event_of(record: SQSRecord) -> ChangeEvent | None:
+    try:
+        return ChangeEvent.model_validate_json(record.body)
+    except ValidationError:
+        return None
 
 
 def _marker(record: SQSRecord) -> str | None:
