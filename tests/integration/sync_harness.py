@@ -12,7 +12,13 @@ from typing import Any
 import boto3
 import httpx
 
-from qomon_sync_dev.local_mode import LocalContext, LocalMode, lambda_event, take_dead_letters
+from qomon_sync_dev.local_mode import (
+    LocalContext,
+    LocalMode,
+    lambda_event,
+    queue_is_empty,
+    take_dead_letters,
+)
 
 _sequence = itertools.count(int(time.time() * 1000))
 
@@ -149,3 +155,20 @@ def expire_claims(local: LocalMode) -> int:
 
 def context(timeout_s: float = 60) -> LocalContext:
     return LocalContext(timeout_s)
+
+
+def drain(local: LocalMode, timeout_s: float = 60) -> None:
+    """Let the paused poller run until the changes queue stays empty and the poller idle."""
+    assert local.endpoints is not None
+    assert local.poller is not None
+    sqs, _ = clients(local)
+    local.poller.resume()
+    deadline = time.monotonic() + timeout_s
+    quiet = 0
+    while time.monotonic() < deadline:
+        idle = local.poller.idle.is_set()
+        quiet = quiet + 1 if idle and queue_is_empty(sqs, local.endpoints.changes_queue_url) else 0
+        if quiet >= 3:
+            return
+        time.sleep(0.1)
+    raise AssertionError("the queue did not drain")

@@ -5,7 +5,6 @@ nothing and applies nothing twice."""
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -16,13 +15,14 @@ from qomon_sync.adapters.ledger import EventLedger
 from qomon_sync.adapters.qomon.client import QomonClient
 from qomon_sync.adapters.staging import StagingTable
 from qomon_sync.application import flush as flush_module
-from qomon_sync_dev.local_mode import LocalMode, LocalOptions, queue_is_empty
+from qomon_sync_dev.local_mode import LocalMode, LocalOptions
 from tests.integration.sync_harness import (
     Killed,
     again,
     calls,
     clients,
     dead_letters,
+    drain,
     expire_claims,
     invoke,
     message,
@@ -89,22 +89,6 @@ def send(local: LocalMode, contact_id: int, **changes: Any) -> None:
         MessageGroupId=f"id:{contact_id}",
         MessageDeduplicationId=uuid.uuid4().hex,
     )
-
-
-def drain(local: LocalMode, timeout_s: float = 60) -> None:
-    assert local.endpoints is not None
-    assert local.poller is not None
-    sqs, _ = clients(local)
-    local.poller.resume()
-    deadline = time.monotonic() + timeout_s
-    quiet = 0
-    while time.monotonic() < deadline:
-        idle = local.poller.idle.is_set()
-        quiet = quiet + 1 if idle and queue_is_empty(sqs, local.endpoints.changes_queue_url) else 0
-        if quiet >= 3:
-            return
-        time.sleep(0.1)
-    raise AssertionError("the queue did not drain")
 
 
 def test_a_backlog_of_three_batches_costs_one_get_and_one_patch_in_order(

@@ -24,12 +24,13 @@ from qomon_sync.adapters.ledger import EventLedger
 from qomon_sync.adapters.qomon.client import QomonClient
 from qomon_sync.adapters.qomon.errors import QomonRateLimited
 from qomon_sync.adapters.staging import Staged, StagingTable
-from qomon_sync_dev.local_mode import LocalMode, LocalOptions, queue_is_empty
+from qomon_sync_dev.local_mode import LocalMode, LocalOptions
 from qomon_sync_ops.cli import main
 from tests.integration.sync_harness import (
     Killed,
     clients,
     dead_letters,
+    drain,
     expire_claims,
     invoke,
     queued,
@@ -114,6 +115,15 @@ def crash_on(monkeypatch: pytest.MonkeyPatch, contact_id: int) -> list[int]:
     return kills
 
 
+def crashed_delivery(local: LocalMode, count: int) -> None:
+    """Hand `count` messages to the function, which crashes; then what AWS does after: the
+    claims expire with the invocation, and the messages come back."""
+    with pytest.raises(Killed):
+        invoke(receive(local, count))
+    expire_claims(local)
+    time.sleep(COME_BACK_S)
+
+
 def firstname(local: LocalMode, contact_id: int) -> str:
     return str(standin(local, f"contacts/{contact_id}")["contact"]["firstname"])
 
@@ -168,10 +178,7 @@ def test_a_ledger_that_cannot_be_read_leaves_the_order_as_it_was(
     for contact_id in (POISON, AFTER):
         send(local, contact_id, f"Sans registre {contact_id}")
     crash_on(monkeypatch, POISON)
-    with pytest.raises(Killed):
-        invoke(receive(local, 2))
-    expire_claims(local)
-    time.sleep(COME_BACK_S)
+    crashed_delivery(local, 2)
 
     def unreadable(*_: Any, **__: Any) -> Any:
         raise ClientError({"Error": {"Code": "ProvisionedThroughputExceededException"}}, "Get")
@@ -206,10 +213,7 @@ def test_a_contact_driven_by_its_flush_marker_that_stopped_runs_last_too(
     staging.expect_marker(poison, marker, since=time.time())
     send(local, AFTER, f"Derrière le marqueur {AFTER}")
     crash_on(monkeypatch, POISON)
-    with pytest.raises(Killed):
-        invoke(receive(local, 2))
-    expire_claims(local)
-    time.sleep(COME_BACK_S)
+    crashed_delivery(local, 2)
     again = receive(local, 2)
     assert [group(m) for m in again] == [poison, f"id:{AFTER}"]
     with pytest.raises(Killed):
@@ -243,20 +247,6 @@ def test_a_contact_left_for_redelivery_is_not_deleted_with_the_settled(
     # BEFORE was deleted before AFTER's flush; nobody deleted AFTER's, the last contact,
     # as Lambda would on the report: the poison's came back, for its redelivery.
     assert sorted(group(m) for m in queued(local)) == [f"id:{POISON}", f"id:{AFTER}"]
-
-
-def drain(local: LocalMode, timeout_s: float = 60) -> None:
-    assert local.endpoints is not None
-    assert local.poller is not None
-    sqs, _ = clients(local)
-    local.poller.resume()
-    deadline = time.monotonic() + timeout_s
-    quiet = 0
-    while quiet < 3:
-        assert time.monotonic() < deadline, "the queue did not drain"
-        idle = local.poller.idle.is_set()
-        quiet = quiet + 1 if idle and queue_is_empty(sqs, local.endpoints.changes_queue_url) else 0
-        time.sleep(0.2)
 
 
 def test_a_poison_contact_reaches_the_dead_letter_queue_alone_and_redrives_once(
