@@ -19,7 +19,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-MAX_BATCH_ENTRIES = 10
+from qomon_sync.adapters.changes_queue import MAX_BATCH_ENTRIES
 
 
 class SettledMessages:

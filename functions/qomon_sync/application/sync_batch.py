@@ -128,12 +128,12 @@ class SyncBatch:
         only when its flush did not finish. Contacts are independent; each keeps its own
         order."""
         order = list(groups)
-        if len(order) < 2 or all(_receives(r) < 2 for r in self.records):
+        if len(order) < 2 or all(receives(r) < 2 for r in self.records):
             return order
         stopped = {
             group
             for group, records in groups.items()
-            if any(_marker(r) is not None and _receives(r) >= 2 for r in records)
+            if any(_marker(r) is not None and receives(r) >= 2 for r in records)
         }
         stopped |= self._held({g: r for g, r in groups.items() if g not in stopped})
         if stopped:
@@ -172,6 +172,8 @@ class SyncBatch:
         """Delete the messages settled so far, before another contact's flush: if that
         flush never returns, they do not come back with it."""
         settled = self.runtime.settled
+        if settled is None:
+            return
         done = [
             r
             for r in self.records
@@ -179,7 +181,7 @@ class SyncBatch:
             and (fate := self.fates.get(r.message_id)) is not None
             and fate.retry is None
         ]
-        if settled is None or not done:
+        if not done:
             return
         self._deleted.update(r.message_id for r in done)
         failed = settled.delete([r.receipt_handle for r in done])
@@ -301,7 +303,7 @@ class GroupRun:
                     seq=sequence_of(record, index),
                     body=record.body,
                     message_id=record.message_id,
-                    receive_count=_receives(record),
+                    receive_count=receives(record),
                 )
             )
         return staged
@@ -348,7 +350,7 @@ class GroupRun:
             deduplication_id=record.message_id,
             code="",
             detail="",
-            attempts=_receives(record),
+            attempts=receives(record),
             event_id=event_id,
         )
 
@@ -385,7 +387,7 @@ class GroupRun:
 
     def _last_delivery(self) -> bool:
         """Whether the redrive policy moves these messages if they fail once more."""
-        return max(_receives(r) for r in self.records) >= self.settings.max_receive_count
+        return max(receives(r) for r in self.records) >= self.settings.max_receive_count
 
     def _keep_waiting(self, head: Head) -> None:
         """Make sure a flush marker waits behind this group's staged events."""
@@ -424,7 +426,8 @@ def sequence_of(record: SQSRecord, index: int) -> str:
     return f"{sent.rjust(20, '0')}{index:020d}#{record.message_id}"
 
 
-def _receives(record: SQSRecord) -> int:
+def receives(record: SQSRecord) -> int:
+    """How many times SQS has delivered `record` (its ApproximateReceiveCount)."""
     count = record.attributes.get("ApproximateReceiveCount") or "1"
     return int(count) if str(count).isdigit() else 1
 

@@ -32,7 +32,7 @@ import httpx
 
 from qomon_sync.adapters.qomon.client import QomonClient
 from qomon_sync.adapters.staging import StagingTable
-from qomon_sync.application.sync_batch import SyncBatch
+from qomon_sync.application.sync_batch import SyncBatch, receives
 from qomon_sync.domain.change_event import ChangeEvent
 from qomon_sync.domain.dates import to_qomon_date
 from qomon_sync_dev.bench.workload import FORMS, Workload, WorkloadSpec, build_workload, state_of
@@ -118,10 +118,8 @@ class Killer:
 
     def _watched(self, original: Any) -> Any:
         def run(batch: SyncBatch) -> None:
-            receives = [
-                int(r.attributes.get("ApproximateReceiveCount") or 1) for r in batch.records
-            ]
-            self._invocation.last = max(receives, default=1) >= self.max_receive_count
+            most = max((receives(r) for r in batch.records), default=1)
+            self._invocation.last = most >= self.max_receive_count
             original(batch)
 
         return run
