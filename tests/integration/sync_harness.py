@@ -36,6 +36,35 @@ def invoke(records: list[dict[str, Any]], timeout_s: float = 60) -> Any:
     )
 
 
+def change_body(
+    contact_id: int, *, event_id: str | None = None, source: str = "test", **changes: Any
+) -> str:
+    """A change event's JSON for contact `contact_id` (a fresh id unless given)."""
+    return json.dumps(
+        {
+            "event_id": event_id or uuid.uuid4().hex,
+            "source": source,
+            "occurred_at": "2026-11-24T10:00:00Z",
+            "contact": {"id": contact_id},
+            **changes,
+        }
+    )
+
+
+def send(local: LocalMode, contact_id: int, **changes: Any) -> str:
+    """Put one change event for `contact_id` on local mode's changes queue; its event id."""
+    assert local.endpoints is not None
+    sqs, _ = clients(local)
+    event_id = uuid.uuid4().hex
+    sqs.send_message(
+        QueueUrl=local.endpoints.changes_queue_url,
+        MessageBody=change_body(contact_id, event_id=event_id, **changes),
+        MessageGroupId=f"id:{contact_id}",
+        MessageDeduplicationId=event_id,
+    )
+    return event_id
+
+
 def message(
     contact_id: int,
     *,
@@ -47,15 +76,7 @@ def message(
 ) -> dict[str, Any]:
     """A FIFO message as SQS hands it over, with a sequence number that keeps growing
     (`sequenced=False`: none, as in a standard queue's test event)."""
-    body = json.dumps(
-        {
-            "event_id": event_id or uuid.uuid4().hex,
-            "source": source,
-            "occurred_at": "2026-11-24T10:00:00Z",
-            "contact": {"id": contact_id},
-            **changes,
-        }
-    )
+    body = change_body(contact_id, event_id=event_id, source=source, **changes)
     return {
         "MessageId": str(uuid.uuid4()),
         "ReceiptHandle": uuid.uuid4().hex,

@@ -5,7 +5,6 @@ nothing and applies nothing twice."""
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -20,13 +19,13 @@ from tests.integration.sync_harness import (
     Killed,
     again,
     calls,
-    clients,
     dead_letters,
     drain,
     expire_claims,
     invoke,
     message,
     queued,
+    send,
     staged,
     standin,
 )
@@ -69,26 +68,6 @@ def contact(local: LocalMode, contact_id: int) -> dict[str, Any]:
 
 
 # -- the fold over a whole backlog -----------------------------------------------------------
-
-
-def send(local: LocalMode, contact_id: int, **changes: Any) -> None:
-    assert local.endpoints is not None
-    sqs, _ = clients(local)
-    body = json.dumps(
-        {
-            "event_id": uuid.uuid4().hex,
-            "source": "test",
-            "occurred_at": "2026-11-24T10:00:00Z",
-            "contact": {"id": contact_id},
-            **changes,
-        }
-    )
-    sqs.send_message(
-        QueueUrl=local.endpoints.changes_queue_url,
-        MessageBody=body,
-        MessageGroupId=f"id:{contact_id}",
-        MessageDeduplicationId=uuid.uuid4().hex,
-    )
 
 
 def test_a_backlog_of_three_batches_costs_one_get_and_one_patch_in_order(

@@ -28,12 +28,14 @@ from qomon_sync_dev.local_mode import LocalMode, LocalOptions
 from qomon_sync_ops.cli import main
 from tests.integration.sync_harness import (
     Killed,
+    change_body,
     clients,
     dead_letters,
     drain,
     expire_claims,
     invoke,
     queued,
+    send,
     staged,
     standin,
 )
@@ -53,27 +55,6 @@ def local() -> Iterator[LocalMode]:
         assert running.poller is not None
         running.poller.pause()
         yield running
-
-
-def send(local: LocalMode, contact_id: int, firstname: str) -> str:
-    assert local.endpoints is not None
-    sqs, _ = clients(local)
-    event_id = uuid.uuid4().hex
-    sqs.send_message(
-        QueueUrl=local.endpoints.changes_queue_url,
-        MessageBody=json.dumps(
-            {
-                "event_id": event_id,
-                "source": "test",
-                "occurred_at": "2026-11-24T10:00:00Z",
-                "contact": {"id": contact_id},
-                "set": {"firstname": firstname},
-            }
-        ),
-        MessageGroupId=f"id:{contact_id}",
-        MessageDeduplicationId=event_id,
-    )
-    return event_id
 
 
 def receive(local: LocalMode, count: int, timeout_s: float = 10) -> list[dict[str, Any]]:
@@ -100,19 +81,30 @@ def group(message: dict[str, Any]) -> str:
     return str(message["Attributes"]["MessageGroupId"])
 
 
-def crash_on(monkeypatch: pytest.MonkeyPatch, contact_id: int) -> list[int]:
-    """Every PATCH of `contact_id` kills the function (a poison event); returns the count."""
-    original: Callable[..., Any] = QomonClient.replace_contact
-    kills: list[int] = []
+def fail_for(
+    monkeypatch: pytest.MonkeyPatch,
+    name: str,
+    contact_id: int,
+    error: Callable[[], BaseException],
+) -> list[int]:
+    """Every call of `QomonClient.<name>` for `contact_id` raises `error()`; returns a list
+    that grows by one at each."""
+    original: Callable[..., Any] = getattr(QomonClient, name)
+    failures: list[int] = []
 
-    def dying(client: QomonClient, cid: int | str, *args: Any, **kwargs: Any) -> Any:
+    def failing(client: QomonClient, cid: int | str, *args: Any, **kwargs: Any) -> Any:
         if str(cid) == str(contact_id):
-            kills.append(1)
-            raise Killed
+            failures.append(1)
+            raise error()
         return original(client, cid, *args, **kwargs)
 
-    monkeypatch.setattr(QomonClient, "replace_contact", dying)
-    return kills
+    monkeypatch.setattr(QomonClient, name, failing)
+    return failures
+
+
+def crash_on(monkeypatch: pytest.MonkeyPatch, contact_id: int) -> list[int]:
+    """Every PATCH of `contact_id` kills the function (a poison event); returns the count."""
+    return fail_for(monkeypatch, "replace_contact", contact_id, Killed)
 
 
 def crashed_delivery(local: LocalMode, count: int) -> None:
@@ -132,7 +124,7 @@ def test_a_crash_brings_back_only_the_crashed_contact_and_those_after_it(
     local: LocalMode, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     for contact_id in (BEFORE, POISON, AFTER):
-        send(local, contact_id, f"Avant crash {contact_id}")
+        send(local, contact_id, set={"firstname": f"Avant crash {contact_id}"})
     batch = receive(local, 3)
     assert [group(m) for m in batch] == [f"id:{c}" for c in (BEFORE, POISON, AFTER)]
     crash_on(monkeypatch, POISON)
@@ -149,7 +141,7 @@ def test_on_redelivery_the_contact_whose_flush_stopped_runs_last(
     local: LocalMode, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     for contact_id in (POISON, AFTER):
-        send(local, contact_id, f"Deuxième {contact_id}")
+        send(local, contact_id, set={"firstname": f"Deuxième {contact_id}"})
     kills = crash_on(monkeypatch, POISON)
     with pytest.raises(Killed):
         invoke(receive(local, 2))
@@ -176,7 +168,7 @@ def test_a_ledger_that_cannot_be_read_leaves_the_order_as_it_was(
     """Which contact goes last is an order, not a condition: if the ledger cannot say,
     the batch runs in its own order (and the flushes find out for themselves)."""
     for contact_id in (POISON, AFTER):
-        send(local, contact_id, f"Sans registre {contact_id}")
+        send(local, contact_id, set={"firstname": f"Sans registre {contact_id}"})
     crash_on(monkeypatch, POISON)
     crashed_delivery(local, 2)
 
@@ -198,20 +190,12 @@ def test_a_contact_driven_by_its_flush_marker_that_stopped_runs_last_too(
     assert local.endpoints is not None
     sqs, dynamodb = clients(local)
     poison = f"id:{POISON}"
-    body = json.dumps(
-        {
-            "event_id": uuid.uuid4().hex,
-            "source": "test",
-            "occurred_at": "2026-11-24T10:00:00Z",
-            "contact": {"id": POISON},
-            "set": {"firstname": "Mise en attente"},
-        }
-    )
+    body = change_body(POISON, set={"firstname": "Mise en attente"})
     staging = StagingTable(dynamodb, local.endpoints.staging_table, retention_s=3600)
     staging.stage(poison, [Staged("7".rjust(40, "0"), body, "m-staged-earlier")])
     marker = FlushMarkers(sqs, local.endpoints.changes_queue_url).send(poison)
     staging.expect_marker(poison, marker, since=time.time())
-    send(local, AFTER, f"Derrière le marqueur {AFTER}")
+    send(local, AFTER, set={"firstname": f"Derrière le marqueur {AFTER}"})
     crash_on(monkeypatch, POISON)
     crashed_delivery(local, 2)
     again = receive(local, 2)
@@ -229,15 +213,13 @@ def test_a_contact_left_for_redelivery_is_not_deleted_with_the_settled(
     """Only settled contacts' messages are deleted early: one whose flush met a failure
     that may pass (here a 429) stays on the queue for its redelivery."""
     for contact_id in (POISON, BEFORE, AFTER):
-        send(local, contact_id, f"Réessai {contact_id}")
-    original: Callable[..., Any] = QomonClient.get_contact
-
-    def limited(client: QomonClient, cid: int | str, *args: Any, **kwargs: Any) -> Any:
-        if str(cid) == str(POISON):
-            raise QomonRateLimited("the space's bucket is empty", retry_after=None)
-        return original(client, cid, *args, **kwargs)
-
-    monkeypatch.setattr(QomonClient, "get_contact", limited)
+        send(local, contact_id, set={"firstname": f"Réessai {contact_id}"})
+    fail_for(
+        monkeypatch,
+        "get_contact",
+        POISON,
+        lambda: QomonRateLimited("the space's bucket is empty", retry_after=None),
+    )
     batch = receive(local, 3)
     answer = invoke(batch)
     poison_ids = [m["MessageId"] for m in batch if group(m) == f"id:{POISON}"]
@@ -256,9 +238,9 @@ def test_a_poison_contact_reaches_the_dead_letter_queue_alone_and_redrives_once(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     assert local.endpoints is not None
-    poisoned = [send(local, POISON, f"Poison {n}") for n in range(2)]
+    poisoned = [send(local, POISON, set={"firstname": f"Poison {n}"}) for n in range(2)]
     for contact_id in (BEFORE, AFTER):
-        send(local, contact_id, f"Voisin {contact_id}")
+        send(local, contact_id, set={"firstname": f"Voisin {contact_id}"})
     kills = crash_on(monkeypatch, POISON)
     # Only the first crash costs the neighbours a delivery (the poison ran first). From
     # the second on it runs last, after they are applied and deleted.
