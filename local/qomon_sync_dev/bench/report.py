@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -124,60 +125,111 @@ def _state(run: dict[str, Any]) -> str:
     return "matches" if not run["state_mismatches"] else f"{len(run['state_mismatches'])} differ"
 
 
+def _table(columns: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
+    """A markdown table: its header, the separator for that many columns, its rows."""
+    lines = [_row(columns), "|" + "---|" * len(columns)]
+    return "\n".join([*lines, *(_row(row) for row in rows)])
+
+
+def _row(cells: Sequence[object]) -> str:
+    return "| " + " | ".join(str(cell) for cell in cells) + " |"
+
+
 def _sizes_table(sizes: list[dict[str, Any]]) -> str:
-    rows = [
-        "| events / contacts (changed) | floor | qomon-sync tokens | ratio | GET / PATCH / "
-        "search | per-record tokens | ratio | 429s | lost | final state |",
-        "|---|---|---|---|---|---|---|---|---|---|",
-    ]
+    columns = (
+        "events / contacts (changed)",
+        "floor",
+        "qomon-sync tokens",
+        "ratio",
+        "GET / PATCH / search",
+        "per-record tokens",
+        "ratio",
+        "429s",
+        "lost",
+        "final state",
+    )
+    rows = []
     for size in sizes:
         w, runs = size["workload"], size["strategies"]
         p, r = runs["pipeline"], runs["per_record"]
         rows.append(
-            f"| {w['events']} / {w['contacts_touched']} ({w['contacts_changed']}) | "
-            f"{w['floor_tokens']} | {p['tokens']} | **{p['ratio_to_floor']}** | {_calls(p)} | "
-            f"{r['tokens']} | {r['ratio_to_floor']} | {p['rate_limited']} / {r['rate_limited']} "
-            f"| {p['lost']} / {r['lost']} | {_state(p)} / {_state(r)} |"
+            (
+                f"{w['events']} / {w['contacts_touched']} ({w['contacts_changed']})",
+                w["floor_tokens"],
+                p["tokens"],
+                f"**{p['ratio_to_floor']}**",
+                _calls(p),
+                r["tokens"],
+                r["ratio_to_floor"],
+                f"{p['rate_limited']} / {r['rate_limited']}",
+                f"{p['lost']} / {r['lost']}",
+                f"{_state(p)} / {_state(r)}",
+            )
         )
-    return "\n".join(rows)
+    return _table(columns, rows)
 
 
 def _excess_table(sizes: list[dict[str, Any]]) -> str:
-    rows = [
-        "| events / contacts | above the floor | the space's forms | searches for contacts "
-        "named by e-mail | anything else | ratio to floor without the e-mail searches |",
-        "|---|---|---|---|---|---|",
-    ]
+    columns = (
+        "events / contacts",
+        "above the floor",
+        "the space's forms",
+        "searches for contacts named by e-mail",
+        "anything else",
+        "ratio to floor without the e-mail searches",
+    )
+    rows = []
     for size in sizes:
         w, p = size["workload"], size["strategies"]["pipeline"]
         calls = p["calls"]
         above = p["tokens"] - w["floor_tokens"]
         forms = int(calls.get("GET /v1/forms/type/{type}", 0))
         searches = int(calls.get("POST /search", 0)) - int(w["unknown_lookups"])
-        other = above - forms - searches
         without = round((p["tokens"] - searches) / w["floor_tokens"], 3)
         rows.append(
-            f"| {w['events']} / {w['contacts_touched']} | {above} | {forms} | {searches} | "
-            f"{other} | {without} |"
+            (
+                f"{w['events']} / {w['contacts_touched']}",
+                above,
+                forms,
+                searches,
+                above - forms - searches,
+                without,
+            )
         )
-    return "\n".join(rows)
+    return _table(columns, rows)
 
 
 def _consumers_table(figures: dict[str, Any]) -> str:
-    rows = [
-        "| consumers | tokens | ratio to floor | 429s | sent back | flushes deferred | lost "
-        "| final state | wall (s) | bucket use |",
-        "|---|---|---|---|---|---|---|---|---|---|",
-    ]
+    columns = (
+        "consumers",
+        "tokens",
+        "ratio to floor",
+        "429s",
+        "sent back",
+        "flushes deferred",
+        "lost",
+        "final state",
+        "wall (s)",
+        "bucket use",
+    )
     runs = [(1, figures["strategies"]["pipeline"])]
     runs += [(entry["consumers"], entry["pipeline"]) for entry in figures["consumers"]]
-    for count, run in runs:
-        rows.append(
-            f"| {count} | {run['tokens']} | {run['ratio_to_floor']} | {run['rate_limited']} | "
-            f"{run['returned']} | {run['deferred']} | {run['lost']} | {_state(run)} | "
-            f"{run['wall_s']} | **{run['bucket_use']:.1%}** |"
+    rows = [
+        (
+            count,
+            run["tokens"],
+            run["ratio_to_floor"],
+            run["rate_limited"],
+            run["returned"],
+            run["deferred"],
+            run["lost"],
+            _state(run),
+            run["wall_s"],
+            f"**{run['bucket_use']:.1%}**",
         )
-    return "\n".join(rows)
+        for count, run in runs
+    ]
+    return _table(columns, rows)
 
 
 def _headline_rows(p: dict[str, Any], r: dict[str, Any]) -> str:
