@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 
+from qomon_sync.domain.privacy import Pseudonyms
+
 ROOT = Path(__file__).resolve().parent.parent
 EVENTS = ROOT / "events"
 
@@ -24,10 +26,6 @@ def events_dir() -> Path:
 TEST_PSEUDONYM_KEY = "a test deployment's pseudonym key, 64 characters long, not a secret"
 
 
-@pytest.fixture(autouse=True)
-def pseudonym_key() -> None:
-    """A deployment's pseudonym key, as the handlers and local mode configure one; a test
-    that starts local mode or a handler gets theirs instead."""
-    from qomon_sync.domain.privacy import use_pseudonym_key
-
-    use_pseudonym_key(lambda: TEST_PSEUDONYM_KEY)
+PSEUDONYMS = Pseudonyms(TEST_PSEUDONYM_KEY)
+"""A test deployment's pseudonyms, passed explicitly as a process passes its own: nothing
+sets a key for the whole test process."""

@@ -45,7 +45,7 @@ from aiohttp import web
 from moto.server import ThreadedMotoServer
 from moto.sqs.models import Queue, SQSBackend
 
-from qomon_sync.domain.privacy import use_pseudonym_key
+from qomon_sync.domain.privacy import Pseudonyms
 from qomon_sync_dev import local_logs, local_metrics, local_state
 from qomon_sync_dev.local_state import counted
 from qomon_sync_dev.moto_speed import serialize_moto, speed_up_moto
@@ -97,6 +97,8 @@ class Endpoints:
     qomon_api_key_secret: str
     staging_table: str
     qomon_url: str
+    pseudonym_key_secret: str = f"{STACK}/pseudonym-key"
+    """Local mode's key of e-mail pseudonyms (the operators' commands read it too)."""
     webhook_url: str = ""
     """`.../webhooks/{source}`: the ingest handler behind a local HTTP API."""
     dead_letter_queue_arn: str = ""
@@ -586,6 +588,8 @@ class LocalMode:
         self.left: Left | None = None
         self._lock: local_state.StateLock | None = None
         self.metrics: local_metrics.LocalCloudWatch | None = None
+        self.pseudonyms: Pseudonyms | None = None
+        """The deployment's pseudonyms, once started (the handlers read the same key)."""
         self._saved_env: dict[str, str | None] = {}
 
     def __enter__(self) -> LocalMode:
@@ -669,15 +673,15 @@ class LocalMode:
                 "POWERTOOLS_METRICS_NAMESPACE": "QomonSync",
                 "POWERTOOLS_TRACE_DISABLED": "true",
                 "WEBHOOK_SECRETS_SECRET": f"{STACK}/webhook-secrets",
-                "PSEUDONYM_KEY_SECRET": f"{STACK}/pseudonym-key",
+                "PSEUDONYM_KEY_SECRET": self.endpoints.pseudonym_key_secret,
             }
         )
         # The tools that run beside the handlers (bench, soak) key pseudonyms the same way.
         secrets_client = boto3.client(
             "secretsmanager", endpoint_url=self.endpoints.aws_endpoint_url, region_name=REGION
         )
-        key = secrets_client.get_secret_value(SecretId=f"{STACK}/pseudonym-key")["SecretString"]
-        use_pseudonym_key(lambda: str(key))
+        key = secrets_client.get_secret_value(SecretId=self.endpoints.pseudonym_key_secret)
+        self.pseudonyms = Pseudonyms(str(key["SecretString"]))
         from qomon_sync.handlers.ingest import reset_ingest
         from qomon_sync.handlers.sync import reset_runtime
 

@@ -1,5 +1,7 @@
 """`qomon-sync preview-webhook --source NAME --body FILE`: the change events a delivery
-would produce under the mapping file, printed as JSON; nothing is sent, nothing queued.
+would produce under the mapping file, printed as JSON exactly as the ingest would queue
+them (the ingest's own code path, `application.ingest.accept`: the source's name is the
+URL's, an explicit `null` is kept); nothing is sent, nothing queued.
 
 The signature is not checked unless `--secret` is given (then it is, as the ingest does).
 Headers with `--header 'Name: value'`, the query string with `--query 'a=1&b=2'`. Exit 0
@@ -11,17 +13,23 @@ from __future__ import annotations
 
 import argparse
 import json
+import secrets
 import sys
 import urllib.parse
 from datetime import UTC, datetime
 from pathlib import Path
 
+from qomon_sync.application.ingest import accept
+from qomon_sync.domain.privacy import Pseudonyms
+from qomon_sync.settings import Settings
 from qomon_sync.sources.base import WebhookError, WebhookRequest
 from qomon_sync.sources.config import MappingConfigError
 from qomon_sync.sources.registry import build_sources, load_mapping
 
 EXIT_OK, EXIT_REFUSED, EXIT_CANNOT = 0, 1, 2
 DEFAULT_CONFIG = Path("functions") / "sources.yaml"
+MAX_MESSAGE_BYTES = Settings.model_fields["max_message_bytes"].default
+"""The queue's message size the ingest checks against (the setting's default)."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -65,13 +73,18 @@ def run_from_args(args: argparse.Namespace) -> int:
         + (f"?{args.query}" if args.query else ""),
     )
     try:
-        if args.secret is not None:
-            source.authenticate(request, args.secret)
-        events = source.change_events(request)
+        accepted = accept(
+            source,
+            request,
+            args.secret,
+            # Message groups are not printed: a key of this run's own keeps them unshown.
+            pseudonyms=Pseudonyms(secrets.token_hex(32)),
+            max_bytes=MAX_MESSAGE_BYTES,
+            authenticate=args.secret is not None,
+        )
     except WebhookError as exc:
         refused = {"status": exc.status, "title": exc.title, "detail": exc.detail}
         print(json.dumps({**refused, "field": exc.field}, ensure_ascii=False, indent=2))
         return EXIT_REFUSED
-    dumped = [e.model_dump(mode="json", exclude_none=True, exclude_unset=True) for e in events]
-    print(json.dumps(dumped, ensure_ascii=False, indent=2))
+    print(json.dumps(accepted.bodies(), ensure_ascii=False, indent=2))
     return EXIT_OK

@@ -53,6 +53,7 @@ from qomon_sync.adapters.changes_queue import (
     send,
 )
 from qomon_sync.domain.change_event import ChangeEvent
+from qomon_sync.domain.privacy import Pseudonyms
 from qomon_sync.domain.validation import error_paths
 from qomon_sync.sources import registry as source_registry
 from qomon_sync.sources.base import WebhookError, WebhookRequest
@@ -323,13 +324,13 @@ class Estimate:
 def estimate(rows: Sequence[Row]) -> Estimate:
     """The floor of the file's work: each contact's events folded into one read and one
     write, as when they arrive together."""
-    by_contact: dict[str, bool] = {}
-    by_mail: set[str] = set()
+    by_contact: dict[tuple[int | None, str | None], bool] = {}
+    by_mail: set[tuple[int | None, str | None]] = set()
     events = 0
     for row in rows:
         for event in row.events:
             events += 1
-            key = event.contact.key
+            key = event.contact.person
             changes = bool(event.set_fields() or event.tags or event.fields or event.notes)
             by_contact[key] = by_contact.get(key, False) or changes
             if event.contact.id is None:
@@ -570,11 +571,11 @@ def _stop_on_sigterm() -> Any:
     return lambda: signal.signal(signal.SIGTERM, previous)
 
 
-def _entries(row: Row, source: str) -> list[dict[str, Any]]:
+def _entries(row: Row, source: str, pseudonyms: Pseudonyms) -> list[dict[str, Any]]:
     entries: list[dict[str, Any]] = []
     for event in row.events:
         dedup = hashlib.sha256(f"backfill\n{source}\n{event.event_id}".encode()).hexdigest()
-        entry = queue_entry(event, dedup, str(len(entries)))
+        entry = queue_entry(event, dedup, str(len(entries)), pseudonyms=pseudonyms)
         if refused_character(entry["MessageBody"]) is not None:
             row.problem = "holds a character the queue refuses"
         elif message_bytes(entry) > MAX_MESSAGE_BYTES:
@@ -590,8 +591,11 @@ def _send_all(
     SQS refused for good."""
     refused: list[Row] = []
     pending: list[tuple[Row, list[dict[str, Any]]]] = []
+    pseudonyms = target.pseudonyms()
+    if any(event.contact.id is None for row in todo for event in row.events):
+        pseudonyms.check()  # an unreadable key is said before anything is queued
     for row in todo:
-        entries = _entries(row, row.events[0].source) if row.events else []
+        entries = _entries(row, row.events[0].source, pseudonyms) if row.events else []
         if entries:
             pending.append((row, entries))
         if sum(len(e) for _, e in pending) >= SEND_EVERY or row is todo[-1]:

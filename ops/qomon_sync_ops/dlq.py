@@ -185,7 +185,7 @@ def run_show(args: argparse.Namespace, target: Target, out: TextIO) -> int:
         )
         return 1
     for letter in found:
-        _show_one(letter, now, out, personal=args.show_personal_data)
+        _show_one(letter, now, out, target, personal=args.show_personal_data)
         if args.preview:
             result = preview(target, letter.body)
             for line in result.lines:
@@ -195,7 +195,9 @@ def run_show(args: argparse.Namespace, target: Target, out: TextIO) -> int:
     return 0
 
 
-def _show_one(letter: dl.Letter, now: datetime, out: TextIO, *, personal: bool) -> None:
+def _show_one(
+    letter: dl.Letter, now: datetime, out: TextIO, target: Target, *, personal: bool
+) -> None:
     meaning, advice = letter.explained()
     attempts = f" after {counted(letter.attempts, 'attempt')}" if letter.attempts else ""
     print(
@@ -220,7 +222,8 @@ def _show_one(letter: dl.Letter, now: datetime, out: TextIO, *, personal: bool) 
         print(_pretty(letter.body), file=out)
     else:
         print("The event (personal data masked; --show-personal-data shows it):", file=out)
-        print(json.dumps(masked_body(letter.body), ensure_ascii=False, indent=2), file=out)
+        masked = masked_body(letter.body, target.pseudonyms())
+        print(json.dumps(masked, ensure_ascii=False, indent=2), file=out)
 
 
 def _pretty(body: str) -> str:

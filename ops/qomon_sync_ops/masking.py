@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from typing import Any
-
-from qomon_sync.domain.privacy import pseudonym
 
 MASK = "<masked>"
 SHOWN = frozenset(
@@ -35,28 +34,30 @@ PSEUDONYMISED = frozenset({"contact.mail"})
 _INDEX = re.compile(r"\[\d+\]")
 
 
-def masked_body(body: str) -> Any:
-    """The letter's body as JSON with personal values masked; a body that is not JSON is
-    described, never shown."""
+def masked_body(body: str, pseudonyms: Callable[[str], str]) -> Any:
+    """The letter's body as JSON with personal values masked, the e-mail replaced by its
+    pseudonym under the deployment's key; a body that is not JSON is described, never
+    shown."""
     try:
         data = json.loads(body)
     except ValueError:
         return f"<not JSON: {len(body)} characters, not shown>"
-    return masked(data)
+    return masked(data, pseudonyms)
 
 
-def masked(value: Any, path: str = "") -> Any:
+def masked(value: Any, pseudonyms: Callable[[str], str], path: str = "") -> Any:
     if isinstance(value, dict):
         return {
-            key: masked(item, f"{path}.{key}" if path else str(key)) for key, item in value.items()
+            key: masked(item, pseudonyms, f"{path}.{key}" if path else str(key))
+            for key, item in value.items()
         }
     if isinstance(value, list):
-        return [masked(item, f"{path}[]") for item in value]
+        return [masked(item, pseudonyms, f"{path}[]") for item in value]
     where = _INDEX.sub("[]", path)
     if where in SHOWN:
         return value
     if where in PSEUDONYMISED and isinstance(value, str):
-        return pseudonym(value)
+        return pseudonyms(value)
     if value is None:
         return None  # `null` clears a field: which one is not personal, the clearing neither
     return MASK

@@ -20,6 +20,8 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, ProfileNotFound
 
+from qomon_sync.domain.privacy import MIN_KEY_LENGTH, Pseudonyms
+
 LOCAL_STATE_DIR = Path(".local-run")
 LOCAL_STATE_DIR_ENV = "QOMON_SYNC_LOCAL_STATE_DIR"
 LOCAL_ENDPOINTS_FILE = "endpoints.json"
@@ -41,6 +43,7 @@ OPTIONAL_OUTPUTS = (
     "DashboardUrl",
     "AlarmTopicArn",
     "StagingTableName",
+    "PseudonymKeySecretArn",
 )
 """template.yaml's Outputs that the commands read (a test checks the template has them)."""
 
@@ -85,9 +88,23 @@ class Target:
     """Where the sync keeps a contact's events until its flush; empty: not known."""
     ledger_retention_days: int | None = None
     """Older events are refused as possible replays (LedgerRetentionDays); None: unknown."""
+    pseudonym_key_secret: str = ""
+    """The key of e-mail pseudonyms (message groups, masked e-mails); empty: not known."""
     endpoint_url: str | None = None
     profile: str | None = None
     _session: Any = field(default=None, compare=False, repr=False)
+
+    def pseudonyms(self) -> Pseudonyms:
+        """The deployment's pseudonyms, keyed as its functions key them: the key is read
+        from the stack's secret (local mode's) when a pseudonym is first needed."""
+        cache: list[str] = []
+
+        def key() -> str:
+            if not cache:
+                cache.append(_pseudonym_key(self))
+            return cache[0]
+
+        return Pseudonyms(key)
 
     def client(self, service: str) -> Any:
         session = self._session or boto3.Session(profile_name=self.profile, region_name=self.region)
@@ -171,6 +188,9 @@ def from_endpoints_file(path: Path) -> Target:
         stack_name=LOCAL_STACK,
         passthrough=_paths(data.get("unknown_fields_passthrough")),
         staging_table=str(data.get("staging_table") or ""),
+        pseudonym_key_secret=str(
+            data.get("pseudonym_key_secret") or f"{LOCAL_STACK}/pseudonym-key"
+        ),
         endpoint_url=data["aws_endpoint_url"],
         _session=session,
     )
@@ -246,6 +266,7 @@ def from_stack(name: str, *, region: str | None, profile: str | None) -> Target:
         passthrough=_paths(parameters.get("UnknownFieldsPassthrough", "address.citycode")),
         dashboard_url=outputs.get("DashboardUrl", ""),
         staging_table=outputs.get("StagingTableName", ""),
+        pseudonym_key_secret=outputs.get("PseudonymKeySecretArn", ""),
         ledger_retention_days=_days(parameters.get("LedgerRetentionDays")),
         profile=profile,
         _session=session,
@@ -263,6 +284,27 @@ def _paths(value: object) -> frozenset[str]:
     if not isinstance(value, str):
         return frozenset({"address.citycode"})
     return frozenset(part.strip() for part in value.split(",") if part.strip())
+
+
+def _pseudonym_key(target: Target) -> str:
+    if not target.pseudonym_key_secret:
+        raise OpsError(
+            f"{target.description} does not say where its pseudonym key is (a stack deployed "
+            "before this version): redeploy it with `sam deploy`, then run this again"
+        )
+    try:
+        answer = target.client("secretsmanager").get_secret_value(
+            SecretId=target.pseudonym_key_secret
+        )
+    except (BotoCoreError, ClientError) as error:
+        raise unreachable(target, error) from None
+    key = str(answer.get("SecretString") or "").strip()
+    if len(key) < MIN_KEY_LENGTH:
+        raise OpsError(
+            f"the pseudonym key secret of {target.description} holds no usable key: it is "
+            "made by the stack (or local mode) and must not be edited; redeploy to restore it"
+        )
+    return key
 
 
 def unreachable(target: Target, error: Exception) -> OpsError:

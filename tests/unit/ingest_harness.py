@@ -18,6 +18,7 @@ from qomon_sync.handlers.ingest import Ingest
 from qomon_sync.settings import Settings
 from qomon_sync.sources.base import Source
 from qomon_sync_dev.signing import deployment_sources, local_webhook_secrets, signed_request
+from tests.conftest import PSEUDONYMS
 from tests.unit.fakes import offline_aws
 
 SOURCES: dict[str, Source] = deployment_sources()
@@ -43,6 +44,7 @@ def local_ingest() -> Iterator[Ingest]:
             settings=Settings(changes_queue_url=queue, webhook_secrets_secret="webhooks"),
             sources=SOURCES,
             sqs=sqs,
+            pseudonyms=PSEUDONYMS,
         )
         parameters.clear_caches()  # type: ignore[no-untyped-call]
 

@@ -9,6 +9,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from qomon_sync.adapters.flush_markers import KIND_ATTRIBUTE, MARKER_KIND, marker_of
 from qomon_sync.application.sync_batch import group_of, sequence_of
+from tests.conftest import PSEUDONYMS
 
 
 def record(body: str, **attributes: str) -> SQSRecord:
@@ -47,9 +48,9 @@ def test_a_standard_queue_record_is_ordered_by_its_sent_time_then_its_place() ->
 
 
 def test_the_group_is_the_message_group_else_the_contact_else_the_message() -> None:
-    assert group_of(record(EVENT, MessageGroupId="id:42")) == "id:42"
-    assert group_of(record(EVENT)) == "id:700103"
-    assert group_of(record("not json")) == "m-1"
+    assert group_of(record(EVENT, MessageGroupId="id:42"), PSEUDONYMS) == "id:42"
+    assert group_of(record(EVENT), PSEUDONYMS) == "id:700103"
+    assert group_of(record("not json"), PSEUDONYMS) == "m-1"
 
 
 def test_a_flush_marker_is_known_by_its_attribute_never_its_body_alone() -> None:

@@ -10,9 +10,8 @@ import pytest
 from pydantic import ValidationError
 
 from qomon_sync.domain.change_event import ChangeEvent
-from qomon_sync.domain.privacy import pseudonym
 from qomon_sync_dev.schema import SCHEMA_FILE, render
-from tests.conftest import EVENTS
+from tests.conftest import EVENTS, PSEUDONYMS
 
 MINIMAL = {
     "event_id": "d-1",
@@ -31,8 +30,9 @@ def errors_of(body: dict[str, Any]) -> dict[str, str]:
 def test_minimal_event_is_valid_with_safe_defaults() -> None:
     event = ChangeEvent.model_validate(MINIMAL)
     assert event.if_missing == "dead_letter"
-    assert event.contact.key == "mail:" + pseudonym(" A@Example.org")
-    assert "example.org" not in event.contact.key
+    assert event.contact.group(PSEUDONYMS) == "mail:" + PSEUDONYMS(" A@Example.org")
+    assert "example.org" not in event.contact.group(PSEUDONYMS)
+    assert event.contact.person == (None, "a@example.org")
     assert event.set_fields() == {}
 
 

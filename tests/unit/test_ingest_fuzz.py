@@ -303,7 +303,12 @@ def test_a_failing_queue_is_503_with_retry_after_so_the_sender_retries(ingest: I
         "webhook-timestamp": str(int(time.time())),
         "webhook-signature": signature,
     }
-    failing = Ingest(settings=ingest.settings, sources=ingest.sources, sqs=FailingQueue())
+    failing = Ingest(
+        settings=ingest.settings,
+        sources=ingest.sources,
+        sqs=FailingQueue(),
+        pseudonyms=ingest.pseudonyms,
+    )
     response = handle(api_event("generic", "POST", signed, body, False), failing)
     assert_well_formed(response, queue_failing=True)
     assert response["statusCode"] == 503

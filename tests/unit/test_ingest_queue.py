@@ -15,6 +15,7 @@ import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 
 from qomon_sync.handlers.ingest import Ingest, handle
+from tests.conftest import PSEUDONYMS
 from tests.unit.ingest_harness import StrictQueue, local_ingest, queued, signed_event
 from tests.unit.webhooks import example_json
 
@@ -260,8 +261,9 @@ def test_an_entry_that_failed_on_sqs_side_is_tried_once_more(moto_ingest: Ingest
 
 def test_the_last_look_before_sending_names_a_field_that_slipped_by() -> None:
     """An event built without validation (model_construct) is still checked as sent."""
+    from qomon_sync.adapters.changes_queue import queue_entry
+    from qomon_sync.application import ingest as accepting
     from qomon_sync.domain.change_event import BasicFieldsPatch, ChangeEvent, ContactRef
-    from qomon_sync.handlers import ingest as ingest_module
     from qomon_sync.sources.base import BadPayload
 
     event = ChangeEvent.model_construct(
@@ -271,9 +273,9 @@ def test_the_last_look_before_sending_names_a_field_that_slipped_by() -> None:
         contact=ContactRef(id=1),
         set=BasicFieldsPatch.model_construct(firstname="A\uffff"),
     )
-    message = ingest_module._message(event, "generic", "msg_1", 0, b"{}")
+    message = queue_entry(event, "d-1", pseudonyms=PSEUDONYMS)
     with pytest.raises(BadPayload) as refused:
-        ingest_module._check_sendable(event, message)
+        accepting._check_sendable(event, message)
     assert refused.value.field == "set.firstname"
     assert "U+FFFF" in refused.value.detail
 

@@ -41,7 +41,8 @@ def test_the_domain_imports_nothing_of_ours_outside_the_domain() -> None:
 
 
 def test_the_application_never_imports_the_handlers() -> None:
-    allowed = {"domain", "adapters", "application", "settings"}
+    """The ingest's use case reads deliveries through `sources/`; nothing imports upward."""
+    allowed = {"domain", "adapters", "sources", "application", "settings"}
     found = imports_of("application")
     assert {f: layers - allowed for f, layers in found.items() if layers - allowed} == {}
 
@@ -63,3 +64,43 @@ def test_the_sync_handler_is_wiring_and_one_call() -> None:
         "settings",
     }
     assert len(handler.read_text(encoding="utf-8").splitlines()) < 120
+
+
+NETWORK_OR_AWS = ("boto3", "botocore", "httpx", "socket", "urllib.request", "http.client",
+                  "aws_lambda_powertools", "requests", "aiohttp")  # fmt: skip
+
+
+def test_the_domain_reaches_no_network_nor_aws() -> None:
+    """Issue 18, point 9: what a process needs from outside is passed in, never fetched."""
+    found = {}
+    for path in (PACKAGE / "domain").rglob("*.py"):
+        names: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names.add(node.module)
+            elif isinstance(node, ast.Import):
+                names.update(alias.name for alias in node.names)
+        reached = {n for n in names if n.startswith(NETWORK_OR_AWS)}
+        if reached:
+            found[path.name] = reached
+    assert found == {}
+
+
+def test_the_domain_keeps_no_process_global_state() -> None:
+    """Issue 18, point 9: nothing in `domain/` is set by a handler, local mode or a test
+    for the whole process (the pseudonym key was: an operators' command that never set it
+    failed): no `global` statement, no module-level list or set to fill."""
+    found = []
+    for path in (PACKAGE / "domain").rglob("*.py"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Global | ast.Nonlocal):
+                found.append(f"{path.name}:{node.lineno} {type(node).__name__.lower()}")
+        for node in tree.body:
+            value = node.value if isinstance(node, ast.Assign | ast.AnnAssign) else None
+            exported = isinstance(node, ast.Assign) and [
+                t.id for t in node.targets if isinstance(t, ast.Name)
+            ] == ["__all__"]
+            if not exported and isinstance(value, ast.List | ast.Set | ast.ListComp | ast.SetComp):
+                found.append(f"{path.name}:{node.lineno} a module-level list or set")
+    assert found == []

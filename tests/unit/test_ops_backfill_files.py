@@ -11,7 +11,7 @@ import pytest
 from qomon_sync_ops.backfill import read_rows
 from qomon_sync_ops.masking import MASK, masked_body
 from qomon_sync_ops.target import OpsError
-from tests.conftest import ROOT
+from tests.conftest import PSEUDONYMS, ROOT
 
 
 def test_a_csv_row_becomes_one_change_event_and_empty_cells_change_nothing(tmp_path: Path) -> None:
@@ -76,9 +76,9 @@ def test_jsonl_deliveries_go_through_the_sources_mapping(tmp_path: Path) -> None
 
 def test_a_shown_event_masks_every_personal_value() -> None:
     body = (ROOT / "events/changes/01-tally-consent-and-support.json").read_text()
-    shown = json.dumps(masked_body(body), ensure_ascii=False)
+    shown = json.dumps(masked_body(body, PSEUDONYMS), ensure_ascii=False)
     for personal in ("ana.martin@example.org", "+33600000101", "bénévole", "Souhaite", "Très"):
         assert personal not in shown
     assert MASK in shown
     assert "Niveau de soutien" in shown  # which form: not personal
-    assert masked_body("{not json") == "<not JSON: 9 characters, not shown>"
+    assert masked_body("{not json", PSEUDONYMS) == "<not JSON: 9 characters, not shown>"

@@ -7,14 +7,14 @@ import pytest
 from qomon_sync.domain.assembly import Rejected
 from qomon_sync.domain.privacy import (
     PseudonymKeyMissing,
-    pseudonym,
+    Pseudonyms,
     redact_path,
     redact_paths,
     redact_refusal,
     redact_text,
-    use_pseudonym_key,
 )
 from qomon_sync.domain.refusal import Code
+from tests.conftest import PSEUDONYMS
 
 
 @pytest.mark.parametrize(
@@ -32,6 +32,7 @@ def test_redacts_emails_and_phones_but_keeps_ids(text: str, expected: str) -> No
 
 
 def test_pseudonym_is_stable_across_case_and_blanks_and_hides_the_value() -> None:
+    pseudonym = PSEUDONYMS
     token = pseudonym(" Ana.Martin@Example.org ")
     assert token == pseudonym("ana.martin@example.org")
     assert "ana" not in token
@@ -44,17 +45,47 @@ def test_the_pseudonym_is_keyed_so_a_dictionary_cannot_find_the_address() -> Non
     import hashlib
 
     candidates = ["ana.martin@example.org", "leo.petit@example.org", "nour@example.net"]
-    tokens = {pseudonym(mail) for mail in candidates}
+    tokens = {PSEUDONYMS(mail) for mail in candidates}
     guesses = {f"h:{hashlib.sha256(m.encode()).hexdigest()[:16]}" for m in candidates}
     assert not tokens & guesses
-    use_pseudonym_key(lambda: "another deployment's key, at least sixteen long")
-    assert not tokens & {pseudonym(mail) for mail in candidates}
+    another = Pseudonyms(lambda: "another deployment's key, at least sixteen long")
+    assert not tokens & {another(mail) for mail in candidates}
 
 
 def test_no_key_no_pseudonym() -> None:
-    use_pseudonym_key(lambda: "short")
+    short = Pseudonyms(lambda: "short")
     with pytest.raises(PseudonymKeyMissing):
-        pseudonym("ana.martin@example.org")
+        short("ana.martin@example.org")
+    with pytest.raises(PseudonymKeyMissing):
+        short.check()
+
+
+def test_two_deployments_keys_live_side_by_side_in_one_process() -> None:
+    """Issue 18, point 9: no key is process-global, so one process (an operator's shell
+    looking at two stacks, a test) keys each deployment's pseudonyms with its own key."""
+    first = Pseudonyms("the first deployment's key, long enough")
+    second = Pseudonyms("the second deployment's key, long enough")
+    assert first("ana.martin@example.org") != second("ana.martin@example.org")
+    assert first("ana.martin@example.org") == first("ANA.martin@example.org ")
+    assert "key" not in repr(first).replace("<key hidden>", "")
+
+
+def test_the_key_is_read_when_first_needed_and_on_each_use() -> None:
+    """A Lambda that never meets an e-mail never reads the secret; a rotated key (the
+    reader's cache refreshed) is used from then on."""
+    keys = ["the key before its rotation", "the key after its rotation"]
+    reads: list[str] = []
+
+    def read() -> str:
+        reads.append(keys[0])
+        return keys[0]
+
+    pseudonyms = Pseudonyms(read)
+    assert reads == []
+    before = pseudonyms("ana.martin@example.org")
+    keys.pop(0)
+    assert pseudonyms("ana.martin@example.org") != before
+    assert len(reads) == 2
 
 
 def test_a_refusal_leaves_with_its_detail_and_fields_masked() -> None:

@@ -79,7 +79,9 @@ def test_a_source_written_only_in_yaml_is_received_end_to_end_by_the_ingest() ->
     body = example("acme/signup.json")
     with local_ingest() as ingest:
         sources = build_sources(parse_mapping({"sources": {"acme": acme_config().model_dump()}}))
-        acme = Ingest(settings=ingest.settings, sources=sources, sqs=ingest.sqs)
+        acme = Ingest(
+            settings=ingest.settings, sources=sources, sqs=ingest.sqs, pseudonyms=ingest.pseudonyms
+        )
         acme.secret_for = lambda source: SECRET if source == "acme" else None  # type: ignore[method-assign]
         headers = {"content-type": "application/json", **acme_headers(body)}
         answer = handle(api_event("acme", "POST", headers, body.decode()), acme)

@@ -12,6 +12,7 @@ import pytest
 from qomon_sync.adapters.space_cache import MailCache, RememberedContacts, SharedForms
 from qomon_sync.domain.contact_shape import WriteContact
 from qomon_sync.domain.forms import Form, FormCatalog
+from tests.conftest import PSEUDONYMS
 from tests.unit.fakes import FakeClock, staging_table_in_moto
 
 TABLE = "staging"
@@ -113,7 +114,9 @@ class FakeQomon:
 
 
 def remembered(dynamodb: Any, qomon: FakeQomon, clock: FakeClock) -> RememberedContacts:
-    return RememberedContacts(qomon, MailCache(dynamodb, TABLE, ttl_s=600, clock=clock))
+    return RememberedContacts(
+        qomon, MailCache(dynamodb, TABLE, ttl_s=600, pseudonyms=PSEUDONYMS, clock=clock)
+    )
 
 
 def find_and_get(port: RememberedContacts, mail: str) -> dict[str, Any] | None:
@@ -181,7 +184,9 @@ def test_a_created_contact_is_remembered_for_its_next_events(dynamodb: Any) -> N
 def test_a_ttl_of_zero_remembers_nothing(dynamodb: Any) -> None:
     clock = FakeClock(1_000_000.0)
     qomon = FakeQomon([{"id": 700103, "mail": "ana.martin@example.org"}])
-    port = RememberedContacts(qomon, MailCache(dynamodb, TABLE, ttl_s=0, clock=clock))
+    port = RememberedContacts(
+        qomon, MailCache(dynamodb, TABLE, ttl_s=0, pseudonyms=PSEUDONYMS, clock=clock)
+    )
     find_and_get(port, MAIL)
     find_and_get(port, MAIL)
     assert qomon.calls.count("search") == 2

@@ -17,7 +17,7 @@ What SQS still refuses is told apart from what fails:
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -57,13 +57,28 @@ class QueueRefused(Exception):
         super().__init__(code)
 
 
-def queue_entry(event: ChangeEvent, deduplication_id: str, entry_id: str = "0") -> dict[str, Any]:
+def message_body(event: ChangeEvent) -> str:
+    """The one way a change event is written as a message body: every field its maker set,
+    and only those, so that it is read back with the same meaning. An explicit `null`
+    (`"set": {"phone": null}`, clear the phone) stays a `null`, and a field left out stays
+    out (untouched): dropping the nulls would turn a clear into nothing at all."""
+    return event.model_dump_json(exclude_unset=True)
+
+
+def queue_entry(
+    event: ChangeEvent,
+    deduplication_id: str,
+    entry_id: str = "0",
+    *,
+    pseudonyms: Callable[[str], str],
+) -> dict[str, Any]:
     """One change event as a SendMessageBatch entry: the message group is the contact
-    (`ContactRef.key`), so one person's changes are applied in order."""
+    (`ContactRef.group`, an e-mail keyed by the deployment's `pseudonyms`), so one
+    person's changes are applied in order."""
     return {
         "Id": entry_id,
-        "MessageBody": event.model_dump_json(exclude_none=True, exclude_unset=True),
-        "MessageGroupId": event.contact.key,
+        "MessageBody": message_body(event),
+        "MessageGroupId": event.contact.group(pseudonyms),
         "MessageDeduplicationId": deduplication_id,
     }
 

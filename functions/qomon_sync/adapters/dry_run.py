@@ -15,7 +15,7 @@ from typing import Any
 
 from qomon_sync.domain.contact_shape import WriteContact
 from qomon_sync.domain.contact_sync import QomonPort
-from qomon_sync.domain.privacy import pseudonym
+from qomon_sync.domain.privacy import Pseudonyms
 
 
 def structure(value: Any) -> Any:
@@ -37,10 +37,16 @@ class DryRun:
     """A port that reads from Qomon but never writes: it logs what it would send."""
 
     def __init__(
-        self, qomon: QomonPort, log: Callable[..., None], *, show_values: bool = False
+        self,
+        qomon: QomonPort,
+        log: Callable[..., None],
+        *,
+        pseudonyms: Pseudonyms,
+        show_values: bool = False,
     ) -> None:
         self._qomon = qomon
         self._log = log  # the handler's logger.info: adapters do not import handlers
+        self._pseudonyms = pseudonyms
         self._show_values = show_values
 
     def find_by_email(self, mail: str) -> list[dict[str, Any]]:
@@ -65,6 +71,6 @@ class DryRun:
                 "verb": verb,
                 "contact_id": contact_id,
                 "body": dict(contact) if self._show_values else structure(contact),
-                "mail": pseudonym(mail) if isinstance(mail, str) else None,
+                "mail": self._pseudonyms(mail) if isinstance(mail, str) else None,
             },
         )

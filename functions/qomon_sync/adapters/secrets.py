@@ -7,6 +7,8 @@ import json
 
 from aws_lambda_powertools.utilities import parameters
 
+from qomon_sync.domain.privacy import Pseudonyms
+
 KEY_CACHE_S = 300
 """A rotated key is picked up within five minutes without a cold start."""
 
@@ -34,3 +36,8 @@ def pseudonym_key(secret_id: str) -> str:
     """The deployment's pseudonym key (the stack generates it; local mode makes its own)."""
     raw = parameters.get_secret(secret_id, max_age=KEY_CACHE_S)
     return (raw.decode("utf-8") if isinstance(raw, bytes) else str(raw)).strip()
+
+
+def deployment_pseudonyms(secret_id: str) -> Pseudonyms:
+    """The deployment's pseudonyms, keyed by the secret (read when first needed, cached)."""
+    return Pseudonyms(lambda: pseudonym_key(secret_id))

@@ -8,7 +8,7 @@ Both live in the staging table (adapters.staging), each item with a TTL:
   loading too) and the rest read them from the table until they expire;
 - the e-mails already looked up (`mail#<pseudonym>` / `contact`): which contact id an
   e-mail found, so that the next events for that person cost a GET and not a search plus
-  a GET. The key is the e-mail's keyed pseudonym (privacy.pseudonym), never the address.
+  a GET. The key is the e-mail's keyed pseudonym (privacy.Pseudonyms), never the address.
   What it remembers is checked on every use against the GET's own `mail`
   (RememberedContacts), and it is remembered only when the search found exactly one
   contact: a second contact given the same e-mail in Qomon's UI goes unnoticed only until
@@ -30,7 +30,7 @@ from qomon_sync.adapters.qomon.client import normalise_email
 from qomon_sync.domain.contact_shape import WriteContact
 from qomon_sync.domain.contact_sync import QomonPort
 from qomon_sync.domain.forms import Form, FormCatalog
-from qomon_sync.domain.privacy import pseudonym
+from qomon_sync.domain.privacy import Pseudonyms
 
 Contact = dict[str, Any]
 LEASE_S = 15.0
@@ -151,17 +151,19 @@ class MailCache:
         table: str,
         *,
         ttl_s: float,
+        pseudonyms: Pseudonyms,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._db = dynamodb
         self._table = table
         self._ttl_s = ttl_s
+        self._pseudonyms = pseudonyms
         self._clock = clock
 
     def recall(self, mail: str) -> int | None:
         if self._ttl_s <= 0:
             return None
-        answer = self._db.get_item(TableName=self._table, Key=_mail_key(mail), ConsistentRead=True)
+        answer = self._db.get_item(TableName=self._table, Key=self._key(mail), ConsistentRead=True)
         item = answer.get("Item")
         if item is None or float(item["expires_at"]["N"]) <= self._clock():
             return None
@@ -173,7 +175,7 @@ class MailCache:
         self._db.put_item(
             TableName=self._table,
             Item={
-                **_mail_key(mail),
+                **self._key(mail),
                 "contact_id": {"N": str(int(contact_id))},
                 "expires_at": {"N": f"{self._clock() + self._ttl_s:.3f}"},
             },
@@ -181,11 +183,10 @@ class MailCache:
 
     def forget(self, mail: str) -> None:
         if self._ttl_s > 0:
-            self._db.delete_item(TableName=self._table, Key=_mail_key(mail))
+            self._db.delete_item(TableName=self._table, Key=self._key(mail))
 
-
-def _mail_key(mail: str) -> dict[str, dict[str, str]]:
-    return {"pk": {"S": f"mail#{pseudonym(mail)}"}, "sk": {"S": "contact"}}
+    def _key(self, mail: str) -> dict[str, dict[str, str]]:
+        return {"pk": {"S": f"mail#{self._pseudonyms(mail)}"}, "sk": {"S": "contact"}}
 
 
 class RememberedContacts:

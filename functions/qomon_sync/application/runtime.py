@@ -17,13 +17,14 @@ from qomon_sync.adapters.ledger import EventLedger
 from qomon_sync.adapters.qomon import Deadline, QomonClient, RetryPolicy
 from qomon_sync.adapters.qomon.pacing import Pacer
 from qomon_sync.adapters.qomon.port import QomonContacts, fetch_forms
-from qomon_sync.adapters.secrets import qomon_api_key
+from qomon_sync.adapters.secrets import deployment_pseudonyms, qomon_api_key
 from qomon_sync.adapters.settled_messages import SettledMessages
 from qomon_sync.adapters.shared_bucket import SharedBucket
 from qomon_sync.adapters.space_cache import MailCache, RememberedContacts, SharedForms
 from qomon_sync.adapters.staging import StagingTable
 from qomon_sync.domain.contact_sync import QomonPort
 from qomon_sync.domain.forms import FormCatalog
+from qomon_sync.domain.privacy import Pseudonyms
 from qomon_sync.settings import Settings
 
 OnCall = Callable[[str, int | None, float], None]
@@ -42,6 +43,7 @@ class SyncRuntime:
     staging: StagingTable
     markers: FlushMarkers
     mails: MailCache
+    pseudonyms: Pseudonyms
     on_call: OnCall | None = None
     settled: SettledMessages | None = None
     """Deletes settled contacts' messages before the batch ends (None: left to Lambda)."""
@@ -94,13 +96,14 @@ class SyncRuntime:
         if settings.dry_run:
             # Values only on an explicit local-mode flag, never inside AWS Lambda.
             show = settings.dry_run_show_values and not settings.aws_execution_env
-            port = DryRun(port, log, show_values=show)
+            port = DryRun(port, log, pseudonyms=self.pseudonyms, show_values=show)
         return port
 
 
 def build_runtime(settings: Settings, on_call: OnCall | None = None) -> SyncRuntime:
     sqs = boto3.client("sqs")
     dynamodb = boto3.client("dynamodb")
+    pseudonyms = deployment_pseudonyms(settings.pseudonym_key_secret)
     return SyncRuntime(
         settings=settings,
         sqs=sqs,
@@ -115,7 +118,10 @@ def build_runtime(settings: Settings, on_call: OnCall | None = None) -> SyncRunt
             dynamodb, settings.staging_table, retention_s=settings.idempotency_expiry_s
         ),
         markers=FlushMarkers(sqs, settings.changes_queue_url),
-        mails=MailCache(dynamodb, settings.staging_table, ttl_s=settings.email_cache_s),
+        mails=MailCache(
+            dynamodb, settings.staging_table, ttl_s=settings.email_cache_s, pseudonyms=pseudonyms
+        ),
+        pseudonyms=pseudonyms,
         on_call=on_call,
         settled=SettledMessages(
             # Its own client, quick to give up: the delete is only an optimisation, and

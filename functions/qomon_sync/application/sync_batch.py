@@ -63,7 +63,7 @@ from qomon_sync.application.flush import Flush, FlushResult, Settle
 from qomon_sync.application.runtime import SyncRuntime
 from qomon_sync.application.telemetry import Telemetry
 from qomon_sync.domain.change_event import ChangeEvent
-from qomon_sync.domain.privacy import redact_refusal, redact_text
+from qomon_sync.domain.privacy import Pseudonyms, redact_refusal, redact_text
 from qomon_sync.domain.refusal import Code, Refusal
 from qomon_sync.domain.validation import error_paths
 
@@ -109,9 +109,9 @@ class SyncBatch:
     def run(self) -> None:
         groups: dict[str, list[SQSRecord]] = {}
         for record in self.records:
-            groups.setdefault(group_of(record), []).append(record)
+            groups.setdefault(group_of(record, self.runtime.pseudonyms), []).append(record)
         full = len(self.records) >= self.runtime.settings.batch_size
-        last = group_of(self.records[-1]) if self.records else None
+        last = group_of(self.records[-1], self.runtime.pseudonyms) if self.records else None
         for group in self._stopped_before(groups):
             records = groups[group]
             drained = not (full and group == last)
@@ -401,14 +401,14 @@ class GroupRun:
 # -- reading records ---------------------------------------------------------------------
 
 
-def group_of(record: SQSRecord) -> str:
+def group_of(record: SQSRecord, pseudonyms: Pseudonyms) -> str:
     """The contact's message group; for a standard-queue test event, the contact's key."""
     group = record.attributes.message_group_id
     if group:
         return group
     try:
         body = json.loads(record.body)
-        return ChangeEvent.model_validate(body).contact.key
+        return ChangeEvent.model_validate(body).contact.group(pseudonyms)
     except (ValueError, ValidationError, TypeError):
         return record.message_id
 

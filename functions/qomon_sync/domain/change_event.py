@@ -9,6 +9,7 @@ generated from these models into events/change-event.v1.schema.json.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Literal
 
@@ -22,8 +23,6 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-
-from qomon_sync.domain.privacy import pseudonym
 
 SCHEMA_VERSION: Literal[1] = 1
 
@@ -110,13 +109,20 @@ class ContactRef(_Strict):
         return self
 
     @property
-    def key(self) -> str:
+    def person(self) -> tuple[int | None, str | None]:
+        """Who this names, as the sync tells people apart: the id, else the e-mail with
+        case and surrounding blanks ignored (Qomon's addresses are matched so)."""
+        if self.id is not None:
+            return (self.id, None)
+        return (None, (self.mail or "").strip().casefold())
+
+    def group(self, pseudonyms: Callable[[str], str]) -> str:
         """The FIFO message group: one contact's changes are applied one after another.
 
-        An e-mail is pseudonymised (case and blanks ignored) so that no address shows in
-        SQS metadata, the console or logs.
+        An e-mail is pseudonymised (case and blanks ignored) with the deployment's key, so
+        that no address shows in SQS metadata, the console or logs.
         """
-        return f"id:{self.id}" if self.id is not None else f"mail:{pseudonym(self.mail or '')}"
+        return f"id:{self.id}" if self.id is not None else f"mail:{pseudonyms(self.mail or '')}"
 
 
 class AddressPatch(_Strict):

@@ -82,12 +82,12 @@ def sync_contact(
     *,
     result: ContactSync | None = None,
 ) -> ContactSync:
-    """Apply one contact's events (all with the same `contact.key`) to Qomon.
+    """Apply one contact's events (all naming the same `contact.person`) to Qomon.
 
     Outcomes are added to `result` as they are decided, so that a caller whose port
     raised half-way (Qomon down after a first write) knows which events are settled.
     """
-    if len({event.contact.key for event in events}) > 1:
+    if len({event.contact.person for event in events}) > 1:
         raise ValueError("sync_contact takes the events of one contact")
     run = _OneContact(qomon, forms, policy or AssemblyPolicy(), result or ContactSync())
     if events:

@@ -8,8 +8,8 @@ paths (which name a tag, and a tag says what a person is) reduced to a digest.
 
 Pseudonyms (the e-mail's message group, log correlation) are keyed: an HMAC-SHA256 with
 a per-deployment secret, so that nobody can re-identify an address by hashing a list of
-candidates. The handlers say where the key comes from (`use_pseudonym_key`): the stack's
-generated secret in AWS, a key of its own in local mode.
+candidates. Whoever starts a process builds its `Pseudonyms` from that key and passes it
+on: the stack's generated secret in AWS, a key of its own in local mode.
 """
 
 from __future__ import annotations
@@ -35,31 +35,50 @@ def redact_text(text: str) -> str:
 
 
 class PseudonymKeyMissing(RuntimeError):
-    """No key was given: a pseudonym made without one could be reversed by guessing."""
+    """No usable key: a pseudonym made without one could be reversed by guessing."""
 
 
-_key_source: Callable[[], str] | None = None
+MIN_KEY_LENGTH = 16
 
 
-def use_pseudonym_key(source: Callable[[], str]) -> None:
-    """Where pseudonyms take their key from (called on each use: the caller caches)."""
-    global _key_source  # noqa: PLW0603 - one key per process, as one deployment has one
-    _key_source = source
+class Pseudonyms:
+    """Keyed pseudonyms of one deployment: built where a process starts (a Lambda's cold
+    start from the stack's secret, local mode from its state folder, an operators'
+    command from the stack it looks at) and passed to what needs one. Nothing here is
+    process-global: two deployments' keys can live side by side in one process.
 
-
-def pseudonym(value: str) -> str:
-    """A stable, non-reversible short token for a personal value (for correlating logs).
-
-    Case and surrounding blanks are ignored so that the same e-mail always maps to the same
-    token; the token is keyed, so it cannot be found again from a guessed address.
+    `key` is the key itself, or what reads it when a pseudonym is first needed (so a
+    process that never meets an e-mail never reads the secret); it is read on each use,
+    and the reader caches (a rotated key is picked up as the reader refreshes).
     """
-    if _key_source is None:
-        raise PseudonymKeyMissing("no pseudonym key configured")
-    key = _key_source().encode("utf-8")
-    if len(key) < 16:
-        raise PseudonymKeyMissing("the pseudonym key is shorter than 16 characters")
-    message = value.strip().casefold().encode("utf-8")
-    return f"h:{hmac.new(key, message, hashlib.sha256).hexdigest()[:16]}"
+
+    def __init__(self, key: str | Callable[[], str]) -> None:
+        self._key = key
+
+    def __repr__(self) -> str:
+        return "Pseudonyms(<key hidden>)"
+
+    def check(self) -> None:
+        """Read the key now: raise what a first pseudonym would, before any work starts."""
+        self._read_key()
+
+    def _read_key(self) -> bytes:
+        key = (self._key if isinstance(self._key, str) else self._key()).encode("utf-8")
+        if len(key) < MIN_KEY_LENGTH:
+            raise PseudonymKeyMissing(
+                f"the pseudonym key is shorter than {MIN_KEY_LENGTH} characters"
+            )
+        return key
+
+    def __call__(self, value: str) -> str:
+        """A stable, non-reversible short token for a personal value (for correlating logs).
+
+        Case and surrounding blanks are ignored so that the same e-mail always maps to the
+        same token; the token is keyed, so it cannot be found again from a guessed address.
+        """
+        key = self._read_key()
+        message = value.strip().casefold().encode("utf-8")
+        return f"h:{hmac.new(key, message, hashlib.sha256).hexdigest()[:16]}"
 
 
 R = TypeVar("R", bound=Refusal)

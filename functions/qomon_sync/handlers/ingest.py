@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import json
 import traceback
 from collections.abc import Mapping
@@ -29,27 +28,18 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities import parameters
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from qomon_sync.adapters.changes_queue import (
-    QueueRefused,
-    QueueUnavailable,
-    message_bytes,
-    queue_entry,
-    refused_character,
-    send,
-)
-from qomon_sync.adapters.secrets import pseudonym_key
-from qomon_sync.domain.change_event import ChangeEvent, character_name
-from qomon_sync.domain.privacy import use_pseudonym_key
+from qomon_sync.adapters.changes_queue import QueueRefused, QueueUnavailable, send
+from qomon_sync.adapters.secrets import deployment_pseudonyms
+from qomon_sync.application.ingest import accept, authenticate_delivery
+from qomon_sync.domain.privacy import Pseudonyms
 from qomon_sync.handlers.observability import logger, metrics, tracer
 from qomon_sync.settings import Settings, get_settings
 from qomon_sync.sources.base import (
     BadPayload,
     Source,
-    Unauthenticated,
     WebhookError,
     WebhookRequest,
 )
-from qomon_sync.sources.payload import at
 from qomon_sync.sources.registry import build_sources, load_mapping
 
 SECRETS_CACHE_S = 300
@@ -69,6 +59,7 @@ class Ingest:
     settings: Settings
     sources: Mapping[str, Source]
     sqs: Any
+    pseudonyms: Pseudonyms
 
     def secret_for(self, source: str) -> str | None:
         secrets = parameters.get_secret(
@@ -81,10 +72,12 @@ class Ingest:
 @lru_cache(maxsize=1)
 def current_ingest() -> Ingest:
     settings = get_settings()
-    use_pseudonym_key(lambda: pseudonym_key(settings.pseudonym_key_secret))
     config_path = Path(settings.sources_config) if settings.sources_config else _bundled_config()
     return Ingest(
-        settings=settings, sources=build_sources(load_mapping(config_path)), sqs=boto3.client("sqs")
+        settings=settings,
+        sources=build_sources(load_mapping(config_path)),
+        sqs=boto3.client("sqs"),
+        pseudonyms=deployment_pseudonyms(settings.pseudonym_key_secret),
     )
 
 
@@ -185,27 +178,20 @@ def _handle(event: Mapping[str, Any], ingest: Ingest, path: str) -> Response:
             path,
         )
     request = _request(event, name, method, body, path)
-    secret = ingest.secret_for(name)
-    if secret is None:
-        raise Unauthenticated("no secret is configured for this source, so nothing can pass")
-    _authenticate(source, request, secret)
     if method == "GET":
         # The sender checking the URL when the webhook is saved (Mailchimp): nothing to queue.
+        authenticate_delivery(source, request, ingest.secret_for(name), warn=logger.warning)
         logger.info("webhook URL checked", extra={"source": name})
         return _json(200, {"ok": True})
-    events = [_from_authenticated(event_, name) for event_ in source.change_events(request)]
-    messages = [
-        _message(event_, name, source.delivery_id(request), i, body)
-        for i, event_ in enumerate(events)
-    ]
-    # Everything SQS would refuse is found before anything is sent: moto (local mode)
-    # takes all of it, and SQS's refusals would leave part of a delivery queued.
-    for event_, message in zip(events, messages, strict=True):
-        _check_sendable(event_, message)
-    if any(message_bytes(m) > ingest.settings.max_message_bytes for m in messages):
-        return problem(
-            413, "Payload too large", "a change event exceeds the queue's message size", path
-        )
+    accepted = accept(
+        source,
+        request,
+        ingest.secret_for(name),
+        pseudonyms=ingest.pseudonyms,
+        max_bytes=ingest.settings.max_message_bytes,
+        warn=logger.warning,
+    )
+    events, messages = accepted.events, accepted.messages
     send(
         ingest.sqs,
         ingest.settings.changes_queue_url,
@@ -244,22 +230,6 @@ def _request(
         method=method,
         uri=_uri(event, headers, path),
     )
-
-
-def _authenticate(source: Source, request: WebhookRequest, secret: str) -> None:
-    """Fail closed: whatever goes wrong while checking a delivery's credentials, it is not
-    authenticated. An unauthenticated caller never gets a 5xx (which tells it to retry) nor
-    a traceback in the logs (whose message could quote what it sent)."""
-    try:
-        source.authenticate(request, secret)
-    except WebhookError:
-        raise
-    except Exception as exc:
-        logger.warning(
-            "authentication failed unexpectedly: refused",
-            extra={"source": request.source, "error": type(exc).__name__},
-        )
-        raise Unauthenticated("the delivery's credentials could not be checked") from None
 
 
 def _mapping(value: Any) -> Mapping[Any, Any]:
@@ -303,54 +273,6 @@ def _raw_body(event: Mapping[str, Any]) -> bytes:
 
 def _bad(detail: str, field: str) -> WebhookError:
     return BadPayload(detail, field=field)
-
-
-def _from_authenticated(event: ChangeEvent, name: str) -> ChangeEvent:
-    """The event as from `name`, the source whose secret verified the delivery.
-
-    The sync's idempotency key is `<source>:<event_id>`: a `source` the body chose would
-    let one sender speak for another (a generic event `tally-<id>` claiming `tally` made
-    the real Tally delivery a duplicate). The generic source takes change events as they
-    are, so its body may name any source: that name is replaced, not refused, as it is a
-    label no sender can be trusted with and changes nothing else. `name` is a source name
-    (mapping.SOURCE_NAME), which ChangeEvent's `source` takes."""
-    return event if event.source == name else event.model_copy(update={"source": name})
-
-
-def _check_sendable(event: ChangeEvent, message: Mapping[str, Any]) -> None:
-    """A change event's texts are checked as it is built (ChangeEvent, payload.as_text);
-    this is the last look at what is actually sent, naming the field if one slipped by."""
-    char = refused_character(message["MessageBody"])
-    if char is None:
-        return
-    where = _path_of(event.model_dump(mode="json", exclude_none=True), char) or "body"
-    raise BadPayload(
-        f"`{where}` of change event `{event.event_id}` holds {character_name(char)}, "
-        "which the queue refuses",
-        field=where,
-    )
-
-
-def _path_of(value: Any, char: str, path: str = "") -> str | None:
-    """Where in `value` a text holds `char`."""
-    if isinstance(value, str):
-        return path if char in value else None
-    if not isinstance(value, dict | list):
-        return None
-    items = value.items() if isinstance(value, dict) else enumerate(value)
-    for key, item in items:
-        found = _path_of(item, char, at(path, key))
-        if found is not None:
-            return found
-    return None
-
-
-def _message(
-    event: ChangeEvent, source: str, delivery_id: str | None, index: int, body: bytes
-) -> dict[str, Any]:
-    origin = delivery_id or hashlib.sha256(body).hexdigest()
-    dedup = hashlib.sha256(f"{source}\n{origin}\n{index}".encode()).hexdigest()
-    return queue_entry(event, dedup, str(index))
 
 
 def problem(

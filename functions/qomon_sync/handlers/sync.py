@@ -19,10 +19,8 @@ from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor, proce
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from qomon_sync.adapters.secrets import pseudonym_key
 from qomon_sync.application.runtime import SyncRuntime, build_runtime
 from qomon_sync.application.sync_batch import SyncBatch
-from qomon_sync.domain.privacy import use_pseudonym_key
 from qomon_sync.handlers.observability import logger, metrics, tracer
 from qomon_sync.settings import get_settings
 
@@ -85,7 +83,6 @@ TELEMETRY = PowertoolsTelemetry()
 @lru_cache(maxsize=1)
 def current_runtime() -> SyncRuntime:
     settings = get_settings()
-    use_pseudonym_key(lambda: pseudonym_key(settings.pseudonym_key_secret))
     return build_runtime(settings, on_call=TELEMETRY.call)
 
 

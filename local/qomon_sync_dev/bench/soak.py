@@ -35,6 +35,7 @@ from qomon_sync.adapters.staging import StagingTable
 from qomon_sync.application.sync_batch import SyncBatch, receives
 from qomon_sync.domain.change_event import ChangeEvent
 from qomon_sync.domain.dates import to_qomon_date
+from qomon_sync.domain.privacy import Pseudonyms
 from qomon_sync_dev.bench.workload import FORMS, Workload, WorkloadSpec, build_workload, state_of
 from qomon_sync_dev.local_mode import (
     LocalMode,
@@ -212,7 +213,8 @@ def run_soak(spec: SoakSpec) -> dict[str, Any]:
             before = _untouched_view(
                 httpx.get(f"{endpoints.qomon_url}/_standin/contacts", timeout=10).json()
             )
-            messages = _backlog(workload, spec, rng, injected)
+            assert local.pseudonyms is not None
+            messages = _backlog(workload, spec, rng, injected, local.pseudonyms)
             for body, group, dedup in messages:
                 sqs.send_message(
                     QueueUrl=endpoints.changes_queue_url,
@@ -320,13 +322,17 @@ def _untouched_view(listing: dict[str, Any]) -> dict[int, Any]:
 
 
 def _backlog(
-    workload: Workload, spec: SoakSpec, rng: random.Random, injected: Counter[str]
+    workload: Workload,
+    spec: SoakSpec,
+    rng: random.Random,
+    injected: Counter[str],
+    pseudonyms: Pseudonyms,
 ) -> list[tuple[str, str, str]]:
     """The workload as queue messages (body, group, deduplication id), with duplicate
     deliveries and malformed messages mixed in."""
     messages = []
     for event in workload.events:
-        group = ChangeEvent.model_validate(event).contact.key
+        group = ChangeEvent.model_validate(event).contact.group(pseudonyms)
         messages.append((json.dumps(event), group, event["event_id"]))
         if rng.random() < spec.duplicate_share:  # a sender's later redelivery
             messages.append((json.dumps(event), group, event["event_id"] + "-again"))

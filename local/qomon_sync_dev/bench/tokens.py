@@ -27,6 +27,7 @@ from qomon_sync.adapters.qomon.port import fetch_forms
 from qomon_sync.domain.assembly import AssemblyPolicy, Rejected, Replace, assemble_contact
 from qomon_sync.domain.change_event import ChangeEvent
 from qomon_sync.domain.contact_shape import ShapePolicy, to_write_shape
+from qomon_sync.domain.privacy import Pseudonyms
 from qomon_sync_dev.bench.consumers import Consumers
 from qomon_sync_dev.bench.workload import Workload, state_of
 from qomon_sync_dev.local_mode import LocalMode, LocalOptions, queue_is_empty, take_dead_letters
@@ -133,7 +134,8 @@ def run_pipeline(
         sqs = boto3.client(
             "sqs", endpoint_url=endpoints.aws_endpoint_url, region_name=endpoints.region
         )
-        _queue_backlog(sqs, endpoints.changes_queue_url, workload)
+        assert local.pseudonyms is not None
+        _queue_backlog(sqs, endpoints.changes_queue_url, workload, local.pseudonyms)
         with Consumers(endpoints, consumers, function_timeout_s=60) as running:
             started = time.monotonic()
             running.start()
@@ -170,7 +172,7 @@ def run_pipeline(
     return run
 
 
-def _queue_backlog(sqs: Any, queue_url: str, workload: Workload) -> None:
+def _queue_backlog(sqs: Any, queue_url: str, workload: Workload, pseudonyms: Pseudonyms) -> None:
     for start in range(0, len(workload.events), 10):
         chunk = workload.events[start : start + 10]
         sqs.send_message_batch(
@@ -179,7 +181,7 @@ def _queue_backlog(sqs: Any, queue_url: str, workload: Workload) -> None:
                 {
                     "Id": str(i),
                     "MessageBody": json.dumps(event),
-                    "MessageGroupId": ChangeEvent.model_validate(event).contact.key,
+                    "MessageGroupId": ChangeEvent.model_validate(event).contact.group(pseudonyms),
                     "MessageDeduplicationId": event["event_id"],
                 }
                 for i, event in enumerate(chunk)
