@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from qomon_sync.domain.contact_fields import CONTACT, Kind, Leaf, Many, Obj
-from qomon_sync.domain.contact_shape import (
+from qomon_sync.domain.contact_values import (
     COERCERS,
     DATE_FORMS,
     NUMBER_FORMS,
