@@ -9,8 +9,9 @@ form (one per survey), soft-deleted answers, read-side extras, and dates of year
 from __future__ import annotations
 
 import copy
+import unicodedata
 from datetime import UTC, datetime, timedelta, timezone
-from typing import Any
+from typing import Any, Literal
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -27,7 +28,7 @@ from qomon_sync.domain.contact_fields import ADDRESS
 from qomon_sync.domain.contact_meaning import fingerprint, note_path, tag_key
 from qomon_sync.domain.contact_shape import ShapePolicy, to_write_shape
 from qomon_sync.domain.dates import QOMON_DATE
-from qomon_sync.domain.forms import Form
+from qomon_sync.domain.forms import Form, FormCatalog
 from qomon_sync.domain.replacement_body import body_problems
 from tests.unit.campaign import ANSWERABLE, CATALOG
 
@@ -416,3 +417,69 @@ def test_the_echo_of_our_own_write_passes_the_echo_check(
     outcome = assemble_contact(contact, CATALOG, [event])
     if isinstance(outcome, Replace):
         assert same_meaning(outcome.contact, echo(outcome.contact), CATALOG, ShapePolicy()) == []
+
+
+# -- one name, whatever its Unicode form and case --------------------------------------------
+
+accented = (
+    st.text(alphabet="aeiouyéèêëàâîïôöùûüçñœÉÈÀÇ -", min_size=1, max_size=14)
+    .map(str.strip)
+    .filter(bool)
+)
+UnicodeForm = Literal["NFC", "NFD"]
+unicode_forms: st.SearchStrategy[UnicodeForm] = st.sampled_from(["NFC", "NFD"])
+cases = st.sampled_from([str, str.upper, str.lower, str.title])
+
+
+def spelled(name: str, form: UnicodeForm, case: Any) -> str:
+    return unicodedata.normalize(form, case(unicodedata.normalize(form, name)))
+
+
+def tag_event(**tags: list[str]) -> ChangeEvent:
+    return ChangeEvent.model_validate(
+        {
+            "event_id": "t",
+            "source": "prop",
+            "occurred_at": "2026-11-24T10:00:00Z",
+            "contact": {"id": 1},
+            "tags": tags,
+        }
+    )
+
+
+@PROPERTY_SETTINGS
+@given(read_contacts(), accented, unicode_forms, unicode_forms, cases)
+def test_a_held_tag_sent_in_any_unicode_form_or_case_is_that_tag(
+    contact: dict[str, Any], name: str, held_form: UnicodeForm, sent_form: UnicodeForm, case: Any
+) -> None:
+    held = unicodedata.normalize(held_form, name)
+    contact["tags"] = [t for t in contact["tags"] if tag_key(t["name"]) != tag_key(name)]
+    contact["tags"].append({"name": held, "color": "#000"})
+    sent = spelled(name, sent_form, case)
+
+    assert assemble_contact(contact, CATALOG, [tag_event(add=[sent])]) == Unchanged()
+    removed = assemble_contact(contact, CATALOG, [tag_event(remove=[sent])])
+    assert isinstance(removed, Replace), removed
+    assert [t["name"] for t in removed.contact["tags"]] == [
+        t["name"] for t in contact["tags"] if t["name"] != held
+    ]
+
+
+@PROPERTY_SETTINGS
+@given(accented, accented, unicode_forms, unicode_forms, cases)
+def test_form_and_choice_labels_are_found_in_any_unicode_form_or_case(
+    label: str, choice: str, held_form: UnicodeForm, sent_form: UnicodeForm, case: Any
+) -> None:
+    form = Form.model_validate(
+        {
+            "id": 70,
+            "type": "radio",
+            "label": unicodedata.normalize(held_form, label),
+            "refvalues": [
+                {"id": 701, "value": "v", "label": unicodedata.normalize(held_form, choice)}
+            ],
+        }
+    )
+    catalog = FormCatalog([form])
+    assert catalog.find(spelled(label, sent_form, case)) is form
+    assert catalog.choice(form, spelled(choice, sent_form, case)).id == 701

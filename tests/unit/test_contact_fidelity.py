@@ -7,6 +7,7 @@ their author, integer fields, answers per survey. Each test names the defect it 
 from __future__ import annotations
 
 import copy
+import unicodedata
 from typing import Any
 
 import pytest
@@ -23,6 +24,7 @@ from qomon_sync.domain.change_event import ChangeEvent
 from qomon_sync.domain.contact_shape import ShapePolicy, to_write_shape
 from qomon_sync.domain.contact_sync import sync_contact
 from qomon_sync.domain.dates import NotADate, to_qomon_date
+from qomon_sync.domain.forms import Form, FormCatalog
 from tests.unit.campaign import CATALOG, COMMENT, HOUSEHOLD, MEETING, SUPPORT
 from tests.unit.test_contact_sync import FakeQomon
 
@@ -239,3 +241,75 @@ def test_the_echo_still_catches_what_qomon_did_not_keep() -> None:
     echoed = copy.deepcopy(sent) | {"id": 42}
     echoed["address"] = {"city": "Lyon"}
     assert same_meaning(sent, echoed, CATALOG, ShapePolicy()) == ["address.citycode"]
+
+
+# -- what the assembly calls a change ----------------------------------------------------------
+#
+# A value that means what Qomon already holds is no change: no PATCH, and the held
+# spelling is kept. Each test names the class it pins.
+
+
+def nfd(text: str) -> str:
+    return unicodedata.normalize("NFD", text)
+
+
+def nfc(text: str) -> str:
+    return unicodedata.normalize("NFC", text)
+
+
+CAFE = "Café militant"  # composed: é is U+00E9
+
+
+def tag_names(outcome: Replace) -> list[str]:
+    return [t["name"] for t in outcome.contact["tags"]]
+
+
+def test_a_tag_held_decomposed_and_added_composed_is_one_tag() -> None:
+    qomon = FakeQomon([contact(tags=[{"name": nfd(CAFE), "color": "#123456"}])])
+    result = sync_contact([event(tags={"add": [nfc(CAFE)]})], qomon, CATALOG)
+    assert [o.action for o in result.outcomes] == ["unchanged"]
+    assert qomon.calls == ["get"]
+
+
+def test_a_tag_added_in_another_form_and_case_beside_a_change_keeps_the_held_spelling() -> None:
+    read = contact(tags=[{"name": nfd(CAFE)}, {"name": "Donor"}])
+    change = event(set={"firstname": "Anna"}, tags={"add": [nfc(CAFE).upper()]})
+    outcome = assemble_contact(read, CATALOG, [change])
+    assert isinstance(outcome, Replace)
+    assert tag_names(outcome) == [nfd(CAFE), "Donor"]  # no look-alike twin
+    assert outcome.changed == ("firstname",)
+
+
+def test_a_tag_removed_in_composed_form_removes_the_decomposed_one() -> None:
+    read = contact(tags=[{"name": nfd(CAFE)}, {"name": "Donor"}])
+    outcome = assemble_contact(read, CATALOG, [event(tags={"remove": [nfc(CAFE)]})])
+    assert isinstance(outcome, Replace)
+    assert tag_names(outcome) == ["Donor"]
+
+
+def test_one_event_cannot_add_and_remove_one_tag_in_two_forms() -> None:
+    with pytest.raises(ValidationError):
+        event(tags={"add": [nfc(CAFE)], "remove": [nfd(CAFE).lower()]})
+
+
+def test_form_and_choice_labels_match_in_any_unicode_form() -> None:
+    opinion = Form.model_validate(
+        {
+            "id": 60,
+            "type": "radio",
+            "label": nfd("Intérêt pour l'élection"),
+            "section": "survey",
+            "refvalues": [
+                {"id": 601, "value": "fort", "label": nfd("Très intéressé")},
+                {"id": 602, "value": "faible", "label": "Peu"},
+            ],
+        }
+    )
+    forms = FormCatalog([opinion])
+    change = {"field": nfc("INTÉRÊT pour l'élection"), "value": nfc("très intéressé")}
+    outcome = assemble_contact(contact(), forms, [event(fields=[change])])
+    assert isinstance(outcome, Replace), outcome
+    assert [(a["form_ref_id"], a["data"]) for a in outcome.contact["formdatas"]] == [(601, "fort")]
+    # Answered already: the same choice in another form is no change.
+    held = contact(formdatas=[{"id": 1, "form_id": 60, "form_ref_id": 601, "data": "fort"}])
+    assert assemble_contact(held, forms, [event(fields=[change])]) == Unchanged()

@@ -23,6 +23,7 @@ from pydantic import (
     model_validator,
 )
 
+from qomon_sync.domain.contact_values import name_key
 from qomon_sync.domain.privacy import pseudonym
 
 SCHEMA_VERSION: Literal[1] = 1
@@ -174,7 +175,7 @@ class TagChanges(_Strict):
 
     @model_validator(mode="after")
     def _not_both(self) -> TagChanges:
-        clash = {t.casefold() for t in self.add} & {t.casefold() for t in self.remove}
+        clash = {name_key(t) for t in self.add} & {name_key(t) for t in self.remove}
         if clash:
             raise ValueError("a tag cannot be both added and removed by one event")
         return self

@@ -27,6 +27,7 @@ from qomon_sync.domain.contact_values import (
     REFUSED,
     is_empty,
     join_path,
+    name_key,
 )
 from qomon_sync.domain.dates import NotADate, parse_instant
 from qomon_sync.domain.forms import FormCatalog
@@ -73,8 +74,9 @@ def note_path(text: str) -> str:
 
 
 def tag_key(name: str) -> str:
-    """A tag's identity: its name, ignoring case and extra blanks."""
-    return " ".join(name.split()).casefold()
+    """A tag's identity: its name, ignoring case, extra blanks and its Unicode form (a tag
+    held with a decomposed accent and one sent composed are one tag, not look-alikes)."""
+    return name_key(name)
 
 
 class _Meaning:

@@ -4,11 +4,17 @@ the meaning compares them, in one place so that the two cannot disagree.
 `COERCERS` turns a value read from Qomon into its documented type (`REFUSED` when it
 cannot be one): numbers GET sends for text become text, `"3"` becomes `3` in an integer
 field, `0`/`1` become booleans, dates get milliseconds.
+
+Text is compared as Unicode means it (`canonical_text`): a composed `é` and an `e`
+followed by a combining accent are one text. Names people type (tags, form and choice
+labels, e-mail addresses) are compared by `name_key`, which also ignores case and extra
+blanks.
 Qomon quirks handled here: see docs/qomon-api.md#documented-types.
 """
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -21,9 +27,11 @@ __all__ = [
     "NUMBER_FORMS",
     "REFUSED",
     "as_int",
+    "canonical_text",
     "is_empty",
     "is_number",
     "join_path",
+    "name_key",
     "number_text",
 ]
 
@@ -119,3 +127,18 @@ def join_path(prefix: str, key: str) -> str:
 
 def is_empty(value: Any) -> bool:
     return value is None or value in ("", [], {})
+
+
+def canonical_text(text: str) -> str:
+    """`text` in Unicode's composed form (NFC): canonically equivalent spellings, which
+    look and mean the same, are one text. Sources differ in the form they send (macOS and
+    some web forms send decomposed accents), so a held `Café` must equal a sent one."""
+    return unicodedata.normalize("NFC", text)
+
+
+def name_key(name: str) -> str:
+    """A name as people mean it: one Unicode form, case and extra blanks ignored. Tags,
+    form and choice labels, and e-mail addresses (as Qomon's search and ours match them)
+    are known by it."""
+    # Folding case can leave a text out of NFC (and NFC can change what folds): both ways.
+    return canonical_text(canonical_text(" ".join(name.split())).casefold())
