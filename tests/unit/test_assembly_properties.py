@@ -483,3 +483,29 @@ def test_form_and_choice_labels_are_found_in_any_unicode_form_or_case(
     catalog = FormCatalog([form])
     assert catalog.find(spelled(label, sent_form, case)) is form
     assert catalog.choice(form, spelled(choice, sent_form, case)).id == 701
+
+
+TEXT_FIELDS = ("firstname", "surname", "married_name", "nationality", "birth_city")
+
+
+@PROPERTY_SETTINGS
+@given(read_contacts(), unicode_forms)
+def test_text_set_again_in_any_unicode_form_is_no_change(
+    contact: dict[str, Any], sent_form: UnicodeForm
+) -> None:
+    held = to_write_shape(contact, CATALOG)
+    again = {
+        name: unicodedata.normalize(sent_form, held[name])
+        for name in TEXT_FIELDS
+        if isinstance(held.get(name), str)
+    }
+    event = ChangeEvent.model_validate(
+        {
+            "event_id": "t",
+            "source": "prop",
+            "occurred_at": "2026-11-24T10:00:00Z",
+            "contact": {"id": 1},
+            "set": again,
+        }
+    )
+    assert assemble_contact(contact, CATALOG, [event]) == Unchanged()

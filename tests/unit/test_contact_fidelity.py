@@ -7,6 +7,7 @@ their author, integer fields, answers per survey. Each test names the defect it 
 from __future__ import annotations
 
 import copy
+import json
 import unicodedata
 from typing import Any
 
@@ -313,3 +314,52 @@ def test_form_and_choice_labels_match_in_any_unicode_form() -> None:
     # Answered already: the same choice in another form is no change.
     held = contact(formdatas=[{"id": 1, "form_id": 60, "form_ref_id": 601, "data": "fort"}])
     assert assemble_contact(held, forms, [event(fields=[change])]) == Unchanged()
+
+
+def test_a_text_held_decomposed_and_set_composed_is_no_change() -> None:
+    qomon = FakeQomon([contact(firstname=nfd("Zoé"), address={"city": nfd("Orléans")})])
+    change = event(set={"firstname": nfc("Zoé"), "address": {"city": nfc("Orléans")}})
+    result = sync_contact([change], qomon, CATALOG)
+    assert [o.action for o in result.outcomes] == ["unchanged"]
+    assert qomon.calls == ["get"]
+
+
+def test_a_text_set_in_another_unicode_form_beside_a_change_keeps_the_held_spelling() -> None:
+    read = contact(firstname=nfd("Zoé"), address={"city": nfd("Orléans")})
+    change = event(
+        set={"firstname": nfc("Zoé"), "surname": "Roux", "address": {"city": nfc("Orléans")}}
+    )
+    outcome = assemble_contact(read, CATALOG, [change])
+    assert isinstance(outcome, Replace)
+    assert outcome.contact["firstname"] == nfd("Zoé")
+    assert outcome.contact["address"] == {"city": nfd("Orléans")}
+    assert outcome.changed == ("surname",)
+
+
+def test_a_note_held_decomposed_is_not_added_again_composed() -> None:
+    read = contact(notes=[{"id": 7, "data": nfd("Rencontrée au marché"), "pinned": False}])
+    outcome = assemble_contact(
+        read, CATALOG, [event(notes=[{"data": nfc("Rencontrée au marché")}])]
+    )
+    assert outcome == Unchanged(("note not added: the contact already has a note with this text",))
+
+
+def test_an_answer_a_survey_holds_decomposed_is_no_change() -> None:
+    read = contact(formdatas=[survey_answer(COMMENT.id, nfd("Église"), 1)])
+    change = {"field": COMMENT.id, "value": nfc("Église"), "survey_id": 1}
+    assert assemble_contact(read, CATALOG, [event(fields=[change])]) == Unchanged()
+
+
+def test_qomon_storing_text_composed_is_not_an_echo_mismatch() -> None:
+    sent = to_write_shape(
+        contact(
+            firstname=nfd("Zoé"),
+            tags=[{"name": nfd("Café")}],
+            notes=[{"id": 7, "data": nfd("Rencontrée")}],
+            formdatas=[survey_answer(COMMENT.id, nfd("Église"), 1)],
+        ),
+        CATALOG,
+    )
+    echoed = json.loads(nfc(json.dumps(sent, ensure_ascii=False))) | {"id": 42}
+    assert echoed["firstname"] != sent["firstname"]
+    assert same_meaning(sent, echoed, CATALOG) == []
