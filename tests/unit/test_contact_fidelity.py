@@ -363,3 +363,32 @@ def test_qomon_storing_text_composed_is_not_an_echo_mismatch() -> None:
     echoed = json.loads(nfc(json.dumps(sent, ensure_ascii=False))) | {"id": 42}
     assert echoed["firstname"] != sent["firstname"]
     assert same_meaning(sent, echoed, CATALOG) == []
+
+
+def test_an_email_that_differs_only_in_case_is_no_change() -> None:
+    qomon = FakeQomon([contact(mail="ana.martin@example.org")])
+    result = sync_contact([event(set={"mail": "Ana.Martin@Example.ORG"})], qomon, CATALOG)
+    assert [o.action for o in result.outcomes] == ["unchanged"]
+    assert qomon.calls == ["get"]
+    assert qomon.contacts[42]["mail"] == "ana.martin@example.org"
+
+
+def test_an_email_in_another_case_beside_a_change_keeps_the_held_spelling() -> None:
+    change = event(set={"mail": "ANA.MARTIN@example.org", "firstname": "Anna"})
+    outcome = assemble_contact(contact(mail="ana.martin@example.org"), CATALOG, [change])
+    assert isinstance(outcome, Replace)
+    assert outcome.contact["mail"] == "ana.martin@example.org"
+    assert outcome.changed == ("firstname",)
+
+
+def test_a_new_email_is_still_a_change() -> None:
+    change = event(set={"mail": "Anna.Martin@example.org"})
+    outcome = assemble_contact(contact(mail="ana.martin@example.org"), CATALOG, [change])
+    assert isinstance(outcome, Replace)
+    assert (outcome.contact["mail"], outcome.changed) == ("Anna.Martin@example.org", ("mail",))
+
+
+def test_qomon_storing_the_email_in_lower_case_is_not_an_echo_mismatch() -> None:
+    sent = to_write_shape(contact(mail="Ana.Martin@Example.org"), CATALOG)
+    echoed = copy.deepcopy(sent) | {"id": 42, "mail": "ana.martin@example.org"}
+    assert same_meaning(sent, echoed, CATALOG) == []

@@ -86,6 +86,11 @@ def test_the_documented_response_with_a_no_op_is_unchanged() -> None:
     assert outcome == Unchanged()
 
 
+def test_the_documented_response_with_its_email_in_another_case_is_unchanged() -> None:
+    outcome = assemble_contact(RESPONSE, NO_FORMS, [event(set={"mail": RESPONSE["mail"].upper()})])
+    assert outcome == Unchanged()
+
+
 def test_the_documented_response_with_one_change_is_the_documented_request() -> None:
     outcome = assemble_contact(RESPONSE, NO_FORMS, [event(set={"mobile": "+33600000042"})])
     assert isinstance(outcome, Replace), outcome

@@ -225,6 +225,10 @@ def _normal(value: Any, kind: Kind) -> Any:
         return _scalar(value)  # not of its type: compared as it is
     if kind == "integers":
         return tuple(sorted(coerced))
+    if kind == "email":
+        # One address whatever its case, as Qomon's search and ours match it: an event
+        # spelling it otherwise is no change, and Qomon lower-casing it is no mismatch.
+        return name_key(coerced)
     return canonical_text(coerced) if kind == "text" else coerced
 
 

@@ -81,6 +81,7 @@ def _to_ints(value: Any) -> Any:
 
 COERCERS: Mapping[str, Callable[[Any], Any]] = {
     "text": _to_text,
+    "email": _to_text,
     "gender": _to_gender,
     "integer": _to_int,
     "boolean": _to_flag,
@@ -89,6 +90,7 @@ COERCERS: Mapping[str, Callable[[Any], Any]] = {
 }
 KIND_WORDS: Mapping[str, str] = {
     "text": "text",
+    "email": "text",
     "gender": "one of M, F, O",
     "integer": "a whole number",
     "boolean": "true or false",
