@@ -13,7 +13,7 @@ import unicodedata
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any, Literal
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from qomon_sync.domain.assembly import (
@@ -25,9 +25,9 @@ from qomon_sync.domain.assembly import (
 )
 from qomon_sync.domain.change_event import ChangeEvent
 from qomon_sync.domain.contact_fields import ADDRESS
-from qomon_sync.domain.contact_meaning import fingerprint, note_path, tag_key
+from qomon_sync.domain.contact_meaning import as_number, fingerprint, note_path, tag_key
 from qomon_sync.domain.contact_shape import ShapePolicy, to_write_shape
-from qomon_sync.domain.dates import QOMON_DATE
+from qomon_sync.domain.dates import QOMON_DATE, parse_instant, to_qomon_date
 from qomon_sync.domain.forms import Form, FormCatalog
 from qomon_sync.domain.replacement_body import body_problems
 from tests.unit.campaign import ANSWERABLE, CATALOG
@@ -509,3 +509,55 @@ def test_text_set_again_in_any_unicode_form_is_no_change(
         }
     )
     assert assemble_contact(contact, CATALOG, [event]) == Unchanged()
+
+
+# -- an answer naming no survey speaks of the whole field ------------------------------------
+
+FREE_INPUT = frozenset({"text", "numeric", "integer", "date"})
+
+
+def same_answer(kind: str, data: Any) -> st.SearchStrategy[Any]:
+    """`data` (as Qomon holds it) spelled another way that means the same."""
+    if kind == "text":
+        return unicode_forms.map(lambda f: unicodedata.normalize(f, data))
+    if kind == "date":
+        return st.sampled_from([data, to_qomon_date(data), parse_instant(data).isoformat()])
+    number = as_number(data)
+    assert number is not None
+    spelled = [data, number, str(number).replace(".", ",")]
+    return st.sampled_from(spelled + ([int(number)] if number.is_integer() else []))
+
+
+@PROPERTY_SETTINGS
+@given(read_contacts(), st.data())
+def test_a_value_the_field_holds_answered_without_a_survey_is_no_change(
+    contact: dict[str, Any], data: st.DataObject
+) -> None:
+    shape = to_write_shape(contact, CATALOG)
+    held = [
+        answer
+        for name in ("formdatas", "custom_fields")
+        for answer in shape.get(name) or []
+        if CATALOG.by_id[answer["form_id"]].type in FREE_INPUT
+    ]
+    assume(held)
+    answer = data.draw(st.sampled_from(held))
+    form = CATALOG.by_id[answer["form_id"]]
+    change = {"field": form.id, "value": data.draw(same_answer(form.type, answer["data"]))}
+    body: dict[str, Any] = {
+        "event_id": "s",
+        "source": "prop",
+        "occurred_at": "2026-11-24T10:00:00Z",
+        "contact": {"id": 1},
+        "fields": [change],
+    }
+
+    assert assemble_contact(contact, CATALOG, [ChangeEvent.model_validate(body)]) == Unchanged()
+    beside = ChangeEvent.model_validate(body | {"set": {"firstname": "Quinn"}})
+    outcome = assemble_contact(contact, CATALOG, [beside])
+    assert isinstance(outcome, Replace), outcome
+    assert outcome.changed == ("firstname",)
+    path = (
+        f"{'custom_fields' if form.section == 'custom_fields' else 'formdatas'}[form_id={form.id}]"
+    )
+    assert fingerprint(outcome.contact, CATALOG)[path] == fingerprint(contact, CATALOG)[path]

@@ -26,7 +26,15 @@ from qomon_sync.domain.contact_shape import ShapePolicy, to_write_shape
 from qomon_sync.domain.contact_sync import sync_contact
 from qomon_sync.domain.dates import NotADate, to_qomon_date
 from qomon_sync.domain.forms import Form, FormCatalog
-from tests.unit.campaign import CATALOG, COMMENT, HOUSEHOLD, MEETING, SUPPORT
+from tests.unit.campaign import (
+    AGE,
+    CATALOG,
+    COMMENT,
+    HOUSEHOLD,
+    MEETING,
+    MEMBER_NO,
+    SUPPORT,
+)
 from tests.unit.test_contact_sync import FakeQomon
 
 
@@ -392,3 +400,87 @@ def test_qomon_storing_the_email_in_lower_case_is_not_an_echo_mismatch() -> None
     sent = to_write_shape(contact(mail="Ana.Martin@Example.org"), CATALOG)
     echoed = copy.deepcopy(sent) | {"id": 42, "mail": "ana.martin@example.org"}
     assert same_meaning(sent, echoed, CATALOG) == []
+
+
+def entries(outcome: Replace, form_id: int, list_name: str = "formdatas") -> list[Any]:
+    return sorted(
+        (a.get("survey_id") or 0, a["data"])
+        for a in outcome.contact[list_name]
+        if a["form_id"] == form_id
+    )
+
+
+def test_an_answer_naming_no_survey_that_a_survey_holds_is_no_change() -> None:
+    qomon = FakeQomon([two_surveys()])
+    change = {"field": COMMENT.id, "value": "Schools"}
+    result = sync_contact([event(fields=[change])], qomon, CATALOG)
+    assert [o.action for o in result.outcomes] == ["unchanged"]
+    assert qomon.calls == ["get"]
+
+
+def test_an_answer_naming_no_survey_beside_a_change_leaves_every_entry() -> None:
+    change = {"field": COMMENT.id, "value": "Schools"}
+    outcome = assemble_contact(
+        two_surveys(), CATALOG, [event(set={"firstname": "Anna"}, fields=[change])]
+    )
+    assert isinstance(outcome, Replace)
+    assert comments(outcome) == {1: "Parking", 2: "Schools"}
+    assert outcome.changed == ("firstname",)
+
+
+@pytest.mark.parametrize(
+    ("form", "held", "value"),
+    [
+        (MEMBER_NO, ["M-0041", "M-0042"], "M-0042"),  # text custom field, two entries
+        (AGE, ["41", "42"], 42),  # integer custom field: "42" holds 42
+        (AGE, ["42.0", "43"], "42"),
+        (HOUSEHOLD, ["3", "4.0"], 4),  # numeric form
+        (MEETING, ["2024-06-01T00:00:00.000Z", "2024-05-01T00:00:00.000Z"], "2024-05-01"),
+        (MEETING, ["2024-05-01T00:00:00.000000Z", "2024-06-01"], "2024-05-01T02:00:00+02:00"),
+        (COMMENT, [nfd("Église"), "Parking"], nfc("Église")),
+    ],
+)
+def test_a_value_the_field_holds_without_a_survey_is_no_change_and_deletes_nothing(
+    form: Any, held: list[str], value: Any
+) -> None:
+    list_name = "custom_fields" if form.section == "custom_fields" else "formdatas"
+    read = contact(
+        **{
+            list_name: [
+                survey_answer(form.id, data, None, id=300 + i) for i, data in enumerate(held)
+            ]
+        }
+    )
+    change = {"field": form.id, "value": value}
+    assert assemble_contact(read, CATALOG, [event(fields=[change])]) == Unchanged()
+    beside = assemble_contact(read, CATALOG, [event(set={"firstname": "Anna"}, fields=[change])])
+    assert isinstance(beside, Replace)
+    assert beside.changed == ("firstname",)
+    assert entries(beside, form.id, list_name) == sorted(
+        (0, a["data"]) for a in to_write_shape(read, CATALOG)[list_name]
+    )
+
+
+def test_a_date_held_in_one_survey_answered_without_a_survey_keeps_the_others() -> None:
+    read = contact(
+        formdatas=[
+            survey_answer(MEETING.id, "2024-05-01T00:00:00.000Z", 3),
+            survey_answer(MEETING.id, "2024-06-01T00:00:00.000Z", None, id=7),
+        ]
+    )
+    change = {"field": MEETING.id, "value": "2024-05-01"}
+    assert assemble_contact(read, CATALOG, [event(fields=[change])]) == Unchanged()
+
+
+def test_removing_an_answer_naming_no_survey_removes_it_from_the_survey_holding_it() -> None:
+    change = {"field": COMMENT.id, "op": "remove", "value": "Schools"}
+    outcome = assemble_contact(two_surveys(), CATALOG, [event(fields=[change])])
+    assert isinstance(outcome, Replace)
+    assert comments(outcome) == {1: "Parking"}
+
+
+def test_an_answer_naming_a_survey_keeps_the_per_survey_rule() -> None:
+    change = {"field": COMMENT.id, "value": "Schools", "survey_id": 1}
+    outcome = assemble_contact(two_surveys(), CATALOG, [event(fields=[change])])
+    assert isinstance(outcome, Replace)
+    assert comments(outcome) == {1: "Schools", 2: "Schools"}

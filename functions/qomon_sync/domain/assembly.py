@@ -341,14 +341,21 @@ class _Draft:
     ) -> list[dict[str, Any]]:
         """Qomon documents that a new text, number or date answer is added beside the
         existing ones; our convention is one answer per survey, so an answer is known by
-        its form and its `survey_id`."""
+        its form and its `survey_id`.
+
+        An answer that names no survey speaks of the field as a whole, as `clear` without
+        a survey does: a value the field holds in any survey, or in none, is no change
+        (nothing rewritten, re-dated or deleted), and `remove` removes it wherever it is.
+        """
         self._one_value(form, kind, change, where, "is a free-input form")
         data = self._free_input(form, kind, change.values[0], where)
         mine = [a for a in current if a.get("survey_id") == change.survey_id]
         others = [a for a in current if not any(a is m for m in mine)]
+        held = current if change.survey_id is None else mine
+        saying = [a for a in held if _same_data(kind, a.get("data"), data)]
         if change.op == "remove":
-            return others + [a for a in mine if not _same_data(kind, a.get("data"), data)]
-        if len(mine) == 1 and _same_data(kind, mine[0].get("data"), data):
+            return [a for a in current if not any(a is s for s in saying)]
+        if saying and (change.survey_id is None or len(mine) == 1):
             return current
         if not form.refvalues:
             raise ChangeRejected(
