@@ -34,6 +34,7 @@ from tests.unit.campaign import (
     MEETING,
     MEMBER_NO,
     SUPPORT,
+    TIER,
 )
 from tests.unit.test_contact_sync import FakeQomon
 
@@ -484,3 +485,61 @@ def test_an_answer_naming_a_survey_keeps_the_per_survey_rule() -> None:
     outcome = assemble_contact(two_surveys(), CATALOG, [event(fields=[change])])
     assert isinstance(outcome, Replace)
     assert comments(outcome) == {1: "Schools", 2: "Schools"}
+
+
+# -- both naming generations of one field, with one meaning ------------------------------------
+
+
+@pytest.mark.parametrize(
+    "twins",
+    [
+        {"action_ids": [3, 7], "actions_ids": [7, 3]},
+        {"birth_city": nfc("Saint-Étienne"), "birthcity": nfd("Saint-Étienne")},
+        {"birth_dept": "42", "birthdept": 42},
+        {
+            "custom_fields": [
+                survey_answer(MEMBER_NO.id, "M-1", None, id=1),
+                survey_answer(TIER.id, "gold", None, id=2, form_ref_id=70),
+            ],
+            "customfields": [
+                survey_answer(TIER.id, "gold", None, id=12, form_ref_id=70, label="x"),
+                survey_answer(MEMBER_NO.id, "M-1", None, id=11, date="2026-01-05T10:00:00Z"),
+            ],
+        },
+    ],
+)
+def test_both_naming_generations_with_one_meaning_are_read_as_one(twins: dict[str, Any]) -> None:
+    read = contact(**twins)
+    assert assemble_contact(read, CATALOG, [event()]) == Unchanged()
+    outcome = assemble_contact(read, CATALOG, [event(set={"firstname": "Anna"})])
+    assert isinstance(outcome, Replace), outcome
+    assert outcome.changed == ("firstname",)
+    assert not {"actions_ids", "birthcity", "birthdept", "customfields"} & outcome.contact.keys()
+    # The current name's value is written, as read: the legacy twin adds nothing.
+    current = next(iter(twins))
+    alone = to_write_shape(contact(**{current: twins[current]}), CATALOG)
+    assert outcome.contact[current] == alone[current]
+
+
+@pytest.mark.parametrize(
+    ("twins", "path"),
+    [
+        ({"action_ids": [3, 7], "actions_ids": [3]}, "action_ids"),
+        ({"birth_city": "Lyon", "birthcity": "Lyons"}, "birth_city"),
+        (
+            {
+                "custom_fields": [survey_answer(MEMBER_NO.id, "M-1", None)],
+                "customfields": [survey_answer(MEMBER_NO.id, "M-2", None)],
+            },
+            "custom_fields",
+        ),
+    ],
+)
+def test_naming_generations_that_disagree_are_still_refused_without_quoting_them(
+    twins: dict[str, Any], path: str
+) -> None:
+    outcome = assemble_contact(contact(**twins), CATALOG, [event(set={"firstname": "Anna"})])
+    assert getattr(outcome, "code", None) == "conflicting_names"
+    assert getattr(outcome, "fields", None) == (path,)
+    detail = getattr(outcome, "detail", "")
+    assert not any(text in detail for text in ("Lyon", "M-1", "M-2", "7"))

@@ -7,7 +7,8 @@ back can fail or lose data, so the write shape is built by walking the field inv
 
 - written keys are sent back with their documented type (integers stay integers, dates
   are written with milliseconds and a four-digit year, whatever precision they were read
-  with); both naming generations are read, the current names are always written;
+  with); both naming generations are read (one field when both are held with one
+  meaning), the current names are always written;
 - server-owned and read-only keys are left out (Qomon sets them);
 - soft-deleted answers (`deleted_at` set) are left out: they are gone, re-sending would
   resurrect them. Answer ids change on every PATCH, so they are never sent or compared;
@@ -33,6 +34,7 @@ from qomon_sync.domain.contact_fields import (
     Node,
     Obj,
 )
+from qomon_sync.domain.contact_meaning import means_the_same
 from qomon_sync.domain.contact_values import (
     COERCERS,
     DATE_FORMS,
@@ -84,7 +86,7 @@ class _Translation:
             return None
         if not isinstance(value, Mapping):
             raise _invalid(f"`{where}` is not an object", where)
-        merged = _merge_legacy_names(value, node, where)
+        merged = self._merge_legacy_names(value, node, where, pattern)
         out: dict[str, Any] = {}
         for key, part in merged.items():
             child = node.written.get(key)
@@ -96,6 +98,36 @@ class _Translation:
             if isinstance(child, Leaf) and child.required and out.get(key) is None:
                 raise _invalid(f"`{where}` has no `{key}`", where)
         return out
+
+    def _merge_legacy_names(
+        self, value: Mapping[str, Any], node: Obj, where: str, pattern: str
+    ) -> dict[str, Any]:
+        """`value` with each older name read as the current one. A contact may hold both
+        generations of a field: they are one field when they mean the same (ids in
+        another order, answers with other ids or date precision), and the write stops
+        when they do not, since either choice would silently lose the other."""
+        merged = dict(value)
+        for old, new in node.legacy.items():
+            if old not in merged:
+                continue
+            old_value = merged.pop(old)
+            if new not in merged or is_empty(merged[new]):
+                merged[new] = old_value
+            elif not is_empty(old_value) and not means_the_same(
+                node.written[new],
+                old_value,
+                merged[new],
+                join_path(pattern, new),
+                catalog=self.catalog,
+                policy=self.policy,
+            ):
+                path = join_path(where, new)
+                raise ShapeError(
+                    Code.CONFLICTING_NAMES,
+                    f"`{join_path(where, old)}` and `{path}` both hold a value and they differ",
+                    [path],
+                )
+        return merged
 
     @staticmethod
     def _is_unknown(node: Obj, key: str) -> bool:
@@ -157,24 +189,6 @@ def to_write_shape(
             translation.refused,
         )
     return out
-
-
-def _merge_legacy_names(value: Mapping[str, Any], node: Obj, where: str) -> dict[str, Any]:
-    merged = dict(value)
-    for old, new in node.legacy.items():
-        if old not in merged:
-            continue
-        old_value = merged.pop(old)
-        if new not in merged or is_empty(merged[new]):
-            merged[new] = old_value
-        elif not is_empty(old_value) and old_value != merged[new]:
-            path = join_path(where, new)
-            raise ShapeError(
-                Code.CONFLICTING_NAMES,
-                f"`{join_path(where, old)}` and `{path}` both hold a value and they differ",
-                [path],
-            )
-    return merged
 
 
 def _coerce(value: Any, kind: Kind, where: str) -> Any:
