@@ -543,3 +543,24 @@ def test_naming_generations_that_disagree_are_still_refused_without_quoting_them
     assert getattr(outcome, "fields", None) == (path,)
     detail = getattr(outcome, "detail", "")
     assert not any(text in detail for text in ("Lyon", "M-1", "M-2", "7"))
+
+
+@pytest.mark.parametrize(
+    ("form", "sent", "stored"),
+    [
+        (COMMENT, nfd("Église"), nfc("Église")),
+        (HOUSEHOLD, "4.0", "4"),
+        (MEETING, "2024-05-01T00:00:00.000Z", "2024-05-01T00:00:00.000000Z"),
+    ],
+)
+def test_an_undated_answer_qomon_dates_and_respells_is_not_an_echo_mismatch(
+    form: Any, sent: str, stored: str
+) -> None:
+    answer = {"form_id": form.id, "form_ref_id": form.id * 10, "data": sent}
+    body = {"firstname": "Ana", "formdatas": [answer]}
+    stamped = answer | {"id": 9, "data": stored, "date": "2026-12-01T09:00:00.123456Z"}
+    assert same_meaning(body, body | {"id": 42, "formdatas": [stamped]}, CATALOG) == []
+    other = stamped | {"data": "something else"}
+    assert same_meaning(body, body | {"id": 42, "formdatas": [other]}, CATALOG) == [
+        f"formdatas[form_id={form.id}]"
+    ]

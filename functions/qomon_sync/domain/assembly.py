@@ -140,14 +140,18 @@ def assemble_contact(
 NOTE_STAMPS = ("id", "contact_id", "group_id", "created_at", "updated_at")
 
 
-def _undate_what_qomon_dated(sent: list[dict[str, Any]], echoed: list[dict[str, Any]]) -> None:
-    """Drop the date Qomon gave an answer that was sent undated, one answer for one."""
+def _undate_what_qomon_dated(
+    sent: list[dict[str, Any]], echoed: list[dict[str, Any]], forms: FormCatalog
+) -> None:
+    """Drop the date Qomon gave an answer that was sent undated, one answer for one; an
+    answer is matched by what it means (Qomon may store `4.0` as `4`, or text in NFC)."""
 
     def key(answer: Mapping[str, Any]) -> tuple[Any, ...]:
+        form = forms.get(answer["form_id"])
         return (
             answer["form_id"],
             answer["form_ref_id"],
-            answer.get("data"),
+            answer_meaning(form.type if form is not None else "", answer.get("data")),
             answer.get("survey_id"),
         )
 
@@ -183,7 +187,9 @@ def same_meaning(
         return list(exc.fields)
     sent_shape = copy.deepcopy(dict(sent))
     for list_name in ANSWER_LISTS:
-        _undate_what_qomon_dated(sent_shape.get(list_name) or [], echoed_shape.get(list_name) or [])
+        _undate_what_qomon_dated(
+            sent_shape.get(list_name) or [], echoed_shape.get(list_name) or [], forms
+        )
     authored = {note_path(n["data"]) for n in sent_shape.get("notes") or [] if n.get("user")}
     for notes, is_echo in ((sent_shape.get("notes"), False), (echoed_shape.get("notes"), True)):
         for note in notes or []:
