@@ -9,10 +9,11 @@ form (one per survey), soft-deleted answers, read-side extras, and dates of year
 from __future__ import annotations
 
 import copy
+import unicodedata
 from datetime import UTC, datetime, timedelta, timezone
-from typing import Any
+from typing import Any, Literal
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from qomon_sync.domain.assembly import (
@@ -23,11 +24,12 @@ from qomon_sync.domain.assembly import (
     same_meaning,
 )
 from qomon_sync.domain.change_event import ChangeEvent
-from qomon_sync.domain.contact_fields import ADDRESS
-from qomon_sync.domain.contact_meaning import fingerprint, note_path, tag_key
+from qomon_sync.domain.contact_fields import ADDRESS, CONTACT, NOTE
+from qomon_sync.domain.contact_meaning import as_number, fingerprint, note_path, tag_key
 from qomon_sync.domain.contact_shape import ShapePolicy, to_write_shape
-from qomon_sync.domain.dates import QOMON_DATE
-from qomon_sync.domain.forms import Form
+from qomon_sync.domain.contact_values import is_empty
+from qomon_sync.domain.dates import QOMON_DATE, parse_instant, to_qomon_date
+from qomon_sync.domain.forms import Form, FormCatalog
 from qomon_sync.domain.replacement_body import body_problems
 from tests.unit.campaign import ANSWERABLE, CATALOG
 
@@ -416,3 +418,190 @@ def test_the_echo_of_our_own_write_passes_the_echo_check(
     outcome = assemble_contact(contact, CATALOG, [event])
     if isinstance(outcome, Replace):
         assert same_meaning(outcome.contact, echo(outcome.contact), CATALOG, ShapePolicy()) == []
+
+
+# -- one name, whatever its Unicode form and case --------------------------------------------
+
+accented = (
+    st.text(alphabet="aeiouyéèêëàâîïôöùûüçñœÉÈÀÇ -", min_size=1, max_size=14)
+    .map(str.strip)
+    .filter(bool)
+)
+UnicodeForm = Literal["NFC", "NFD"]
+unicode_forms: st.SearchStrategy[UnicodeForm] = st.sampled_from(["NFC", "NFD"])
+cases = st.sampled_from([str, str.upper, str.lower, str.title])
+
+
+def spelled(name: str, form: UnicodeForm, case: Any) -> str:
+    return unicodedata.normalize(form, case(unicodedata.normalize(form, name)))
+
+
+def tag_event(**tags: list[str]) -> ChangeEvent:
+    return ChangeEvent.model_validate(
+        {
+            "event_id": "t",
+            "source": "prop",
+            "occurred_at": "2026-11-24T10:00:00Z",
+            "contact": {"id": 1},
+            "tags": tags,
+        }
+    )
+
+
+@PROPERTY_SETTINGS
+@given(read_contacts(), accented, unicode_forms, unicode_forms, cases)
+def test_a_held_tag_sent_in_any_unicode_form_or_case_is_that_tag(
+    contact: dict[str, Any], name: str, held_form: UnicodeForm, sent_form: UnicodeForm, case: Any
+) -> None:
+    held = unicodedata.normalize(held_form, name)
+    contact["tags"] = [t for t in contact["tags"] if tag_key(t["name"]) != tag_key(name)]
+    contact["tags"].append({"name": held, "color": "#000"})
+    sent = spelled(name, sent_form, case)
+
+    assert assemble_contact(contact, CATALOG, [tag_event(add=[sent])]) == Unchanged()
+    removed = assemble_contact(contact, CATALOG, [tag_event(remove=[sent])])
+    assert isinstance(removed, Replace), removed
+    assert [t["name"] for t in removed.contact["tags"]] == [
+        t["name"] for t in contact["tags"] if t["name"] != held
+    ]
+
+
+@PROPERTY_SETTINGS
+@given(accented, accented, unicode_forms, unicode_forms, cases)
+def test_form_and_choice_labels_are_found_in_any_unicode_form_or_case(
+    label: str, choice: str, held_form: UnicodeForm, sent_form: UnicodeForm, case: Any
+) -> None:
+    form = Form.model_validate(
+        {
+            "id": 70,
+            "type": "radio",
+            "label": unicodedata.normalize(held_form, label),
+            "refvalues": [
+                {"id": 701, "value": "v", "label": unicodedata.normalize(held_form, choice)}
+            ],
+        }
+    )
+    catalog = FormCatalog([form])
+    assert catalog.find(spelled(label, sent_form, case)) is form
+    assert catalog.choice(form, spelled(choice, sent_form, case)).id == 701
+
+
+TEXT_FIELDS = ("firstname", "surname", "married_name", "nationality", "birth_city")
+
+
+@PROPERTY_SETTINGS
+@given(read_contacts(), unicode_forms)
+def test_text_set_again_in_any_unicode_form_is_no_change(
+    contact: dict[str, Any], sent_form: UnicodeForm
+) -> None:
+    held = to_write_shape(contact, CATALOG)
+    again = {
+        name: unicodedata.normalize(sent_form, held[name])
+        for name in TEXT_FIELDS
+        if isinstance(held.get(name), str)
+    }
+    event = ChangeEvent.model_validate(
+        {
+            "event_id": "t",
+            "source": "prop",
+            "occurred_at": "2026-11-24T10:00:00Z",
+            "contact": {"id": 1},
+            "set": again,
+        }
+    )
+    assert assemble_contact(contact, CATALOG, [event]) == Unchanged()
+
+
+# -- an answer naming no survey speaks of the whole field ------------------------------------
+
+FREE_INPUT = frozenset({"text", "numeric", "integer", "date"})
+
+
+def same_answer(kind: str, data: Any) -> st.SearchStrategy[Any]:
+    """`data` (as Qomon holds it) spelled another way that means the same."""
+    if kind == "text":
+        return unicode_forms.map(lambda f: unicodedata.normalize(f, data))
+    if kind == "date":
+        return st.sampled_from([data, to_qomon_date(data), parse_instant(data).isoformat()])
+    number = as_number(data)
+    assert number is not None
+    spelled = [data, number, str(number).replace(".", ",")]
+    return st.sampled_from(spelled + ([int(number)] if number.is_integer() else []))
+
+
+@PROPERTY_SETTINGS
+@given(read_contacts(), st.data())
+def test_a_value_the_field_holds_answered_without_a_survey_is_no_change(
+    contact: dict[str, Any], data: st.DataObject
+) -> None:
+    shape = to_write_shape(contact, CATALOG)
+    held = [
+        answer
+        for name in ("formdatas", "custom_fields")
+        for answer in shape.get(name) or []
+        if CATALOG.by_id[answer["form_id"]].type in FREE_INPUT
+    ]
+    assume(held)
+    answer = data.draw(st.sampled_from(held))
+    form = CATALOG.by_id[answer["form_id"]]
+    change = {"field": form.id, "value": data.draw(same_answer(form.type, answer["data"]))}
+    body: dict[str, Any] = {
+        "event_id": "s",
+        "source": "prop",
+        "occurred_at": "2026-11-24T10:00:00Z",
+        "contact": {"id": 1},
+        "fields": [change],
+    }
+
+    assert assemble_contact(contact, CATALOG, [ChangeEvent.model_validate(body)]) == Unchanged()
+    beside = ChangeEvent.model_validate(body | {"set": {"firstname": "Quinn"}})
+    outcome = assemble_contact(contact, CATALOG, [beside])
+    assert isinstance(outcome, Replace), outcome
+    assert outcome.changed == ("firstname",)
+    path = (
+        f"{'custom_fields' if form.section == 'custom_fields' else 'formdatas'}[form_id={form.id}]"
+    )
+    assert fingerprint(outcome.contact, CATALOG)[path] == fingerprint(contact, CATALOG)[path]
+
+
+# -- both naming generations of a field, meaning the same ------------------------------------
+
+
+@st.composite
+def same_meaning_as(draw: st.DrawFn, value: Any) -> Any:
+    """`value` as the other generation could spell it: lists in another order, entries
+    with other ids, text in another Unicode form."""
+    if isinstance(value, str):
+        return unicodedata.normalize(draw(unicode_forms), value)
+    if isinstance(value, list) and all(isinstance(item, dict) for item in value):
+        return draw(st.permutations([dict(item, id=item.get("id", 0) + 7) for item in value]))
+    if isinstance(value, list):
+        return draw(st.permutations(value))
+    return value
+
+
+@st.composite
+def with_both_generations(draw: st.DrawFn, contact: dict[str, Any]) -> dict[str, Any]:
+    both = copy.deepcopy(contact)
+    for node, target in [(CONTACT, both), *((NOTE, note) for note in both["notes"])]:
+        for old, new in node.legacy.items():
+            held = [name for name in (old, new) if not is_empty(target.get(name))]
+            if len(held) == 1 and draw(st.booleans()):
+                twin = new if held[0] == old else old
+                target[twin] = draw(same_meaning_as(target[held[0]]))
+    return both
+
+
+@PROPERTY_SETTINGS
+@given(read_contacts(), change_events(), st.data())
+def test_both_generations_meaning_the_same_assemble_as_one(
+    contact: dict[str, Any], event: ChangeEvent, data: st.DataObject
+) -> None:
+    both = data.draw(with_both_generations(contact))
+    plain = assemble_contact(contact, CATALOG, [event])
+    twinned = assemble_contact(both, CATALOG, [event])
+    assert type(twinned) is type(plain), twinned
+    if isinstance(plain, Replace):
+        assert isinstance(twinned, Replace)
+        assert twinned.changed == plain.changed
+        assert same_meaning(plain.contact, twinned.contact, CATALOG) == []

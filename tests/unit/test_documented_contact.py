@@ -86,6 +86,11 @@ def test_the_documented_response_with_a_no_op_is_unchanged() -> None:
     assert outcome == Unchanged()
 
 
+def test_the_documented_response_with_its_email_in_another_case_is_unchanged() -> None:
+    outcome = assemble_contact(RESPONSE, NO_FORMS, [event(set={"mail": RESPONSE["mail"].upper()})])
+    assert outcome == Unchanged()
+
+
 def test_the_documented_response_with_one_change_is_the_documented_request() -> None:
     outcome = assemble_contact(RESPONSE, NO_FORMS, [event(set={"mobile": "+33600000042"})])
     assert isinstance(outcome, Replace), outcome
@@ -102,6 +107,43 @@ def test_the_documented_response_with_one_change_is_the_documented_request() -> 
     assert body["user_contact_id"] == 123
     assert body["formdatas"][0]["survey_id"] == 1
     assert body_problems(body) == []
+
+
+def with_both_generations(contact: dict[str, Any]) -> dict[str, Any]:
+    """The contact as a GET mixing both naming generations would give it: each field of
+    the older documentation beside its current twin, meaning the same (entries carry
+    other ids, lists come in another order)."""
+    both: dict[str, Any] = json.loads(json.dumps(contact))
+    both["birthcity"], both["birthcountry"] = contact["birth_city"], contact["birth_country"]
+    both["birthdept"] = contact["birth_dept"]
+    both["actions_ids"] = list(reversed(contact["action_ids"]))
+    both["customfields"] = [
+        dict(entry, id=entry["id"] + 100) for entry in reversed(contact["custom_fields"])
+    ]
+    for note in both["notes"]:
+        note["content"] = note["data"]
+    return both
+
+
+def test_the_documented_response_holding_both_generations_is_read_as_one() -> None:
+    both = with_both_generations(RESPONSE)
+    assert assemble_contact(both, NO_FORMS, [event()]) == Unchanged()
+    outcome = assemble_contact(both, NO_FORMS, [event(set={"mobile": "+33600000042"})])
+    assert isinstance(outcome, Replace), outcome
+    assert outcome.changed == ("mobile",)
+    # Nothing lost, nothing doubled: exactly the documented request's keys and types.
+    assert sorted(leaf_paths(outcome.contact)) == sorted(leaf_paths(REQUEST))
+    assert outcome.contact["custom_fields"] == [
+        {k: v for k, v in RESPONSE["custom_fields"][0].items() if k != "id"}
+    ]
+
+
+def test_the_documented_response_whose_generations_disagree_is_refused() -> None:
+    both = with_both_generations(RESPONSE)
+    both["actions_ids"] = [2]
+    outcome = assemble_contact(both, NO_FORMS, [event(set={"mobile": "+33600000042"})])
+    assert isinstance(outcome, Rejected)
+    assert (outcome.code, outcome.fields) == ("conflicting_names", ("action_ids",))
 
 
 def test_the_request_example_is_valid_but_for_its_dates_precision() -> None:

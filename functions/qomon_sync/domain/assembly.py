@@ -25,7 +25,16 @@ from datetime import datetime
 from typing import Any
 
 from qomon_sync.domain.change_event import ChangeEvent, FieldChange
-from qomon_sync.domain.contact_meaning import as_number, changed_paths, note_path, tag_key
+from qomon_sync.domain.contact_fields import ADDRESS, CONTACT, Node
+from qomon_sync.domain.contact_meaning import (
+    answer_meaning,
+    as_number,
+    changed_paths,
+    means_the_same,
+    note_key,
+    note_path,
+    tag_key,
+)
 from qomon_sync.domain.contact_shape import ANSWER_LISTS, ShapeError, WriteContact, to_write_shape
 from qomon_sync.domain.dates import NotADate, to_qomon_date
 from qomon_sync.domain.forms import Form, FormCatalog, FormLookupError, RefValue
@@ -131,14 +140,18 @@ def assemble_contact(
 NOTE_STAMPS = ("id", "contact_id", "group_id", "created_at", "updated_at")
 
 
-def _undate_what_qomon_dated(sent: list[dict[str, Any]], echoed: list[dict[str, Any]]) -> None:
-    """Drop the date Qomon gave an answer that was sent undated, one answer for one."""
+def _undate_what_qomon_dated(
+    sent: list[dict[str, Any]], echoed: list[dict[str, Any]], forms: FormCatalog
+) -> None:
+    """Drop the date Qomon gave an answer that was sent undated, one answer for one; an
+    answer is matched by what it means (Qomon may store `4.0` as `4`, or text in NFC)."""
 
     def key(answer: Mapping[str, Any]) -> tuple[Any, ...]:
+        form = forms.get(answer["form_id"])
         return (
             answer["form_id"],
             answer["form_ref_id"],
-            answer.get("data"),
+            answer_meaning(form.type if form is not None else "", answer.get("data")),
             answer.get("survey_id"),
         )
 
@@ -174,7 +187,9 @@ def same_meaning(
         return list(exc.fields)
     sent_shape = copy.deepcopy(dict(sent))
     for list_name in ANSWER_LISTS:
-        _undate_what_qomon_dated(sent_shape.get(list_name) or [], echoed_shape.get(list_name) or [])
+        _undate_what_qomon_dated(
+            sent_shape.get(list_name) or [], echoed_shape.get(list_name) or [], forms
+        )
     authored = {note_path(n["data"]) for n in sent_shape.get("notes") or [] if n.get("user")}
     for notes, is_echo in ((sent_shape.get("notes"), False), (echoed_shape.get("notes"), True)):
         for note in notes or []:
@@ -218,7 +233,9 @@ class _Draft:
                 # `"address": null` clears every part, as a merge patch's null does.
                 parts = value if value is not None else dict.fromkeys(address)
                 for part, text in parts.items():
-                    address[part] = text
+                    _set_unless_held(
+                        address, part, text, ADDRESS.written.get(part), f"address.{part}"
+                    )
                     self.intended.add(f"address.{part}")
                 self.contact["address"] = address
             elif name == "black_list" and not value and self.contact.get("black_list") is True:
@@ -228,9 +245,8 @@ class _Draft:
                 self.contact[name] = value
                 self.intended.add(name)
             else:
-                self.contact[name] = (
-                    to_qomon_date(value) if name == "birthdate" and value else value
-                )
+                new = to_qomon_date(value) if name == "birthdate" and value else value
+                _set_unless_held(self.contact, name, new, CONTACT.written.get(name), name)
                 self.intended.add(name)
 
     # -- tags ----------------------------------------------------------------------------
@@ -331,14 +347,21 @@ class _Draft:
     ) -> list[dict[str, Any]]:
         """Qomon documents that a new text, number or date answer is added beside the
         existing ones; our convention is one answer per survey, so an answer is known by
-        its form and its `survey_id`."""
+        its form and its `survey_id`.
+
+        An answer that names no survey speaks of the field as a whole, as `clear` without
+        a survey does: a value the field holds in any survey, or in none, is no change
+        (nothing rewritten, re-dated or deleted), and `remove` removes it wherever it is.
+        """
         self._one_value(form, kind, change, where, "is a free-input form")
         data = self._free_input(form, kind, change.values[0], where)
         mine = [a for a in current if a.get("survey_id") == change.survey_id]
         others = [a for a in current if not any(a is m for m in mine)]
+        held = current if change.survey_id is None else mine
+        saying = [a for a in held if _same_data(kind, a.get("data"), data)]
         if change.op == "remove":
-            return others + [a for a in mine if not _same_data(kind, a.get("data"), data)]
-        if len(mine) == 1 and _same_data(kind, mine[0].get("data"), data):
+            return [a for a in current if not any(a is s for s in saying)]
+        if saying and (change.survey_id is None or len(mine) == 1):
             return current
         if not form.refvalues:
             raise ChangeRejected(
@@ -442,8 +465,8 @@ class _Draft:
 
     def _add_note(self, text: str, *, pinned: bool, only_super_admin: bool) -> None:
         notes: list[dict[str, Any]] = self.contact.setdefault("notes", [])
-        same_text = " ".join(text.split())
-        if any(" ".join(str(n.get("data", "")).split()) == same_text for n in notes):
+        same_text = note_key(text)
+        if any(note_key(str(n.get("data", ""))) == same_text for n in notes):
             # Notes have no key Qomon would dedupe on; a redelivered event must not add its
             # note twice, so a note whose text the contact already has is not added again.
             self.warnings.append("note not added: the contact already has a note with this text")
@@ -456,16 +479,19 @@ class _Draft:
 
 
 def _same_data(kind: str, held: Any, data: str) -> bool:
-    """Whether a held answer already says `data`: numbers as numbers ("4.0" is 4), dates
-    as instants, text as text."""
-    if kind in NUMBER_TYPES:
-        return as_number(held) is not None and as_number(held) == as_number(data)
-    if kind in DATE_TYPES:
-        try:
-            return to_qomon_date(held) == data
-        except NotADate:
-            return False
-    return isinstance(held, str | int | float) and str(held) == data
+    """Whether a held answer already says `data`, as the meaning compares answers: numbers
+    as numbers ("4.0" is 4), dates as instants, text in one Unicode form."""
+    return bool(answer_meaning(kind, held) == answer_meaning(kind, data))
+
+
+def _set_unless_held(
+    where: dict[str, Any], key: str, value: Any, node: Node | None, path: str
+) -> None:
+    """Sets `where[key]`, unless what it holds already means `value`: the held spelling
+    stays (no rewrite, and no PATCH for a value Qomon already has)."""
+    if node is not None and key in where and means_the_same(node, where[key], value, path):
+        return
+    where[key] = value
 
 
 def _field_name(change: FieldChange) -> str:

@@ -24,6 +24,8 @@ from pydantic import (
     model_validator,
 )
 
+from qomon_sync.domain.contact_values import name_key
+
 SCHEMA_VERSION: Literal[1] = 1
 
 NOT_TEXT = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
@@ -180,7 +182,7 @@ class TagChanges(_Strict):
 
     @model_validator(mode="after")
     def _not_both(self) -> TagChanges:
-        clash = {t.casefold() for t in self.add} & {t.casefold() for t in self.remove}
+        clash = {name_key(t) for t in self.add} & {name_key(t) for t in self.remove}
         if clash:
             raise ValueError("a tag cannot be both added and removed by one event")
         return self

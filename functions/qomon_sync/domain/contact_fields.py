@@ -21,7 +21,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
-Kind = Literal["text", "integer", "boolean", "date", "integers", "gender"]
+Kind = Literal["text", "email", "integer", "boolean", "date", "integers", "gender"]
 Identity = Literal["answer", "tag", "note"]
 Fate = Literal["written", "server-owned", "read-only"]
 
@@ -143,7 +143,7 @@ NOTE_AUTHOR = Obj(
         "group_id": Leaf("integers"),
         "locale": TEXT,
         "location": TEXT,
-        "mail": TEXT,
+        "mail": Leaf("email"),
         "phone": TEXT,
         "postal": TEXT,
         "role_data": ROLE,
@@ -203,7 +203,7 @@ CONTACT = Obj(
         "firstname": TEXT,
         "formdatas": Many(FORMDATA, "answer"),
         "gender": Leaf("gender", note="older schema only (M, F, O); sent back when read"),
-        "mail": TEXT,
+        "mail": Leaf("email", note="text; one address whatever its case"),
         "married_name": TEXT,
         "mobile": TEXT,
         "mobile_invalid": BOOLEAN,

@@ -19,20 +19,31 @@ from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
-from qomon_sync.domain.contact_fields import CONTACT, Kind, Leaf, Many, Obj
-from qomon_sync.domain.contact_shape import (
+from qomon_sync.domain.contact_fields import CONTACT, Kind, Leaf, Many, Node, Obj
+from qomon_sync.domain.contact_values import (
     COERCERS,
     DATE_FORMS,
     NUMBER_FORMS,
     REFUSED,
+    canonical_text,
     is_empty,
     join_path,
+    name_key,
 )
 from qomon_sync.domain.dates import NotADate, parse_instant
 from qomon_sync.domain.forms import FormCatalog
 from qomon_sync.domain.policy import ShapePolicy
 
-__all__ = ["as_number", "changed_paths", "fingerprint", "note_path", "tag_key"]
+__all__ = [
+    "answer_meaning",
+    "as_number",
+    "changed_paths",
+    "fingerprint",
+    "means_the_same",
+    "note_key",
+    "note_path",
+    "tag_key",
+]
 
 
 def fingerprint(
@@ -46,9 +57,9 @@ def fingerprint(
     legacy names count as the current ones, server-owned and read-only keys and
     soft-deleted answers do not count, declared droppable keys do not count; everything
     else does, unknown keys included. Values compare by their documented type (instants,
-    not strings; `"3"` and `3` for an integer field). Answers are grouped per form
-    (`formdatas[form_id=12]`) as a multiset, so ids and order never count; tags by name,
-    ignoring case; notes by their text (a digest, never the text).
+    not strings; `"3"` and `3` for an integer field; text in one Unicode form). Answers
+    are grouped per form (`formdatas[form_id=12]`) as a multiset, so ids and order never
+    count; tags by name, ignoring case; notes by their text (a digest, never the text).
     """
     meaning: dict[str, Any] = {}
     reader = _Meaning(catalog or FormCatalog([]), policy or ShapePolicy())
@@ -67,20 +78,65 @@ def changed_paths(
     return sorted(path for path in old.keys() | new.keys() if old.get(path) != new.get(path))
 
 
+def means_the_same(
+    node: Node,
+    one: Any,
+    other: Any,
+    path: str,
+    *,
+    catalog: FormCatalog | None = None,
+    policy: ShapePolicy | None = None,
+) -> bool:
+    """Whether two values of one field of the inventory (`node`, at `path`) mean the same,
+    compared as `fingerprint` compares them."""
+    reader = _Meaning(catalog or FormCatalog([]), policy or ShapePolicy())
+    return reader.value(one, node, path) == reader.value(other, node, path)
+
+
+def answer_meaning(form_type: str, data: Any) -> Any:
+    """What an answer's `data` means for a form of this type: numbers as numbers (`"4.0"`
+    is `4`), dates as instants, text in one Unicode form."""
+    kind = form_type.lower()
+    if kind in DATE_FORMS:
+        return _normal(data, "date")
+    number = as_number(data) if kind in NUMBER_FORMS else None
+    return number if number is not None else _normal(data, "text")
+
+
+def note_key(text: str) -> str:
+    """What makes two notes' texts one: blanks folded, in one Unicode form."""
+    return canonical_text(" ".join(text.split()))
+
+
 def note_path(text: str) -> str:
-    """A note's path: a digest of its text (blanks folded), never the text itself."""
+    """A note's path: a digest of its text (`note_key`), never the text itself."""
     return f"notes[{_digest(text)}]"
 
 
 def tag_key(name: str) -> str:
-    """A tag's identity: its name, ignoring case and extra blanks."""
-    return " ".join(name.split()).casefold()
+    """A tag's identity: its name, ignoring case, extra blanks and its Unicode form (a tag
+    held with a decomposed accent and one sent composed are one tag, not look-alikes)."""
+    return name_key(name)
 
 
 class _Meaning:
     def __init__(self, catalog: FormCatalog, policy: ShapePolicy) -> None:
         self.catalog = catalog
         self.policy = policy
+
+    def value(self, value: Any, node: Node, path: str) -> dict[str, Any]:
+        """What one field means, as {path: comparable value}."""
+        out: dict[str, Any] = {}
+        self.put(value, node, path, out)
+        return out
+
+    def put(self, value: Any, node: Node, path: str, out: dict[str, Any]) -> None:
+        if isinstance(node, Leaf):
+            _put(out, path, _normal(value, node.kind))
+        elif isinstance(node, Obj):
+            self.obj(value, node, path, out)
+        else:
+            self.many(value, node, path, out)
 
     def obj(self, value: Any, node: Obj, pattern: str, out: dict[str, Any]) -> None:
         if not isinstance(value, Mapping):
@@ -96,12 +152,8 @@ class _Meaning:
                 known = name in node.server_owned or name in node.read_only
                 if not known and path not in self.policy.droppable:
                     _put(out, path, _scalar(part))
-            elif isinstance(child, Leaf):
-                _put(out, path, _normal(part, child.kind))
-            elif isinstance(child, Obj):
-                self.obj(part, child, path, out)
             else:
-                self.many(part, child, path, out)
+                self.put(part, child, path, out)
 
     def many(self, value: Any, node: Many, path: str, out: dict[str, Any]) -> None:
         if not isinstance(value, list):
@@ -139,15 +191,8 @@ class _Meaning:
     def _answer_data(self, form_id: Any, parts: dict[str, Any], key: str) -> None:
         form = self.catalog.get(form_id)
         data = parts.get(key)
-        if form is None or data is None:
-            return
-        kind = form.type.lower()
-        if kind in DATE_FORMS:
-            parts[key] = _normal(data, "date")
-        elif kind in NUMBER_FORMS:
-            number = as_number(data)
-            if number is not None:
-                parts[key] = number  # "4.0" and "4" are the same answer
+        if form is not None and data is not None:
+            parts[key] = answer_meaning(form.type, data)  # "4.0" and "4" are one answer
 
 
 def as_number(value: Any) -> float | None:
@@ -178,7 +223,13 @@ def _normal(value: Any, kind: Kind) -> Any:
     coerced = COERCERS[kind](value)
     if coerced is REFUSED:
         return _scalar(value)  # not of its type: compared as it is
-    return tuple(sorted(coerced)) if kind == "integers" else coerced
+    if kind == "integers":
+        return tuple(sorted(coerced))
+    if kind == "email":
+        # One address whatever its case, as Qomon's search and ours match it: an event
+        # spelling it otherwise is no change, and Qomon lower-casing it is no mismatch.
+        return name_key(coerced)
+    return canonical_text(coerced) if kind == "text" else coerced
 
 
 def _instant(value: Any) -> Any:
@@ -203,4 +254,4 @@ def _put(meaning: dict[str, Any], path: str, value: Any) -> None:
 
 
 def _digest(text: str) -> str:
-    return hashlib.sha256(" ".join(text.split()).encode("utf-8")).hexdigest()[:12]
+    return hashlib.sha256(note_key(text).encode("utf-8")).hexdigest()[:12]

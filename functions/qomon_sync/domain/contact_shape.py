@@ -7,7 +7,8 @@ back can fail or lose data, so the write shape is built by walking the field inv
 
 - written keys are sent back with their documented type (integers stay integers, dates
   are written with milliseconds and a four-digit year, whatever precision they were read
-  with); both naming generations are read, the current names are always written;
+  with); both naming generations are read (one field when both are held with one
+  meaning), the current names are always written;
 - server-owned and read-only keys are left out (Qomon sets them);
 - soft-deleted answers (`deleted_at` set) are left out: they are gone, re-sending would
   resurrect them. Answer ids change on every PATCH, so they are never sent or compared;
@@ -21,7 +22,7 @@ Qomon quirks handled here: see docs/qomon-api.md#the-contact-read-shape-and-writ
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from qomon_sync.domain.contact_fields import (
@@ -33,6 +34,15 @@ from qomon_sync.domain.contact_fields import (
     Node,
     Obj,
 )
+from qomon_sync.domain.contact_meaning import means_the_same
+from qomon_sync.domain.contact_values import (
+    COERCERS,
+    DATE_FORMS,
+    KIND_WORDS,
+    REFUSED,
+    is_empty,
+    join_path,
+)
 from qomon_sync.domain.dates import NotADate, to_qomon_date
 from qomon_sync.domain.forms import FormCatalog
 from qomon_sync.domain.policy import ShapePolicy
@@ -40,26 +50,13 @@ from qomon_sync.domain.refusal import Code, Refused
 
 __all__ = [
     "ANSWER_LISTS",
-    "COERCERS",
-    "DATE_FORMS",
-    "NUMBER_FORMS",
-    "REFUSED",
     "ShapeError",
     "ShapePolicy",
     "WriteContact",
-    "as_int",
-    "is_empty",
-    "is_number",
-    "join_path",
-    "number_text",
     "to_write_shape",
 ]
 
 WriteContact = dict[str, Any]
-
-GENDERS = ("M", "F", "O")
-NUMBER_FORMS = frozenset({"numeric", "integer", "range"})
-DATE_FORMS = frozenset({"date"})
 
 
 class ShapeError(Refused):
@@ -89,7 +86,7 @@ class _Translation:
             return None
         if not isinstance(value, Mapping):
             raise _invalid(f"`{where}` is not an object", where)
-        merged = _merge_legacy_names(value, node, where)
+        merged = self._merge_legacy_names(value, node, where, pattern)
         out: dict[str, Any] = {}
         for key, part in merged.items():
             child = node.written.get(key)
@@ -101,6 +98,36 @@ class _Translation:
             if isinstance(child, Leaf) and child.required and out.get(key) is None:
                 raise _invalid(f"`{where}` has no `{key}`", where)
         return out
+
+    def _merge_legacy_names(
+        self, value: Mapping[str, Any], node: Obj, where: str, pattern: str
+    ) -> dict[str, Any]:
+        """`value` with each older name read as the current one. A contact may hold both
+        generations of a field: they are one field when they mean the same (ids in
+        another order, answers with other ids or date precision), and the write stops
+        when they do not, since either choice would silently lose the other."""
+        merged = dict(value)
+        for old, new in node.legacy.items():
+            if old not in merged:
+                continue
+            old_value = merged.pop(old)
+            if new not in merged or is_empty(merged[new]):
+                merged[new] = old_value
+            elif not is_empty(old_value) and not means_the_same(
+                node.written[new],
+                old_value,
+                merged[new],
+                join_path(pattern, new),
+                catalog=self.catalog,
+                policy=self.policy,
+            ):
+                path = join_path(where, new)
+                raise ShapeError(
+                    Code.CONFLICTING_NAMES,
+                    f"`{join_path(where, old)}` and `{path}` both hold a value and they differ",
+                    [path],
+                )
+        return merged
 
     @staticmethod
     def _is_unknown(node: Obj, key: str) -> bool:
@@ -164,24 +191,6 @@ def to_write_shape(
     return out
 
 
-def _merge_legacy_names(value: Mapping[str, Any], node: Obj, where: str) -> dict[str, Any]:
-    merged = dict(value)
-    for old, new in node.legacy.items():
-        if old not in merged:
-            continue
-        old_value = merged.pop(old)
-        if new not in merged or is_empty(merged[new]):
-            merged[new] = old_value
-        elif not is_empty(old_value) and old_value != merged[new]:
-            path = join_path(where, new)
-            raise ShapeError(
-                Code.CONFLICTING_NAMES,
-                f"`{join_path(where, old)}` and `{path}` both hold a value and they differ",
-                [path],
-            )
-    return merged
-
-
 def _coerce(value: Any, kind: Kind, where: str) -> Any:
     """`value` in its documented type, or a ShapeError naming the path."""
     if value is None or (value == "" and kind != "text"):
@@ -189,97 +198,9 @@ def _coerce(value: Any, kind: Kind, where: str) -> Any:
         return [] if kind == "integers" else None
     coerced = COERCERS[kind](value)
     if coerced is REFUSED:
-        raise _invalid(f"`{where}` is not {_KIND_WORDS[kind]}", where)
+        raise _invalid(f"`{where}` is not {KIND_WORDS[kind]}", where)
     return coerced
-
-
-REFUSED: Any = object()
-
-
-def _to_text(value: Any) -> Any:
-    if isinstance(value, str):
-        return value
-    return number_text(value) if is_number(value) else REFUSED  # GET sends some as numbers
-
-
-def _to_gender(value: Any) -> Any:
-    return value if value in GENDERS else REFUSED
-
-
-def _to_int(value: Any) -> Any:
-    number = as_int(value)
-    return REFUSED if number is None else number
-
-
-def _to_flag(value: Any) -> Any:
-    if isinstance(value, bool):
-        return value
-    return bool(value) if value in (0, 1) and not isinstance(value, float) else REFUSED
-
-
-def _to_date(value: Any) -> Any:
-    try:
-        return to_qomon_date(value)
-    except NotADate:
-        return REFUSED
-
-
-def _to_ints(value: Any) -> Any:
-    if not isinstance(value, list):
-        return REFUSED
-    numbers = [as_int(item) for item in value]
-    return REFUSED if any(n is None for n in numbers) else numbers
-
-
-COERCERS: Mapping[str, Callable[[Any], Any]] = {
-    "text": _to_text,
-    "gender": _to_gender,
-    "integer": _to_int,
-    "boolean": _to_flag,
-    "date": _to_date,
-    "integers": _to_ints,
-}
-_KIND_WORDS: Mapping[str, str] = {
-    "text": "text",
-    "gender": "one of M, F, O",
-    "integer": "a whole number",
-    "boolean": "true or false",
-    "date": "a date",
-    "integers": "a list of whole numbers",
-}
-
-
-def as_int(value: Any) -> int | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, str):
-        text = value.strip()
-        if text.lstrip("-").isdigit() and text.isascii():
-            return int(text)
-    return None
-
-
-def is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def number_text(value: int | float) -> str:
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
 
 
 def _invalid(detail: str, where: str) -> ShapeError:
     return ShapeError(Code.INVALID_CONTACT, detail, [where or "contact"])
-
-
-def join_path(prefix: str, key: str) -> str:
-    return f"{prefix}.{key}" if prefix else key
-
-
-def is_empty(value: Any) -> bool:
-    return value is None or value in ("", [], {})

@@ -11,6 +11,7 @@ from collections.abc import Iterable
 
 from pydantic import BaseModel, ConfigDict
 
+from qomon_sync.domain.contact_values import name_key
 from qomon_sync.domain.refusal import Code, Refused
 
 FORM_FAMILIES = (
@@ -52,10 +53,6 @@ class FormLookupError(Refused, LookupError):
     """A field or value name that does not identify exactly one form or refvalue."""
 
 
-def _name_key(name: str) -> str:
-    return " ".join(name.split()).casefold()
-
-
 class FormCatalog:
     """A space's forms, looked up by id or by label (labels are what people type)."""
 
@@ -64,7 +61,7 @@ class FormCatalog:
         self._by_label: dict[str, list[Form]] = {}
         for form in forms:
             self.by_id[form.id] = form
-            self._by_label.setdefault(_name_key(form.label), []).append(form)
+            self._by_label.setdefault(name_key(form.label), []).append(form)
 
     def __len__(self) -> int:
         return len(self.by_id)
@@ -78,7 +75,7 @@ class FormCatalog:
             if form is None:
                 raise FormLookupError(Code.UNKNOWN_FIELD, f"no form has id {name}")
             return form
-        matches = self._by_label.get(_name_key(name), [])
+        matches = self._by_label.get(name_key(name), [])
         if not matches and name.strip().isdigit():
             return self.find(int(name))
         if not matches:
@@ -102,7 +99,7 @@ class FormCatalog:
         loose = [
             r
             for r in form.refvalues
-            if _name_key(text) in {_name_key(r.value or ""), _name_key(r.label or "")}
+            if name_key(text) in {name_key(r.value or ""), name_key(r.label or "")}
         ]
         if len(loose) == 1:
             return loose[0]

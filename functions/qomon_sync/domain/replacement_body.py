@@ -26,6 +26,7 @@ QomonDate = Annotated[str, StringConstraints(pattern=QOMON_DATE.pattern)]
 
 _LEAF_TYPES: Mapping[str, Any] = {
     "text": str,
+    "email": str,
     "gender": Literal["M", "F", "O"],
     "integer": int,
     "boolean": bool,
