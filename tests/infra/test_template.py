@@ -53,6 +53,7 @@ ALARMS = {
     "IngestErrorsAlarm",
 }
 OUTPUTS = {
+    "PseudonymKeySecretArn",
     "ChangesQueueUrl",
     "ChangesQueueArn",
     "DeadLetterQueueUrl",

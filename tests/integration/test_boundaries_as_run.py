@@ -178,3 +178,23 @@ def test_a_backfill_naming_people_by_email_runs_in_a_fresh_process(
     local.wait_until_drained(timeout=60)
     tags = [tag["name"] for tag in stored(local, BACKFILLED)["tags"]]
     assert sorted(tags) == ["déjà là", "rentrée 2026"]
+
+
+def test_a_letter_naming_a_person_by_email_is_dropped_by_a_fresh_process(
+    local: LocalProcess, tmp_path: Path
+) -> None:
+    event = clearing(CLEARED) | {"contact": {"mail": "nobody.here@example.org"}}
+    delivery = Delivery(event)
+    with httpx.Client(timeout=10) as http:
+        assert delivery.send(http, local.endpoints) == 202
+    local.wait_until_drained(timeout=60)
+    record = tmp_path / "dropped.jsonl"
+    dropped = operator(
+        local, "dlq", "drop", "--event-id", delivery.event_id, "--yes", "--record", record
+    )
+    assert dropped.returncode == 0, said(dropped)
+    assert "Traceback" not in said(dropped)
+    assert "nobody.here" not in said(dropped) + record.read_text(encoding="utf-8")
+    listed = operator(local, "dlq", "list", "--json")
+    assert listed.returncode == 0, said(listed)
+    assert delivery.event_id not in listed.stdout
