@@ -19,6 +19,13 @@ over the parsed body (see `sources/selectors.py`).
           tags: {add: [acme]}
           notes: ["Acme: {answer.comment}"]
 
+An event's id must name one change and stay the same when the sender retries it: the ledger
+applies an id once. It is the sender's id where the event carries one (`event_id`); where
+the event carries none (Mailchimp, NationBuilder, Action Network's
+`action_network:action`), it is a digest of the event: SHA-256 of its canonical JSON (keys
+sorted). Two changes differ somewhere, so their digests do; a retry resends the same
+event, so it keeps its id. Receipt time never enters.
+
 Each rule maps answers as a form source does (sources/answers.py): an answer is a name of
 `answers` or a JMESPath expression over the event (the delivery, or one item of `each`).
 A rule may also say `when` (a selector: the event is mapped only when it is true), its own
@@ -307,18 +314,36 @@ class JsonSource:
         return answer_value(select(expression, item, key), key, path)
 
     def _event_id(self, item: Any, kind: str | None, path: str) -> str:
-        if self.config.event_id is not None:
-            found = _id_text(select(self.config.event_id, item, "event_id"))
-            if found is None:
-                raise bad(path, f"has no id where `event_id` ({self.config.event_id}) looks")
-            text = as_sender_id(found, f"{shown(path)} (event_id)")
-        else:
-            material = json.dumps([kind, item], sort_keys=True, ensure_ascii=False, default=str)
-            text = hashlib.sha256(material.encode("utf-8")).hexdigest()[:32]
+        """The sender's id where the event carries one, else a digest of the event (see the
+        module's docstring). Never the time of receipt: a retry must keep its id."""
+        sender = self._sender_id(item, path)
+        text = self._digest(item, kind) if sender is None else sender
         event_id = f"{self.name}-{text}"
         if len(event_id) > MAX_EVENT_ID:
             event_id = f"{self.name}-{hashlib.sha256(text.encode()).hexdigest()[:32]}"
         return event_id
+
+    def _sender_id(self, item: Any, path: str) -> str | None:
+        """The sender's id of the event, or None where this event carries none (a null or
+        blank id: its digest names it); an id of the wrong kind is a bad payload."""
+        if self.config.event_id is None:
+            return None
+        found = select(self.config.event_id, item, "event_id")
+        if found is None or (isinstance(found, str) and not found.strip()):
+            return None
+        text = _id_text(found)
+        if text is None:
+            raise bad(
+                path,
+                f"holds an object, a list or true/false where `event_id` "
+                f"({self.config.event_id}) looks, which is no id",
+            )
+        return as_sender_id(text, f"{shown(path)} (event_id)")
+
+    def _digest(self, item: Any, kind: str | None) -> str:
+        """SHA-256 of the event's canonical JSON (keys sorted)."""
+        material = json.dumps([kind, item], sort_keys=True, ensure_ascii=False, default=str)
+        return hashlib.sha256(material.encode("utf-8")).hexdigest()[:32]
 
     def _occurred_at(self, item: Any, path: str, received_at: datetime) -> datetime:
         if self.config.occurred_at is None:
