@@ -43,6 +43,47 @@ def ingested(name: str, body: bytes) -> tuple[dict[str, Any], list[dict[str, Any
     ]
 
 
+# -- HubSpot: `eventId` "is not guaranteed to be unique" -----------------------------------
+
+
+def test_two_hubspot_changes_sharing_one_event_id_stay_two_events() -> None:
+    body = example("hubspot/shared-event-id.json")
+    firstname, lastname = example_json("hubspot/shared-event-id.json")[1:]
+    assert firstname["eventId"] == lastname["eventId"]  # as HubSpot documents it may
+
+    events = mapped("hubspot", body)
+
+    assert [e.get("set") for e in events] == [None, {"firstname": "Inès"}, {"surname": "Giraud"}]
+    ids = [e["event_id"] for e in events]
+    assert len(set(ids)) == 3
+    assert re.fullmatch(rf"hubspot-3816279491-{DIGEST}", ids[1])
+    assert re.fullmatch(rf"hubspot-3816279491-{DIGEST}", ids[2])
+    answer, messages = ingested("hubspot", body)
+    assert (answer["status"], answer["accepted"]) == (202, 3)
+    assert sorted(m["event_id"] for m in messages) == sorted(ids)
+    assert {"surname": "Giraud"} in [m.get("set") for m in messages]
+
+
+def test_a_retried_hubspot_delivery_keeps_every_event_id() -> None:
+    """HubSpot retries a delivery with `attemptNumber` counted up, signed anew, and may
+    batch the events of a retry differently: each event keeps its id all the same."""
+    first = mapped("hubspot", example("hubspot/shared-event-id.json"))
+    payload = example_json("hubspot/shared-event-id.json")
+    retried = [{**item, "attemptNumber": item["attemptNumber"] + 3} for item in payload]
+    again = mapped("hubspot", as_body(retried[::-1]), at=NOW + timedelta(minutes=40))
+    assert sorted(e["event_id"] for e in again) == sorted(e["event_id"] for e in first)
+    assert mapped("hubspot", example("hubspot/shared-event-id.json")) == first
+
+
+def test_a_hubspot_property_changed_twice_under_one_event_id_is_two_changes() -> None:
+    payload = example_json("hubspot/shared-event-id.json")
+    changed_again = {**payload[1], "propertyValue": "Inés", "occurredAt": 1462216309001}
+    events = mapped("hubspot", as_body([*payload, changed_again]))
+    firstnames = [e for e in events if "firstname" in e.get("set", {})]
+    assert [e["set"]["firstname"] for e in firstnames] == ["Inès", "Inés"]
+    assert firstnames[0]["event_id"] != firstnames[1]["event_id"]
+
+
 # -- Action Network: `action_network:action` carries no `identifiers` -----------------------
 
 
@@ -78,6 +119,21 @@ def test_two_action_network_actions_of_one_delivery_get_two_ids() -> None:
     assert events[1]["tags"] == {"add": ["echelle-benevoles"]}
 
 
+def test_an_action_network_signature_changed_again_is_a_new_change_under_its_identifier() -> None:
+    """`identifiers` name the signature, not the delivery: a person who signs again
+    changes the same signature, whose new tags must not be taken for a retry."""
+    [first] = mapped("actionnetwork", example("actionnetwork/signature.json"))
+    payload = example_json("actionnetwork/signature.json")
+    payload[0]["osdi:signature"]["modified_date"] = "2014-04-02T08:30:00Z"
+    payload[0]["osdi:signature"]["add_tags"] = ["volontaire", "relais-quartier"]
+    [again] = mapped("actionnetwork", as_body(payload))
+    prefix = "actionnetwork-action_network:d6bdf50e-c3a4-4981-a948-3d8c086066d7-"
+    assert first["event_id"].startswith(prefix)
+    assert again["event_id"].startswith(prefix)
+    assert first["event_id"] != again["event_id"]
+    assert again["tags"] == {"add": ["volontaire", "relais-quartier"]}
+
+
 # -- the json preset: the rule any sender described in YAML gets -------------------------
 
 
@@ -101,6 +157,19 @@ def test_a_json_event_without_its_senders_id_is_named_by_a_digest_of_itself() ->
     assert ids[0] != ids[1]
     [null_id] = acme_events([{**item, "id": None}])  # a null id is no id: no refusal
     assert re.fullmatch(rf"acme-{DIGEST}", null_id)
+
+
+def test_a_json_senders_id_that_may_name_several_changes_gets_a_digest_of_each() -> None:
+    item = example_json("acme/signup.json")
+    other = {**item, "member": {**item["member"], "job": "Urbaniste"}, "attempt": 1}
+    unique = acme_events([item, other])
+    assert unique == ["acme-evt_01HZX4K9V2"]  # the sender's word: one change, once
+    shared_ids = "  event_id_unique: false\n  attempt_fields: [attempt]\n"
+    shared = acme_events([item, other], more_yaml=shared_ids)
+    assert len(set(shared)) == 2
+    assert all(re.fullmatch(rf"acme-evt_01HZX4K9V2-{DIGEST}", i) for i in shared)
+    # The second one retried: only its attempt differs, and so it keeps its id.
+    assert acme_events([{**other, "attempt": 2}], more_yaml=shared_ids) == shared[1:]
 
 
 def test_a_json_senders_id_of_the_wrong_kind_is_still_a_bad_payload() -> None:
