@@ -134,6 +134,18 @@ def test_an_action_network_signature_changed_again_is_a_new_change_under_its_ide
     assert again["tags"] == {"add": ["volontaire", "relais-quartier"]}
 
 
+# -- Typeform: partial responses ----------------------------------------------------------
+
+
+def test_a_typeform_partial_response_is_acknowledged_and_changes_nothing() -> None:
+    payload = example_json("typeform/form-response.json")
+    payload["event_type"] = "form_response_partial"
+    body = as_body(payload)
+    assert SOURCES["typeform"].change_events(request("typeform", body)) == []
+    answer, messages = ingested("typeform", body)
+    assert (answer["status"], answer["accepted"], messages) == (202, 0, [])
+
+
 # -- the json preset: the rule any sender described in YAML gets -------------------------
 
 
