@@ -18,7 +18,7 @@ from qomon_sync.sources.json_source import JsonSource
 from qomon_sync_dev.signing import deployment_sources, local_webhook_secrets, signed_request
 from tests.unit.ingest_harness import local_ingest, queued, signed_event
 from tests.unit.test_sources_json import ACME_YAML, acme_config
-from tests.unit.webhooks import NOW, as_body, dumped, example, example_json, request
+from tests.unit.webhooks import NOW, WEBHOOKS, as_body, dumped, example, example_json, request
 
 SOURCES = deployment_sources()
 SECRETS = local_webhook_secrets()
@@ -144,6 +144,29 @@ def test_a_typeform_partial_response_is_acknowledged_and_changes_nothing() -> No
     assert SOURCES["typeform"].change_events(request("typeform", body)) == []
     answer, messages = ingested("typeform", body)
     assert (answer["status"], answer["accepted"], messages) == (202, 0, [])
+
+
+# -- every preset's documented examples ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "fixture"),
+    sorted(
+        (name, path.name)
+        for name in SOURCES
+        if name != "generic" and (WEBHOOKS / name).is_dir()
+        for path in (WEBHOOKS / name).iterdir()
+    ),
+)
+def test_every_documented_delivery_is_accepted_and_keeps_its_ids_when_retried(
+    name: str, fixture: str
+) -> None:
+    body = (WEBHOOKS / name / fixture).read_bytes()
+    first = mapped(name, body)
+    assert mapped(name, body, at=NOW + timedelta(minutes=3)) == first
+    assert len({e["event_id"] for e in first}) == len(first)
+    answer, _ = ingested(name, body)
+    assert answer["status"] == 202, answer
 
 
 # -- the json preset: the rule any sender described in YAML gets -------------------------
