@@ -173,7 +173,7 @@ def test_no_secret_lets_nothing_pass(source: TypeformSource) -> None:
 @pytest.mark.parametrize(
     ("change", "field"),
     [
-        (lambda p: p.update(event_type="form_response_partial"), "event_type"),
+        (lambda p: p.update(event_type="form_submitted"), "event_type"),
         (lambda p: p.pop("event_type"), "event_type"),
         (lambda p: p.pop("form_response"), "form_response"),
         (lambda p: p.update(form_response=[]), "form_response"),

@@ -15,6 +15,12 @@ events of a moment, and when the app subscribes to the `email` property, the con
 in the delivery (the answer `hubspot_email`). An event whose contact's e-mail is not in
 its delivery is acknowledged and changes nothing (`without_contact: ignore`), rather than
 making HubSpot retry the whole batch.
+
+An event's id: HubSpot documents `eventId` as "not guaranteed to be unique" (two property
+changes of one contact may share one), and `attemptNumber` as counting its retries. So the
+id is `hubspot-<eventId>-<digest>`, the digest that of the event less `attemptNumber`
+(`event_id_unique: false`, `attempt_fields`): two changes sharing an `eventId` stay two,
+and a retry, whatever its attempt, keeps its id.
 """
 
 from __future__ import annotations
@@ -42,6 +48,8 @@ JSON_PRESET_DEFAULTS = read_yaml(
     each: "@"
     event_type: "subscriptionType || eventType"
     event_id: eventId
+    event_id_unique: false
+    attempt_fields: [attemptNumber]
     occurred_at: occurredAt
     occurred_at_format: unix_ms
     answers:

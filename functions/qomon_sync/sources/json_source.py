@@ -8,6 +8,8 @@ over the parsed body (see `sources/selectors.py`).
       each: "events"             # optional: a list of events per delivery
       event_type: "type"         # optional: which entry of `events` maps an event
       event_id: "id"             # optional: the sender's id (else a digest of the event)
+      event_id_unique: true      # false: the id may name several changes (a digest is added)
+      attempt_fields: []         # keys a retry changes (HubSpot's attemptNumber): not digested
       occurred_at: "created_at"  # optional (else the time of receipt), with
       occurred_at_format: iso    # iso, unix, unix_ms, or a strptime format
       answers: {email: "person.email"}   # optional names for selectors
@@ -18,6 +20,16 @@ over the parsed body (see `sources/selectors.py`).
           fields: [{answer: "person.job", field: Profession}]
           tags: {add: [acme]}
           notes: ["Acme: {answer.comment}"]
+
+An event's id must name one change and stay the same when the sender retries it: the ledger
+applies an id once. It is the sender's id where the event carries one and the sender
+documents it as naming one change (`event_id`); where the sender's id may be shared by
+several changes (HubSpot's `eventId`) or names a resource that can change again (Action
+Network's `identifiers`), `event_id_unique: false` adds a digest of the event to it; and
+where the event carries no id (Mailchimp, NationBuilder, Action Network's
+`action_network:action`), the id is that digest alone: SHA-256 of the event's canonical
+JSON (keys sorted), less its `attempt_fields`. Two changes differ somewhere, so their
+digests do; a retry resends the same event, so it keeps its id. Receipt time never enters.
 
 Each rule maps answers as a form source does (sources/answers.py): an answer is a name of
 `answers` or a JMESPath expression over the event (the delivery, or one item of `each`).
@@ -103,6 +115,13 @@ class JsonSourceConfig(SourceConfig):
     each: Selector | None = None
     event_type: Selector | None = None
     event_id: Selector | None = None
+    event_id_unique: bool = True
+    """False where the sender's id may name several changes (HubSpot documents its
+    `eventId` as not unique) or a resource that changes again (Action Network's
+    `identifiers`): a digest of the event is then added to it."""
+    attempt_fields: tuple[Key, ...] = ()
+    """Keys of an event that change from one delivery attempt to the next (HubSpot's
+    `attemptNumber`): left out of the digest, so that a retry keeps its event's id."""
     occurred_at: Selector | None = None
     occurred_at_format: Occurred = "iso"
     answers: dict[Key, Selector] = Field(default_factory=dict)
@@ -307,18 +326,44 @@ class JsonSource:
         return answer_value(select(expression, item, key), key, path)
 
     def _event_id(self, item: Any, kind: str | None, path: str) -> str:
-        if self.config.event_id is not None:
-            found = _id_text(select(self.config.event_id, item, "event_id"))
-            if found is None:
-                raise bad(path, f"has no id where `event_id` ({self.config.event_id}) looks")
-            text = as_sender_id(found, f"{shown(path)} (event_id)")
+        """The sender's id where the event carries one, with a digest of the event where
+        that id may name several changes; else the digest alone (see the module's
+        docstring). Never the time of receipt: a retry must keep its id."""
+        sender = self._sender_id(item, path)
+        if sender is None:
+            text = self._digest(item, kind)
+        elif self.config.event_id_unique:
+            text = sender
         else:
-            material = json.dumps([kind, item], sort_keys=True, ensure_ascii=False, default=str)
-            text = hashlib.sha256(material.encode("utf-8")).hexdigest()[:32]
+            text = f"{sender}-{self._digest(item, kind)}"
         event_id = f"{self.name}-{text}"
         if len(event_id) > MAX_EVENT_ID:
             event_id = f"{self.name}-{hashlib.sha256(text.encode()).hexdigest()[:32]}"
         return event_id
+
+    def _sender_id(self, item: Any, path: str) -> str | None:
+        """The sender's id of the event, or None where this event carries none (a null or
+        blank id: its digest names it); an id of the wrong kind is a bad payload."""
+        if self.config.event_id is None:
+            return None
+        found = select(self.config.event_id, item, "event_id")
+        if found is None or (isinstance(found, str) and not found.strip()):
+            return None
+        text = _id_text(found)
+        if text is None:
+            raise bad(
+                path,
+                f"holds an object, a list or true/false where `event_id` "
+                f"({self.config.event_id}) looks, which is no id",
+            )
+        return as_sender_id(text, f"{shown(path)} (event_id)")
+
+    def _digest(self, item: Any, kind: str | None) -> str:
+        """SHA-256 of the event's canonical JSON (keys sorted), its attempt fields left out."""
+        if isinstance(item, dict) and self.config.attempt_fields:
+            item = {k: v for k, v in item.items() if k not in self.config.attempt_fields}
+        material = json.dumps([kind, item], sort_keys=True, ensure_ascii=False, default=str)
+        return hashlib.sha256(material.encode("utf-8")).hexdigest()[:32]
 
     def _occurred_at(self, item: Any, path: str, received_at: datetime) -> datetime:
         if self.config.occurred_at is None:

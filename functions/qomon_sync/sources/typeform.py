@@ -19,7 +19,12 @@ into answers keyed by each question's `ref` (its `id` when it has no ref):
 
 plus `hidden.<name>` (hidden fields), `variables.<key>`, `calculated.score`, `form_id` and
 `form_title` (the form's title). `submitted_at` dates the change event; the response's
-`token` is the delivery id, and the change event's id is `typeform-<token>`.
+`token` is the delivery id, and the change event's id is `typeform-<token>`: Typeform's
+unique id of the response, which its retries resend.
+
+A `form_response_partial` delivery (a partial response, sent when the form enables them)
+is acknowledged and changes nothing: it carries the token of the response it is part of,
+and the submitted response, which holds every answer, is the change.
 """
 
 from __future__ import annotations
@@ -48,6 +53,7 @@ from qomon_sync.sources.values import AnswerValue
 
 SIGNATURE_HEADER = "Typeform-Signature"
 EVENT_TYPE = "form_response"
+PARTIAL_EVENT_TYPE = "form_response_partial"
 TEXT_ANSWERS = frozenset({"text", "email", "phone_number", "url", "file_url", "date"})
 
 
@@ -78,7 +84,10 @@ class TypeformSource:
         return token if isinstance(token, str) and token else None
 
     def change_events(self, request: WebhookRequest) -> list[ChangeEvent]:
-        submission = flatten_form_response(parse_json(request.body))
+        body = parse_json(request.body)
+        if isinstance(body, dict) and body.get("event_type") == PARTIAL_EVENT_TYPE:
+            return []  # the submitted response, under the same token, is the change
+        submission = flatten_form_response(body)
         return [map_submission(self.name, self.config, submission)]
 
 
