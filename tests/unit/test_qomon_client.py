@@ -298,18 +298,38 @@ def test_find_by_email_pages_until_a_short_page_and_compares_exactly(fake: FakeC
     assert [b["page"] for b in bodies] == [0, 1, 2]
     assert bodies[0]["query"] == {
         "$all": [
-            {
-                "$all": [
-                    {
-                        "$condition": {
-                            "attr": "mail",
-                            "ope": "eql:strictdata",
-                            "value": "ana@example.org",
-                        }
-                    }
-                ]
-            }
+            {"$all": [{"$condition": {"attr": "mail", "ope": "eql", "value": "ana@example.org"}}]}
         ]
+    }
+
+
+def test_find_by_email_asks_the_case_insensitive_eql_once_and_keeps_only_the_address(
+    fake: FakeClock,
+) -> None:
+    # Documented: `eql:strictdata` is case-sensitive, so it would miss a person stored as
+    # Lea.Martin@Example.org. `eql` ignores case but is loose (a longer address that begins
+    # with the one asked, a matching token): only the address itself is kept.
+    script = Script(
+        [
+            search_page(
+                [
+                    {"id": 1, "mail": "Lea.Martin@Example.org"},
+                    {"id": 2, "mail": "lea.martin@example.org.uk"},
+                    {"id": 3, "mail": "lea@example.org"},
+                    {"id": 4, "mail": None},
+                ]
+            )
+        ]
+    )
+    client = make_client(script, fake)
+    found = client.find_contacts_by_email(" lea.martin@example.org ", deadline=deadline(fake))
+    assert [c["id"] for c in found] == [1]
+    [sent] = [json.loads(r.content)["data"]["advanced_search"] for r in script.requests]
+    [[condition]] = [group["$all"] for group in sent["query"]["$all"]]
+    assert condition["$condition"] == {
+        "attr": "mail",
+        "ope": "eql",
+        "value": "lea.martin@example.org",
     }
 
 

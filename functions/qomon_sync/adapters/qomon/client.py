@@ -202,13 +202,18 @@ class QomonClient:
     def find_contacts_by_email(
         self, mail: str, *, deadline: Deadline, per_page: int = 100, max_pages: int = 100
     ) -> list[Contact]:
-        """Every contact whose e-mail is exactly `mail`, ignoring case and outer blanks.
+        """Every contact whose e-mail is `mail`, whatever its case and outer blanks.
 
-        `eql:strictdata` narrows the search, but Qomon's matching is looser than equality,
-        so the result is compared again here. Several contacts may share one e-mail.
+        Qomon documents `eql:strictdata` as case-sensitive: searching the address as a form
+        sent it would miss the person Qomon holds as Lea.Martin@Example.org (a
+        `contact_not_found`, or with `if_missing: create` a second person). `eql` ignores
+        case but is loose (observed: it also finds longer addresses that begin with the one
+        asked), so it is asked once, every page read, and only the results whose address
+        equals `mail` (`normalise_email`) are kept. Several contacts may share one e-mail:
+        all are returned, for the caller to refuse.
         """
         wanted = normalise_email(mail)
-        condition = {"attr": "mail", "ope": "eql:strictdata", "value": mail.strip()}
+        condition = {"attr": "mail", "ope": "eql", "value": mail.strip()}
         # Exactly two levels: a condition directly under the root is refused with 422.
         query = {"$all": [{"$all": [{"$condition": condition}]}]}
         found: list[Contact] = []
