@@ -42,7 +42,7 @@ USER_AGENT = (
     f"qomon-sync/{__version__} (Qomon connector for forms and CRMs; httpx/{httpx.__version__})"
 )
 
-# Documented: PATCH and POST /contacts cost 5 tokens. Observed: every other call costs 1.
+# Documented ("Rate limits"): PATCH and POST /contacts cost 5 tokens, every other call 1.
 WRITE_COST = 5
 READ_COST = 1
 
@@ -361,9 +361,13 @@ class QomonClient:
             rate_limited=int(response.status_code == 429),
             latency_s=latency,
         )
-        if response.status_code == 429:
-            self.bucket.drain()
-        raise _error_from(response, endpoint)
+        error = _error_from(response, endpoint)
+        if isinstance(error, QomonRateLimited):
+            # Documented: the space's bucket is empty and Retry-After says for how long.
+            # Held in the bucket, so that every call that shares it (every instance, for
+            # the shared bucket) waits it out, not only this call's retry.
+            self.bucket.drain(error.retry_after or 0.0)
+        raise error
 
     def _wait_before_retry(self, error: QomonError, attempt: int, cost: int) -> float:
         if isinstance(error, QomonRateLimited):
