@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 
 from qomon_sync.adapters.qomon import (
@@ -22,6 +23,7 @@ from qomon_sync.adapters.qomon import (
     QomonValidationError,
     RetryPolicy,
 )
+from qomon_sync.adapters.qomon.client import USER_AGENT, EndpointStats
 from qomon_sync.domain.assembly import Replace, assemble_contact, same_meaning
 from qomon_sync.domain.change_event import ChangeEvent
 from qomon_sync.domain.contact_meaning import fingerprint
@@ -164,6 +166,36 @@ def test_exact_email_search_skips_the_near_miss(
     create(client, scratch, deadline, firstname="Decoy2", mail="x" + mail)
     found = client.find_contacts_by_email(f"  {mail} ", deadline=deadline, per_page=1)
     assert sorted(c["id"] for c in found) == sorted([first["id"], second["id"]])
+
+
+def raw_search(target: Target, ope: str, value: str) -> list[int]:
+    """The ids one `POST /search` on `mail` answers (its first page), asked over plain HTTP."""
+    condition = {"attr": "mail", "ope": ope, "value": value}
+    query = {"$all": [{"$all": [{"$condition": condition}]}]}
+    body = {"data": {"advanced_search": {"query": query, "per_page": 100, "page": 0}}}
+    headers = {"Authorization": f"Bearer {target.token}", "User-Agent": USER_AGENT}
+    with httpx.Client(base_url=target.url, headers=headers, timeout=10) as http:
+        response = http.post("/search", json=body)
+    response.raise_for_status()
+    return sorted(int(c["id"]) for c in response.json()["data"]["contacts"])
+
+
+def test_strict_search_is_case_sensitive_and_eql_loose_so_the_client_compares_again(
+    client: QomonClient, scratch: list[int], target: Target, deadline: Deadline
+) -> None:
+    # Documented: `eql:strictdata` is "equals (case-sensitive, exact match)". Observed:
+    # `eql` ignores case and also finds longer addresses that begin with the one asked.
+    mail = unique_mail("case")
+    stored_as = mail.title()  # Contract.Case.<hex>@Example.Org
+    person = create(client, scratch, deadline, firstname="Case", mail=stored_as)
+    decoy = create(client, scratch, deadline, firstname="Decoy", mail=mail + ".uk")
+    assert raw_search(target, "eql:strictdata", stored_as) == [person["id"]]
+    assert raw_search(target, "eql:strictdata", mail) == []
+    assert {person["id"], decoy["id"]} <= set(raw_search(target, "eql", mail))
+    searches_before = client.stats.endpoints.get("POST /search", EndpointStats()).calls
+    found = client.find_contacts_by_email(mail, deadline=deadline)
+    assert [c["id"] for c in found] == [person["id"]]
+    assert client.stats.endpoints["POST /search"].calls == searches_before + 1
 
 
 def test_forms_by_type(client: QomonClient, deadline: Deadline) -> None:

@@ -390,9 +390,13 @@ def test_strict_search_finds_the_exact_e_mail_and_loose_search_the_decoy(
 
     assert ids(post_search(qomon, mail_query("ana.martin@example.org", "eql:strictdata"))) == [ANA]
     assert ids(post_search(qomon, mail_query("ana.martin@example.org", "eql"))) == [ANA, DECOY]
-    assert (
-        ids(post_search(qomon, mail_query("camille.roux@example.com", "eql:strictdata"))) == CAMILLE
-    )
+    # Documented: `eql:strictdata` is case-sensitive; `eql` (observed) is not.
+    assert ids(post_search(qomon, mail_query("Ana.Martin@example.org", "eql:strictdata"))) == []
+    assert ids(post_search(qomon, mail_query("Ana.Martin@example.org", "eql"))) == [ANA, DECOY]
+    assert ids(post_search(qomon, mail_query("camille.roux@example.com", "eql:strictdata"))) == [
+        CAMILLE[0]
+    ]
+    assert ids(post_search(qomon, mail_query("camille.roux@example.com", "eql"))) == CAMILLE
     found = post_search(qomon, mail_query("ana.martin@example.org", "eql:strictdata"))
     assert found.json()["data"]["contacts"][0]["external_id"] == "nb-100231"
 
@@ -476,6 +480,56 @@ def test_rate_limit_headers_and_the_429(start: Start) -> None:
     assert counted["tokens_by_endpoint"] == {"GET /contacts/{id}": 1, "PATCH /contacts/{id}": 5}
     assert counted["calls"] == {"GET /contacts/{id}": 1, "PATCH /contacts/{id}": 2}
     assert counted["statuses"] == {"200": 2, "429": 1}
+
+
+def reset_s(response: httpx.Response) -> float:
+    return float(response.headers["x-ratelimit-reset"])
+
+
+def test_every_answer_carries_the_four_documented_headers_and_a_429_whole_seconds(
+    start: Start,
+) -> None:
+    # Documented ("Rate limits"): Limit, Remaining, Cost and Reset (seconds until the bucket
+    # is full) on every answer; a 429 adds Retry-After in whole seconds. A slow refill (one
+    # token in 100 s) keeps the figures still while the test runs.
+    qomon = start(burst=10, refill=0.01)
+    read = qomon.get(f"/contacts/{ANA}")
+    assert read.status_code == 200
+    assert read.headers["x-ratelimit-limit"] == "burst:10;rate:0.01"
+    assert (read.headers["x-ratelimit-cost"], read.headers["x-ratelimit-remaining"]) == ("1", "9")
+    assert 99 < reset_s(read) <= 100  # 1 token short at 0.01/s
+    assert "retry-after" not in read.headers
+    written = patch(qomon, ANA, {"firstname": "A"})
+    assert written.status_code == 200
+    assert (written.headers["x-ratelimit-cost"], written.headers["x-ratelimit-remaining"]) == (
+        "5",
+        "4",
+    )
+    assert 599 < reset_s(written) <= 600
+    refused = patch(qomon, ANA, {"firstname": "A"})
+    is_problem(refused, 429)
+    assert refused.headers["x-ratelimit-remaining"] == "4"
+    assert 599 < reset_s(refused) <= 600
+    # One token short at 0.01/s: just under 100 s, rounded up to whole seconds.
+    assert refused.headers["retry-after"] == "100"
+    missing_key = qomon.get(f"/contacts/{ANA}", headers={"Authorization": "Bearer nope"})
+    is_problem(missing_key, 401)
+    assert {
+        name: missing_key.headers.get(name)
+        for name in ("x-ratelimit-limit", "x-ratelimit-cost", "x-ratelimit-remaining")
+    } == {
+        "x-ratelimit-limit": "burst:10;rate:0.01",
+        "x-ratelimit-cost": "0",
+        "x-ratelimit-remaining": "4",
+    }
+    assert 599 < reset_s(missing_key) <= 600
+
+
+def test_a_full_bucket_resets_in_no_time(qomon: httpx.Client) -> None:
+    qomon.post("/_standin/config", json={"refill": 1000.0}).raise_for_status()
+    response = qomon.get("/v1/forms/type/consent")
+    assert response.headers["x-ratelimit-remaining"] in ("99", "100")
+    assert 0 <= reset_s(response) <= 0.001
 
 
 @pytest.mark.parametrize("mode", ["seconds", "date", "none"])

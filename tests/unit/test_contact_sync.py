@@ -247,3 +247,26 @@ def test_a_contact_created_from_an_email_lookup_keeps_that_email() -> None:
     assert created["mail"] == "new.person@example.org"
     assert (created["firstname"], created["surname"]) == ("Nour", "Haddad")
     assert qomon.calls.count("create") == 1
+
+
+def test_one_address_in_several_cases_is_one_person_for_the_fold_and_for_a_create() -> None:
+    """Issue 18: a person is found whatever the case of the address. Events naming one
+    address in different cases are one contact's (one key, one search, one write), and a
+    person created from one spelling is found, not created again, from another."""
+    qomon = FakeQomon([])
+    first = event(
+        "c1", {"mail": "Nour.Haddad@Example.org"}, set={"firstname": "Nour"}, if_missing="create"
+    )
+    same = event("c2", {"mail": "nour.haddad@example.org "}, tags={"add": ["Form"]})
+    assert first.contact.key == same.contact.key
+    result = sync_contact([first, same], qomon, CATALOG)
+    assert actions(result) == [("c1", "created", None), ("c2", "created", None)]
+    again = event(
+        "c3", {"mail": "NOUR.HADDAD@EXAMPLE.ORG"}, set={"surname": "Haddad"}, if_missing="create"
+    )
+    qomon.calls.clear()
+    result = sync_contact([again], qomon, CATALOG)
+    assert actions(result) == [("c3", "replaced", None)]
+    assert qomon.calls == ["search", "get", "patch"]
+    [person] = qomon.contacts.values()
+    assert (person["mail"], person["surname"]) == ("Nour.Haddad@Example.org", "Haddad")

@@ -201,14 +201,45 @@ def test_budget_exhaustion_is_retryable_and_keeps_the_cause(fake: FakeClock) -> 
     assert fake.now <= 1.0  # never slept past the caller's deadline
 
 
-def test_429_honours_retry_after_seconds(fake: FakeClock) -> None:
+class TimedScript(Script):
+    """A script that also notes when (on the fake clock) each request was sent."""
+
+    def __init__(self, answers: list[Answer], clock: FakeClock) -> None:
+        super().__init__(answers)
+        self.clock = clock
+        self.sent_at: list[float] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.sent_at.append(self.clock.now)
+        return super().__call__(request)
+
+
+def rate_limited(retry_after: str) -> httpx.Response:
     limited = problem(429)
-    limited.headers["Retry-After"] = "3"
-    script = Script([limited, ok({"contact": CONTACT})])
+    limited.headers["Retry-After"] = retry_after
+    return limited
+
+
+def test_429_honours_retry_after_seconds(fake: FakeClock) -> None:
+    script = TimedScript([rate_limited("3"), ok({"contact": CONTACT})], fake)
     client = make_client(script, fake)
     client.get_contact(7, deadline=deadline(fake))
-    assert fake.slept == [3.0]
+    # Not before the 3 s Qomon asked; then the call's token at 10/s, from an empty bucket.
+    assert script.sent_at == [0.0, pytest.approx(3.1)]
     assert client.stats.rate_limited == 1
+
+
+def test_a_retry_after_holds_back_every_call_that_shares_the_bucket(fake: FakeClock) -> None:
+    bucket = TokenBucket(100, 10, clock=fake, sleep=fake.sleep)
+    refused = make_client(
+        TimedScript([rate_limited("3")], fake), fake, max_attempts=1, bucket=bucket
+    )
+    with pytest.raises(QomonRateLimited):
+        refused.get_contact(7, deadline=deadline(fake))
+    other_script = TimedScript([ok({"contact": CONTACT})], fake)
+    other = make_client(other_script, fake, bucket=bucket)
+    other.get_contact(8, deadline=deadline(fake))
+    assert other_script.sent_at[0] >= 3.0
 
 
 def test_429_without_retry_after_backs_off_for_the_refill_with_jitter(fake: FakeClock) -> None:
@@ -298,18 +329,38 @@ def test_find_by_email_pages_until_a_short_page_and_compares_exactly(fake: FakeC
     assert [b["page"] for b in bodies] == [0, 1, 2]
     assert bodies[0]["query"] == {
         "$all": [
-            {
-                "$all": [
-                    {
-                        "$condition": {
-                            "attr": "mail",
-                            "ope": "eql:strictdata",
-                            "value": "ana@example.org",
-                        }
-                    }
-                ]
-            }
+            {"$all": [{"$condition": {"attr": "mail", "ope": "eql", "value": "ana@example.org"}}]}
         ]
+    }
+
+
+def test_find_by_email_asks_the_case_insensitive_eql_once_and_keeps_only_the_address(
+    fake: FakeClock,
+) -> None:
+    # Documented: `eql:strictdata` is case-sensitive, so it would miss a person stored as
+    # Lea.Martin@Example.org. `eql` ignores case but is loose (a longer address that begins
+    # with the one asked, a matching token): only the address itself is kept.
+    script = Script(
+        [
+            search_page(
+                [
+                    {"id": 1, "mail": "Lea.Martin@Example.org"},
+                    {"id": 2, "mail": "lea.martin@example.org.uk"},
+                    {"id": 3, "mail": "lea@example.org"},
+                    {"id": 4, "mail": None},
+                ]
+            )
+        ]
+    )
+    client = make_client(script, fake)
+    found = client.find_contacts_by_email(" lea.martin@example.org ", deadline=deadline(fake))
+    assert [c["id"] for c in found] == [1]
+    [sent] = [json.loads(r.content)["data"]["advanced_search"] for r in script.requests]
+    [[condition]] = [group["$all"] for group in sent["query"]["$all"]]
+    assert condition["$condition"] == {
+        "attr": "mail",
+        "ope": "eql",
+        "value": "lea.martin@example.org",
     }
 
 

@@ -177,3 +177,33 @@ def test_headroom_holds_back_that_much_of_the_burst_only(dynamodb: object) -> No
     assert bucket.acquire(90, deadline) == 0  # 100, less one second of refill
     assert bucket.acquire(5, deadline) == pytest.approx(0.5)
     assert bucket.acquire(5, deadline) == pytest.approx(0.5)  # then the refill rate
+
+
+def test_a_retry_after_recorded_by_one_instance_holds_back_the_others(dynamodb: object) -> None:
+    clock = FakeClock(1_000_000.0)
+    refused, other = instance(dynamodb, clock), instance(dynamodb, clock)
+    refused.drain(3.0)  # Qomon answered 429 with Retry-After: 3
+    assert other.acquire(1, Deadline.after(60, clock)) == pytest.approx(3.1)
+    assert clock.now >= 1_000_003.0
+
+
+def test_a_reset_below_the_budget_lowers_it_for_every_instance(dynamodb: object) -> None:
+    clock = FakeClock(1_000_000.0)
+    bucket, other = instance(dynamodb, clock), instance(dynamodb, clock)
+    bucket.acquire(1, Deadline.after(60, clock))
+    # Documented: seconds until the bucket is full. 6 s at 10/s: 60 tokens short.
+    bucket.observe({"x-ratelimit-remaining": "99", "x-ratelimit-reset": "6.0"})
+    assert other.tokens == pytest.approx(40)
+
+
+def test_the_server_count_leaves_out_what_this_instance_booked_but_did_not_send(
+    dynamodb: object,
+) -> None:
+    clock = FakeClock(1_000_000.0)
+    bucket, other = instance(dynamodb, clock), instance(dynamodb, clock)
+    deadline = Deadline.after(60, clock)
+    bucket.reserve(6, deadline)
+    bucket.acquire(1, deadline)  # the GET, prepaid; the PATCH's 5 are still booked
+    # Qomon saw the GET and another integration's 49 tokens: 50 left, 5 of them ours.
+    bucket.observe({"x-ratelimit-remaining": "50"})
+    assert other.tokens == pytest.approx(45)

@@ -517,14 +517,22 @@ def test_a_seed_format_put_inserts_then_replaces(store: ContactStore) -> None:
 # -- search -----------------------------------------------------------------------------
 
 
-def test_a_strict_search_matches_the_whole_value_ignoring_case(store: ContactStore) -> None:
-    assert search(store, mail_is("ANA.MARTIN@example.org")) == [ANA]
-    assert search(store, mail_is("camille.roux@example.com")) == list(CAMILLE)
+def test_a_strict_search_matches_the_whole_value_in_its_case(store: ContactStore) -> None:
+    # Documented: `eql:strictdata` is "equals (case-sensitive, exact match)".
+    assert search(store, mail_is("ana.martin@example.org")) == [ANA]
+    assert search(store, mail_is("ANA.MARTIN@example.org")) == []
+    assert search(store, mail_is("camille.roux@example.com")) == [CAMILLE[0]]
+    assert search(store, mail_is("Camille.Roux@example.com")) == [CAMILLE[1]]
     assert search(store, mail_is("ana.martin")) == []
+    assert search(store, mail_is(" ana.martin@example.org")) == []
 
 
-def test_a_loose_search_also_matches_prefixes_and_tokens(store: ContactStore) -> None:
+def test_a_loose_search_ignores_case_and_also_matches_prefixes_and_tokens(
+    store: ContactStore,
+) -> None:
     assert search(store, mail_is("ana.martin@example.org", "eql")) == [ANA, DECOY]
+    assert search(store, mail_is("ANA.Martin@Example.ORG", "eql")) == [ANA, DECOY]
+    assert search(store, mail_is("CAMILLE.ROUX@EXAMPLE.COM", "eql")) == list(CAMILLE)
     by_token = search(store, mail_is("MARTIN", "eql"))
     assert {ANA, DECOY} <= set(by_token)
 
@@ -540,8 +548,8 @@ def test_search_by_tag_and_groups(store: ContactStore) -> None:
         store,
         {
             "$at_least_one": [
-                {"$all": [cond("firstname", "ana")]},
-                {"$all": [cond("surname", "roux")]},
+                {"$all": [cond("firstname", "Ana")]},
+                {"$all": [cond("surname", "Roux")]},
             ]
         },
     )
@@ -550,8 +558,8 @@ def test_search_by_tag_and_groups(store: ContactStore) -> None:
         store,
         {
             "$all": [
-                {"$at_least_one": [cond("firstname", "ana"), cond("surname", "roux")]},
-                {"$all": [cond("surname", "martin")]},
+                {"$at_least_one": [cond("firstname", "Ana"), cond("surname", "Roux")]},
+                {"$all": [cond("surname", "Martin")]},
             ]
         },
     )

@@ -67,3 +67,56 @@ def test_drain_after_a_429_empties_the_bucket() -> None:
     bucket.drain()
     assert bucket.tokens == 0
     assert bucket.acquire(1, Deadline.after(5, clock)) == pytest.approx(0.1)
+
+
+def test_a_retry_after_holds_every_call_until_it_has_passed() -> None:
+    # Documented: a 429 carries Retry-After, the whole seconds to wait. Whoever draws on
+    # this bucket next (another thread, the next contact) waits them out too.
+    clock = FakeClock(1000.0)
+    bucket = TokenBucket(100, 10.0, clock=clock, sleep=clock.sleep)
+    bucket.drain(3.0)
+    assert bucket.acquire(1, Deadline.after(60, clock)) == pytest.approx(3.1)
+    assert clock.now == pytest.approx(1003.1)
+
+
+def test_a_retry_after_outlasting_the_deadline_is_refused_without_waiting() -> None:
+    clock = FakeClock(1000.0)
+    bucket = TokenBucket(100, 10.0, clock=clock, sleep=clock.sleep)
+    bucket.drain(30.0)
+    with pytest.raises(BucketWaitTooLong):
+        bucket.acquire(1, Deadline.after(10, clock))
+    assert clock.slept == []
+
+
+def test_a_remaining_lower_than_the_estimate_lowers_it_and_a_higher_one_does_not_raise_it() -> None:
+    clock = FakeClock(1000.0)
+    bucket = TokenBucket(100, 10.0, clock=clock, sleep=clock.sleep)
+    bucket.observe({"x-ratelimit-remaining": "40"})  # another integration spent 60
+    assert bucket.tokens == pytest.approx(40)
+    # A count above ours (an answer sent before a 429, or before our own calls) never
+    # raises it: we never spend more than either says.
+    bucket.observe({"x-ratelimit-remaining": "100"})
+    assert bucket.tokens == pytest.approx(40)
+
+
+def test_a_reset_lower_than_the_estimate_lowers_it() -> None:
+    # Documented: X-Ratelimit-Reset is the seconds until the bucket is full again: 4 s at
+    # 10/s is 40 tokens short of 100.
+    clock = FakeClock(1000.0)
+    bucket = TokenBucket(100, 10.0, clock=clock, sleep=clock.sleep)
+    bucket.observe({"x-ratelimit-remaining": "97", "x-ratelimit-reset": "4.0"})
+    assert bucket.tokens == pytest.approx(60)
+    bucket.observe({"x-ratelimit-reset": "0"})
+    assert bucket.tokens == pytest.approx(60)
+
+
+def test_a_server_count_leaves_out_the_calls_we_booked_but_have_not_sent() -> None:
+    clock = FakeClock(1000.0)
+    bucket = TokenBucket(100, 10.0, clock=clock, sleep=clock.sleep)
+    deadline = Deadline.after(60, clock)
+    bucket.reserve(6, deadline)  # a contact's GET and PATCH
+    bucket.acquire(1, deadline)  # the GET, prepaid
+    # Qomon saw the GET and another integration's 50 tokens; our PATCH is still to come.
+    bucket.observe({"x-ratelimit-remaining": "49"})
+    assert bucket.tokens == pytest.approx(44)
+    assert bucket.acquire(5, deadline) == 0  # the PATCH, prepaid

@@ -12,9 +12,12 @@ theoretical arrival time (Unix seconds) at which the bucket would be full again.
   succeeds); the caller then sleeps until `tat - burst / rate` has come, so bookings are
   served in the order they were made, at the refill rate, by whichever instance made them.
 - A refund (a contact found unchanged does not spend its PATCH) moves `tat` back.
-- Qomon's `x-ratelimit-remaining` counts every integration of the space: when it says the
-  bucket holds fewer tokens than the booked budget leaves, `tat` is pushed forward to
-  match (the lower of the two wins); a 429 empties it. Neither ever moves it back.
+- Qomon's `X-Ratelimit-Remaining` and `-Reset` count every integration of the space
+  (pacing.server_tokens): when they say the bucket holds fewer tokens than the booked
+  budget leaves, `tat` is pushed forward to match (the lower of the two wins). A 429
+  empties it until its `Retry-After` has passed: `tat` goes to `now + retry_after +
+  burst / rate`, so every instance, not only the one refused, waits that out. Neither
+  ever moves it back.
 
 - A booking counts its tokens spent when it is made, Qomon when the call arrives, a
   little later; while Qomon's bucket is full, the refill of that little while is lost to
@@ -31,7 +34,6 @@ Qomon quirks handled here: see docs/qomon-api.md#rate-limits.
 
 from __future__ import annotations
 
-import re
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -39,9 +41,15 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from qomon_sync.adapters.qomon.pacing import BucketWaitTooLong, Deadline, Prepaid, PrepaidPacer
+from qomon_sync.adapters.qomon.pacing import (
+    BucketWaitTooLong,
+    Deadline,
+    Prepaid,
+    PrepaidPacer,
+    bucket_shape,
+    server_tokens,
+)
 
-_LIMIT = re.compile(r"burst:\s*(?P<burst>\d+(?:\.\d+)?)\s*;\s*rate:\s*(?P<rate>\d+(?:\.\d+)?)")
 BOOKING_ATTEMPTS = 8
 """Conditional updates lost to another instance before giving up (each loss means that
 instance booked, so the bucket is moving)."""
@@ -87,30 +95,29 @@ class SharedBucket(PrepaidPacer):
         return left
 
     def observe(self, headers: Mapping[str, str]) -> None:
-        limit = headers.get("x-ratelimit-limit")
-        if limit and (match := _LIMIT.search(limit)):
-            burst, rate = float(match["burst"]), float(match["rate"])
-            if burst > 0 and rate > 0:
-                self.capacity, self.refill_per_s = burst, rate
-        remaining = headers.get("x-ratelimit-remaining")
-        if remaining is None:
+        shape = bucket_shape(headers)
+        if shape is not None:
+            self.capacity, self.refill_per_s = shape
+        server = server_tokens(headers, self.capacity, self.refill_per_s)
+        if server is None:
             return
-        try:
-            server = max(0.0, float(remaining))
-        except ValueError:
-            return
+        with self._lock:
+            # Booked by this instance and not sent yet: Qomon has not counted them.
+            free = server - self._prepaid.prepaid
         now = self._clock()
         # The server floors its count: it holds between `server` and `server + 1`. Only a
         # server holding a whole token less than our booked budget leaves moves it.
-        if server + 1 >= self._estimate(self._hint, now):
+        if free + 1 >= self._estimate(self._hint, now):
             return
-        self._push_to(now + (self.capacity - min(server, self.capacity)) / self.refill_per_s)
+        self._push_to(now + (self.capacity - min(free, self.capacity)) / self.refill_per_s)
 
-    def drain(self) -> None:
+    def drain(self, retry_after_s: float = 0.0) -> None:
         with self._lock:
             self._prepaid.give_back()  # booked against tokens the server did not have
         now = self._clock()
-        self._push_to(now + self.capacity / self.refill_per_s)
+        # Empty until the Retry-After has passed, for every instance: no booking is served
+        # before then, and the first after it waits for its own tokens' refill.
+        self._push_to(now + max(0.0, retry_after_s) + self.capacity / self.refill_per_s)
 
     @property
     def tokens(self) -> float:

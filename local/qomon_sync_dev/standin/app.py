@@ -3,7 +3,9 @@ injected faults, and an uncounted `/_standin/` surface for tests to inspect and 
 
 A request on a Qomon path goes through, in order: the injected latency, a scheduled fault,
 a random fault, the key check, the rate limit, then the route. Faults and refused keys
-cost no tokens. Every answer on a Qomon path carries the rate-limit headers observed live.
+cost no tokens. Every answer on a Qomon path carries the four rate-limit headers Qomon
+documents ("Rate limits": `X-Ratelimit-Limit`, `-Remaining`, `-Cost`, `-Reset`), and a 429
+its `Retry-After` in whole seconds, rounded up.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ logger = logging.getLogger(__name__)
 
 INSPECTION_PREFIX = "/_standin/"
 WRITE_COST = 5
-"""Documented: PATCH and POST /contacts cost 5 tokens; observed: every other call costs 1."""
+"""Documented ("Rate limits"): PATCH and POST /contacts cost 5 tokens, every other call 1."""
 WRITE_ENDPOINTS = frozenset({"PATCH /contacts/{id}", "POST /contacts"})
 CONTACT_LOCATION = "body.data.contact"
 """Where a write's contact sits in the body: its problems name paths below it, like the
@@ -87,6 +89,10 @@ class TokenBucket:
         """How long until `cost` tokens are there (never, past `burst`: this is a lower bound)."""
         self._refill()
         return max(0.0, (cost - self._tokens) / self.refill_per_s)
+
+    def seconds_until_full(self) -> float:
+        """`X-Ratelimit-Reset`: how long until the bucket holds `burst` tokens again."""
+        return self.seconds_until(self.burst)
 
 
 # -- faults -----------------------------------------------------------------------------
@@ -521,11 +527,30 @@ async def qomon_pipeline(request: web.Request, handler: Handler) -> web.StreamRe
         response = _problem_response(request, failure, style=state.config.error_style)
 
     state.stats.answered(response.status)
-    config = state.config
-    response.headers["x-ratelimit-limit"] = f"burst:{config.burst};rate:{config.refill:.1f}"
-    response.headers["x-ratelimit-cost"] = str(spent)
-    response.headers["x-ratelimit-remaining"] = str(state.bucket.remaining())
+    response.headers.update(_rate_limit_headers(state, spent))
     return response
+
+
+def _rate_limit_headers(state: StandinState, spent: int) -> dict[str, str]:
+    """Documented ("Rate limits") on every answer. `-Cost` is what this call took: nothing
+    when it was refused (a fault, the key, the rate limit)."""
+    config = state.config
+    # `rate:10.0` as documented; a rate one decimal cannot hold is written in full.
+    rate = (
+        f"{config.refill:.1f}" if round(config.refill, 1) == config.refill else f"{config.refill:g}"
+    )
+    return {
+        "X-Ratelimit-Limit": f"burst:{config.burst};rate:{rate}",
+        "X-Ratelimit-Remaining": str(state.bucket.remaining()),
+        "X-Ratelimit-Cost": str(spent),
+        "X-Ratelimit-Reset": _seconds(state.bucket.seconds_until_full()),
+    }
+
+
+def _seconds(value: float) -> str:
+    """Seconds to the millisecond, rounded up (never sooner than the truth): `0.6`, `0`."""
+    text = f"{math.ceil(value * 1000 - 1e-6) / 1000:.3f}".rstrip("0").rstrip(".")
+    return text or "0"
 
 
 # -- the inspection surface: no key, no tokens, not counted -----------------------------

@@ -30,9 +30,10 @@ class StandinConfig(BaseModel):
     and which one live Qomon returns today is unknown."""
 
     burst: int = Field(default=100, ge=5)
-    """At least 5: a write costs 5 tokens, so a smaller bucket could never take one."""
+    """Documented: 100. At least 5: a write costs 5 tokens, so a smaller bucket could never
+    take one."""
     refill: float = Field(default=10.0, gt=0.0)
-    """Tokens per second. Observed live: `x-ratelimit-limit: burst:100;rate:10.0`."""
+    """Tokens per second. Documented: 10 (`X-Ratelimit-Limit: burst:100;rate:10.0`)."""
 
     latency_ms: float = Field(default=0.0, ge=0.0)
     fail_rate: Probability = 0.0
@@ -43,7 +44,9 @@ class StandinConfig(BaseModel):
     random_seed: int | None = None
 
     retry_after: RetryAfterMode = "seconds"
-    """Whether a 429 carries `Retry-After` is unknown, so all three answers can be played."""
+    """Documented: a 429 carries `Retry-After` in whole seconds (`seconds`, rounded up).
+    `date` (an HTTP date) and `none` (no header, as a proxy that strips it would leave)
+    stay playable because the client still copes with both."""
     validation_status: Literal[400, 422] = 422
     """400 or 422 on PATCH validation: unknown which one Qomon sends."""
     strict_types: bool = True

@@ -11,10 +11,11 @@ and notes the shape its response documents: `id`, `contact_id`, `created_at`,
 is the user behind the API key, the author of the notes API writes create.
 Every person is invented: e-mails are under example.org / example.com and phone numbers
 follow the fake `+33 6 00 00 00 xx` pattern. A few contacts are traps on purpose: two share
-one e-mail in different case, one has an e-mail that begins with another's (a loose search
-finds both), some carry fields no schema lists, some have soft-deleted history, some
-birthdates are stored without milliseconds (sending one back as read is refused), one
-text question is answered in two surveys.
+one e-mail in different case (the case-sensitive `eql:strictdata` finds one, the loose
+`eql` both), one has an e-mail that begins with another's (a loose search finds both),
+some carry fields no schema lists, some have soft-deleted history, some birthdates are
+stored without milliseconds (sending one back as read is refused), one text question is
+answered in two surveys.
 
 The first 40 contacts are the hand-shaped ones tests name by id; the 300 after them
 (`MORE_CONTACTS`, drawn from a random generator of their own, so the first 40 never
@@ -519,7 +520,8 @@ def build_contacts(forms: list[JsonObject]) -> list[JsonObject]:
         # Begins with Ana Martin's address: a loose `eql` search for hers finds this too.
         ("Ana", "Martin-Roche", "ana.martin@example.org.example.com"),
         ("Camille", "Roux", "camille.roux@example.com"),
-        # The same e-mail in another case: several contacts may share one e-mail.
+        # The same e-mail in another case: several contacts may share one e-mail, and a
+        # case-sensitive `eql:strictdata` search finds only one of them.
         ("Camille", "Roux", "Camille.Roux@example.com"),
     ]
     names = iter(zip(FIRST_NAMES, rng.sample(SURNAMES * 2, len(FIRST_NAMES)), strict=True))

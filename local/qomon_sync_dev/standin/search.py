@@ -1,5 +1,10 @@
-"""`POST /search`: the query checked (exactly two levels, as observed live) and matched
-against the stored contacts."""
+"""`POST /search`: the query checked (exactly two levels, as documented) and matched
+against the stored contacts.
+
+Two operators are played: `eql:strictdata`, documented as "equals (case-sensitive, exact
+match)", and `eql`, documented only as "equals" and observed live to be a loose,
+case-insensitive token or prefix match.
+"""
 
 from __future__ import annotations
 
@@ -154,13 +159,14 @@ def _condition_matches(contact: StoredContact, condition: Condition) -> bool:
     else:
         value = contact.fields.get(condition.attr)
         candidates = [] if value is None or isinstance(value, bool) else [str(value)]
+    if condition.strict:
+        # Documented: "equals (case-sensitive, exact match)". Lea.Martin@Example.org is not
+        # lea.martin@example.org.
+        return condition.value in candidates
     wanted = condition.value.casefold()
     for candidate in candidates:
         text = candidate.casefold()
-        if condition.strict:
-            if text == wanted:
-                return True
-        elif text.startswith(wanted) or any(
+        if text.startswith(wanted) or any(
             token.startswith(wanted) for token in _TOKEN_SEPARATORS.split(text) if token
         ):
             # Observed: `eql` is a loose case-insensitive token/prefix match, so searching

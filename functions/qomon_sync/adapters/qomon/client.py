@@ -42,7 +42,7 @@ USER_AGENT = (
     f"qomon-sync/{__version__} (Qomon connector for forms and CRMs; httpx/{httpx.__version__})"
 )
 
-# Documented: PATCH and POST /contacts cost 5 tokens. Observed: every other call costs 1.
+# Documented ("Rate limits"): PATCH and POST /contacts cost 5 tokens, every other call 1.
 WRITE_COST = 5
 READ_COST = 1
 
@@ -202,13 +202,18 @@ class QomonClient:
     def find_contacts_by_email(
         self, mail: str, *, deadline: Deadline, per_page: int = 100, max_pages: int = 100
     ) -> list[Contact]:
-        """Every contact whose e-mail is exactly `mail`, ignoring case and outer blanks.
+        """Every contact whose e-mail is `mail`, whatever its case and outer blanks.
 
-        `eql:strictdata` narrows the search, but Qomon's matching is looser than equality,
-        so the result is compared again here. Several contacts may share one e-mail.
+        Qomon documents `eql:strictdata` as case-sensitive: searching the address as a form
+        sent it would miss the person Qomon holds as Lea.Martin@Example.org (a
+        `contact_not_found`, or with `if_missing: create` a second person). `eql` ignores
+        case but is loose (observed: it also finds longer addresses that begin with the one
+        asked), so it is asked once, every page read, and only the results whose address
+        equals `mail` (`normalise_email`) are kept. Several contacts may share one e-mail:
+        all are returned, for the caller to refuse.
         """
         wanted = normalise_email(mail)
-        condition = {"attr": "mail", "ope": "eql:strictdata", "value": mail.strip()}
+        condition = {"attr": "mail", "ope": "eql", "value": mail.strip()}
         # Exactly two levels: a condition directly under the root is refused with 422.
         query = {"$all": [{"$all": [{"$condition": condition}]}]}
         found: list[Contact] = []
@@ -356,9 +361,13 @@ class QomonClient:
             rate_limited=int(response.status_code == 429),
             latency_s=latency,
         )
-        if response.status_code == 429:
-            self.bucket.drain()
-        raise _error_from(response, endpoint)
+        error = _error_from(response, endpoint)
+        if isinstance(error, QomonRateLimited):
+            # Documented: the space's bucket is empty and Retry-After says for how long.
+            # Held in the bucket, so that every call that shares it (every instance, for
+            # the shared bucket) waits it out, not only this call's retry.
+            self.bucket.drain(error.retry_after or 0.0)
+        raise error
 
     def _wait_before_retry(self, error: QomonError, attempt: int, cost: int) -> float:
         if isinstance(error, QomonRateLimited):

@@ -1,9 +1,13 @@
 """Client-side token bucket that mirrors Qomon's rate limit, so a paced client meets no 429.
 
-Qomon documents PATCH and POST /contacts at 5 tokens; integrators observed every other call
-at 1, a bucket of 100 refilled at 10 per second, and `x-ratelimit-*` headers on every
-answer. The bucket is per API key, shared by every integration of the space, so our local
-estimate is corrected from the server's `x-ratelimit-remaining` whenever it sends one.
+Qomon documents it ("Rate limits"): one bucket per space, shared by every request made
+against the space, of 100 tokens refilled at 10 per second; PATCH and POST /contacts cost 5
+tokens, every other call 1. Every answer carries `X-Ratelimit-Limit`, `-Remaining`, `-Cost`
+and `-Reset` (seconds until the bucket is full again), and a 429 carries `Retry-After`, the
+whole seconds to wait. Other integrations draw on the same bucket, so our estimate is
+lowered whenever Qomon's count (`server_tokens`) says it holds less; it is never raised by
+it (we never spend more than either says), and a 429 holds every call for its
+`Retry-After`.
 
 Two implementations of one `Pacer`: `TokenBucket` here (one process's estimate: tests,
 tools), and `adapters.shared_bucket.SharedBucket`, one budget in DynamoDB shared by every
@@ -15,6 +19,7 @@ Qomon quirks handled here: see docs/qomon-api.md#rate-limits.
 
 from __future__ import annotations
 
+import math
 import re
 import threading
 import time
@@ -23,6 +28,42 @@ from dataclasses import dataclass
 from typing import Protocol
 
 _LIMIT = re.compile(r"burst:\s*(?P<burst>\d+(?:\.\d+)?)\s*;\s*rate:\s*(?P<rate>\d+(?:\.\d+)?)")
+
+
+def bucket_shape(headers: Mapping[str, str]) -> tuple[float, float] | None:
+    """Burst and refill per second from `X-Ratelimit-Limit` (`burst:100;rate:10.0`)."""
+    limit = headers.get("x-ratelimit-limit")
+    match = _LIMIT.search(limit) if limit else None
+    if match is None:
+        return None
+    burst, rate = float(match["burst"]), float(match["rate"])
+    return (burst, rate) if burst > 0 and rate > 0 else None
+
+
+def server_tokens(headers: Mapping[str, str], capacity: float, refill_per_s: float) -> float | None:
+    """What Qomon says its bucket holds now, or None when it says nothing.
+
+    Two headers say it: `X-Ratelimit-Remaining` (a whole number: the server floors it) and
+    `X-Ratelimit-Reset`, the seconds until the bucket is full, so `capacity - reset x rate`
+    tokens. The lower of the two is taken.
+    """
+    said: list[float] = []
+    remaining = _count(headers.get("x-ratelimit-remaining"))
+    if remaining is not None:
+        said.append(remaining)
+    reset = _count(headers.get("x-ratelimit-reset"))
+    if reset is not None:
+        said.append(capacity - reset * refill_per_s)
+    return min(capacity, max(0.0, min(said))) if said else None
+
+
+def _count(value: str | None) -> float | None:
+    """A header's finite, non-negative number; None for anything else."""
+    try:
+        number = float(value) if value is not None else math.nan
+    except ValueError:
+        return None
+    return number if math.isfinite(number) and number >= 0 else None
 
 
 @dataclass
@@ -65,10 +106,11 @@ class Pacer(Protocol):
         """Give back the prepaid tokens not spent; returns how many."""
 
     def observe(self, headers: Mapping[str, str]) -> None:
-        """Correct the estimate from Qomon's `x-ratelimit-*` headers."""
+        """Correct the estimate from Qomon's `X-Ratelimit-*` headers: only ever downwards."""
 
-    def drain(self) -> None:
-        """Qomon answered 429: the space's bucket is empty, whatever we believed."""
+    def drain(self, retry_after_s: float = 0.0) -> None:
+        """Qomon answered 429: the space's bucket is empty, whatever we believed, and no
+        call may go before its `Retry-After` (`retry_after_s`) has passed."""
 
 
 class Prepaid:
@@ -172,27 +214,26 @@ class TokenBucket(PrepaidPacer):
             self._sleep(wait)
             waited += wait
 
-    def drain(self) -> None:
-        """Qomon answered 429: whatever we believed, the server's bucket is empty."""
+    def drain(self, retry_after_s: float = 0.0) -> None:
+        """Qomon answered 429: whatever we believed, the server's bucket is empty, and it
+        asked for `retry_after_s` before any call. The estimate owes that much refill, so
+        every caller of this bucket waits it out, and then the refill of its own cost."""
         with self._lock:
             self._refill()
-            self._tokens = min(self._tokens, 0.0)
+            self._tokens = min(self._tokens, -max(0.0, retry_after_s) * self.refill_per_s)
             self._prepaid.give_back()  # booked against tokens the server did not have
 
     def observe(self, headers: Mapping[str, str]) -> None:
-        """Correct the estimate from Qomon's `x-ratelimit-limit` / `x-ratelimit-remaining`."""
-        limit = headers.get("x-ratelimit-limit")
-        remaining = headers.get("x-ratelimit-remaining")
+        """Learn the bucket's shape from `X-Ratelimit-Limit`, and lower the estimate to what
+        Qomon's `-Remaining` and `-Reset` say it holds, less the tokens we booked
+        (`reserve`) for calls Qomon has not seen yet. Never raised by them: a count from
+        before our last calls, or before a 429, would let us spend more than Qomon holds."""
+        shape = bucket_shape(headers)
         with self._lock:
             self._refill()
-            if limit and (match := _LIMIT.search(limit)):
-                burst, rate = float(match["burst"]), float(match["rate"])
-                if burst > 0 and rate > 0:
-                    self.capacity, self.refill_per_s = burst, rate
-            if remaining is not None:
-                try:
-                    server_tokens = float(remaining)
-                except ValueError:
-                    return
-                # The server is the truth: other integrations of the space share its bucket.
-                self._tokens = max(0.0, min(self.capacity, server_tokens))
+            if shape is not None:
+                self.capacity, self.refill_per_s = shape
+                self._tokens = min(self._tokens, self.capacity)
+            server = server_tokens(headers, self.capacity, self.refill_per_s)
+            if server is not None:
+                self._tokens = min(self._tokens, server - self._prepaid.prepaid)

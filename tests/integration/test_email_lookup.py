@@ -1,0 +1,126 @@
+"""Issue 18, point 5: a person is found by e-mail whatever the case Qomon holds the address
+in, through the whole sync (the handler, local AWS, the stand-in over HTTP).
+
+Qomon documents `eql:strictdata` as "equals (case-sensitive, exact match)", and the
+stand-in plays it so: a form sending lea.martin@example.org must still find the person
+Qomon holds as Lea.Martin@Example.org, in one search, without creating her twice, and
+must still refuse to guess between two people who share the address.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from qomon_sync_dev.local_mode import LocalMode, LocalOptions
+from tests.integration.sync_harness import calls, dead_letters, invoke, standin
+from tests.integration.sync_harness import message as harness_message
+
+pytestmark = pytest.mark.integration
+
+LEA, LEA_TWIN, DECOY = 760001, 760002, 760003
+"""Ids past the seed's, put in place by each test."""
+
+
+@pytest.fixture(scope="module")
+def local() -> Iterator[LocalMode]:
+    with LocalMode(LocalOptions()) as running:
+        assert running.poller is not None
+        running.poller.pause()  # the tests hand the handler its batches themselves
+        yield running
+
+
+@pytest.fixture
+def person(local: LocalMode) -> str:
+    """A fresh stand-in, and a local part no earlier test looked up (the sync remembers
+    which contact an e-mail found)."""
+    standin(local, "reset", {})
+    return f"lea.martin.{uuid.uuid4().hex[:8]}"
+
+
+def put(local: LocalMode, contact_id: int, mail: str, firstname: str) -> None:
+    assert local.endpoints is not None
+    record = {"firstname": firstname, "surname": "Martin", "mail": mail}
+    url = f"{local.endpoints.qomon_url}/_standin/contacts/{contact_id}"
+    httpx.put(url, json=record).raise_for_status()
+
+
+def by_mail(mail: str, **changes: Any) -> dict[str, Any]:
+    """A change event naming the person by e-mail only, in the message group of that person."""
+    record = harness_message(0, contact={"mail": mail}, **changes)
+    record["Attributes"]["MessageGroupId"] = f"test-{mail.casefold()}"
+    return record
+
+
+def stored(local: LocalMode, contact_id: int) -> dict[str, Any]:
+    return dict(standin(local, f"contacts/{contact_id}")["contact"])
+
+
+def everyone(local: LocalMode) -> list[dict[str, Any]]:
+    return list(standin(local, "contacts")["contacts"])
+
+
+def test_an_address_stored_in_another_case_is_found_and_updated_in_one_search(
+    local: LocalMode, person: str
+) -> None:
+    put(local, LEA, f"{person.title()}@Example.org", "Lea")
+    response = invoke([by_mail(f"{person}@example.org", set={"firstname": "Léa"})])
+    assert response == {"batchItemFailures": []}
+    assert dead_letters(local) == []
+    assert stored(local, LEA)["firstname"] == "Léa"
+    assert stored(local, LEA)["mail"] == f"{person.title()}@Example.org"  # left as Qomon had it
+    assert calls(local, "POST /search") == 1
+    assert calls(local, "PATCH /contacts/{id}") == 1
+
+
+def test_if_missing_create_does_not_create_a_second_person_for_another_case(
+    local: LocalMode, person: str
+) -> None:
+    put(local, LEA, f"{person.title()}@Example.org", "Lea")
+    before = len(everyone(local))
+    event = by_mail(f"{person.upper()}@EXAMPLE.ORG", set={"firstname": "Léa"}, if_missing="create")
+    assert invoke([event]) == {"batchItemFailures": []}
+    assert dead_letters(local) == []
+    assert calls(local, "POST /contacts") == 0
+    assert len(everyone(local)) == before
+    assert stored(local, LEA)["firstname"] == "Léa"
+
+
+def test_two_people_sharing_the_address_in_different_cases_are_refused_as_ambiguous(
+    local: LocalMode, person: str
+) -> None:
+    put(local, LEA, f"{person.title()}@Example.org", "Lea")
+    put(local, LEA_TWIN, f"{person}@EXAMPLE.ORG", "Léa")
+    event = by_mail(f"{person}@example.org", set={"firstname": "Nobody"}, if_missing="create")
+    assert invoke([event]) == {"batchItemFailures": []}
+    [letter] = dead_letters(local)
+    assert letter["error_code"] == "ambiguous_contact"
+    assert all(person not in value.casefold() for key, value in letter.items() if key != "body")
+    assert [stored(local, i)["firstname"] for i in (LEA, LEA_TWIN)] == ["Lea", "Léa"]
+    assert calls(local, "POST /contacts") == 0
+    assert calls(local, "POST /search") == 1
+
+
+def test_a_longer_address_that_begins_with_the_one_asked_is_not_the_person(
+    local: LocalMode, person: str
+) -> None:
+    # The loose `eql` finds lea.martin…@example.org.uk for lea.martin…@example.org.
+    put(local, DECOY, f"{person}@example.org.uk", "Decoy")
+    response = invoke([by_mail(f"{person}@Example.org", set={"firstname": "Léa"})])
+    assert response == {"batchItemFailures": []}
+    [letter] = dead_letters(local)
+    assert letter["error_code"] == "contact_not_found"
+    assert stored(local, DECOY)["firstname"] == "Decoy"
+
+    put(local, LEA, f"{person.title()}@example.org", "Lea")
+    assert invoke([by_mail(f"{person}@Example.org", set={"firstname": "Léa"})]) == {
+        "batchItemFailures": []
+    }
+    assert dead_letters(local) == []
+    assert stored(local, LEA)["firstname"] == "Léa"
+    assert stored(local, DECOY)["firstname"] == "Decoy"
+    assert calls(local, "POST /search") == 2  # one per lookup
