@@ -12,6 +12,7 @@ from typing import Any
 import boto3
 import httpx
 
+from qomon_sync.domain.change_event import ChangeEvent
 from qomon_sync_dev.local_mode import (
     LocalContext,
     LocalMode,
@@ -37,15 +38,21 @@ def invoke(records: list[dict[str, Any]], timeout_s: float = 60) -> Any:
 
 
 def change_body(
-    contact_id: int, *, event_id: str | None = None, source: str = "test", **changes: Any
+    contact_id: int | None,
+    *,
+    event_id: str | None = None,
+    source: str = "test",
+    mail: str | None = None,
+    **changes: Any,
 ) -> str:
-    """A change event's JSON for contact `contact_id` (a fresh id unless given)."""
+    """A change event's JSON for contact `contact_id`, or for the person with `mail` (a
+    fresh event id unless given)."""
     return json.dumps(
         {
             "event_id": event_id or uuid.uuid4().hex,
             "source": source,
             "occurred_at": "2026-11-24T10:00:00Z",
-            "contact": {"id": contact_id},
+            "contact": {"id": contact_id} if contact_id is not None else {"mail": mail},
             **changes,
         }
     )
@@ -77,6 +84,21 @@ def message(
     """A FIFO message as SQS hands it over, with a sequence number that keeps growing
     (`sequenced=False`: none, as in a standard queue's test event)."""
     body = change_body(contact_id, event_id=event_id, source=source, **changes)
+    return _record(body, f"id:{contact_id}", receives=receives, sequenced=sequenced)
+
+
+def mail_message(
+    local: LocalMode, mail: str, *, receives: int = 1, **changes: Any
+) -> dict[str, Any]:
+    """A FIFO message for the person with `mail`, in that e-mail's message group (the
+    pseudonym under local mode's key, as the ingest names it)."""
+    assert local.pseudonyms is not None
+    body = change_body(None, mail=mail, **changes)
+    group = ChangeEvent.model_validate_json(body).contact.group(local.pseudonyms)
+    return _record(body, group, receives=receives, sequenced=True)
+
+
+def _record(body: str, group: str, *, receives: int, sequenced: bool) -> dict[str, Any]:
     return {
         "MessageId": str(uuid.uuid4()),
         "ReceiptHandle": uuid.uuid4().hex,
@@ -84,7 +106,7 @@ def message(
         "MD5OfBody": hashlib.md5(body.encode(), usedforsecurity=False).hexdigest(),
         "Attributes": {
             "ApproximateReceiveCount": str(receives),
-            "MessageGroupId": f"id:{contact_id}",
+            "MessageGroupId": group,
             **({"SequenceNumber": str(next(_sequence)).rjust(20, "0")} if sequenced else {}),
             "SentTimestamp": "0",
         },

@@ -17,7 +17,8 @@ The table (the template's `StagingTable`) has a partition key `pk` and a sort ke
   if any, and since when events have been waiting (see application.sync_batch);
 - other partitions hold what every instance shares: the token bucket
   (adapters.shared_bucket), the forms and the e-mails already looked up
-  (adapters.space_cache).
+  (adapters.space_cache), and the lease that keeps one Qomon contact to one writer
+  across message groups (adapters.contact_lease).
 
 Every item has an `expires_at` (DynamoDB TTL). A staged event holds a person's data: it is
 deleted as soon as its event is settled, and its TTL (the ledger's retention) only ends

@@ -7,7 +7,10 @@
    and an event another consumer holds stops the flush there (it and what follows wait);
 4. book the contact's GET and PATCH on the space's shared bucket, then run
    domain.contact_sync over all of them: the GET immediately before the PATCH, as for a
-   single event, so the window for an edit made in Qomon's UI meanwhile does not grow;
+   single event, so the window for an edit made in Qomon's UI meanwhile does not grow.
+   The GET and the PATCH happen under the contact's lease (adapters.contact_lease): a
+   person named by id in one group and by e-mail in another has one writer at a time,
+   and a flush that finds the lease held defers, as it does for want of tokens;
 5. settle each outcome: dead letters sent, applied events completed in the ledger,
    dead-lettered ones released, and every settled event deleted from the staging table.
 
@@ -22,8 +25,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
+from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import ValidationError
 
+from qomon_sync.adapters.contact_lease import ContactBusy, OneWriter
 from qomon_sync.adapters.dead_letters import DeadLetter
 from qomon_sync.adapters.ledger import Claim, ledger_key
 from qomon_sync.adapters.qomon import BucketWaitTooLong, Deadline, QomonError
@@ -55,7 +60,8 @@ class Settle(enum.Enum):
     DONE = "done"
     """Every staged event was settled (applied, unchanged, duplicate or dead-lettered)."""
     DEFERRED = "deferred"
-    """Nothing went wrong, but time or tokens ran short: the next invocation flushes."""
+    """Nothing went wrong, but time or tokens ran short, or another group's flush was
+    writing the contact: the next invocation flushes."""
     RETRY = "retry"
     """A failure that may pass: the group's messages go back to the queue."""
 
@@ -205,19 +211,28 @@ class Flush:
         result = ContactSync()
         settle = FlushResult(Settle.DONE, head)
         bucket = None
+        writer = None
         statuses: dict[str, int | None] = {}
         try:
             client = self.runtime.client()
             self.batch.note_usage()
             bucket = client.bucket
             bucket.reserve(READ_COST + WRITE_COST, deadline, keep_s=TIME_FOR_THE_CALLS_S)
-            port = self.runtime.port(client, deadline, self.telemetry.info)
+            # One writer per Qomon contact across message groups: the contact's lease is
+            # taken before its GET and held until this flush ends (adapters.contact_lease).
+            writer = self.runtime.one_writer(deadline, keep_s=TIME_FOR_THE_CALLS_S)
+            port = self.runtime.port(client, deadline, self.telemetry.info, writer)
             forms = self.runtime.forms(client, deadline)
             sync_contact(
                 events, port, forms, self.runtime.settings.assembly_policy(), result=result
             )
         except BucketWaitTooLong as exc:
             settle = FlushResult(Settle.DEFERRED, head, f"no rate-limit tokens in time ({exc})")
+        except ContactBusy as exc:
+            # Another group's flush is writing this person: not a failure, so no receive is
+            # spent and nothing is dead-lettered; a marker brings the events back.
+            self.telemetry.info("contact busy: flush deferred", contact_id=exc.contact_id)
+            settle = FlushResult(Settle.DEFERRED, head, str(exc))
         except (QomonError, MissingApiKey) as exc:
             settle = self._failed(exc, events, result, statuses, head)
         except Exception:
@@ -226,11 +241,23 @@ class Flush:
             self._release_unsettled(events, result, by_key)
             raise
         finally:
+            if writer is not None:
+                self._release(writer)
             if bucket is not None:
                 bucket.refund()
         self._release_unsettled(events, result, by_key)
         self._settle(result.outcomes, by_key, statuses)
         return settle
+
+    def _release(self, writer: OneWriter) -> None:
+        try:
+            writer.release()
+        except (BotoCoreError, ClientError) as exc:
+            # It ends by itself when the invocation would have: another flush of the
+            # contact waits for it, or defers, until then.
+            self.telemetry.warning(
+                "contact lease not released; it expires by itself", error=type(exc).__name__
+            )
 
     def _release_unsettled(
         self, events: list[ChangeEvent], result: ContactSync, by_key: dict[str, Pending]

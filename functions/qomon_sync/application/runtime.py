@@ -8,8 +8,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import boto3
+import httpx
 from botocore.config import Config
 
+from qomon_sync.adapters.contact_lease import ContactLeases, HeldContacts, OneWriter
 from qomon_sync.adapters.dead_letters import DeadLetterQueue
 from qomon_sync.adapters.dry_run import DryRun
 from qomon_sync.adapters.flush_markers import FlushMarkers
@@ -47,9 +49,12 @@ class SyncRuntime:
     on_call: OnCall | None = None
     settled: SettledMessages | None = None
     """Deletes settled contacts' messages before the batch ends (None: left to Lambda)."""
+    transport: httpx.BaseTransport | None = None
+    """How the Qomon client's requests travel (None: the network; tests wrap it)."""
     _client: QomonClient | None = None
     _client_key: str | None = None
     _forms: SharedForms | None = None
+    _leases: ContactLeases | None = None
 
     def client(self) -> QomonClient:
         key = qomon_api_key(self.settings.qomon_api_key_secret)
@@ -73,11 +78,14 @@ class SyncRuntime:
                 read_timeout_s=settings.qomon_read_timeout_s,
                 bucket=bucket,
                 retry=RetryPolicy(max_attempts=settings.qomon_max_attempts),
+                transport=self.transport,
                 on_call=self.on_call,
             )
             self._forms = SharedForms(
                 self.dynamodb, self.staging.table, space, ttl_s=settings.forms_cache_s
             )
+            # Contact ids belong to the space: so do the leases on them.
+            self._leases = ContactLeases(self.dynamodb, self.staging.table, space)
             self._client_key = key
         return self._client
 
@@ -90,8 +98,26 @@ class SyncRuntime:
         assert self._forms is not None
         return self._forms.get(lambda: fetch_forms(client, deadline))
 
-    def port(self, client: QomonClient, deadline: Deadline, log: Callable[..., None]) -> QomonPort:
-        port: QomonPort = RememberedContacts(QomonContacts(client, deadline), self.mails)
+    def one_writer(self, deadline: Deadline, *, keep_s: float) -> OneWriter:
+        """The lease one flush holds on its contact, as long as its invocation may run."""
+        self.client()
+        assert self._leases is not None
+        return OneWriter(
+            self._leases, deadline, after_deadline_s=self.settings.safety_margin_s, keep_s=keep_s
+        )
+
+    def port(
+        self,
+        client: QomonClient,
+        deadline: Deadline,
+        log: Callable[..., None],
+        writer: OneWriter | None = None,
+    ) -> QomonPort:
+        port: QomonPort = QomonContacts(client, deadline)
+        if writer is not None:
+            # Inside the remembered e-mails: their check reads the contact, under its lease.
+            port = HeldContacts(port, writer)
+        port = RememberedContacts(port, self.mails)
         settings = self.settings
         if settings.dry_run:
             # Values only on an explicit local-mode flag, never inside AWS Lambda.
