@@ -202,8 +202,9 @@ class HeldContacts:
         return self._qomon.replace(contact_id, contact)
 
     def create(self, contact: WriteContact) -> Contact:
-        # No id to hold before the POST. Only the e-mail's own group creates a person, and
-        # one e-mail is one group, so no other flush creates or writes this one meanwhile.
+        # No id to hold before the POST. One e-mail is one group, so another flush creates
+        # this address meanwhile only for an event naming by id a contact Qomon lacks
+        # (docs/architecture.md, "One writer per contact"); none knows the new id yet.
         return self._qomon.create(contact)
 
 
