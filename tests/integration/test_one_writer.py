@@ -7,12 +7,14 @@ would delete the other's change."""
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
 import pytest
+from botocore.exceptions import ClientError
 
 from qomon_sync.application.runtime import build_runtime
 from qomon_sync.application.sync_batch import Fate, SyncBatch
@@ -74,19 +76,20 @@ class Heard(httpx.BaseTransport):
 
 
 class Counts:
-    """application.telemetry.Telemetry that keeps the counts and says nothing."""
+    """application.telemetry.Telemetry that keeps the counts and the log lines."""
 
     def __init__(self) -> None:
         self.counts: Counter[str] = Counter()
+        self.lines: list[tuple[str, dict[str, Any]]] = []
 
     def event(self, event_id: str, action: str, **details: Any) -> None:
         self.counts[f"event {action}"] += 1
 
     def info(self, message: str, **details: Any) -> None:
-        pass
+        self.lines.append((message, details))
 
     def warning(self, message: str, **details: Any) -> None:
-        pass
+        self.lines.append((message, details))
 
     def count(self, name: str, value: float = 1) -> None:
         self.counts[name] += int(value)
@@ -220,6 +223,9 @@ def test_a_flush_that_finds_the_contact_held_defers_on_its_last_delivery_and_los
     by_mail.finish()
     by_id.finish()
     assert by_mail.telemetry.counts["FlushesDeferred"] == 1
+    # It says which contact was busy, by id, and nothing of the person.
+    assert ("contact busy: flush deferred", {"contact_id": CONTACT}) in by_mail.telemetry.lines
+    assert "hugo" not in repr(by_mail.telemetry.lines).casefold()
     assert len(staged(local)) == 1  # the form's event, waiting for its marker
     assert stored(local).get("mobile") != MOBILE
     [marker] = queued(local)
@@ -227,3 +233,36 @@ def test_a_flush_that_finds_the_contact_held_defers_on_its_last_delivery_and_los
     assert invoke([marker]) == {"batchItemFailures": []}
     assert_both_changes_kept(local)
     assert calls(local, "PATCH /contacts/{id}") == 2
+
+
+class LeasesNeverDeleted:
+    """A DynamoDB client whose deletes of a lease fail, as DynamoDB's own errors do."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def delete_item(self, **request: Any) -> Any:
+        if request["Key"]["sk"]["S"] == "lease":
+            raise ClientError({"Error": {"Code": "InternalServerError"}}, "DeleteItem")
+        return self._inner.delete_item(**request)
+
+
+def test_a_lease_that_cannot_be_released_is_said_and_left_to_expire_with_the_invocation(
+    local: LocalMode,
+) -> None:
+    consumer = Consumer([message(CONTACT, tags={"add": [TAG]})], Heard())
+    consumer.runtime.dynamodb = LeasesNeverDeleted(consumer.runtime.dynamodb)
+    consumer.start()
+    consumer.finish()
+    assert TAG in {tag["name"] for tag in stored(local)["tags"]}  # the write stands
+    assert (
+        "contact lease not released; it expires by itself",
+        {"error": "ClientError"},
+    ) in consumer.telemetry.lines
+    [lease] = leases(local)
+    # Free again when the 60 s invocation would have ended, and removed by DynamoDB after.
+    assert float(lease["until"]["N"]) <= time.time() + 60
+    assert int(lease["expires_at"]["N"]) >= float(lease["until"]["N"])
