@@ -196,17 +196,19 @@ def test_the_console_shows_every_parameter_once_in_a_group_with_a_label(
 # -- static checks ---------------------------------------------------------------------
 
 
-def test_every_checkov_skip_is_explained_in_the_readme_and_ci_runs_checkov() -> None:
+def test_every_checkov_skip_is_explained_in_the_docs_and_ci_runs_checkov() -> None:
     config = yaml.safe_load((ROOT / ".checkov.yaml").read_text(encoding="utf-8"))
     assert config["framework"] == ["cloudformation"]
     assert config["file"] == ["template.yaml"]
     assert config["skip-download"] is True  # offline: nothing from Prisma Cloud
     skipped = config["skip-check"]
     assert len(skipped) == len(set(skipped))
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    section = readme.split("## Security checks", 1)[1].split("\n## ", 1)[0]
+    page = (ROOT / "docs" / "deploying.md").read_text(encoding="utf-8")
+    section = page.split("## Security checks", 1)[1].split("\n## ", 1)[0]
     explained = dict(re.findall(r"^\| `(CKV\w+)` \| [^|]+ \| ([^|]+) \|$", section, re.MULTILINE))
-    assert set(explained) == set(skipped), "each skip has a row in the README, and only those"
+    assert set(explained) == set(skipped), (
+        "each skip has a row in docs/deploying.md, and only those"
+    )
     for check, why in explained.items():
         assert len(why.split()) >= 12, f"{check}: say why it does not apply"
     # Fixed, never skipped: the HTTP API's access log.
@@ -486,7 +488,7 @@ RETAINED = {
 }
 
 
-def test_data_outlives_the_stack_and_the_readme_says_how_to_remove_it(
+def test_data_outlives_the_stack_and_the_docs_say_how_to_remove_it(
     cfn: dict[str, Any],
 ) -> None:
     kept = {
@@ -499,11 +501,13 @@ def test_data_outlives_the_stack_and_the_readme_says_how_to_remove_it(
         resource = cfn["Resources"][name]
         # Retain on delete but not on replacement would still lose the data on an update.
         assert resource["DeletionPolicy"] == resource["UpdateReplacePolicy"] == "Retain", name
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    section = readme.split("## Deleting the stack", 1)[1].split("\n## ", 1)[0]
+    page = (ROOT / "docs" / "deploying.md").read_text(encoding="utf-8")
+    section = page.split("## Deleting the stack", 1)[1].split("\n## ", 1)[0]
     assert "sam delete" in section
     for name in RETAINED:
-        assert f"`{name}`" in section, f"the README does not say {name} survives a sam delete"
+        assert f"`{name}`" in section, (
+            f"docs/deploying.md does not say {name} survives a sam delete"
+        )
     for command in ("delete-queue", "delete-table", "delete-secret", "schedule-key-deletion"):
         assert command in section, command
 

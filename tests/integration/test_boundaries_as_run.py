@@ -69,7 +69,7 @@ def stored(local: LocalProcess, contact_id: int) -> dict[str, Any]:
 
 
 def clearing(contact_id: int) -> dict[str, Any]:
-    """The README's own example of a clear: `null` for the phone and the whole address."""
+    """docs/change-event.md's own example of a clear: `null` for the phone and the whole address."""
     return {
         "event_id": f"clear-{uuid.uuid4().hex[:12]}",
         "source": "crm",

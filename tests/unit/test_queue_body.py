@@ -139,8 +139,8 @@ def test_a_redrive_sends_the_letters_body_as_it_was(data: dict[str, Any]) -> Non
     assert_same_meaning(entry["MessageBody"], ChangeEvent.model_validate(data))
 
 
-def test_the_readmes_clear_reaches_the_queue_as_a_clear() -> None:
-    """The README's example through the ingest handler, on a (local) FIFO queue."""
+def test_the_documented_clear_reaches_the_queue_as_a_clear() -> None:
+    """docs/change-event.md's example through the ingest handler, on a (local) FIFO queue."""
     event = {
         "event_id": "crm-4711",
         "source": "crm",

@@ -15,8 +15,8 @@ def test_every_code_is_explained() -> None:
 
 
 def test_the_runbook_lists_exactly_the_codes() -> None:
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    table = readme.split("<!-- dead-letter-codes -->")[1]
+    runbook = (ROOT / "docs" / "runbook.md").read_text(encoding="utf-8")
+    table = runbook.split("<!-- dead-letter-codes -->")[1]
     rows = dict(re.findall(r"^\| `([a-z_]+)` \| (.+?) \|", table, flags=re.MULTILINE))
     assert set(rows) == {code.value for code in Code}
     assert all(rows[code.value] == EXPLAINED[code][0] for code in Code)
