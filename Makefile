@@ -96,9 +96,9 @@ $(CHECKOV_STAMP):
 	$(CHECKOV_VENV)/bin/python -m pip install --quiet --disable-pip-version-check checkov==$(CHECKOV_VERSION)
 	touch $(CHECKOV_STAMP)
 
-## checkov on the template: fails on any failed check not skipped in .checkov.yaml (the
-## README's Security checks says why each skip does not apply). Offline: no Prisma Cloud
-## mappings, no check for a newer checkov.
+## checkov on the template: fails on any failed check not skipped in .checkov.yaml
+## ("Security checks" in docs/deploying.md says why each skip does not apply). Offline: no
+## Prisma Cloud mappings, no check for a newer checkov.
 checkov: $(CHECKOV_STAMP)
 	BC_SKIP_MAPPING=TRUE CKV_SKIP_PACKAGE_UPDATE_CHECK=true $(CHECKOV_VENV)/bin/checkov --config-file .checkov.yaml
 

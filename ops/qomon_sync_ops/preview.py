@@ -47,7 +47,7 @@ def api_key(target: Target) -> str:
     if not text or text == "REPLACE_ME":
         raise OpsError(
             f"the QomonApiKey secret ({target.qomon_api_key_secret}) holds no key: put the "
-            "space's API key in it (see the README's Deploying to AWS)"
+            "space's API key in it (see docs/deploying.md)"
         )
     return text
 

@@ -327,8 +327,8 @@ def next_steps(status: Status) -> list[str]:
     if status.oldest_waiting_s is not None and status.oldest_waiting_s > WAITING_TOO_LONG_S:
         steps.append(
             "changes wait more than 15 minutes: Qomon is slow or refusing (see the 429s), "
-            "or the backlog exceeds the space's rate; see the README's runbook"
+            "or the backlog exceeds the space's rate; see docs/runbook.md"
         )
     if status.alarms:
-        steps.append("the README's runbook says what each alarm means and what to do")
+        steps.append("docs/runbook.md says what each alarm means and what to do")
     return steps or ["nothing to do: events flow and none waits for a person."]

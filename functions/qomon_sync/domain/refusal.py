@@ -3,7 +3,7 @@
 Every reason an event is not applied, from a malformed event to Qomon refusing the key,
 is a Refusal with one of these codes; it is what a dead letter carries (`error_code`,
 `error_detail`, `error_fields`), what metrics count (`EventsDeadLettered` by reason) and
-what the README's runbook explains, code by code (a test keeps the two lists equal).
+what docs/runbook.md explains, code by code (a test keeps the two lists equal).
 `detail` says why in words and never quotes a person's data; `fields` names the paths.
 """
 
