@@ -164,15 +164,22 @@ def test_every_source_has_a_documented_fixture_that_the_ingest_accepts(name: str
     assert answer["statusCode"] == 202, answer["body"]
 
 
-def test_a_preset_module_is_found_without_a_registry_line() -> None:
-    """A sender that needs code is one module: the registry finds it by its
-    JSON_PRESET_DEFAULTS, so adding it touches that module and the mapping example."""
+def test_every_preset_is_named_in_presets_and_one_needing_code_is_one_line_there() -> None:
+    """One path: a preset's sender keys are presets.yaml's, all of which PRESETS takes in;
+    a sender that needs code (HubSpot) adds its class on one line of PRESETS. Nothing
+    is found by scanning the package."""
     from qomon_sync.sources import hubspot
-    from qomon_sync.sources.json_source import json_preset_modules, preset_defaults
+    from qomon_sync.sources.json_source import JsonSource, JsonSourceConfig, preset_defaults
     from qomon_sync.sources.registry import PRESETS
 
-    assert hubspot in json_preset_modules()
     assert PRESETS["hubspot"].build is hubspot.HubSpotSource
     assert preset_defaults()["hubspot"]["auth"]["header"] == "X-HubSpot-Signature-v3"
-    registry_source = (ROOT / "functions" / "qomon_sync" / "sources" / "registry.py").read_text()
-    assert "hubspot" not in registry_source
+    sources = ROOT / "functions" / "qomon_sync" / "sources"
+    assert (sources / "registry.py").read_text().count('"hubspot"') == 1
+    json_presets = {name for name, preset in PRESETS.items() if preset.config is JsonSourceConfig}
+    assert json_presets == {"json", *preset_defaults()}
+    for name in json_presets:
+        build = PRESETS[name].build
+        assert isinstance(build, type), name
+        assert issubclass(build, JsonSource), name
+    assert not any("pkgutil" in module.read_text() for module in sources.glob("*.py"))

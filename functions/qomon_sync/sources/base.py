@@ -1,8 +1,13 @@
 """What a webhook source is: how it authenticates a delivery, and what the delivery says.
 
-Each source is one module in this package. The ingest handler hands it the raw request
-(bytes, as signed) and the source's secret; the source answers with change events v1, or
-raises one of the errors below, which the handler turns into problem JSON.
+A source is built from its preset, which `sources/registry.py` `PRESETS` names with its
+configuration model and its class: most presets are YAML of `presets.yaml` read by the
+json preset's `JsonSource` (HubSpot's by a subclass of it); the form tools (`form_tool.py`),
+Brevo and the generic change events are classes of their own. The mapping file gives
+each source a name and a configuration; several sources may share a preset. The ingest
+handler hands a source the raw request (bytes, as signed) and the source's secret; the
+source answers with change events v1, or raises one of the errors below, which the
+handler turns into problem JSON.
 """
 
 from __future__ import annotations

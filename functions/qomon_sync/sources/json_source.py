@@ -38,8 +38,8 @@ A rule may also say `when` (a selector: the event is mapped only when it is true
 `without_contact: ignore` (an event that names no one changes nothing instead of refusing
 the delivery). Events of a type no rule maps are acknowledged and change nothing.
 
-Presets built on this one (`presets.yaml`: helloasso, mailchimp...) give these keys for
-their sender; a source of such a preset in the mapping file gives the rest, and what it
+Presets built on this one (`presets.yaml`: helloasso, mailchimp, hubspot...) give these
+keys for their sender; a source of such a preset in the mapping file gives the rest, and what it
 gives replaces the preset's: `answers` name by name, `events` rule by rule and, within a
 rule, key by key (`fields` given for `Order` keep the preset's `set` and `notes`; `null`
 drops a rule).
@@ -48,14 +48,11 @@ drops a rule).
 from __future__ import annotations
 
 import hashlib
-import importlib
 import json
-import pkgutil
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
-from types import ModuleType
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, StringConstraints, model_validator
@@ -179,29 +176,9 @@ class JsonSourceConfig(SourceConfig):
 @cache
 def preset_defaults() -> dict[str, dict[str, Any]]:
     """The presets built on this one, by name: each one's keys for its sender, from
-    `presets.yaml` and from the modules that extend it (`json_preset_modules`)."""
+    `presets.yaml`."""
     data = read_yaml(PRESETS_FILE.read_text(encoding="utf-8"), str(PRESETS_FILE))
-    presets = dict(data["presets"]) if isinstance(data, dict) else {}
-    for module in json_preset_modules():
-        presets[module.JSON_PRESET] = dict(module.JSON_PRESET_DEFAULTS)
-    return presets
-
-
-@cache
-def json_preset_modules() -> tuple[ModuleType, ...]:
-    """The modules of this package that are a json preset of their own, because their
-    sender needs code selectors cannot give: each holds `JSON_PRESET` (its name),
-    `JSON_PRESET_DEFAULTS` (its keys) and `SOURCE` (its JsonSource class). Found by
-    themselves, so that such a preset is one module and nothing else."""
-    package = importlib.import_module(__package__ or "qomon_sync.sources")
-    found = []
-    for info in pkgutil.iter_modules(package.__path__):
-        if info.name in ("registry", "json_source"):
-            continue  # they read this list; they are no preset
-        module = importlib.import_module(f"{package.__name__}.{info.name}")
-        if hasattr(module, "JSON_PRESET_DEFAULTS"):
-            found.append(module)
-    return tuple(found)
+    return dict(data["presets"]) if isinstance(data, dict) else {}
 
 
 def _merged_rules(preset: dict[str, Any], given: dict[str, Any]) -> dict[str, Any]:

@@ -1,10 +1,12 @@
 """The presets, by name: what each one's configuration is, and how its source is built.
 
-`PRESETS` is the one place a preset is known: the mapping file's model, `check-config`,
+`PRESETS` is the one place a preset is named: the mapping file's model, `check-config`,
 local mode's secrets, the demo, the signer and the tests all read it. A preset that fits
-the JMESPath `json` preset is a few lines of YAML in `presets.yaml`; one that needs code
-is one module of this package holding its keys and its source class (HubSpot's),
-which is found by itself.
+the JMESPath `json` preset is a few lines of YAML in `presets.yaml`, all of which come in
+here; one whose sender needs code has its keys there too, and its source class (a
+`JsonSource` subclass: HubSpot's) on its own line below. A preset that reads its
+deliveries without selectors (the form tools, Brevo, the generic change events) is its
+configuration model and its source class, on one line below too.
 """
 
 from __future__ import annotations
@@ -26,12 +28,8 @@ from qomon_sync.sources.config import (
 from qomon_sync.sources.config import load_mapping as _load_mapping
 from qomon_sync.sources.config import parse_mapping as _parse_mapping
 from qomon_sync.sources.generic import GenericSource, GenericSourceConfig
-from qomon_sync.sources.json_source import (
-    JsonSource,
-    JsonSourceConfig,
-    json_preset_modules,
-    preset_defaults,
-)
+from qomon_sync.sources.hubspot import HubSpotSource
+from qomon_sync.sources.json_source import JsonSource, JsonSourceConfig, preset_defaults
 from qomon_sync.sources.tally import TallySource
 from qomon_sync.sources.typeform import TypeformSource
 
@@ -51,8 +49,8 @@ PRESETS: dict[str, Preset] = {
     "json": Preset(JsonSourceConfig, JsonSource),
     # Every preset of presets.yaml is the json preset with its sender's keys...
     **{name: Preset(JsonSourceConfig, JsonSource) for name in preset_defaults()},
-    # ...and each module that extends it brings its own source class.
-    **{m.JSON_PRESET: Preset(JsonSourceConfig, m.SOURCE) for m in json_preset_modules()},
+    # ...but where its sender needs code, read by its own class.
+    "hubspot": Preset(JsonSourceConfig, HubSpotSource),
 }
 
 MappingFile = mapping_model({name: preset.config for name, preset in PRESETS.items()})

@@ -4,7 +4,7 @@ Authentication (https://tally.so/help/webhooks, "Add a signing secret"): the web
 signing secret signs the raw body, and the request carries
 `Tally-Signature: <base64 HMAC-SHA256 of the body>`. Like Typeform's, the scheme has no
 timestamp: a replay is stopped by the delivery id (`eventId`), which becomes the change
-event's id (`tally-<eventId>`) and is applied only once downstream.
+event's id (`tally-<eventId>`) and is applied only once downstream (sources/form_tool.py).
 
 Each of `data.fields[]` is an answer under its `key` (`question_3EKz4n`) and, when no other
 field shares it, its `label` ("E-mail"); hidden fields also as `hidden.<label>`. Choices
@@ -21,9 +21,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from qomon_sync.domain.change_event import ChangeEvent
-from qomon_sync.sources.answers import FormSourceConfig, FormSubmission, map_submission
-from qomon_sync.sources.base import BadPayload, WebhookRequest
+from qomon_sync.sources.answers import FormSubmission
+from qomon_sync.sources.form_tool import FormTool, check_event_type, submission
 from qomon_sync.sources.payload import (
     ROOT,
     as_instant,
@@ -34,7 +33,6 @@ from qomon_sync.sources.payload import (
     as_sender_id,
     as_text,
     at,
-    parse_json,
 )
 from qomon_sync.sources.signatures import HmacAuth
 from qomon_sync.sources.values import AnswerValue
@@ -59,37 +57,19 @@ TEXT_TYPES = frozenset(
 FILE_TYPES = frozenset({"FILE_UPLOAD", "SIGNATURE"})
 
 
-class TallySource:
+class TallySource(FormTool):
     auth = HmacAuth(scheme="hmac-sha256", header=SIGNATURE_HEADER, encoding="base64")
+    delivery_id_at = ("eventId",)
 
-    def __init__(self, name: str, config: FormSourceConfig) -> None:
-        self.name = name
-        self.config = config
-
-    def authenticate(self, request: WebhookRequest, secret: str) -> None:
-        self.auth.check(request, secret, lambda: None)
-
-    def delivery_id(self, request: WebhookRequest) -> str | None:
-        try:
-            body = parse_json(request.body)
-        except BadPayload:
-            return None
-        event_id = body.get("eventId") if isinstance(body, dict) else None
-        return event_id if isinstance(event_id, str) and event_id else None
-
-    def change_events(self, request: WebhookRequest) -> list[ChangeEvent]:
-        submission = flatten_form_response(parse_json(request.body))
-        return [map_submission(self.name, self.config, submission)]
+    def flatten(self, body: Any) -> FormSubmission:
+        return flatten_form_response(body)
 
 
 def flatten_form_response(body: Any) -> FormSubmission:
     """A `FORM_RESPONSE` webhook as answers; BadPayload names the field at fault."""
     payload = as_object(body, ROOT)
     event_id = as_sender_id(payload.get("eventId"), "eventId")
-    if as_text(payload.get("eventType"), "eventType") != EVENT_TYPE:
-        raise BadPayload(
-            f"`eventType` must be `{EVENT_TYPE}` (a submitted response)", field="eventType"
-        )
+    check_event_type(payload, "eventType", EVENT_TYPE)
     data = as_object(payload.get("data"), "data")
     created = payload.get("createdAt")
     occurred_at = (
@@ -121,11 +101,8 @@ def flatten_form_response(body: Any) -> FormSubmission:
     }
     answers.update(hidden)
     answers.update(by_key)
-    answers["form_id"] = form_id
-    answers["form_title"] = as_optional_text(data.get("formName"), "data.formName")
-    return FormSubmission(
-        event_id=f"tally-{event_id}", occurred_at=occurred_at, answers=answers, form_id=form_id
-    )
+    title = as_optional_text(data.get("formName"), "data.formName")
+    return submission("tally", event_id, occurred_at, answers, form_id=form_id, form_title=title)
 
 
 def _value(field: dict[str, Any], kind: str, path: str) -> AnswerValue:

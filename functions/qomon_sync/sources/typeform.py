@@ -20,7 +20,8 @@ into answers keyed by each question's `ref` (its `id` when it has no ref):
 plus `hidden.<name>` (hidden fields), `variables.<key>`, `calculated.score`, `form_id` and
 `form_title` (the form's title). `submitted_at` dates the change event; the response's
 `token` is the delivery id, and the change event's id is `typeform-<token>`: Typeform's
-unique id of the response, which its retries resend.
+unique id of the response, which its retries resend. The signature has no timestamp: that
+id is what makes a replay change nothing (sources/form_tool.py).
 
 A `form_response_partial` delivery (a partial response, sent when the form enables them)
 is acknowledged and changes nothing: it carries the token of the response it is part of,
@@ -32,9 +33,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from qomon_sync.domain.change_event import ChangeEvent
-from qomon_sync.sources.answers import FormSourceConfig, FormSubmission, map_submission
-from qomon_sync.sources.base import BadPayload, WebhookRequest
+from qomon_sync.sources.answers import FormSubmission
+from qomon_sync.sources.base import BadPayload
+from qomon_sync.sources.form_tool import FormTool, check_event_type, submission
 from qomon_sync.sources.payload import (
     ROOT,
     as_bool,
@@ -46,7 +47,6 @@ from qomon_sync.sources.payload import (
     as_sender_id,
     as_text,
     at,
-    parse_json,
 )
 from qomon_sync.sources.signatures import HmacAuth
 from qomon_sync.sources.values import AnswerValue
@@ -57,48 +57,22 @@ PARTIAL_EVENT_TYPE = "form_response_partial"
 TEXT_ANSWERS = frozenset({"text", "email", "phone_number", "url", "file_url", "date"})
 
 
-class TypeformSource:
-    """Typeform has no timestamp in its signature scheme, so a captured delivery could be
-    replayed with a valid signature at any time. The defence is the delivery id: each
-    submission's `form_response.token` becomes the change event's id (`typeform-<token>`),
-    and the sync applies an event id only once (the queue's deduplication within 5
-    minutes, the idempotency table for 7 days). A replay changes nothing."""
-
+class TypeformSource(FormTool):
     auth = HmacAuth(
         scheme="hmac-sha256", header=SIGNATURE_HEADER, encoding="base64", prefix="sha256="
     )
+    delivery_id_at = ("form_response", "token")
 
-    def __init__(self, name: str, config: FormSourceConfig) -> None:
-        self.name = name
-        self.config = config
-
-    def authenticate(self, request: WebhookRequest, secret: str) -> None:
-        self.auth.check(request, secret, lambda: None)
-
-    def delivery_id(self, request: WebhookRequest) -> str | None:
-        try:
-            response = parse_json(request.body).get("form_response")
-            token = response.get("token") if isinstance(response, dict) else None
-        except (BadPayload, AttributeError):
-            return None
-        return token if isinstance(token, str) and token else None
-
-    def change_events(self, request: WebhookRequest) -> list[ChangeEvent]:
-        body = parse_json(request.body)
+    def flatten(self, body: Any) -> FormSubmission | None:
         if isinstance(body, dict) and body.get("event_type") == PARTIAL_EVENT_TYPE:
-            return []  # the submitted response, under the same token, is the change
-        submission = flatten_form_response(body)
-        return [map_submission(self.name, self.config, submission)]
+            return None  # the submitted response, under the same token, is the change
+        return flatten_form_response(body)
 
 
 def flatten_form_response(body: Any) -> FormSubmission:
     """A `form_response` webhook as answers; BadPayload names the field at fault."""
     payload = as_object(body, ROOT)
-    event_type = as_text(payload.get("event_type"), "event_type")
-    if event_type != EVENT_TYPE:
-        raise BadPayload(
-            f"`event_type` must be `{EVENT_TYPE}` (a submitted response)", field="event_type"
-        )
+    check_event_type(payload, "event_type", EVENT_TYPE)
     path = "form_response"
     response = as_object(payload.get(path), path)
     token = as_sender_id(response.get("token"), at(path, "token"))
@@ -123,11 +97,7 @@ def flatten_form_response(body: Any) -> FormSubmission:
     for index, item in enumerate(as_list(response.get("answers", []), answers_path)):
         key, value = _answer(item, at(answers_path, index))
         answers[key] = value
-    answers["form_id"] = form_id
-    answers["form_title"] = title
-    return FormSubmission(
-        event_id=f"typeform-{token}", occurred_at=submitted_at, answers=answers, form_id=form_id
-    )
+    return submission("typeform", token, submitted_at, answers, form_id=form_id, form_title=title)
 
 
 def _answer(item: Any, path: str) -> tuple[str, AnswerValue]:
