@@ -1,25 +1,22 @@
-"""`qomon-sync`: the developer command line (stand-in, demo, preview, checks).
+"""The developer commands of `qomon-sync` (stand-in, local mode, demo, preview, checks).
 
-Dev-only: it lives outside the Lambda bundle. Each subcommand's module provides
-`add_arguments(parser)` and `run_from_args(args) -> int`; this file is the table of them.
+Dev-only: it lives outside the Lambda bundle. This file is their table, and nothing else
+needs editing to add one: `qomon_sync_ops.cli` (the one `qomon-sync` entry point) finds it
+through the `qomon_sync.commands` entry-point group declared in pyproject.toml, so the
+operators' package never names this one. Each command's module provides
+`add_arguments(parser)` and `run_from_args(args) -> int`. The operators' commands (status,
+dlq, backfill) are in `qomon_sync_ops.cli.COMMANDS`, and only there.
+
+`python -m qomon_sync_dev.cli ...` is `qomon-sync ...`.
 """
 
 from __future__ import annotations
 
-import argparse
 import sys
-from collections.abc import Callable, Sequence
 
-from qomon_sync_ops.cli import command_parser
+from qomon_sync_ops.cli import CommandTable, main
 
-Runner = Callable[[argparse.Namespace], int]
-
-COMMANDS = (
-    # The operators' commands (qomon_sync_ops, which needs no developer tool).
-    ("status", "qomon_sync_ops.status", "queues, dead letters, the last hour and alarms"),
-    ("dlq", "qomon_sync_ops.dlq", "the dead-letter queue: list, show, redrive, drop"),
-    ("backfill", "qomon_sync_ops.backfill", "queue a file of changes (CSV or JSONL), resumably"),
-    # Developer tools.
+COMMANDS: CommandTable = (
     ("bench", "qomon_sync_dev.bench.run", "tokens, throughput and overhead figures, from a run"),
     (
         "soak",
@@ -53,25 +50,7 @@ COMMANDS = (
     ),
 )
 
-
-def _build_parser() -> argparse.ArgumentParser:
-    return command_parser(
-        "qomon-sync: operator commands (status, dlq, backfill; --stack or --local) "
-        "and developer commands (local, no AWS needed)",
-        COMMANDS,
-    )
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = _build_parser()
-    args = parser.parse_args(argv)
-    run: Runner = args.run
-    try:
-        return run(args)
-    except BrokenPipeError:  # `qomon-sync preview ... | head`: the reader left, not an error
-        sys.stderr.close()
-        return 0
-
+__all__ = ["COMMANDS", "main"]
 
 if __name__ == "__main__":
     sys.exit(main())

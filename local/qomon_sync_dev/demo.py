@@ -6,9 +6,11 @@ change event through the generic (Standard Webhooks) source, one documented deli
 every other source of the mapping file (from the registry: the first fixture of
 events/webhooks/<name>/), Mailchimp's URL check, a sender's redelivery, and strangers: a
 bad signature, a wrong URL secret, a malformed body. It waits for the queue to drain and
-prints what each delivery was answered, what became of each event, and what it cost in
-Qomon calls and tokens. Exits 0 when every
-delivery got the answer it should and every accepted event is accounted for.
+reads the sync's "event processed" log lines, then prints one line per delivery (its HTTP
+answer and what became of its events: applied in which write, unchanged, duplicate of
+which delivery, dead-lettered and why), each write to Qomon once with the paths it
+changed, and what it all cost in Qomon calls and tokens. Exits 0 when every delivery got
+the answer it should and every accepted event is accounted for.
 """
 
 from __future__ import annotations
@@ -18,9 +20,10 @@ import json
 import signal
 import subprocess
 import sys
+import textwrap
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -218,82 +221,217 @@ def _report(
     aws, qomon = endpoints["aws_endpoint_url"], endpoints["qomon_url"]
     print(f"qomon-sync demo: local AWS at {aws}, Qomon stand-in at {qomon}")
     print(f"webhooks: {endpoints['webhook_url']}\n")
-    tally = _print_deliveries(answers, outcomes)
+    account = account_for(answers, outcomes)
+    _print_deliveries(account)
+    _print_writes(account)
+    _print_totals(answers, account, letters, stats)
     actions = Counter(o["action"] for o in outcomes)
-    _print_totals(answers, outcomes, letters, stats, tally.accepted)
     complete = (
         drained
-        and tally.as_expected == len(answers)
-        and tally.accounted == tally.accepted
+        and account.as_expected == len(answers)
+        and account.accounted == account.accepted
         and len(letters) == actions["dead_letter"]
         and stopped == 0
     )
     print(
         "every event accounted for"
         if complete
-        else f"NOT every event accounted for ({tally.accounted}/{tally.accepted}, "
+        else f"NOT every event accounted for ({account.accounted}/{account.accepted}, "
         f"drained={drained}): {log}"
     )
     return 0 if complete else 1
 
 
+# -- what became of each delivery ------------------------------------------------------------
+
+WRITTEN = ("replaced", "created")
+"""The actions of an event applied in a write (a PATCH, or the POST creating the contact)."""
+
+
 @dataclass
-class _Tally:
+class Write:
+    """One write to Qomon: a contact's backlog folded into one PATCH (or one creation).
+
+    The sync logs one "event processed" line per event, each naming the write's contact
+    and the paths the write changed; the events of one write are logged one after the
+    other by the invocation that made it."""
+
+    contact_id: int
+    action: str
+    changed: tuple[str, ...]
+    warnings: tuple[str, ...]
+    invocation: str
+    events: list[str] = field(default_factory=list)
+    deliveries: list[str] = field(default_factory=list)
+    number: int = 0
+    """Its number in the demo's table, in the order the deliveries meet it."""
+
+
+@dataclass
+class Account:
+    lines: list[tuple[str, int, str]] = field(default_factory=list)
+    """One per delivery: its label, its HTTP answer, what became of its events."""
+    writes: list[Write] = field(default_factory=list)
+    """In the order of their numbers."""
     as_expected: int = 0
     accepted: int = 0
     accounted: int = 0
+    applied: int = 0
+    unchanged: int = 0
+    duplicates: int = 0
 
 
-def _print_deliveries(answers: list[Answer], outcomes: list[dict[str, Any]]) -> _Tally:
-    """One line per delivery and event: its HTTP answer and what became of it."""
+def account_for(answers: list[Answer], outcomes: list[dict[str, Any]]) -> Account:
+    """Each delivery's events matched with the sync's outcomes, and the writes they made.
+
+    An event delivered twice is staged twice, in queue order (one contact is one message
+    group, so its messages keep the order they were sent in): the flush applies the first
+    copy and settles the later one as a duplicate, and a copy arriving after the event was
+    applied finds it recorded in the ledger. So an event's outcome that is not
+    `duplicate` belongs to the first delivery that carried it, and its duplicates to the
+    later ones."""
+    writes, write_of = _writes(outcomes)
     by_event: dict[str, list[dict[str, Any]]] = {}
-    for outcome in outcomes:
+    for outcome in sorted(outcomes, key=lambda o: o["action"] == "duplicate"):
         by_event.setdefault(str(outcome["event_id"]), []).append(outcome)
-    print(f"{'delivery':<42} {'HTTP':>4}  {'event outcome':<12} {'contact':>8}  detail")
-    tally = _Tally()
+    first_delivery: dict[str, str] = {}
+    account = Account()
     for delivery, status, event_ids, detail in answers:
-        tally.as_expected += status == delivery.expect
+        account.as_expected += status == delivery.expect
         if status == 200:
-            print(f"{delivery.label:<42} {status:>4}  {'checked':<12} {'-':>8}")
+            fates = ["checked: nothing queued"]
+        elif status != 202:
+            fates = [f"refused: {detail}"]
+        else:
+            fates = []
+            for event_id in event_ids:
+                first = first_delivery.setdefault(event_id, delivery.label)
+                fates.append(
+                    _event_fate(account, by_event.get(event_id), write_of, first, delivery)
+                )
+        account.lines.append((delivery.label, status, _in_words(fates)))
+    for write in writes:  # a write no delivery of the demo's led to (none is expected)
+        if not write.number:
+            _number(account, write)
+    return account
+
+
+def _event_fate(
+    account: Account,
+    found: list[dict[str, Any]] | None,
+    write_of: dict[int, Write],
+    first: str,
+    delivery: Delivery,
+) -> str:
+    """What became of one accepted event: its next outcome, in the sync's words."""
+    account.accepted += 1
+    if not found:
+        return "MISSING: the sync logged no outcome for it"
+    outcome = found.pop(0)
+    account.accounted += 1
+    write = write_of.get(id(outcome))
+    if write is not None:
+        _number(account, write)
+        if delivery.label not in write.deliveries:
+            write.deliveries.append(delivery.label)
+    return _fate(outcome, write, first, account)
+
+
+def _number(account: Account, write: Write) -> None:
+    """Numbers the writes in the order the deliveries' table meets them."""
+    if not write.number:
+        account.writes.append(write)
+        write.number = len(account.writes)
+
+
+def _writes(outcomes: list[dict[str, Any]]) -> tuple[list[Write], dict[int, Write]]:
+    """The writes the outcomes tell of, and the write of each applied event's outcome."""
+    writes: list[Write] = []
+    write_of: dict[int, Write] = {}
+    last: Write | None = None
+    for outcome in outcomes:
+        if outcome["action"] not in WRITTEN:
+            last = None
             continue
-        if status != 202:
-            print(f"{delivery.label:<42} {status:>4}  {'refused':<12} {'-':>8}  {detail}")
-            continue
-        for event_id in event_ids:
-            tally.accepted += 1
-            found = by_event.get(event_id, [])
-            if not found:
-                print(f"{delivery.label:<42} {status:>4}  {'MISSING':<12}")
-                continue
-            outcome = found.pop(0)
-            tally.accounted += 1
-            action = outcome["action"]
-            shown = (
-                f"{outcome.get('code')}: {outcome.get('detail')}"
-                if action == "dead_letter"
-                else outcome.get("detail") or ", ".join(outcome.get("changed") or [])
-            )
-            contact = outcome.get("contact_id") or "-"
-            print(f"{delivery.label:<42} {status:>4}  {action:<12} {contact:>8}  {shown}")
-    return tally
+        write = Write(
+            contact_id=int(outcome["contact_id"]),
+            action=str(outcome["action"]),
+            changed=tuple(outcome.get("changed") or ()),
+            warnings=tuple(outcome.get("warnings") or ()),
+            invocation=str(outcome.get("function_request_id", "")),
+        )
+        if last is None or _key(last) != _key(write):
+            writes.append(write)
+            last = write
+        last.events.append(str(outcome["event_id"]))
+        write_of[id(outcome)] = last
+    return writes, write_of
+
+
+def _key(write: Write) -> tuple[object, ...]:
+    return (write.invocation, write.contact_id, write.action, write.changed)
+
+
+def _fate(outcome: dict[str, Any], write: Write | None, first: str, account: Account) -> str:
+    action = outcome["action"]
+    if write is not None:
+        account.applied += 1
+        return f"applied in write {write.number} (contact {write.contact_id}, {write.action})"
+    if action == "unchanged":
+        account.unchanged += 1
+        contact = outcome.get("contact_id")
+        why = "; ".join(outcome.get("warnings") or ()) or "Qomon already holds it"
+        return f"unchanged (contact {contact}): {why}" if contact else f"unchanged: {why}"
+    if action == "duplicate":
+        account.duplicates += 1
+        return f"duplicate of {first}, not applied again ({outcome.get('detail')})"
+    if action == "dead_letter":
+        return f"dead-lettered: {outcome.get('code')}: {outcome.get('detail')}"
+    detail = outcome.get("detail")
+    return f"{action}: {detail}" if detail else str(action)
+
+
+def _in_words(fates: list[str]) -> str:
+    """One delivery's events' fates: `3 events applied in write 5 (...)` for a batch."""
+    counted = Counter(fates)
+    return "; ".join(
+        fate if counted[fate] == 1 else f"{counted[fate]} events {fate}" for fate in counted
+    )
+
+
+def _print_deliveries(account: Account) -> None:
+    print(f"{'delivery':<42} {'HTTP':>4}  what became of its events")
+    for label, status, fate in account.lines:
+        print(f"{label:<42} {status:>4}  {fate}")
+
+
+def _print_writes(account: Account) -> None:
+    """Each write once, with the paths it changed (never a value)."""
+    print("\nwrites to Qomon (a contact's waiting events fold into one), with the paths changed")
+    for write in account.writes:
+        events = len(write.events)
+        deliveries = len(write.deliveries)
+        head = (
+            f"write {write.number}: contact {write.contact_id} {write.action}, "
+            f"{events} event{'s' * (events != 1)} "
+            f"from {deliveries} deliver{'ies' if deliveries != 1 else 'y'}"
+        )
+        paths = ", ".join(write.changed) or "nothing"
+        print(textwrap.fill(f"{head}: {paths}", width=100, subsequent_indent="    "))
+        for warning in write.warnings:
+            print(f"    note: {warning}")
 
 
 def _print_totals(
     answers: list[Answer],
-    outcomes: list[dict[str, Any]],
+    account: Account,
     letters: list[dict[str, str]],
     stats: dict[str, Any],
-    accepted: int,
 ) -> None:
-    actions = Counter(o["action"] for o in outcomes)
-    contacts = {
-        (o["action"], o.get("contact_id"))
-        for o in outcomes
-        if o["action"] in ("replaced", "created", "unchanged")
-    }
-    per_contact = Counter(action for action, _ in contacts)
     reasons = Counter(letter.get("error_code") for letter in letters)
     statuses = Counter(status for _, status, _, _ in answers)
+    kinds = Counter(write.action for write in account.writes)
+    contacts = len({write.contact_id for write in account.writes})
     calls, tokens = stats["calls"], stats["tokens_by_endpoint"]
     form_calls = sum(n for name, n in calls.items() if "forms" in name)
     form_tokens = sum(n for name, n in tokens.items() if "forms" in name)
@@ -304,10 +442,13 @@ def _print_totals(
     print(
         f"\nwebhooks sent: {len(answers)} "
         f"({', '.join(f'{n} x {code}' for code, n in sorted(statuses.items()))}); "
-        f"events received: {accepted}; contacts replaced: {per_contact['replaced']}, "
-        f"created: {per_contact['created']}, unchanged: {per_contact['unchanged']}; "
-        f"duplicates not applied again: {actions['duplicate']}; "
-        f"events dead-lettered: {len(letters)} "
+        f"events received: {account.accepted}"
+    )
+    print(
+        f"events applied: {account.applied}, in {len(account.writes)} writes to {contacts} "
+        f"contacts ({', '.join(f'{kind}: {n}' for kind, n in sorted(kinds.items()))}); "
+        f"unchanged: {account.unchanged}; duplicates not applied again: {account.duplicates}; "
+        f"dead-lettered: {len(letters)} "
         f"({', '.join(f'{c}: {n}' for c, n in sorted(reasons.items())) or 'none'})"
     )
     print(

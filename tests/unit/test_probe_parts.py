@@ -25,8 +25,8 @@ from qomon_sync_dev.bench.probe import (
 from qomon_sync_dev.bench.probe_hostile import Hostile, _judge
 from qomon_sync_dev.bench.probe_logs import Line, Personal, Scanner, read_lines
 from qomon_sync_dev.bench.probe_traffic import SOURCE_CYCLE, TrafficBuilder
-from qomon_sync_dev.cli import _build_parser
 from qomon_sync_dev.standin.make_seed import build_seed
+from qomon_sync_ops.cli import build_parser
 
 MAIL = "zoé.quéméner@example.net"
 
@@ -153,7 +153,7 @@ def test_the_traffic_is_distinct_events_of_every_source_with_redeliveries_after(
 
 
 def test_the_command_line_is_bounded() -> None:
-    parser = _build_parser()
+    parser = build_parser()
     assert spec_from_args(parser.parse_args(["probe", "--quick"])) == QUICK
     spec = spec_from_args(parser.parse_args(["probe", "--webhooks", "1718", "--concurrency", "16"]))
     assert (spec.webhooks, spec.concurrency, spec.outage_s) == (1718, 16, 30.0)
