@@ -261,10 +261,8 @@ def test_an_entry_that_failed_on_sqs_side_is_tried_once_more(moto_ingest: Ingest
 
 def test_the_last_look_before_sending_names_a_field_that_slipped_by() -> None:
     """An event built without validation (model_construct) is still checked as sent."""
-    from qomon_sync.adapters.changes_queue import queue_entry
-    from qomon_sync.application import ingest as accepting
+    from qomon_sync.adapters.changes_queue import Unsendable, as_entries
     from qomon_sync.domain.change_event import BasicFieldsPatch, ChangeEvent, ContactRef
-    from qomon_sync.sources.base import BadPayload
 
     event = ChangeEvent.model_construct(
         event_id="e-1",
@@ -273,9 +271,8 @@ def test_the_last_look_before_sending_names_a_field_that_slipped_by() -> None:
         contact=ContactRef(id=1),
         set=BasicFieldsPatch.model_construct(firstname="A\uffff"),
     )
-    message = queue_entry(event, "d-1", pseudonyms=PSEUDONYMS)
-    with pytest.raises(BadPayload) as refused:
-        accepting._check_sendable(event, message)
+    with pytest.raises(Unsendable) as refused:
+        as_entries([event], ["d-1"], pseudonyms=PSEUDONYMS)
     assert refused.value.field == "set.firstname"
     assert "U+FFFF" in refused.value.detail
 

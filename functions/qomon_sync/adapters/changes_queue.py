@@ -3,10 +3,11 @@ later" and "never will".
 
 SQS takes at most 10 entries and 256 KiB in one SendMessageBatch, and refuses a message
 holding a character outside #x9 | #xA | #xD | #x20-#xD7FF | #xE000-#xFFFD |
-#x10000-#x10FFFF. The caller checks its messages against those rules before sending
-anything (`refused_character`, `message_bytes`): moto, which local mode runs on, takes
-all of it, so SQS's refusals must never be what finds them. Batches here are cut by
-count and by size.
+#x10000-#x10FFFF. `as_entries` writes change events as the messages they become and checks
+them against those rules before anything is sent, naming the field at fault: moto, which
+local mode runs on, takes all of it, so SQS's refusals must never be what finds them, and
+they would leave part of a batch queued. `send` cuts batches by count and by size. The
+ingest, the backfill and the redrive all send through here.
 
 What SQS still refuses is told apart from what fails:
 - QueueRefused: the content, which a retry would send again unchanged (an entry failed
@@ -22,9 +23,12 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from qomon_sync.domain.change_event import NOT_TEXT, ChangeEvent
+from qomon_sync.domain.change_event import NOT_TEXT, ChangeEvent, character_name
+from qomon_sync.domain.validation import Location, location
 
 MAX_BATCH_ENTRIES = 10
+MAX_MESSAGE_BYTES = 262_144
+"""SQS's largest message and largest batch (256 KiB)."""
 RETRIES = 1
 """Entries SQS failed on its side are sent once more before the delivery is given up."""
 
@@ -57,6 +61,17 @@ class QueueRefused(Exception):
         super().__init__(code)
 
 
+class Unsendable(Exception):
+    """A change event SQS would refuse for good, found before anything is sent. `detail`
+    says where and why (the field, the character's code point), never what it holds."""
+
+    def __init__(self, detail: str, *, field: str | None = None, too_large: bool = False) -> None:
+        self.detail = detail
+        self.field = field
+        self.too_large = too_large
+        super().__init__(detail)
+
+
 def message_body(event: ChangeEvent) -> str:
     """The one way a change event is written as a message body: every field its maker set,
     and only those, so that it is read back with the same meaning. An explicit `null`
@@ -81,6 +96,60 @@ def queue_entry(
         "MessageGroupId": event.contact.group(pseudonyms),
         "MessageDeduplicationId": deduplication_id,
     }
+
+
+def as_entries(
+    events: Sequence[ChangeEvent],
+    deduplication_ids: Sequence[str],
+    *,
+    pseudonyms: Callable[[str], str],
+    max_bytes: int = MAX_MESSAGE_BYTES,
+) -> list[dict[str, Any]]:
+    """The events as SendMessageBatch entries, in order (`Id` is the index), each with the
+    caller's deduplication id; or Unsendable if SQS would refuse one of them for good
+    (every character is looked at before any size)."""
+    built = [
+        queue_entry(event, deduplication_id, str(index), pseudonyms=pseudonyms)
+        for index, (event, deduplication_id) in enumerate(
+            zip(events, deduplication_ids, strict=True)
+        )
+    ]
+    for event, entry in zip(events, built, strict=True):
+        _check_text(event, entry)
+    if any(message_bytes(entry) > max_bytes for entry in built):
+        raise Unsendable("a change event exceeds the queue's message size", too_large=True)
+    return built
+
+
+def _check_text(event: ChangeEvent, entry: dict[str, Any]) -> None:
+    """A change event's texts are checked as it is built (ChangeEvent, payload.as_text);
+    this is the last look at what is actually sent, naming the field if one slipped by."""
+    char = refused_character(entry["MessageBody"])
+    if char is None:
+        return
+    found = _location_of(event.model_dump(mode="json", exclude_unset=True), char)
+    where = location(found) if found else "body"
+    raise Unsendable(
+        f"`{where}` of change event `{event.event_id}` holds {character_name(char)}, "
+        "which the queue refuses",
+        field=where,
+    )
+
+
+def _location_of(value: Any, char: str, loc: Location = ()) -> Location | None:
+    """Where in `value` a text holds `char`."""
+    if isinstance(value, str):
+        return loc if char in value else None
+    if not isinstance(value, dict | list):
+        return None
+    items: Sequence[tuple[Any, Any]] = (
+        list(value.items()) if isinstance(value, dict) else list(enumerate(value))
+    )
+    for key, item in items:
+        found = _location_of(item, char, (*loc, key))
+        if found is not None:
+            return found
+    return None
 
 
 def refused_character(text: str) -> str | None:
@@ -115,8 +184,14 @@ def batches(entries: Sequence[dict[str, Any]], max_bytes: int) -> Iterator[list[
         yield batch
 
 
-def send(sqs: Any, queue_url: str, entries: Sequence[dict[str, Any]], *, max_bytes: int) -> None:
-    """Queue every entry, or raise QueueRefused / QueueUnavailable."""
+def send(
+    sqs: Any,
+    queue_url: str,
+    entries: Sequence[dict[str, Any]],
+    *,
+    max_bytes: int = MAX_MESSAGE_BYTES,
+) -> None:
+    """Queue every entry, in order, or raise QueueRefused / QueueUnavailable."""
     for batch in batches(entries, max_bytes):
         pending = batch
         for _ in range(1 + RETRIES):

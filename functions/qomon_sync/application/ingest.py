@@ -6,21 +6,21 @@ prints is what the ingest would queue, to the byte:
 1. authenticate the delivery by its source's scheme (fail closed);
 2. map it into change events, each carrying the name of the source that authenticated it
    (never a name its body chose);
-3. write each event as the queue message it becomes (`changes_queue.queue_entry`: the body
-   keeps an explicit `null`), with a deduplication id stable across the sender's retries;
-4. check every message against what SQS refuses for good, naming the field at fault.
+3. write each event as the queue message it becomes, with a deduplication id stable
+   across the sender's retries, checked against what SQS refuses for good, naming the
+   field at fault (`changes_queue.as_entries`: the body keeps an explicit `null`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from qomon_sync.adapters.changes_queue import message_bytes, queue_entry, refused_character
-from qomon_sync.domain.change_event import ChangeEvent, character_name
+from qomon_sync.adapters.changes_queue import Unsendable, as_entries
+from qomon_sync.domain.change_event import ChangeEvent
 from qomon_sync.sources.base import (
     BadPayload,
     Source,
@@ -28,7 +28,6 @@ from qomon_sync.sources.base import (
     WebhookError,
     WebhookRequest,
 )
-from qomon_sync.sources.payload import at
 
 Warn = Callable[..., None]
 
@@ -68,21 +67,15 @@ def accept(
         authenticate_delivery(source, request, secret, warn)
     events = [_as_from(event, request.source) for event in source.change_events(request)]
     delivery_id = source.delivery_id(request)
-    messages = [
-        queue_entry(
-            event,
-            _deduplication_id(request.source, delivery_id, index, request.body),
-            str(index),
-            pseudonyms=pseudonyms,
-        )
-        for index, event in enumerate(events)
+    ids = [
+        _deduplication_id(request.source, delivery_id, index, request.body)
+        for index in range(len(events))
     ]
-    # Everything SQS would refuse is found before anything is sent: moto (local mode)
-    # takes all of it, and SQS's refusals would leave part of a delivery queued.
-    for event, message in zip(events, messages, strict=True):
-        _check_sendable(event, message)
-    if any(message_bytes(message) > max_bytes for message in messages):
-        raise TooLarge("a change event exceeds the queue's message size")
+    try:
+        messages = as_entries(events, ids, pseudonyms=pseudonyms, max_bytes=max_bytes)
+    except Unsendable as error:
+        refusal = TooLarge if error.too_large else BadPayload
+        raise refusal(error.detail, field=error.field) from None
     return Accepted(events, messages)
 
 
@@ -122,33 +115,3 @@ def _as_from(event: ChangeEvent, name: str) -> ChangeEvent:
 def _deduplication_id(source: str, delivery_id: str | None, index: int, body: bytes) -> str:
     origin = delivery_id or hashlib.sha256(body).hexdigest()
     return hashlib.sha256(f"{source}\n{origin}\n{index}".encode()).hexdigest()
-
-
-def _check_sendable(event: ChangeEvent, message: Mapping[str, Any]) -> None:
-    """A change event's texts are checked as it is built (ChangeEvent, payload.as_text);
-    this is the last look at what is actually sent, naming the field if one slipped by."""
-    char = refused_character(message["MessageBody"])
-    if char is None:
-        return
-    where = _path_of(event.model_dump(mode="json", exclude_unset=True), char) or "body"
-    raise BadPayload(
-        f"`{where}` of change event `{event.event_id}` holds {character_name(char)}, "
-        "which the queue refuses",
-        field=where,
-    )
-
-
-def _path_of(value: Any, char: str, path: str = "") -> str | None:
-    """Where in `value` a text holds `char`."""
-    if isinstance(value, str):
-        return path if char in value else None
-    if not isinstance(value, dict | list):
-        return None
-    items: Sequence[tuple[Any, Any]] = (
-        list(value.items()) if isinstance(value, dict) else list(enumerate(value))
-    )
-    for key, item in items:
-        found = _path_of(item, char, at(path, key))
-        if found is not None:
-            return found
-    return None
