@@ -16,8 +16,10 @@ FILE is one of:
 Every event's `source` is NAME, and its event id is stable: the file's own (`event_id`,
 a sender's delivery id) or one derived from the file's name, the row's number and its
 content. A rerun, or the same file queued twice, applies nothing twice (the sync's
-ledger knows `<source>:<event_id>`). Events are queued in the file's order, through the
-very queueing code the ingest function uses (one contact's changes in one message group).
+ledger knows `<source>:<event_id>`). Events are queued in the file's order, written,
+checked and sent by the very queueing code the ingest function uses
+(`adapters/changes_queue.py`: one contact's changes in one message group; a row holding
+an event the queue would refuse is not queued, and its problem names the field).
 
 Progress is kept beside FILE (`FILE.progress.json`) after every batch queued: after an
 interruption (Ctrl-C, a lost connection, a killed terminal) the same command goes on from
@@ -47,9 +49,8 @@ from tqdm import tqdm
 from qomon_sync.adapters.changes_queue import (
     QueueRefused,
     QueueUnavailable,
-    message_bytes,
-    queue_entry,
-    refused_character,
+    Unsendable,
+    as_entries,
     send,
 )
 from qomon_sync.domain.change_event import ChangeEvent
@@ -62,7 +63,6 @@ from qomon_sync_ops.target import OpsError, Target
 from qomon_sync_ops.target import add_arguments as add_target_arguments
 from qomon_sync_ops.text import counted, duration
 
-MAX_MESSAGE_BYTES = 262_144
 REFILL_TOKENS_PER_S = 10
 """Qomon's documented refill: the floor of the file's time, whatever the concurrency."""
 GET_TOKENS, PATCH_TOKENS, SEARCH_TOKENS, FORMS_TOKENS = 1, 5, 1, 6
@@ -572,16 +572,17 @@ def _stop_on_sigterm() -> Any:
 
 
 def _entries(row: Row, source: str, pseudonyms: Pseudonyms) -> list[dict[str, Any]]:
-    entries: list[dict[str, Any]] = []
-    for event in row.events:
-        dedup = hashlib.sha256(f"backfill\n{source}\n{event.event_id}".encode()).hexdigest()
-        entry = queue_entry(event, dedup, str(len(entries)), pseudonyms=pseudonyms)
-        if refused_character(entry["MessageBody"]) is not None:
-            row.problem = "holds a character the queue refuses"
-        elif message_bytes(entry) > MAX_MESSAGE_BYTES:
-            row.problem = "larger than a queue message (256 KiB)"
-        entries.append(entry)
-    return [] if row.problem else entries
+    """The row's queue messages, checked as the ingest checks its own; none, and the row's
+    problem said, if the queue would refuse one of them."""
+    ids = [
+        hashlib.sha256(f"backfill\n{source}\n{event.event_id}".encode()).hexdigest()
+        for event in row.events
+    ]
+    try:
+        return as_entries(row.events, ids, pseudonyms=pseudonyms)
+    except Unsendable as error:
+        row.problem = error.detail
+        return []
 
 
 def _send_all(
@@ -616,7 +617,7 @@ def _send(
         return []
     entries = [dict(e, Id=str(i)) for i, e in enumerate(e for _, es in pending for e in es)]
     try:
-        send(sqs, target.changes_queue_url, entries, max_bytes=MAX_MESSAGE_BYTES)
+        send(sqs, target.changes_queue_url, entries)
         return []
     except QueueRefused:
         pass
@@ -624,7 +625,7 @@ def _send(
     refused = []
     for row, row_entries in pending:
         try:
-            send(sqs, target.changes_queue_url, row_entries, max_bytes=MAX_MESSAGE_BYTES)
+            send(sqs, target.changes_queue_url, row_entries)
         except QueueRefused as error:
             row.problem = f"refused by the queue ({error.code})"
             refused.append(row)

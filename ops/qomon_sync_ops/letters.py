@@ -55,7 +55,6 @@ PEEK_VISIBILITY_S = 60
 """How long a read hides the letters from others before giving them back (it gives them
 back at once when done; this bounds a read that is killed)."""
 MAX_LETTERS = 10_000
-MESSAGE_MAX_BYTES = 262_144
 
 
 @dataclass(frozen=True)
@@ -291,7 +290,7 @@ def move_back(
         chunk = list(letters[start : start + 10])
         entries = [_entry(i, letter) for i, letter in enumerate(chunk)]
         try:
-            send(sqs, changes_queue_url, entries, max_bytes=MESSAGE_MAX_BYTES)
+            send(sqs, changes_queue_url, entries)
         except (QueueRefused, QueueUnavailable) as error:
             # Part of the chunk may be on the changes queue: all of it stays here too.
             result.not_sent.extend(letters[start:])

@@ -82,3 +82,38 @@ def test_a_shown_event_masks_every_personal_value() -> None:
     assert MASK in shown
     assert "Niveau de soutien" in shown  # which form: not personal
     assert masked_body("{not json", PSEUDONYMS) == "<not JSON: 9 characters, not shown>"
+
+
+def test_a_row_the_queue_would_refuse_is_not_queued_and_its_problem_names_the_field() -> None:
+    """The backfill checks its messages with the ingest's own check (changes_queue)."""
+    from datetime import UTC, datetime
+
+    from qomon_sync.domain.change_event import BasicFieldsPatch, ChangeEvent, ContactRef
+    from qomon_sync_ops.backfill import Row, _entries
+
+    slipped = ChangeEvent.model_construct(  # built without validation: only the last look sees it
+        event_id="r-1",
+        source="import",
+        occurred_at=datetime(2026, 11, 24, 10, tzinfo=UTC),
+        contact=ContactRef(id=1),
+        set=BasicFieldsPatch.model_construct(firstname="Ana\uffff"),
+    )
+    row = Row(1, [slipped])
+    assert _entries(row, "import", PSEUDONYMS) == []
+    assert row.problem is not None
+    assert "`set.firstname`" in row.problem
+    assert "U+FFFF" in row.problem
+    assert "Ana" not in row.problem
+
+    huge = ChangeEvent.model_validate(
+        {
+            "event_id": "r-2",
+            "source": "import",
+            "occurred_at": "2026-11-24T10:00:00Z",
+            "contact": {"id": 2},
+            "notes": [{"data": "Disponible le samedi. " * 90}] * 150,  # 150 notes of 2 KB
+        }
+    )
+    row = Row(2, [huge])
+    assert _entries(row, "import", PSEUDONYMS) == []
+    assert row.problem == "a change event exceeds the queue's message size"
