@@ -8,17 +8,21 @@ import json
 import logging
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
+import boto3
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from standardwebhooks.webhooks import Webhook
 
+from qomon_sync.adapters.secrets import webhook_secret
 from qomon_sync.handlers.ingest import Ingest, handle
-from qomon_sync_dev.signing import standard_webhooks
-from tests.unit.ingest_harness import SECRETS, api_event, local_ingest, signed_event
+from qomon_sync.settings import Settings
+from qomon_sync_dev.signing import signed_request, standard_webhooks
+from tests.unit.ingest_harness import SECRETS, SOURCES, api_event, local_ingest, signed_event
 from tests.unit.webhooks import example
 
 BODIES = {
@@ -211,3 +215,35 @@ def test_a_genuine_delivery_still_passes(ingest: Ingest) -> None:
     for source, body in BODIES.items():
         response = handle(signed_event(source, body, msg_id=f"msg_{time.time_ns()}"), ingest)
         assert response["statusCode"] == 202, (source, response["body"])
+
+
+@pytest.mark.parametrize(
+    "stored",
+    [{"typeform": "REPLACE_ME"}, {"typeform": ""}, {"typeform": 42}, {}, ["typeform"]],
+    ids=["placeholder", "empty", "not-text", "absent", "not-an-object"],
+)
+def test_a_webhook_secret_not_filled_in_lets_nothing_through(
+    ingest: Ingest, stored: Any, errors: list[logging.LogRecord]
+) -> None:
+    """The stack creates the webhook secrets as REPLACE_ME: until an operator fills a
+    source's in, even a delivery signed with that very placeholder is refused."""
+    name = f"unset-{time.time_ns()}"
+    boto3.client("secretsmanager").create_secret(Name=name, SecretString=json.dumps(stored))
+    assert webhook_secret(name, "typeform") is None
+    queue = ingest.settings.changes_queue_url
+    unset = replace(ingest, settings=Settings(changes_queue_url=queue, webhook_secrets_secret=name))
+    signed = signed_request(
+        SOURCES["typeform"], "REPLACE_ME", BODIES["typeform"], url="https://h/webhooks/typeform"
+    )
+    response = answer(unset, "typeform", dict(signed.headers))
+    assert response["statusCode"] == 401, response["problem"]
+    assert "no secret is configured" in response["problem"]["detail"]
+    assert errors == []
+
+
+def test_a_filled_in_webhook_secret_is_read_as_its_text(ingest: Ingest) -> None:
+    name = f"set-{time.time_ns()}"
+    stored = {"typeform": "s3cret", "tally": "REPLACE_ME"}
+    boto3.client("secretsmanager").create_secret(Name=name, SecretString=json.dumps(stored))
+    assert webhook_secret(name, "typeform") == "s3cret"
+    assert webhook_secret(name, "tally") is None

@@ -29,7 +29,7 @@ from aws_lambda_powertools.utilities import parameters
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from qomon_sync.adapters.changes_queue import QueueRefused, QueueUnavailable, send
-from qomon_sync.adapters.secrets import deployment_pseudonyms
+from qomon_sync.adapters.secrets import deployment_pseudonyms, webhook_secret
 from qomon_sync.application.ingest import accept, authenticate_delivery
 from qomon_sync.domain.privacy import Pseudonyms
 from qomon_sync.handlers.observability import logger, metrics, tracer
@@ -41,8 +41,6 @@ from qomon_sync.sources.base import (
     WebhookRequest,
 )
 from qomon_sync.sources.registry import build_sources, load_mapping
-
-SECRETS_CACHE_S = 300
 
 Response = dict[str, Any]
 
@@ -62,11 +60,7 @@ class Ingest:
     pseudonyms: Pseudonyms
 
     def secret_for(self, source: str) -> str | None:
-        secrets = parameters.get_secret(
-            self.settings.webhook_secrets_secret, transform="json", max_age=SECRETS_CACHE_S
-        )
-        value = secrets.get(source) if isinstance(secrets, dict) else None
-        return value if isinstance(value, str) and value and value != "REPLACE_ME" else None
+        return webhook_secret(self.settings.webhook_secrets_secret, source)
 
 
 @lru_cache(maxsize=1)
