@@ -807,11 +807,15 @@ QUERIES: dict[str, tuple[str, str, set[str]]] = {
 
 
 def logged_words(module: str) -> set[str]:
-    """Every string literal of a handler (and, for the sync, of the application it calls),
-    and the keyword names passed to what logs (they become keys of the logged line)."""
+    """Every string literal of a handler and of the application it calls (for the sync,
+    all of it; for the ingest, application/ingest.py), and the keyword names passed to
+    what logs (they become keys of the logged line)."""
+    application = HANDLERS.parent / "application"
     paths = [HANDLERS / f"{module}.py"]
     if module == "sync":
-        paths += sorted((HANDLERS.parent / "application").glob("*.py"))
+        paths += sorted(application.glob("*.py"))
+    else:
+        paths.append(application / f"{module}.py")
     words: set[str] = set()
     for path in paths:
         tree = ast.parse(path.read_text(encoding="utf-8"))

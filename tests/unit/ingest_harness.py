@@ -14,8 +14,8 @@ from typing import Any
 import boto3
 from botocore.exceptions import ClientError
 
-from qomon_sync.handlers.ingest import Ingest
-from qomon_sync.settings import Settings
+from qomon_sync.adapters.secrets import webhook_secret
+from qomon_sync.application.ingest import Ingest
 from qomon_sync.sources.base import Source
 from qomon_sync_dev.signing import deployment_sources, local_webhook_secrets, signed_request
 from tests.conftest import PSEUDONYMS
@@ -41,10 +41,11 @@ def local_ingest() -> Iterator[Ingest]:
         )
         parameters.clear_caches()  # type: ignore[no-untyped-call]
         yield Ingest(
-            settings=Settings(changes_queue_url=queue, webhook_secrets_secret="webhooks"),
             sources=SOURCES,
-            sqs=sqs,
+            secret=lambda source: webhook_secret("webhooks", source),
             pseudonyms=PSEUDONYMS,
+            sqs=sqs,
+            queue_url=queue,
         )
         parameters.clear_caches()  # type: ignore[no-untyped-call]
 
@@ -104,7 +105,7 @@ def queued(ingest: Ingest) -> list[dict[str, Any]]:
     found: list[dict[str, Any]] = []
     while True:
         answer = ingest.sqs.receive_message(
-            QueueUrl=ingest.settings.changes_queue_url,
+            QueueUrl=ingest.queue_url,
             MaxNumberOfMessages=10,
             AttributeNames=["All"],
             MessageAttributeNames=["All"],
@@ -115,7 +116,7 @@ def queued(ingest: Ingest) -> list[dict[str, Any]]:
         for message in messages:
             found.append({"body": json.loads(message["Body"]), **message})
             ingest.sqs.delete_message(
-                QueueUrl=ingest.settings.changes_queue_url, ReceiptHandle=message["ReceiptHandle"]
+                QueueUrl=ingest.queue_url, ReceiptHandle=message["ReceiptHandle"]
             )
 
 

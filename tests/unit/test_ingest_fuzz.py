@@ -9,6 +9,7 @@ import os
 import time
 import urllib.parse
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -16,7 +17,8 @@ from hypothesis import HealthCheck, currently_in_test_context, event, given, set
 from hypothesis import strategies as st
 from standardwebhooks.webhooks import Webhook
 
-from qomon_sync.handlers.ingest import Ingest, handle
+from qomon_sync.application.ingest import Ingest
+from qomon_sync.handlers.ingest import handle
 from tests.unit.ingest_harness import (
     GENERIC_SECRET,
     SOURCES,
@@ -303,12 +305,7 @@ def test_a_failing_queue_is_503_with_retry_after_so_the_sender_retries(ingest: I
         "webhook-timestamp": str(int(time.time())),
         "webhook-signature": signature,
     }
-    failing = Ingest(
-        settings=ingest.settings,
-        sources=ingest.sources,
-        sqs=FailingQueue(),
-        pseudonyms=ingest.pseudonyms,
-    )
+    failing = replace(ingest, sqs=FailingQueue())
     response = handle(api_event("generic", "POST", signed, body, False), failing)
     assert_well_formed(response, queue_failing=True)
     assert response["statusCode"] == 503

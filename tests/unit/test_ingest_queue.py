@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 
-from qomon_sync.handlers.ingest import Ingest, handle
+from qomon_sync.application.ingest import Ingest
+from qomon_sync.handlers.ingest import handle
 from tests.conftest import PSEUDONYMS
 from tests.unit.ingest_harness import StrictQueue, local_ingest, queued, signed_event
 from tests.unit.webhooks import example_json

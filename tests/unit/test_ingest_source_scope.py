@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from qomon_sync.application.ingest import _deduplication_id
-from qomon_sync.handlers.ingest import Ingest, handle
+from qomon_sync.application.ingest import Ingest, _deduplication_id
+from qomon_sync.handlers.ingest import handle
 from tests.unit.ingest_harness import local_ingest, queued, signed_event
 from tests.unit.webhooks import example
 

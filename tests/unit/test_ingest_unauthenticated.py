@@ -19,8 +19,8 @@ from hypothesis import strategies as st
 from standardwebhooks.webhooks import Webhook
 
 from qomon_sync.adapters.secrets import webhook_secret
-from qomon_sync.handlers.ingest import Ingest, handle
-from qomon_sync.settings import Settings
+from qomon_sync.application.ingest import Ingest
+from qomon_sync.handlers.ingest import handle
 from qomon_sync_dev.signing import signed_request, standard_webhooks
 from tests.unit.ingest_harness import SECRETS, SOURCES, api_event, local_ingest, signed_event
 from tests.unit.webhooks import example
@@ -230,8 +230,7 @@ def test_a_webhook_secret_not_filled_in_lets_nothing_through(
     name = f"unset-{time.time_ns()}"
     boto3.client("secretsmanager").create_secret(Name=name, SecretString=json.dumps(stored))
     assert webhook_secret(name, "typeform") is None
-    queue = ingest.settings.changes_queue_url
-    unset = replace(ingest, settings=Settings(changes_queue_url=queue, webhook_secrets_secret=name))
+    unset = replace(ingest, secret=lambda source: webhook_secret(name, source))
     signed = signed_request(
         SOURCES["typeform"], "REPLACE_ME", BODIES["typeform"], url="https://h/webhooks/typeform"
     )

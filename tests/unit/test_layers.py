@@ -66,6 +66,20 @@ def test_the_sync_handler_is_wiring_and_one_call() -> None:
     assert len(handler.read_text(encoding="utf-8").splitlines()) < 120
 
 
+def test_the_ingest_handler_is_wiring_and_one_call() -> None:
+    """Issue 19, point 1: what a request becomes (its source, method and body, its
+    authentication, its events and their sending) is application/ingest.py's; the handler
+    reads API Gateway's event into its request and writes the answer."""
+    handler = PACKAGE / "handlers" / "ingest.py"
+    assert {layer_of(m) for m in imported(handler)} <= {
+        "application",
+        "handlers",
+        "settings",
+        "sources",
+    }
+    assert len(handler.read_text(encoding="utf-8").splitlines()) < 100
+
+
 NETWORK_OR_AWS = ("boto3", "botocore", "httpx", "socket", "urllib.request", "http.client",
                   "aws_lambda_powertools", "requests", "aiohttp")  # fmt: skip
 

@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from qomon_sync.handlers.ingest import Ingest, handle
+from qomon_sync.application.ingest import Ingest
+from qomon_sync.handlers.ingest import handle
 from qomon_sync.sources.base import BadPayload
 from qomon_sync.sources.payload import MAX_DEPTH, MAX_VALUES, parse_json
 from tests.unit.ingest_harness import local_ingest, signed_event

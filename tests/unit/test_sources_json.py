@@ -7,11 +7,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
-from qomon_sync.handlers.ingest import Ingest, handle
+from qomon_sync.handlers.ingest import handle
 from qomon_sync.sources.base import BadPayload, NoContact, Unauthenticated
 from qomon_sync.sources.config import MappingConfigError
 from qomon_sync.sources.json_source import JsonSource, JsonSourceConfig
@@ -79,10 +80,9 @@ def test_a_source_written_only_in_yaml_is_received_end_to_end_by_the_ingest() ->
     body = example("acme/signup.json")
     with local_ingest() as ingest:
         sources = build_sources(parse_mapping({"sources": {"acme": acme_config().model_dump()}}))
-        acme = Ingest(
-            settings=ingest.settings, sources=sources, sqs=ingest.sqs, pseudonyms=ingest.pseudonyms
+        acme = replace(
+            ingest, sources=sources, secret=lambda source: SECRET if source == "acme" else None
         )
-        acme.secret_for = lambda source: SECRET if source == "acme" else None  # type: ignore[method-assign]
         headers = {"content-type": "application/json", **acme_headers(body)}
         answer = handle(api_event("acme", "POST", headers, body.decode()), acme)
         assert answer["statusCode"] == 202, answer["body"]
