@@ -33,10 +33,6 @@ MAX_HEADER_CHARS = 4096
 _HEADER_TEXT = re.compile(r"[\t\x20-\x7e]*")
 
 
-def hmac_sha256(secret: str, body: bytes) -> bytes:
-    return hmac.new(secret.encode("utf-8"), body, hashlib.sha256).digest()
-
-
 def header(headers: Mapping[str, str], name: str) -> str:
     """The header's value, blanks around it removed; Unauthenticated naming the header when
     it is missing, blank, or not printable ASCII of at most MAX_HEADER_CHARS."""
@@ -70,14 +66,6 @@ def decode_sha256_base64(text: str, header_name: str, expected_form: str) -> byt
 def require_secret(secret: str) -> None:
     if not secret:
         raise Unauthenticated("no secret is configured for this source, so nothing can pass")
-
-
-def check_hmac(received: bytes, secret: str, body: bytes, header_name: str) -> None:
-    if not hmac.compare_digest(received, hmac_sha256(secret, body)):
-        raise Unauthenticated(
-            f"wrong signature in {header_name}: the body was not signed with this source's secret",
-            field=header_name,
-        )
 
 
 def check_token(received: str, secret: str, header_name: str) -> None:
