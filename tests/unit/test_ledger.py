@@ -42,24 +42,33 @@ def test_the_key_is_the_source_and_the_event_id() -> None:
     assert ledger_key(event("tally")) != ledger_key(event("generic"))
 
 
+def claim(ledger: EventLedger, one: ChangeEvent) -> Claim:
+    [claimed] = ledger.claim_all([one], 60_000)
+    return claimed
+
+
+def applied(ledger: EventLedger, one: ChangeEvent) -> None:
+    ledger.complete_all([(one, {"action": "replaced", "contact_id": 700103})])
+
+
 def test_an_event_applied_for_one_source_is_new_for_another(ledger: EventLedger) -> None:
     claimed = event("generic")
-    assert ledger.claim(claimed, 60_000) is Claim.NEW
-    ledger.complete(claimed, {"action": "replaced", "contact_id": 700103})
+    assert claim(ledger, claimed) is Claim.NEW
+    applied(ledger, claimed)
     real = event("tally")
-    assert ledger.claim(real, 60_000) is Claim.NEW
-    ledger.complete(real, {"action": "replaced", "contact_id": 700103})
-    assert ledger.claim(event("tally"), 60_000) is Claim.DONE
-    assert ledger.claim(event("generic"), 60_000) is Claim.DONE
+    assert claim(ledger, real) is Claim.NEW
+    applied(ledger, real)
+    assert claim(ledger, event("tally")) is Claim.DONE
+    assert claim(ledger, event("generic")) is Claim.DONE
 
 
 def test_in_progress_and_released_are_per_source_too(ledger: EventLedger) -> None:
-    assert ledger.claim(event("crm"), 60_000) is Claim.NEW
-    assert ledger.claim(event("crm"), 60_000) is Claim.BUSY
-    assert ledger.claim(event("generic"), 60_000) is Claim.NEW
-    ledger.release(event("crm"), RuntimeError("dead-lettered"))
-    assert ledger.claim(event("crm"), 60_000) is Claim.NEW
-    assert ledger.claim(event("generic"), 60_000) is Claim.BUSY
+    assert claim(ledger, event("crm")) is Claim.NEW
+    assert claim(ledger, event("crm")) is Claim.BUSY
+    assert claim(ledger, event("generic")) is Claim.NEW
+    ledger.release_all([event("crm")])  # dead-lettered
+    assert claim(ledger, event("crm")) is Claim.NEW
+    assert claim(ledger, event("generic")) is Claim.BUSY
 
 
 def test_in_progress_names_the_claims_not_completed_nor_released(ledger: EventLedger) -> None:

@@ -85,19 +85,6 @@ class EventLedger:
             "#status": self._store.status_attr,
         }
 
-    # -- one event (kept for callers that have one) -----------------------------------------
-
-    def claim(self, event: ChangeEvent, remaining_ms: int) -> Claim:
-        return self.claim_all([event], remaining_ms)[0]
-
-    def complete(self, event: ChangeEvent, outcome: dict[str, Any]) -> None:
-        self.complete_all([(event, outcome)])
-
-    def release(self, event: ChangeEvent, reason: Exception | None = None) -> None:
-        self.release_all([event])
-
-    # -- many -----------------------------------------------------------------------------
-
     def claim_all(self, events: Sequence[ChangeEvent], remaining_ms: int) -> list[Claim]:
         """One claim per event, in order. An event given twice is BUSY the second time."""
         keys = [self._key(event) for event in events]

@@ -17,7 +17,6 @@ from qomon_sync.adapters.dry_run import DryRun
 from qomon_sync.adapters.flush_markers import FlushMarkers
 from qomon_sync.adapters.ledger import EventLedger
 from qomon_sync.adapters.qomon import Deadline, QomonClient, RetryPolicy
-from qomon_sync.adapters.qomon.pacing import Pacer
 from qomon_sync.adapters.qomon.port import QomonContacts, fetch_forms
 from qomon_sync.adapters.secrets import deployment_pseudonyms, qomon_api_key
 from qomon_sync.adapters.settled_messages import SettledMessages
@@ -88,10 +87,6 @@ class SyncRuntime:
             self._leases = ContactLeases(self.dynamodb, self.staging.table, space)
             self._client_key = key
         return self._client
-
-    @property
-    def bucket(self) -> Pacer:
-        return self.client().bucket
 
     def forms(self, client: QomonClient, deadline: Deadline) -> FormCatalog:
         self.client()
