@@ -258,13 +258,6 @@ class QomonClient:
         except ValidationError as exc:
             raise QomonMalformedResponse(f"a form is not understood: {_first_error(exc)}") from None
 
-    def get_form(self, form_id: int, *, deadline: Deadline) -> Form:
-        data = self._call("GET", f"/forms/{int(form_id)}", "GET /forms/{id}", deadline)
-        try:
-            return Form.model_validate(data.get("form"))
-        except ValidationError as exc:
-            raise QomonMalformedResponse(f"data.form is not a form: {_first_error(exc)}") from None
-
     # -- the call loop ----------------------------------------------------------------
 
     def _call(
