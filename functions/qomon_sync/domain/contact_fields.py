@@ -260,7 +260,3 @@ def inventory(node: Obj = CONTACT, prefix: str = "") -> Iterator[Row]:
         yield Row(f"{prefix}{key}", "server-owned", "", why)
     for key, why in node.read_only.items():
         yield Row(f"{prefix}{key}", "read-only", "", why)
-
-
-def written_paths(node: Obj = CONTACT) -> frozenset[str]:
-    return frozenset(row.path for row in inventory(node) if row.fate == "written")
