@@ -4,7 +4,10 @@ imports nothing of ours outside itself (CONTRIBUTING, "Where code goes")."""
 from __future__ import annotations
 
 import ast
+import dataclasses
+import importlib
 from pathlib import Path
+from types import MappingProxyType, ModuleType
 
 from tests.conftest import ROOT
 
@@ -103,7 +106,7 @@ def test_the_domain_reaches_no_network_nor_aws() -> None:
 def test_the_domain_keeps_no_process_global_state() -> None:
     """Issue 18, point 9: nothing in `domain/` is set by a handler, local mode or a test
     for the whole process (the pseudonym key was: an operators' command that never set it
-    failed): no `global` statement, no module-level list or set to fill."""
+    failed): no `global` statement, no module-level list, set or dict to fill."""
     found = []
     for path in (PACKAGE / "domain").rglob("*.py"):
         tree = ast.parse(path.read_text(encoding="utf-8"))
@@ -115,6 +118,45 @@ def test_the_domain_keeps_no_process_global_state() -> None:
             exported = isinstance(node, ast.Assign) and [
                 t.id for t in node.targets if isinstance(t, ast.Name)
             ] == ["__all__"]
-            if not exported and isinstance(value, ast.List | ast.Set | ast.ListComp | ast.SetComp):
-                found.append(f"{path.name}:{node.lineno} a module-level list or set")
+            literal = ast.List | ast.Set | ast.Dict | ast.ListComp | ast.SetComp | ast.DictComp
+            if not exported and isinstance(value, literal):
+                found.append(f"{path.name}:{node.lineno} a module-level list, set or dict")
+    assert found == []
+
+
+MUTABLE = (dict, list, set, bytearray)
+
+
+def holds_mutable(value: object, seen: set[int] | None = None) -> bool:
+    """Whether `value` is, or holds, a container anyone could change: through tuples,
+    frozensets, read-only mappings and frozen dataclasses (a table of constants may be
+    any of these, as long as nothing in it can be filled)."""
+    seen = set() if seen is None else seen
+    if id(value) in seen or isinstance(value, type):
+        return False
+    seen.add(id(value))
+    if isinstance(value, MUTABLE):
+        return True
+    if isinstance(value, MappingProxyType):
+        return any(holds_mutable(v, seen) for v in (*value.keys(), *value.values()))
+    if isinstance(value, tuple | frozenset):
+        return any(holds_mutable(v, seen) for v in value)
+    if dataclasses.is_dataclass(value):
+        return any(holds_mutable(getattr(value, f.name), seen) for f in dataclasses.fields(value))
+    return False
+
+
+def test_what_the_domain_holds_at_module_level_is_read_only() -> None:
+    """What a domain module holds at module level, however it was built (a call such as
+    pydantic's `ConfigDict` makes a dict too, and a frozen dataclass may hold one), is
+    read-only: a table shared by the whole process cannot be filled or edited by one
+    caller for the others."""
+    found = []
+    for path in sorted((PACKAGE / "domain").rglob("*.py")):
+        module = importlib.import_module(f"qomon_sync.domain.{path.stem}")
+        for name, value in vars(module).items():
+            if name.startswith("__") or isinstance(value, ModuleType) or callable(value):
+                continue
+            if holds_mutable(value):
+                found.append(f"{path.name} {name}")
     assert found == []

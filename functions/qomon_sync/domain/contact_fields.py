@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Literal
 
 Kind = Literal["text", "email", "integer", "boolean", "date", "integers", "gender"]
@@ -44,6 +45,11 @@ class Obj:
     """Key -> why it is read but not written."""
     legacy: Mapping[str, str] = field(default_factory=dict)
     """Older read-side name -> current write name."""
+
+    def __post_init__(self) -> None:
+        # The tree is shared by the whole process: read-only, so no caller can edit it.
+        for name in ("written", "server_owned", "read_only", "legacy"):
+            object.__setattr__(self, name, MappingProxyType(dict(getattr(self, name))))
 
 
 @dataclass(frozen=True)
@@ -91,17 +97,19 @@ ADDRESS = Obj(
     },
 )
 
-_ANSWER_SERVER_OWNED = {
-    "id": "recreated with a new id by every PATCH",
-    "contact_id": "the contact the answer belongs to",
-    "group_id": "the space",
-    "created_at": "set when Qomon recreates the answer",
-    "updated_at": "set when Qomon recreates the answer",
-    "deleted_at": "soft deletion: an answer with it set is gone and is not sent back",
-    "donedate": "set by Qomon for tasks (older read shape)",
-    "label": "the form's display label, read from the form (older read shape)",
-    "type_of_form": "the form's family, read from the form (older read shape)",
-}
+_ANSWER_SERVER_OWNED: Mapping[str, str] = MappingProxyType(
+    {
+        "id": "recreated with a new id by every PATCH",
+        "contact_id": "the contact the answer belongs to",
+        "group_id": "the space",
+        "created_at": "set when Qomon recreates the answer",
+        "updated_at": "set when Qomon recreates the answer",
+        "deleted_at": "soft deletion: an answer with it set is gone and is not sent back",
+        "donedate": "set by Qomon for tasks (older read shape)",
+        "label": "the form's display label, read from the form (older read shape)",
+        "type_of_form": "the form's family, read from the form (older read shape)",
+    }
+)
 
 FORMDATA = Obj(
     written={

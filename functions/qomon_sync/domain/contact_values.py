@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import unicodedata
 from collections.abc import Callable, Mapping
+from types import MappingProxyType
 from typing import Any
 
 from qomon_sync.domain.dates import NotADate, to_qomon_date
@@ -79,24 +80,28 @@ def _to_ints(value: Any) -> Any:
     return REFUSED if any(n is None for n in numbers) else numbers
 
 
-COERCERS: Mapping[str, Callable[[Any], Any]] = {
-    "text": _to_text,
-    "email": _to_text,
-    "gender": _to_gender,
-    "integer": _to_int,
-    "boolean": _to_flag,
-    "date": _to_date,
-    "integers": _to_ints,
-}
-KIND_WORDS: Mapping[str, str] = {
-    "text": "text",
-    "email": "text",
-    "gender": "one of M, F, O",
-    "integer": "a whole number",
-    "boolean": "true or false",
-    "date": "a date",
-    "integers": "a list of whole numbers",
-}
+COERCERS: Mapping[str, Callable[[Any], Any]] = MappingProxyType(
+    {
+        "text": _to_text,
+        "email": _to_text,
+        "gender": _to_gender,
+        "integer": _to_int,
+        "boolean": _to_flag,
+        "date": _to_date,
+        "integers": _to_ints,
+    }
+)
+KIND_WORDS: Mapping[str, str] = MappingProxyType(
+    {
+        "text": "text",
+        "email": "text",
+        "gender": "one of M, F, O",
+        "integer": "a whole number",
+        "boolean": "true or false",
+        "date": "a date",
+        "integers": "a list of whole numbers",
+    }
+)
 
 
 def as_int(value: Any) -> int | None:

@@ -9,9 +9,10 @@ what docs/runbook.md explains, code by code (a test keeps the two lists equal).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from types import MappingProxyType
 
 
 class Code(StrEnum):
@@ -83,119 +84,122 @@ class Refused(ValueError):
         return self.refusal.fields
 
 
-EXPLAINED: dict[Code, tuple[str, str]] = {
-    Code.INVALID_EVENT: (
-        "the message is not a change event v1",
-        "fix the source's mapping (error_fields names the keys), then redrive",
-    ),
-    Code.OUTSIDE_REPLAY_WINDOW: (
-        "the event occurred longer ago than the ledger remembers applied events, or too far "
-        "in the future: it could be a replay, which could revert later changes",
-        "if it is genuine and still wanted, send it again as a new event (new event_id and "
-        "occurred_at); else drop the letter. LedgerRetentionDays sets the window",
-    ),
-    Code.UNKNOWN_FIELD: (
-        "the event names a form no field of the space has, or the contact holds a field no "
-        "schema lists (a contact path such as `external_id`)",
-        "fix the label in the mapping; for a contact field, declare it in "
-        "UnknownFieldsPassthrough (or Droppable); then redrive",
-    ),
-    Code.AMBIGUOUS_FIELD: (
-        "several forms share the label the event names",
-        "name the form by its id in the mapping, then redrive",
-    ),
-    Code.UNKNOWN_VALUE: (
-        "the value is not one of the form's values",
-        "map the source's value to the form's value or label, then redrive",
-    ),
-    Code.AMBIGUOUS_VALUE: (
-        "several of the form's values match",
-        "use the value's slug (`value`) rather than its label, then redrive",
-    ),
-    Code.INVALID_NUMBER: ("a number form got something that is not a number", "fix the source"),
-    Code.INVALID_DATE: ("a date form got something that is not a date", "fix the source"),
-    Code.OUT_OF_RANGE: ("a number is outside the form's min/max", "fix the source or the form"),
-    Code.UNSUPPORTED_OPERATION: (
-        "the operation does not fit the form (e.g. `add` on a radio, a survey on a custom field)",
-        "fix the mapping's `op`, then redrive",
-    ),
-    Code.UNSUPPORTED_FORM_TYPE: (
-        "qomon-sync cannot answer this form type yet",
-        "leave the answer out of the mapping; drop the letter",
-    ),
-    Code.CONTACT_NOT_FOUND: (
-        "no Qomon contact matches the event's id or e-mail",
-        "create the person in Qomon (or let the source send if_missing: create), then "
-        "redrive; or drop the letter",
-    ),
-    Code.AMBIGUOUS_CONTACT: (
-        "several Qomon contacts share the e-mail",
-        "merge them in Qomon, or have the source send the Qomon id; then redrive",
-    ),
-    Code.INVALID_CONTACT: (
-        "the contact as Qomon returns it has a key of an unexpected type",
-        "report it with error_fields: Qomon's answer differs from its documentation",
-    ),
-    Code.CONFLICTING_NAMES: (
-        "the contact holds a field under both naming generations, with different values",
-        "fix the contact in Qomon's UI, then redrive",
-    ),
-    Code.DATA_LOSS_GUARD: (
-        "the write would have changed what no event asked for, so nothing was written",
-        "report it (a qomon-sync bug) with error_fields; do not redrive until fixed",
-    ),
-    Code.INVALID_REPLACEMENT: (
-        "the body did not match Qomon's documented PATCH body, so nothing was written",
-        "report it (a qomon-sync bug) with error_fields; do not redrive until fixed",
-    ),
-    Code.ECHO_MISMATCH: (
-        "Qomon accepted the write but stores something other than what was sent",
-        "check the contact in Qomon (error_fields names the paths); redriving re-applies",
-    ),
-    Code.QOMON_AUTH: (
-        "Qomon refused the API key (401/403)",
-        "put a valid key in the QomonApiKey secret, then redrive",
-    ),
-    Code.MISSING_API_KEY: (
-        "the QomonApiKey secret holds no key",
-        "put the space's key in the secret, then redrive",
-    ),
-    Code.QOMON_VALIDATION: (
-        "Qomon refused the body (400/422)",
-        "see http_status and error_fields; fix the cause, then redrive",
-    ),
-    Code.QOMON_NOT_FOUND: (
-        "Qomon answered 404 for the contact or form",
-        "the contact was deleted in Qomon: drop the letter, or recreate it and redrive",
-    ),
-    Code.QOMON_REQUEST: ("Qomon refused the request itself", "see http_status; report it"),
-    Code.QOMON_MALFORMED_RESPONSE: (
-        "Qomon's answer could not be read",
-        "report it; redrive once Qomon answers normally",
-    ),
-    Code.QOMON_ERROR: ("an unexpected error from Qomon", "see error_detail; redrive"),
-    Code.RETRIES_EXHAUSTED: (
-        "the contact's events were kept waiting (staged) and every delivery of their flush "
-        "met a failure that may pass (429, 5xx, timeouts, another consumer holding an event); "
-        "error_detail names the last",
-        "check the dashboard for the cause (QomonRateLimited, errors); once it has passed, "
-        "redrive: events already applied are not applied again",
-    ),
-    Code.QOMON_RATE_LIMITED: (
-        "transient: Qomon answered 429 (never on a letter: the event was retried)",
-        "nothing; a persistent qomon-rate-limited alarm means the space's quota is too small",
-    ),
-    Code.QOMON_SERVER: (
-        "transient: Qomon answered 5xx (never on a letter: the event was retried)",
-        "nothing unless it lasts",
-    ),
-    Code.QOMON_TRANSPORT: (
-        "transient: Qomon could not be reached (never on a letter: the event was retried)",
-        "nothing unless it lasts",
-    ),
-    Code.QOMON_BUDGET_EXHAUSTED: (
-        "transient: too little time or tokens left in the invocation (never on a letter)",
-        "nothing: SQS delivers it again",
-    ),
-}
+EXPLAINED: Mapping[Code, tuple[str, str]] = MappingProxyType(
+    {
+        Code.INVALID_EVENT: (
+            "the message is not a change event v1",
+            "fix the source's mapping (error_fields names the keys), then redrive",
+        ),
+        Code.OUTSIDE_REPLAY_WINDOW: (
+            "the event occurred longer ago than the ledger remembers applied events, or too far "
+            "in the future: it could be a replay, which could revert later changes",
+            "if it is genuine and still wanted, send it again as a new event (new event_id and "
+            "occurred_at); else drop the letter. LedgerRetentionDays sets the window",
+        ),
+        Code.UNKNOWN_FIELD: (
+            "the event names a form no field of the space has, or the contact holds a field no "
+            "schema lists (a contact path such as `external_id`)",
+            "fix the label in the mapping; for a contact field, declare it in "
+            "UnknownFieldsPassthrough (or Droppable); then redrive",
+        ),
+        Code.AMBIGUOUS_FIELD: (
+            "several forms share the label the event names",
+            "name the form by its id in the mapping, then redrive",
+        ),
+        Code.UNKNOWN_VALUE: (
+            "the value is not one of the form's values",
+            "map the source's value to the form's value or label, then redrive",
+        ),
+        Code.AMBIGUOUS_VALUE: (
+            "several of the form's values match",
+            "use the value's slug (`value`) rather than its label, then redrive",
+        ),
+        Code.INVALID_NUMBER: ("a number form got something that is not a number", "fix the source"),
+        Code.INVALID_DATE: ("a date form got something that is not a date", "fix the source"),
+        Code.OUT_OF_RANGE: ("a number is outside the form's min/max", "fix the source or the form"),
+        Code.UNSUPPORTED_OPERATION: (
+            "the operation does not fit the form (e.g. `add` on a radio, a survey on a custom "
+            "field)",
+            "fix the mapping's `op`, then redrive",
+        ),
+        Code.UNSUPPORTED_FORM_TYPE: (
+            "qomon-sync cannot answer this form type yet",
+            "leave the answer out of the mapping; drop the letter",
+        ),
+        Code.CONTACT_NOT_FOUND: (
+            "no Qomon contact matches the event's id or e-mail",
+            "create the person in Qomon (or let the source send if_missing: create), then "
+            "redrive; or drop the letter",
+        ),
+        Code.AMBIGUOUS_CONTACT: (
+            "several Qomon contacts share the e-mail",
+            "merge them in Qomon, or have the source send the Qomon id; then redrive",
+        ),
+        Code.INVALID_CONTACT: (
+            "the contact as Qomon returns it has a key of an unexpected type",
+            "report it with error_fields: Qomon's answer differs from its documentation",
+        ),
+        Code.CONFLICTING_NAMES: (
+            "the contact holds a field under both naming generations, with different values",
+            "fix the contact in Qomon's UI, then redrive",
+        ),
+        Code.DATA_LOSS_GUARD: (
+            "the write would have changed what no event asked for, so nothing was written",
+            "report it (a qomon-sync bug) with error_fields; do not redrive until fixed",
+        ),
+        Code.INVALID_REPLACEMENT: (
+            "the body did not match Qomon's documented PATCH body, so nothing was written",
+            "report it (a qomon-sync bug) with error_fields; do not redrive until fixed",
+        ),
+        Code.ECHO_MISMATCH: (
+            "Qomon accepted the write but stores something other than what was sent",
+            "check the contact in Qomon (error_fields names the paths); redriving re-applies",
+        ),
+        Code.QOMON_AUTH: (
+            "Qomon refused the API key (401/403)",
+            "put a valid key in the QomonApiKey secret, then redrive",
+        ),
+        Code.MISSING_API_KEY: (
+            "the QomonApiKey secret holds no key",
+            "put the space's key in the secret, then redrive",
+        ),
+        Code.QOMON_VALIDATION: (
+            "Qomon refused the body (400/422)",
+            "see http_status and error_fields; fix the cause, then redrive",
+        ),
+        Code.QOMON_NOT_FOUND: (
+            "Qomon answered 404 for the contact or form",
+            "the contact was deleted in Qomon: drop the letter, or recreate it and redrive",
+        ),
+        Code.QOMON_REQUEST: ("Qomon refused the request itself", "see http_status; report it"),
+        Code.QOMON_MALFORMED_RESPONSE: (
+            "Qomon's answer could not be read",
+            "report it; redrive once Qomon answers normally",
+        ),
+        Code.QOMON_ERROR: ("an unexpected error from Qomon", "see error_detail; redrive"),
+        Code.RETRIES_EXHAUSTED: (
+            "the contact's events were kept waiting (staged) and every delivery of their flush "
+            "met a failure that may pass (429, 5xx, timeouts, another consumer holding an event); "
+            "error_detail names the last",
+            "check the dashboard for the cause (QomonRateLimited, errors); once it has passed, "
+            "redrive: events already applied are not applied again",
+        ),
+        Code.QOMON_RATE_LIMITED: (
+            "transient: Qomon answered 429 (never on a letter: the event was retried)",
+            "nothing; a persistent qomon-rate-limited alarm means the space's quota is too small",
+        ),
+        Code.QOMON_SERVER: (
+            "transient: Qomon answered 5xx (never on a letter: the event was retried)",
+            "nothing unless it lasts",
+        ),
+        Code.QOMON_TRANSPORT: (
+            "transient: Qomon could not be reached (never on a letter: the event was retried)",
+            "nothing unless it lasts",
+        ),
+        Code.QOMON_BUDGET_EXHAUSTED: (
+            "transient: too little time or tokens left in the invocation (never on a letter)",
+            "nothing: SQS delivers it again",
+        ),
+    }
+)
 """What each code means and what to do, in words: the runbook's table."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Iterable, Mapping
+from types import MappingProxyType
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError, create_model
@@ -24,16 +25,22 @@ from qomon_sync.domain.validation import error_paths
 
 QomonDate = Annotated[str, StringConstraints(pattern=QOMON_DATE.pattern)]
 
-_LEAF_TYPES: Mapping[str, Any] = {
-    "text": str,
-    "email": str,
-    "gender": Literal["M", "F", "O"],
-    "integer": int,
-    "boolean": bool,
-    "date": QomonDate,
-    "integers": list[int],
-}
-_STRICT = ConfigDict(extra="forbid", strict=True)
+_LEAF_TYPES: Mapping[str, Any] = MappingProxyType(
+    {
+        "text": str,
+        "email": str,
+        "gender": Literal["M", "F", "O"],
+        "integer": int,
+        "boolean": bool,
+        "date": QomonDate,
+        "integers": list[int],
+    }
+)
+
+
+def _strict() -> ConfigDict:
+    """Each model's own configuration (pydantic's ConfigDict is a dict: none is shared)."""
+    return ConfigDict(extra="forbid", strict=True)
 
 
 def _annotation(name: str, node: Node) -> Any:
@@ -52,15 +59,15 @@ def _model(name: str, node: Obj) -> type[BaseModel]:
             fields[key] = (annotation, ...)
         else:
             fields[key] = (annotation | None, None)
-    model: type[BaseModel] = create_model(name, __config__=_STRICT, **fields)
+    model: type[BaseModel] = create_model(name, __config__=_strict(), **fields)
     return model
 
 
 ContactBody = _model("ContactBody", CONTACT)
 ReplacementBody = create_model(
     "ReplacementBody",
-    __config__=_STRICT,
-    data=(create_model("ReplacementData", __config__=_STRICT, contact=(ContactBody, ...)), ...),
+    __config__=_strict(),
+    data=(create_model("ReplacementData", __config__=_strict(), contact=(ContactBody, ...)), ...),
 )
 """`{"data": {"contact": {...}}}`, as PATCH /contacts/{id} and POST /contacts take it."""
 
