@@ -24,6 +24,7 @@ from typing import Any, TextIO
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from qomon_sync.adapters.table import EVENT as STAGED_EVENT
 from qomon_sync_ops import letters as dl
 from qomon_sync_ops.cli import execute
 from qomon_sync_ops.dlq import by_code
@@ -120,7 +121,7 @@ def _count_staged(dynamodb: Any, table: str, status: Status) -> None:
         "TableName": table,
         "ProjectionExpression": "pk",
         "FilterExpression": "begins_with(sk, :event)",
-        "ExpressionAttributeValues": {":event": {"S": "event#"}},
+        "ExpressionAttributeValues": {":event": {"S": STAGED_EVENT}},
     }
     events, contacts = 0, set()
     for _ in range(STAGED_SCAN_PAGES):

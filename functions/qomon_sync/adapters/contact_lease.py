@@ -7,7 +7,7 @@ PATCH replaces the whole contact, so when both GET before either PATCHes, the se
 built without the first's change, deletes it. SQS keeps one group in one consumer's hands;
 this lease keeps one *contact* in one flush's hands from its GET to its last PATCH.
 
-The item (staging table, see adapters.staging): `contact#<space>#<Qomon id>` / `lease`,
+The item (staging table, see adapters.table): `contact#<space>#<Qomon id>` / `lease`,
 holding `owner` (a random token drawn for each take), `until` (Unix s: the lease is free
 after it) and `expires_at` (DynamoDB TTL, whole seconds, so that a lease nobody released
 is removed by itself). Taking is one conditional put (`attribute_not_exists(pk) OR until <
@@ -39,6 +39,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from qomon_sync.adapters.qomon.pacing import Deadline
+from qomon_sync.adapters.table import Key, contact_lease_key
 from qomon_sync.domain.contact_shape import WriteContact
 from qomon_sync.domain.contact_sync import QomonPort
 
@@ -46,7 +47,6 @@ Contact = dict[str, Any]
 LEASE_WAIT_S = 5.0
 """How long a flush waits for another flush of the same contact before deferring."""
 LEASE_POLL_S = 0.2
-SK = "lease"
 
 
 class ContactBusy(Exception):
@@ -138,8 +138,8 @@ class ContactLeases:
             raise
         return True
 
-    def _key(self, contact_id: int) -> dict[str, dict[str, str]]:
-        return {"pk": {"S": f"contact#{self._space}#{contact_id}"}, "sk": {"S": SK}}
+    def _key(self, contact_id: int) -> Key:
+        return contact_lease_key(self._space, contact_id)
 
 
 class OneWriter:

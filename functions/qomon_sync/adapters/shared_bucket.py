@@ -49,6 +49,7 @@ from qomon_sync.adapters.qomon.pacing import (
     bucket_shape,
     server_tokens,
 )
+from qomon_sync.adapters.table import bucket_key
 
 BOOKING_ATTEMPTS = 8
 """Conditional updates lost to another instance before giving up (each loss means that
@@ -74,7 +75,7 @@ class SharedBucket(PrepaidPacer):
             raise ValueError("token bucket capacity and refill must be positive")
         self._db = dynamodb
         self._table = table
-        self._key = {"pk": {"S": f"space#{space}"}, "sk": {"S": "bucket"}}
+        self._key = bucket_key(space)
         self.capacity = float(capacity)
         self.refill_per_s = float(refill_per_s)
         self.headroom_s = max(0.0, float(headroom_s))

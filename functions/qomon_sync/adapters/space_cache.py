@@ -1,6 +1,6 @@
 """What every instance of the sync function shares about the space, besides its tokens.
 
-Both live in the staging table (adapters.staging), each item with a TTL:
+Both live in the staging table (keys in adapters.table), each item with a TTL:
 
 - the forms (`space#<space>` / `forms`): 6 calls to load, and they change only in Qomon's
   web UI. Each instance used to load them itself, so ten instances paid 60 tokens; now the
@@ -27,6 +27,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from qomon_sync.adapters.qomon.client import normalise_email
+from qomon_sync.adapters.table import Key, forms_key, forms_lease_key, remembered_contact_key
 from qomon_sync.domain.contact_shape import WriteContact
 from qomon_sync.domain.contact_sync import QomonPort
 from qomon_sync.domain.forms import Form, FormCatalog
@@ -55,7 +56,7 @@ class SharedForms:
     ) -> None:
         self._db = dynamodb
         self._table = table
-        self._pk = {"S": f"space#{space}"}
+        self._space = space
         self._ttl_s = ttl_s
         self._clock = clock
         self._sleep = sleep
@@ -87,9 +88,7 @@ class SharedForms:
             catalog = load()
         except BaseException:
             # Let the next instance load them at once rather than wait for this lease.
-            self._db.delete_item(
-                TableName=self._table, Key={"pk": self._pk, "sk": {"S": "forms-lease"}}
-            )
+            self._db.delete_item(TableName=self._table, Key=forms_lease_key(self._space))
             raise
         until = self._clock() + self._ttl_s
         self._write(catalog, until)
@@ -97,7 +96,7 @@ class SharedForms:
 
     def _read(self, now: float) -> tuple[FormCatalog | None, float]:
         answer = self._db.get_item(
-            TableName=self._table, Key={"pk": self._pk, "sk": {"S": "forms"}}, ConsistentRead=True
+            TableName=self._table, Key=forms_key(self._space), ConsistentRead=True
         )
         item = answer.get("Item")
         if item is None or float(item["expires_at"]["N"]) <= now:
@@ -116,8 +115,7 @@ class SharedForms:
         self._db.put_item(
             TableName=self._table,
             Item={
-                "pk": self._pk,
-                "sk": {"S": "forms"},
+                **forms_key(self._space),
                 "catalog": {"B": data},
                 "expires_at": {"N": f"{until:.3f}"},
             },
@@ -128,8 +126,7 @@ class SharedForms:
             self._db.put_item(
                 TableName=self._table,
                 Item={
-                    "pk": self._pk,
-                    "sk": {"S": "forms-lease"},
+                    **forms_lease_key(self._space),
                     "expires_at": {"N": f"{now + LEASE_S:.3f}"},
                 },
                 ConditionExpression="attribute_not_exists(pk) OR expires_at < :now",
@@ -185,8 +182,8 @@ class MailCache:
         if self._ttl_s > 0:
             self._db.delete_item(TableName=self._table, Key=self._key(mail))
 
-    def _key(self, mail: str) -> dict[str, dict[str, str]]:
-        return {"pk": {"S": f"mail#{self._pseudonyms(mail)}"}, "sk": {"S": "contact"}}
+    def _key(self, mail: str) -> Key:
+        return remembered_contact_key(self._pseudonyms(mail))
 
 
 class RememberedContacts:

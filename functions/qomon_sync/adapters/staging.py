@@ -7,18 +7,19 @@ contact's message group and their SQS sequence number, and deleted from the queu
 flush (application.flush) reads the whole group back in queue order and applies it in
 one GET and at most one PATCH.
 
-The table (the template's `StagingTable`) has a partition key `pk` and a sort key `sk`:
+The table (the template's `StagingTable`; every key shape in adapters.table) holds, for
+each message group:
 
-- `group#<message group>` / `event#<sequence number, 40 digits>`: one staged event, with
-  the message's body, id and receive count. Writing it again (a redelivery) writes the
-  same item, so staging is idempotent; a second copy of an event under another sequence
-  number (a sender's retry) is settled as a duplicate by the flush, through the ledger;
-- `group#<message group>` / `head`: the flush marker waiting on the queue for this group,
-  if any, and since when events have been waiting (see application.sync_batch);
-- other partitions hold what every instance shares: the token bucket
-  (adapters.shared_bucket), the forms and the e-mails already looked up
-  (adapters.space_cache), and the lease that keeps one Qomon contact to one writer
-  across message groups (adapters.contact_lease).
+- one item per staged event, keyed by its SQS sequence number, with the message's body,
+  id and receive count. Writing it again (a redelivery) writes the same item, so
+  staging is idempotent; a second copy of an event under another sequence number (a
+  sender's retry) is settled as a duplicate by the flush, through the ledger;
+- its head: the flush marker waiting on the queue for this group, if any, and since when
+  events have been waiting (see application.sync_batch).
+
+Other items hold what every instance shares: the token bucket (adapters.shared_bucket),
+the forms and the e-mails already looked up (adapters.space_cache), and the lease that
+keeps one Qomon contact to one writer across message groups (adapters.contact_lease).
 
 Every item has an `expires_at` (DynamoDB TTL). A staged event holds a person's data: it is
 deleted as soon as its event is settled, and its TTL (the ledger's retention) only ends
@@ -32,11 +33,17 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from qomon_sync.adapters.table import (
+    HEAD,
+    event_seq,
+    group_head_key,
+    group_partition,
+    staged_event_key,
+)
+
 WRITE_BATCH = 25
 """BatchWriteItem's limit."""
 UNPROCESSED_RETRIES = 8
-EVENT = "event#"
-HEAD = "head"
 
 
 @dataclass(frozen=True)
@@ -82,7 +89,7 @@ class StagingTable:
             {
                 "PutRequest": {
                     "Item": {
-                        **_key(group, EVENT + event.seq),
+                        **staged_event_key(group, event.seq),
                         "body": {"S": event.body},
                         "message_id": {"S": event.message_id},
                         "receive_count": {"N": str(event.receive_count)},
@@ -103,10 +110,10 @@ class StagingTable:
             sk = item["sk"]["S"]
             if sk == HEAD:
                 head = _head(item)
-            elif sk.startswith(EVENT):
+            elif (seq := event_seq(sk)) is not None:
                 staged.append(
                     Staged(
-                        seq=sk.removeprefix(EVENT),
+                        seq=seq,
                         body=item["body"]["S"],
                         message_id=item["message_id"]["S"],
                         receive_count=int(item.get("receive_count", {}).get("N", "1")),
@@ -115,14 +122,16 @@ class StagingTable:
         return head, staged
 
     def head(self, group: str) -> Head:
-        answer = self._db.get_item(TableName=self.table, Key=_key(group, HEAD), ConsistentRead=True)
+        answer = self._db.get_item(
+            TableName=self.table, Key=group_head_key(group), ConsistentRead=True
+        )
         return _head(answer["Item"]) if "Item" in answer else Head()
 
     def expect_marker(self, group: str, marker: str, since: float) -> None:
         """Remember the marker just queued for this group (keeping the first `since`)."""
         self._db.update_item(
             TableName=self.table,
-            Key=_key(group, HEAD),
+            Key=group_head_key(group),
             UpdateExpression="SET marker = :marker, since = if_not_exists(since, :since), "
             "expires_at = :expires",
             ExpressionAttributeValues={
@@ -134,16 +143,16 @@ class StagingTable:
 
     def forget(self, group: str, seqs: Iterable[str], *, head: bool = False) -> None:
         """Delete settled events (and the head, when the group is left with nothing)."""
-        keys = [_key(group, EVENT + seq) for seq in dict.fromkeys(seqs)]
+        keys = [staged_event_key(group, seq) for seq in dict.fromkeys(seqs)]
         if head:
-            keys.append(_key(group, HEAD))
+            keys.append(group_head_key(group))
         self._write([{"DeleteRequest": {"Key": key}} for key in keys])
 
     def _query(self, group: str) -> Iterator[dict[str, Any]]:
         request: dict[str, Any] = {
             "TableName": self.table,
             "KeyConditionExpression": "pk = :pk",
-            "ExpressionAttributeValues": {":pk": {"S": f"group#{group}"}},
+            "ExpressionAttributeValues": {":pk": group_partition(group)},
             "ConsistentRead": True,
         }
         while True:
@@ -164,10 +173,6 @@ class StagingTable:
                 self._sleep(min(1.0, 0.05 * 2**attempt))  # DynamoDB throttled part of it
             else:
                 raise RuntimeError(f"DynamoDB left {len(pending)} staging writes unprocessed")
-
-
-def _key(group: str, sk: str) -> dict[str, dict[str, str]]:
-    return {"pk": {"S": f"group#{group}"}, "sk": {"S": sk}}
 
 
 def _head(item: dict[str, Any]) -> Head:
