@@ -8,7 +8,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from qomon_sync.adapters.flush_markers import KIND_ATTRIBUTE, MARKER_KIND, marker_of
-from qomon_sync.application.sync_batch import group_of, sequence_of
+from qomon_sync.application.messages import group_of, sequence_of
 from tests.conftest import PSEUDONYMS
 
 

@@ -45,7 +45,6 @@ duplicates, never applied again.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -57,15 +56,19 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import ValidationError
 
 from qomon_sync.adapters.dead_letters import DeadLetter
-from qomon_sync.adapters.flush_markers import marker_of
 from qomon_sync.adapters.staging import Head, Staged
 from qomon_sync.application.flush import Flush, FlushResult, Settle
+from qomon_sync.application.messages import group_of, marker, receives, sequence_of
 from qomon_sync.application.runtime import SyncRuntime
 from qomon_sync.application.telemetry import Telemetry
 from qomon_sync.domain.change_event import ChangeEvent
-from qomon_sync.domain.privacy import Pseudonyms, redact_refusal, redact_text
+from qomon_sync.domain.privacy import redact_refusal, redact_text
 from qomon_sync.domain.refusal import Code, Refusal
 from qomon_sync.domain.validation import error_paths
+
+# `receives` is application.messages': named here too for the soak (local/), which reads it
+# from this module.
+__all__ = ["GroupRun", "SyncBatch", "receives"]
 
 MIN_TIME_TO_STAGE_S = 1.0
 """One DynamoDB write and maybe one SQS send: below this, the batch goes back untouched."""
@@ -93,7 +96,7 @@ class SyncBatch:
 
     def __post_init__(self) -> None:
         self.records = [SQSRecord(r) for r in self.raw_records]
-        events = sum(1 for r in self.records if _marker(r) is None)
+        events = sum(1 for r in self.records if marker(r) is None)
         self.telemetry.count("EventsReceived", events)
 
     # -- the record handler the batch processor calls, in order ---------------------------
@@ -133,7 +136,7 @@ class SyncBatch:
         stopped = {
             group
             for group, records in groups.items()
-            if any(_marker(r) is not None and receives(r) >= 2 for r in records)
+            if any(marker(r) is not None and receives(r) >= 2 for r in records)
         }
         stopped |= self._held({g: r for g, r in groups.items() if g not in stopped})
         if stopped:
@@ -149,7 +152,7 @@ class SyncBatch:
             (group, event)
             for group, records in groups.items()
             for record in records
-            if _marker(record) is None and (event := _event_of(record)) is not None
+            if marker(record) is None and (event := _event_of(record)) is not None
         ]
         if ledger is None or not events:
             return set()
@@ -291,9 +294,9 @@ class GroupRun:
     def _sort(self) -> list[Staged]:
         staged: list[Staged] = []
         for index, record in enumerate(self.records):
-            marker = _marker(record)
-            if marker is not None:
-                self.markers.add(marker)
+            flush_marker = marker(record)
+            if flush_marker is not None:
+                self.markers.add(flush_marker)
                 continue
             event = self._parse(record)
             if event is None or not self._in_replay_window(event, record):
@@ -393,43 +396,9 @@ class GroupRun:
         """Make sure a flush marker waits behind this group's staged events."""
         if head.marker is not None and head.marker not in self.markers:
             return  # the marker sent earlier is still on the queue, behind these events
-        marker = self.runtime.markers.send(self.group)
-        self.runtime.staging.expect_marker(self.group, marker, since=time.time())
+        flush_marker = self.runtime.markers.send(self.group)
+        self.runtime.staging.expect_marker(self.group, flush_marker, since=time.time())
         self.batch.telemetry.count("FlushMarkersSent")
-
-
-# -- reading records ---------------------------------------------------------------------
-
-
-def group_of(record: SQSRecord, pseudonyms: Pseudonyms) -> str:
-    """The contact's message group; for a standard-queue test event, the contact's key."""
-    group = record.attributes.message_group_id
-    if group:
-        return group
-    try:
-        body = json.loads(record.body)
-        return ChangeEvent.model_validate(body).contact.group(pseudonyms)
-    except (ValueError, ValidationError, TypeError):
-        return record.message_id
-
-
-def sequence_of(record: SQSRecord, index: int) -> str:
-    """The staging sort key: the FIFO sequence number, zero-padded so it sorts as a number.
-
-    A standard-queue event (a test) has none: its sent time and place in the batch order
-    it, and its message id keeps it apart from another batch's."""
-    sequence = record.attributes.sequence_number
-    if sequence and sequence.isdigit():
-        return sequence.rjust(40, "0")
-    sent = record.attributes.get("SentTimestamp") or "0"
-    sent = sent if sent.isdigit() else "0"
-    return f"{sent.rjust(20, '0')}{index:020d}#{record.message_id}"
-
-
-def receives(record: SQSRecord) -> int:
-    """How many times SQS has delivered `record` (its ApproximateReceiveCount)."""
-    count = record.attributes.get("ApproximateReceiveCount") or "1"
-    return int(count) if str(count).isdigit() else 1
 
 
 def _event_of(record: SQSRecord) -> ChangeEvent | None:
@@ -437,10 +406,6 @@ def _event_of(record: SQSRecord) -> ChangeEvent | None:
         return ChangeEvent.model_validate_json(record.body)
     except ValidationError:
         return None
-
-
-def _marker(record: SQSRecord) -> str | None:
-    return marker_of(record.raw_event.get("messageAttributes") or {}, record.body)
 
 
 def _usage(stats: Any) -> dict[str, int]:

@@ -13,7 +13,6 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
-from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities import parameters
 from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor, process_partial_response
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
@@ -22,7 +21,10 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from qomon_sync.application.runtime import SyncRuntime, build_runtime
 from qomon_sync.application.sync_batch import SyncBatch
 from qomon_sync.handlers.observability import logger, metrics, tracer
+from qomon_sync.handlers.telemetry import TELEMETRY
 from qomon_sync.settings import get_settings
+
+__all__ = ["TELEMETRY", "current_runtime", "handler", "reset_runtime"]
 
 processor = SqsFifoPartialProcessor(skip_group_on_error=True)
 # A batch that is all "retry later" (too little time, Qomon down) is reported as failed
@@ -46,38 +48,6 @@ def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailure
         )
     finally:
         batch.emit_usage()
-
-
-class PowertoolsTelemetry:
-    """application.telemetry.Telemetry on the shared Logger and Metrics."""
-
-    def event(self, event_id: str, action: str, **details: Any) -> None:
-        logger.set_correlation_id(event_id)
-        logger.info("event processed", extra={"event_id": event_id, "action": action, **details})
-
-    def info(self, message: str, **details: Any) -> None:
-        logger.info(message, **details)
-
-    def warning(self, message: str, **details: Any) -> None:
-        logger.warning(message, extra=details)
-
-    def count(self, name: str, value: float = 1) -> None:
-        metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
-
-    def dead_lettered(self, code: str) -> None:
-        with single_metric(
-            name="EventsDeadLettered", unit=MetricUnit.Count, value=1, namespace=metrics.namespace
-        ) as metric:
-            metric.add_dimension(name="service", value=metrics.service or "qomon-sync")
-            metric.add_dimension(name="reason", value=code)
-
-    def call(self, endpoint: str, status: int | None, latency_s: float) -> None:
-        metrics.add_metric(
-            name="QomonLatency", unit=MetricUnit.Milliseconds, value=latency_s * 1000
-        )
-
-
-TELEMETRY = PowertoolsTelemetry()
 
 
 @lru_cache(maxsize=1)
