@@ -16,6 +16,7 @@ import httpx
 import pytest
 from botocore.exceptions import ClientError
 
+from qomon_sync.application.invocation import Invocation
 from qomon_sync.application.runtime import build_runtime
 from qomon_sync.application.sync_batch import Fate, SyncBatch
 from qomon_sync.settings import get_settings
@@ -117,11 +118,10 @@ class Consumer(threading.Thread):
 
     def run(self) -> None:
         try:
+            clock = LocalContext(60).get_remaining_time_in_millis
             batch = SyncBatch(
                 lambda_event(self.messages, QUEUE_ARN)["Records"],
-                LocalContext(60).get_remaining_time_in_millis,
-                self.runtime,
-                self.telemetry,
+                Invocation(self.runtime, self.telemetry, clock),
             )
             batch.run()
             self.fates = batch.fates

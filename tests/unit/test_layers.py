@@ -160,3 +160,71 @@ def test_what_the_domain_holds_at_module_level_is_read_only() -> None:
             if holds_mutable(value):
                 found.append(f"{path.name} {name}")
     assert found == []
+
+
+def module_of(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imports_among(modules: dict[str, Path]) -> dict[str, set[str]]:
+    """Each runtime module's imports of other runtime modules, including those made only
+    for type checking (a circle there is still two modules that cannot be read apart):
+    `from package import name` counts as an import of `package.name` when that is a
+    module, and of the package otherwise."""
+    graph: dict[str, set[str]] = {}
+    for module, path in modules.items():
+        package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+        found: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                found.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    anchor = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
+                    base = f"{anchor}.{base}" if base else anchor
+                for alias in node.names:
+                    found.add(f"{base}.{alias.name}" if f"{base}.{alias.name}" in modules else base)
+        graph[module] = {name for name in found if name in modules and name != module}
+    return graph
+
+
+def circles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components of more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found: list[list[str]] = []
+
+    def visit(module: str) -> None:
+        index[module] = low[module] = len(index)
+        stack.append(module)
+        for other in sorted(graph[module]):
+            if other not in index:
+                visit(other)
+                low[module] = min(low[module], low[other])
+            elif other in stack:
+                low[module] = min(low[module], index[other])
+        if low[module] == index[module]:
+            component = []
+            while True:
+                member = stack.pop()
+                component.append(member)
+                if member == module:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for module in sorted(graph):
+        if module not in index:
+            visit(module)
+    return found
+
+
+def test_no_runtime_modules_import_each_other() -> None:
+    """Issue 19: `application/flush.py` and `application/sync_batch.py` imported each
+    other (the flush took the whole batch). Dependencies point one way, within a layer
+    too: no circle of imports among the modules both Lambdas ship."""
+    modules = {module_of(path): path for path in PACKAGE.rglob("*.py")}
+    assert circles(imports_among(modules)) == []

@@ -15,7 +15,9 @@
    dead-lettered ones released, and every settled event deleted from the staging table.
 
 A kill at any point leaves staged events and in-progress claims that the next delivery
-of the group's messages finds again (see application.sync_batch).
+of the group's messages finds again (see application.sync_batch). It takes the
+invocation (application.invocation) for its clock, telemetry and dead letters, and
+nothing of the batch that runs it.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import ValidationError
@@ -36,14 +38,12 @@ from qomon_sync.adapters.qomon.client import READ_COST, WRITE_COST
 from qomon_sync.adapters.qomon.errors import QomonBudgetExhausted
 from qomon_sync.adapters.secrets import MissingApiKey
 from qomon_sync.adapters.staging import Head, Staged
+from qomon_sync.application.invocation import Invocation
 from qomon_sync.domain.change_event import ChangeEvent
 from qomon_sync.domain.contact_sync import ContactSync, EventOutcome, sync_contact
 from qomon_sync.domain.privacy import redact_paths
 from qomon_sync.domain.refusal import Code, Refusal
 from qomon_sync.domain.validation import error_paths
-
-if TYPE_CHECKING:
-    from qomon_sync.application.sync_batch import SyncBatch
 
 MIN_TIME_FOR_A_CONTACT_S = 5.0
 """A search, a GET and a PATCH, paced: never start a contact with less than this left."""
@@ -84,10 +84,10 @@ class Pending:
 
 
 class Flush:
-    def __init__(self, batch: SyncBatch, group: str) -> None:
-        self.batch = batch
-        self.runtime = batch.runtime
-        self.telemetry = batch.telemetry
+    def __init__(self, invocation: Invocation, group: str) -> None:
+        self.invocation = invocation
+        self.runtime = invocation.runtime
+        self.telemetry = invocation.telemetry
         self.group = group
         self.settled: list[str] = []
         """Sequence numbers of the settled events: deleted from the staging table at the end."""
@@ -100,7 +100,7 @@ class Flush:
             if head != Head():
                 self.runtime.staging.forget(self.group, [], head=True)
             return FlushResult(Settle.DONE, head)
-        seconds_left = self.batch.seconds_left()
+        seconds_left = self.invocation.seconds_left()
         if seconds_left < MIN_TIME_FOR_A_CONTACT_S:
             return FlushResult(Settle.DEFERRED, head, "too little time left in this invocation")
         pending = self._unique(self._parse(staged))
@@ -131,7 +131,7 @@ class Flush:
         pending = self._unique(self._parse(staged))
         ledger = self.runtime.ledger
         claims = (
-            ledger.claim_all([p.event for p in pending], self.batch.remaining_ms())
+            ledger.claim_all([p.event for p in pending], self.invocation.remaining_ms())
             if ledger is not None
             else [Claim.NEW] * len(pending)
         )
@@ -163,7 +163,7 @@ class Flush:
                     + "; ".join(f"{path}: {why}" for path, why in problems),
                     tuple(path for path, _ in problems),
                 )
-                self.batch.dead_letter(self._letter(item, None), refusal)
+                self.invocation.dead_letter(self._letter(item, None), refusal)
                 self.settled.append(item.seq)
         return pending
 
@@ -185,7 +185,7 @@ class Flush:
         ledger = self.runtime.ledger
         if ledger is None:
             return pending, []  # dry run: nothing is written, so nothing is recorded
-        claims = ledger.claim_all([p.event for p in pending], self.batch.remaining_ms())
+        claims = ledger.claim_all([p.event for p in pending], self.invocation.remaining_ms())
         work: list[Pending] = []
         for index, (item, claim) in enumerate(zip(pending, claims, strict=True)):
             if claim is Claim.DONE:
@@ -215,7 +215,7 @@ class Flush:
         statuses: dict[str, int | None] = {}
         try:
             client = self.runtime.client()
-            self.batch.note_usage()
+            self.invocation.note_usage()
             bucket = client.bucket
             bucket.reserve(READ_COST + WRITE_COST, deadline, keep_s=TIME_FOR_THE_CALLS_S)
             # One writer per Qomon contact across message groups: the contact's lease is
@@ -308,7 +308,7 @@ class Flush:
                     self._letter(item.staged, item.event.event_id),
                     http_status=statuses.get(item.key),
                 )
-                self.batch.dead_letter(letter, outcome.refusal)
+                self.invocation.dead_letter(letter, outcome.refusal)
                 released.append(item.event)
                 continue
             actions.add(outcome.action)
@@ -340,7 +340,7 @@ class Flush:
         self.telemetry.event(item.event.event_id, "duplicate", source=item.event.source, detail=why)
 
     def _dead_letter(self, item: Pending, refusal: Refusal) -> None:
-        self.batch.dead_letter(self._letter(item.staged, item.event.event_id), refusal)
+        self.invocation.dead_letter(self._letter(item.staged, item.event.event_id), refusal)
 
     def _letter(self, staged: Staged, event_id: str | None) -> DeadLetter:
         return DeadLetter(

@@ -17,6 +17,7 @@ from qomon_sync.adapters.dry_run import DryRun
 from qomon_sync.adapters.flush_markers import FlushMarkers
 from qomon_sync.adapters.ledger import EventLedger
 from qomon_sync.adapters.qomon import Deadline, QomonClient, RetryPolicy
+from qomon_sync.adapters.qomon.client import CallStats
 from qomon_sync.adapters.qomon.port import QomonContacts, fetch_forms
 from qomon_sync.adapters.secrets import deployment_pseudonyms, qomon_api_key
 from qomon_sync.adapters.settled_messages import SettledMessages
@@ -87,6 +88,12 @@ class SyncRuntime:
             self._leases = ContactLeases(self.dynamodb, self.staging.table, space)
             self._client_key = key
         return self._client
+
+    @property
+    def usage(self) -> CallStats | None:
+        """What the Qomon client has spent since it was built (None before the first flush
+        needs it)."""
+        return self._client.stats if self._client is not None else None
 
     def forms(self, client: QomonClient, deadline: Deadline) -> FormCatalog:
         self.client()

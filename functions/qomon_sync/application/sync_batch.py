@@ -46,7 +46,7 @@ duplicates, never applied again.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -58,11 +58,10 @@ from pydantic import ValidationError
 from qomon_sync.adapters.dead_letters import DeadLetter
 from qomon_sync.adapters.staging import Head, Staged
 from qomon_sync.application.flush import Flush, FlushResult, Settle
+from qomon_sync.application.invocation import Invocation
 from qomon_sync.application.messages import group_of, marker, receives, sequence_of
-from qomon_sync.application.runtime import SyncRuntime
-from qomon_sync.application.telemetry import Telemetry
 from qomon_sync.domain.change_event import ChangeEvent
-from qomon_sync.domain.privacy import redact_refusal, redact_text
+from qomon_sync.domain.privacy import redact_text
 from qomon_sync.domain.refusal import Code, Refusal
 from qomon_sync.domain.validation import error_paths
 
@@ -86,15 +85,14 @@ class Fate:
 @dataclass
 class SyncBatch:
     raw_records: Sequence[dict[str, Any]]
-    remaining_ms: Callable[[], int]
-    runtime: SyncRuntime
-    telemetry: Telemetry
+    invocation: Invocation
     fates: dict[str, Fate] = field(default_factory=dict)
     _ran: bool = False
-    _usage_before: dict[str, int] | None = None
     _deleted: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
+        self.runtime = self.invocation.runtime
+        self.telemetry = self.invocation.telemetry
         self.records = [SQSRecord(r) for r in self.raw_records]
         events = sum(1 for r in self.records if marker(r) is None)
         self.telemetry.count("EventsReceived", events)
@@ -162,9 +160,6 @@ class SyncBatch:
             return set()  # only an order: the flushes find out for themselves
         return {group for (group, _), busy in zip(events, held, strict=True) if busy}
 
-    def seconds_left(self) -> float:
-        return self.remaining_ms() / 1000 - self.runtime.settings.safety_margin_s
-
     # -- endings --------------------------------------------------------------------------
 
     def settle(self, records: Sequence[SQSRecord]) -> None:
@@ -205,49 +200,6 @@ class SyncBatch:
             reason=redact_text(why),
         )
 
-    def dead_letter(self, letter: DeadLetter, refusal: Refusal) -> None:
-        """Send one event to the dead-letter queue, redacted, and say so."""
-        # The one redaction, before the refusal leaves the process by any way.
-        shown = redact_refusal(refusal)
-        self.runtime.dead_letters.send(
-            DeadLetter(
-                body=letter.body,
-                group_id=letter.group_id,
-                deduplication_id=letter.deduplication_id,
-                code=shown.code,
-                detail=shown.detail,
-                fields=shown.fields,
-                http_status=letter.http_status,
-                attempts=letter.attempts,
-                event_id=letter.event_id,
-            )
-        )
-        self.telemetry.dead_lettered(shown.code)
-        self.telemetry.event(
-            letter.event_id or letter.deduplication_id,
-            "dead_letter",
-            code=shown.code,
-            detail=shown.detail,
-            fields=list(shown.fields),
-        )
-
-    def note_usage(self) -> None:
-        """Remember the client's counters before its first call of this invocation."""
-        if self._usage_before is None and self.runtime._client is not None:
-            self._usage_before = _usage(self.runtime._client.stats)
-
-    def emit_usage(self) -> None:
-        client = self.runtime._client
-        if client is None or self._usage_before is None:
-            return
-        now = _usage(client.stats)
-        for name, metric in (
-            ("tokens", "QomonTokensSpent"),
-            ("calls", "QomonCalls"),
-            ("rate_limited", "QomonRateLimited"),
-        ):
-            self.telemetry.count(metric, now[name] - self._usage_before[name])
-
 
 class GroupRun:
     """One contact's messages in this batch."""
@@ -256,6 +208,7 @@ class GroupRun:
         self, batch: SyncBatch, group: str, records: list[SQSRecord], *, drained: bool
     ) -> None:
         self.batch = batch
+        self.invocation = batch.invocation
         self.runtime = batch.runtime
         self.settings = batch.runtime.settings
         self.group = group
@@ -265,7 +218,7 @@ class GroupRun:
         self.letters: list[tuple[DeadLetter, Refusal]] = []
 
     def run(self) -> None:
-        if self.batch.seconds_left() < MIN_TIME_TO_STAGE_S:
+        if self.invocation.seconds_left() < MIN_TIME_TO_STAGE_S:
             self.batch.retry(self.records, "too little time left in this invocation")
             return
         staged = self._sort()
@@ -280,13 +233,13 @@ class GroupRun:
             # The last delivery: a failure that is not a verdict (a bug, a poison event,
             # DynamoDB) would otherwise let the redrive policy move these messages without
             # a reason and strand every event staged before them.
-            Flush(self.batch, self.group).give_up(f"unexpected error: {type(exc).__name__}")
+            Flush(self.invocation, self.group).give_up(f"unexpected error: {type(exc).__name__}")
             why = None
         if why is not None:
             self.batch.retry(self.records, why)
             return
         for letter, refusal in self.letters:
-            self.batch.dead_letter(letter, refusal)
+            self.invocation.dead_letter(letter, refusal)
         self.batch.settle(self.records)
 
     # -- 1. sort the messages ---------------------------------------------------------------
@@ -369,9 +322,9 @@ class GroupRun:
                 return None
         if not staged_now and not self.markers:
             return None  # only letters in this batch for this group: nothing to apply yet
-        self.batch.note_usage()
+        self.invocation.note_usage()
         self.batch.delete_settled()
-        result = Flush(self.batch, self.group).run()
+        result = Flush(self.invocation, self.group).run()
         return self._after(result)
 
     def _after(self, result: FlushResult) -> str | None:
@@ -384,7 +337,7 @@ class GroupRun:
         if self._last_delivery():
             # The last delivery: dead-letter what is staged rather than let the redrive
             # policy move these messages without a reason and strand the rest.
-            Flush(self.batch, self.group).give_up(result.why)
+            Flush(self.invocation, self.group).give_up(result.why)
             return None
         return result.why
 
@@ -406,7 +359,3 @@ def _event_of(record: SQSRecord) -> ChangeEvent | None:
         return ChangeEvent.model_validate_json(record.body)
     except ValidationError:
         return None
-
-
-def _usage(stats: Any) -> dict[str, int]:
-    return {"tokens": stats.tokens, "calls": stats.calls, "rate_limited": stats.rate_limited}

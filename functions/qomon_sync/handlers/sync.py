@@ -18,6 +18,7 @@ from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor, proce
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from qomon_sync.application.invocation import Invocation
 from qomon_sync.application.runtime import SyncRuntime, build_runtime
 from qomon_sync.application.sync_batch import SyncBatch
 from qomon_sync.handlers.observability import logger, metrics, tracer
@@ -36,18 +37,14 @@ processor.raise_on_entire_batch_failure = False
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
-    batch = SyncBatch(
-        event.get("Records") or [],
-        context.get_remaining_time_in_millis,
-        current_runtime(),
-        TELEMETRY,
-    )
+    invocation = Invocation(current_runtime(), TELEMETRY, context.get_remaining_time_in_millis)
+    batch = SyncBatch(event.get("Records") or [], invocation)
     try:
         return process_partial_response(
             event=event, record_handler=batch.handle, processor=processor, context=context
         )
     finally:
-        batch.emit_usage()
+        invocation.emit_usage()
 
 
 @lru_cache(maxsize=1)

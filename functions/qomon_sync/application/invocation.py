@@ -1,0 +1,83 @@
+"""What one invocation of the sync function hands each contact's run and flush.
+
+Its clock (the time left, less the margin kept for acknowledging), its telemetry, the
+dead-letter queue, and the Qomon usage it reports at the end. The batch
+(application.sync_batch) and a contact's flush (application.flush) each take this, not
+each other: the flush needs nothing else of the batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from qomon_sync.adapters.dead_letters import DeadLetter
+from qomon_sync.adapters.qomon.client import CallStats
+from qomon_sync.application.runtime import SyncRuntime
+from qomon_sync.application.telemetry import Telemetry
+from qomon_sync.domain.privacy import redact_refusal
+from qomon_sync.domain.refusal import Refusal
+
+USAGE_METRICS = (
+    ("tokens", "QomonTokensSpent"),
+    ("calls", "QomonCalls"),
+    ("rate_limited", "QomonRateLimited"),
+)
+
+
+@dataclass
+class Invocation:
+    runtime: SyncRuntime
+    telemetry: Telemetry
+    remaining_ms: Callable[[], int]
+    """The Lambda context's clock: milliseconds left in this invocation."""
+    _usage_before: dict[str, int] | None = field(default=None, repr=False)
+
+    def seconds_left(self) -> float:
+        """What this invocation may still spend, its safety margin kept back."""
+        return self.remaining_ms() / 1000 - self.runtime.settings.safety_margin_s
+
+    def dead_letter(self, letter: DeadLetter, refusal: Refusal) -> None:
+        """Send one event to the dead-letter queue, redacted, and say so."""
+        # The one redaction, before the refusal leaves the process by any way.
+        shown = redact_refusal(refusal)
+        self.runtime.dead_letters.send(
+            DeadLetter(
+                body=letter.body,
+                group_id=letter.group_id,
+                deduplication_id=letter.deduplication_id,
+                code=shown.code,
+                detail=shown.detail,
+                fields=shown.fields,
+                http_status=letter.http_status,
+                attempts=letter.attempts,
+                event_id=letter.event_id,
+            )
+        )
+        self.telemetry.dead_lettered(shown.code)
+        self.telemetry.event(
+            letter.event_id or letter.deduplication_id,
+            "dead_letter",
+            code=shown.code,
+            detail=shown.detail,
+            fields=list(shown.fields),
+        )
+
+    def note_usage(self) -> None:
+        """Remember the Qomon client's counters before its first call of this invocation."""
+        stats = self.runtime.usage
+        if self._usage_before is None and stats is not None:
+            self._usage_before = _usage(stats)
+
+    def emit_usage(self) -> None:
+        """Count what this invocation spent of Qomon's rate limit (once, at its end)."""
+        stats = self.runtime.usage
+        if stats is None or self._usage_before is None:
+            return
+        now = _usage(stats)
+        for name, metric in USAGE_METRICS:
+            self.telemetry.count(metric, now[name] - self._usage_before[name])
+
+
+def _usage(stats: CallStats) -> dict[str, int]:
+    return {"tokens": stats.tokens, "calls": stats.calls, "rate_limited": stats.rate_limited}
