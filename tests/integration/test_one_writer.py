@@ -17,8 +17,9 @@ import pytest
 from botocore.exceptions import ClientError
 
 from qomon_sync.application.invocation import Invocation
+from qomon_sync.application.outcome import Outcome
 from qomon_sync.application.runtime import build_runtime
-from qomon_sync.application.sync_batch import Fate, SyncBatch
+from qomon_sync.application.sync_batch import SyncBatch
 from qomon_sync.settings import get_settings
 from qomon_sync_dev.local_mode import LocalContext, LocalMode, LocalOptions, lambda_event
 from tests.integration.sync_harness import (
@@ -113,7 +114,7 @@ class Consumer(threading.Thread):
         self.runtime = build_runtime(get_settings())
         self.runtime.transport = transport
         self.telemetry = Counts()
-        self.fates: dict[str, Fate] = {}
+        self.outcomes: dict[str, Outcome] = {}
         self.error: BaseException | None = None
 
     def run(self) -> None:
@@ -124,7 +125,7 @@ class Consumer(threading.Thread):
                 Invocation(self.runtime, self.telemetry, clock),
             )
             batch.run()
-            self.fates = batch.fates
+            self.outcomes = batch.outcomes
         except BaseException as exc:  # reported by the test, not lost in the thread
             self.error = exc
 
@@ -141,8 +142,8 @@ class Consumer(threading.Thread):
         self.join(JOIN_S)
         assert not self.is_alive(), "the consumer did not return"
         assert self.error is None, repr(self.error)
-        assert {m["MessageId"] for m in self.messages} == set(self.fates)
-        assert all(fate.retry is None for fate in self.fates.values())  # none sent back
+        assert {m["MessageId"] for m in self.messages} == set(self.outcomes)
+        assert not any(o.comes_back for o in self.outcomes.values())  # none sent back
 
 
 def flush_the_rest(local: LocalMode) -> None:

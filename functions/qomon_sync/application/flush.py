@@ -14,17 +14,17 @@
 5. settle each outcome: dead letters sent, applied events completed in the ledger,
    dead-lettered ones released, and every settled event deleted from the staging table.
 
-A kill at any point leaves staged events and in-progress claims that the next delivery
-of the group's messages finds again (see application.sync_batch). It takes the
-invocation (application.invocation) for its clock, telemetry and dead letters, and
-nothing of the batch that runs it.
+It ends in an application.outcome: done, deferred (time, tokens or the contact's lease
+ran short) or retry (a failure that may pass). A kill at any point leaves staged events
+and in-progress claims that the next delivery of the group's messages finds again (see
+application.sync_batch). It takes the invocation (application.invocation) for its clock,
+telemetry and dead letters, and nothing of the batch that runs it.
 """
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -39,6 +39,7 @@ from qomon_sync.adapters.qomon.errors import QomonBudgetExhausted
 from qomon_sync.adapters.secrets import MissingApiKey
 from qomon_sync.adapters.staging import Head, Staged
 from qomon_sync.application.invocation import Invocation
+from qomon_sync.application.outcome import Next, Outcome
 from qomon_sync.domain.change_event import ChangeEvent
 from qomon_sync.domain.contact_sync import ContactSync, EventOutcome, sync_contact
 from qomon_sync.domain.privacy import redact_paths
@@ -54,23 +55,6 @@ CONTACT_METRICS = (
     ("created", "ContactsCreated"),
     ("unchanged", "ContactsUnchanged"),
 )
-
-
-class Settle(enum.Enum):
-    DONE = "done"
-    """Every staged event was settled (applied, unchanged, duplicate or dead-lettered)."""
-    DEFERRED = "deferred"
-    """Nothing went wrong, but time or tokens ran short, or another group's flush was
-    writing the contact: the next invocation flushes."""
-    RETRY = "retry"
-    """A failure that may pass: the group's messages go back to the queue."""
-
-
-@dataclass(frozen=True)
-class FlushResult:
-    settle: Settle
-    head: Head = field(default_factory=Head)
-    why: str = ""
 
 
 @dataclass(frozen=True)
@@ -89,32 +73,32 @@ class Flush:
         self.runtime = invocation.runtime
         self.telemetry = invocation.telemetry
         self.group = group
+        self.head = Head()
+        """The group's head as the flush found it: where a deferred flush's marker waits."""
         self.settled: list[str] = []
         """Sequence numbers of the settled events: deleted from the staging table at the end."""
 
     # -- the flush --------------------------------------------------------------------------
 
-    def run(self) -> FlushResult:
-        head, staged = self.runtime.staging.load(self.group)
+    def run(self) -> Outcome:
+        self.head, staged = self.runtime.staging.load(self.group)
         if not staged:
-            if head != Head():
+            if self.head != Head():
                 self.runtime.staging.forget(self.group, [], head=True)
-            return FlushResult(Settle.DONE, head)
+            return Outcome.done()
         seconds_left = self.invocation.seconds_left()
         if seconds_left < MIN_TIME_FOR_A_CONTACT_S:
-            return FlushResult(Settle.DEFERRED, head, "too little time left in this invocation")
+            return Outcome.deferred("too little time left in this invocation")
         pending = self._unique(self._parse(staged))
         work, waiting = self._claim(pending)
-        result = FlushResult(Settle.DONE, head)
+        outcome = Outcome.done()
         if work:
-            result = self._apply(work, Deadline.after(seconds_left), head)
-        if waiting and result.settle is Settle.DONE:
-            result = FlushResult(
-                Settle.RETRY, head, "an earlier delivery of an event is still in progress"
-            )
-        done = result.settle is Settle.DONE and len(self.settled) == len(staged)
+            outcome = self._apply(work, Deadline.after(seconds_left))
+        if waiting and outcome.next is Next.DONE:
+            outcome = Outcome.retry("an earlier delivery of an event is still in progress")
+        done = outcome.next is Next.DONE and len(self.settled) == len(staged)
         self.runtime.staging.forget(self.group, self.settled, head=done)
-        return result
+        return outcome
 
     def give_up(self, why: str) -> None:
         """The last delivery failed too: dead-letter every staged event, with the reason.
@@ -204,12 +188,12 @@ class Flush:
 
     # -- 4. the read-modify-write --------------------------------------------------------------
 
-    def _apply(self, work: list[Pending], deadline: Deadline, head: Head) -> FlushResult:
+    def _apply(self, work: list[Pending], deadline: Deadline) -> Outcome:
         by_key = {item.key: item for item in work}
         # The fold names events by id: ids made unique by the source (ledger_key).
         events = [item.event.model_copy(update={"event_id": item.key}) for item in work]
         result = ContactSync()
-        settle = FlushResult(Settle.DONE, head)
+        outcome = Outcome.done()
         bucket = None
         writer = None
         statuses: dict[str, int | None] = {}
@@ -227,14 +211,14 @@ class Flush:
                 events, port, forms, self.runtime.settings.assembly_policy(), result=result
             )
         except BucketWaitTooLong as exc:
-            settle = FlushResult(Settle.DEFERRED, head, f"no rate-limit tokens in time ({exc})")
+            outcome = Outcome.deferred(f"no rate-limit tokens in time ({exc})")
         except ContactBusy as exc:
             # Another group's flush is writing this person: not a failure, so no receive is
             # spent and nothing is dead-lettered; a marker brings the events back.
             self.telemetry.info("contact busy: flush deferred", contact_id=exc.contact_id)
-            settle = FlushResult(Settle.DEFERRED, head, str(exc))
+            outcome = Outcome.deferred(str(exc))
         except (QomonError, MissingApiKey) as exc:
-            settle = self._failed(exc, events, result, statuses, head)
+            outcome = self._failed(exc, events, result, statuses)
         except Exception:
             # Something unexpected (a bug, a poison event): the claims nobody will
             # complete are released, so the next delivery claims them again at once.
@@ -247,7 +231,7 @@ class Flush:
                 bucket.refund()
         self._release_unsettled(events, result, by_key)
         self._settle(result.outcomes, by_key, statuses)
-        return settle
+        return outcome
 
     def _release(self, writer: OneWriter) -> None:
         try:
@@ -272,12 +256,11 @@ class Flush:
         events: list[ChangeEvent],
         result: ContactSync,
         statuses: dict[str, int | None],
-        head: Head,
-    ) -> FlushResult:
+    ) -> Outcome:
         if isinstance(exc, QomonBudgetExhausted) and exc.last_error is None:
-            return FlushResult(Settle.DEFERRED, head, str(exc))  # no time or tokens left
+            return Outcome.deferred(str(exc))  # no time or tokens left
         if isinstance(exc, QomonError) and exc.retryable:
-            return FlushResult(Settle.RETRY, head, str(exc))
+            return Outcome.retry(str(exc))
         code = exc.code if isinstance(exc, QomonError) else Code.MISSING_API_KEY
         status = exc.status if isinstance(exc, QomonError) else None
         refusal = Refusal(code, str(exc))
@@ -286,7 +269,7 @@ class Flush:
             if event.event_id not in settled:
                 result.outcomes.append(EventOutcome(event.event_id, "dead_letter", refusal=refusal))
                 statuses[event.event_id] = status
-        return FlushResult(Settle.DONE, head)
+        return Outcome.done()
 
     # -- 5. settling ----------------------------------------------------------------------------
 

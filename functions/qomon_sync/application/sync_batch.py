@@ -29,6 +29,9 @@ backlog. For each contact (group) in the batch, in order:
    A flush that had no time or tokens left queues a marker instead, for the next
    invocation.
 
+What becomes of each contact, and so of its messages, is an application.outcome: done,
+deferred or retry.
+
 Why nothing is stranded: an event is deleted from the queue only once it is settled, or
 staged with a flush marker of its group behind it on the queue (sent before the delete,
 or still waiting from before). FIFO order delivers that marker after every message ahead
@@ -46,8 +49,7 @@ duplicates, never applied again.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -57,9 +59,10 @@ from pydantic import ValidationError
 
 from qomon_sync.adapters.dead_letters import DeadLetter
 from qomon_sync.adapters.staging import Head, Staged
-from qomon_sync.application.flush import Flush, FlushResult, Settle
+from qomon_sync.application.flush import Flush
 from qomon_sync.application.invocation import Invocation
 from qomon_sync.application.messages import group_of, marker, receives, sequence_of
+from qomon_sync.application.outcome import Next, Outcome
 from qomon_sync.domain.change_event import ChangeEvent
 from qomon_sync.domain.privacy import redact_text
 from qomon_sync.domain.refusal import Code, Refusal
@@ -67,33 +70,26 @@ from qomon_sync.domain.validation import error_paths
 
 # `receives` is application.messages': named here too for the soak (local/), which reads it
 # from this module.
-__all__ = ["GroupRun", "SyncBatch", "receives"]
+__all__ = ["ContactRun", "LeftForRedelivery", "SyncBatch", "receives"]
 
 MIN_TIME_TO_STAGE_S = 1.0
 """One DynamoDB write and maybe one SQS send: below this, the batch goes back untouched."""
+NOT_REACHED = Outcome.retry("not reached")
+"""A message the batch never came to (it stopped on an unexpected error): it comes back."""
 
 
-class RetryLater(Exception):
-    """Not a verdict on the event: SQS should deliver it again."""
-
-
-@dataclass(frozen=True)
-class Fate:
-    retry: RetryLater | None = None
-
-
-@dataclass
 class SyncBatch:
-    raw_records: Sequence[dict[str, Any]]
-    invocation: Invocation
-    fates: dict[str, Fate] = field(default_factory=dict)
-    _ran: bool = False
-    _deleted: set[str] = field(default_factory=set)
+    """One invocation's messages, contact by contact; `outcomes` says what became of each."""
 
-    def __post_init__(self) -> None:
-        self.runtime = self.invocation.runtime
-        self.telemetry = self.invocation.telemetry
-        self.records = [SQSRecord(r) for r in self.raw_records]
+    def __init__(self, raw_records: Sequence[dict[str, Any]], invocation: Invocation) -> None:
+        self.invocation = invocation
+        self.runtime = invocation.runtime
+        self.telemetry = invocation.telemetry
+        self.records = [SQSRecord(r) for r in raw_records]
+        self.outcomes: dict[str, Outcome] = {}
+        """Message id -> its contact's outcome, filled as the contacts run."""
+        self._deleted: set[str] = set()
+        self._ran = False
         events = sum(1 for r in self.records if marker(r) is None)
         self.telemetry.count("EventsReceived", events)
 
@@ -103,9 +99,9 @@ class SyncBatch:
         if not self._ran:
             self._ran = True
             self.run()
-        fate = self.fates.get(record.message_id) or Fate(RetryLater("not reached"))
-        if fate.retry is not None:
-            raise fate.retry
+        outcome = self.outcome_of(record)
+        if outcome.comes_back:
+            raise LeftForRedelivery(outcome.reason)
 
     def run(self) -> None:
         groups: dict[str, list[SQSRecord]] = {}
@@ -116,10 +112,17 @@ class SyncBatch:
         for group in self._stopped_before(groups):
             records = groups[group]
             drained = not (full and group == last)
+            run = ContactRun(
+                self.invocation, group, records, drained=drained, before_flush=self.delete_settled
+            )
             try:
-                GroupRun(self, group, records, drained=drained).run()
+                outcome = run.run()
             except Exception as exc:  # DynamoDB or SQS failing: SQS delivers it all again
-                self.retry(records, f"unexpected error: {type(exc).__name__}")
+                outcome = Outcome.retry(f"unexpected error: {type(exc).__name__}")
+            self.end(records, outcome)
+
+    def outcome_of(self, record: SQSRecord) -> Outcome:
+        return self.outcomes.get(record.message_id, NOT_REACHED)
 
     def _stopped_before(self, groups: dict[str, list[SQSRecord]]) -> list[str]:
         """The groups in the order to run them: those whose flush did not finish on an
@@ -162,9 +165,19 @@ class SyncBatch:
 
     # -- endings --------------------------------------------------------------------------
 
-    def settle(self, records: Sequence[SQSRecord]) -> None:
+    def end(self, records: Sequence[SQSRecord], outcome: Outcome) -> None:
+        """Record what became of a contact's messages, and say so when they come back."""
         for record in records:
-            self.fates.setdefault(record.message_id, Fate())
+            self.outcomes[record.message_id] = outcome
+        if not outcome.comes_back:
+            return
+        self.telemetry.count("EventsRetryLater", len(records))
+        self.telemetry.warning(
+            "events left for redelivery",
+            messages=[r.message_id for r in records],
+            events=len(records),
+            reason=redact_text(outcome.reason),
+        )
 
     def delete_settled(self) -> None:
         """Delete the messages settled so far, before another contact's flush: if that
@@ -176,8 +189,8 @@ class SyncBatch:
             r
             for r in self.records
             if r.message_id not in self._deleted
-            and (fate := self.fates.get(r.message_id)) is not None
-            and fate.retry is None
+            and (outcome := self.outcomes.get(r.message_id)) is not None
+            and not outcome.comes_back
         ]
         if not done:
             return
@@ -189,58 +202,54 @@ class SyncBatch:
                 messages=failed,
             )
 
-    def retry(self, records: Sequence[SQSRecord], why: str) -> None:
-        for record in records:
-            self.fates[record.message_id] = Fate(retry=RetryLater(why))
-        self.telemetry.count("EventsRetryLater", len(records))
-        self.telemetry.warning(
-            "events left for redelivery",
-            messages=[r.message_id for r in records],
-            events=len(records),
-            reason=redact_text(why),
-        )
 
-
-class GroupRun:
-    """One contact's messages in this batch."""
+class ContactRun:
+    """One contact's messages in this batch: staged, then flushed or left waiting."""
 
     def __init__(
-        self, batch: SyncBatch, group: str, records: list[SQSRecord], *, drained: bool
+        self,
+        invocation: Invocation,
+        group: str,
+        records: list[SQSRecord],
+        *,
+        drained: bool,
+        before_flush: Callable[[], None] = lambda: None,
     ) -> None:
-        self.batch = batch
-        self.invocation = batch.invocation
-        self.runtime = batch.runtime
-        self.settings = batch.runtime.settings
+        self.invocation = invocation
+        self.runtime = invocation.runtime
+        self.settings = invocation.runtime.settings
+        self.telemetry = invocation.telemetry
         self.group = group
         self.records = records
         self.drained = drained
+        self.before_flush = before_flush
+        """Called before the flush starts (the batch deletes the messages settled so far)."""
         self.markers: set[str] = set()
         self.letters: list[tuple[DeadLetter, Refusal]] = []
+        """Messages refused before staging, with why: sent unless the contact's messages
+        come back (they would be refused again)."""
 
-    def run(self) -> None:
+    def run(self) -> Outcome:
         if self.invocation.seconds_left() < MIN_TIME_TO_STAGE_S:
-            self.batch.retry(self.records, "too little time left in this invocation")
-            return
+            return Outcome.retry("too little time left in this invocation")
         staged = self._sort()
         if staged:
             self.runtime.staging.stage(self.group, staged)
-            self.batch.telemetry.count("EventsStaged", len(staged))
+            self.telemetry.count("EventsStaged", len(staged))
         try:
-            why = self._flush_or_wait(bool(staged))
+            outcome = self._flush_or_wait(bool(staged))
         except Exception as exc:
             if not self._last_delivery():
                 raise  # SyncBatch leaves the group's messages for redelivery
             # The last delivery: a failure that is not a verdict (a bug, a poison event,
             # DynamoDB) would otherwise let the redrive policy move these messages without
             # a reason and strand every event staged before them.
-            Flush(self.invocation, self.group).give_up(f"unexpected error: {type(exc).__name__}")
-            why = None
-        if why is not None:
-            self.batch.retry(self.records, why)
-            return
-        for letter, refusal in self.letters:
-            self.invocation.dead_letter(letter, refusal)
-        self.batch.settle(self.records)
+            self._give_up(f"unexpected error: {type(exc).__name__}")
+            outcome = Outcome.done()
+        if not outcome.comes_back:
+            for letter, refusal in self.letters:
+                self.invocation.dead_letter(letter, refusal)
+        return outcome
 
     # -- 1. sort the messages ---------------------------------------------------------------
 
@@ -312,34 +321,31 @@ class GroupRun:
 
     # -- 2. flush, or wait for the rest -------------------------------------------------------
 
-    def _flush_or_wait(self, staged_now: bool) -> str | None:
-        """None when the messages may be deleted; else why they must come back."""
+    def _flush_or_wait(self, staged_now: bool) -> Outcome:
         if not self.drained:
             head = self.runtime.staging.head(self.group)
             waited = time.time() - head.since if head.since is not None else 0.0
             if waited < self.settings.staging_max_age_s:
                 self._keep_waiting(head)
-                return None
+                return Outcome.deferred("more of this contact's backlog may be waiting")
         if not staged_now and not self.markers:
-            return None  # only letters in this batch for this group: nothing to apply yet
+            return Outcome.done()  # only letters in this batch for this group: nothing to apply
         self.invocation.note_usage()
-        self.batch.delete_settled()
-        result = Flush(self.invocation, self.group).run()
-        return self._after(result)
-
-    def _after(self, result: FlushResult) -> str | None:
-        if result.settle is Settle.DONE:
-            return None
-        if result.settle is Settle.DEFERRED:
-            self.batch.telemetry.count("FlushesDeferred")
-            self._keep_waiting(result.head)
-            return None
-        if self._last_delivery():
+        self.before_flush()
+        flush = Flush(self.invocation, self.group)
+        outcome = flush.run()
+        if outcome.next is Next.DEFERRED:
+            self.telemetry.count("FlushesDeferred")
+            self._keep_waiting(flush.head)
+        elif outcome.comes_back and self._last_delivery():
             # The last delivery: dead-letter what is staged rather than let the redrive
             # policy move these messages without a reason and strand the rest.
-            Flush(self.invocation, self.group).give_up(result.why)
-            return None
-        return result.why
+            self._give_up(outcome.reason)
+            return Outcome.done()
+        return outcome
+
+    def _give_up(self, why: str) -> None:
+        Flush(self.invocation, self.group).give_up(why)
 
     def _last_delivery(self) -> bool:
         """Whether the redrive policy moves these messages if they fail once more."""
@@ -351,7 +357,11 @@ class GroupRun:
             return  # the marker sent earlier is still on the queue, behind these events
         flush_marker = self.runtime.markers.send(self.group)
         self.runtime.staging.expect_marker(self.group, flush_marker, since=time.time())
-        self.batch.telemetry.count("FlushMarkersSent")
+        self.telemetry.count("FlushMarkersSent")
+
+
+class LeftForRedelivery(Exception):
+    """How `handle` tells the processor that a message goes back to the queue."""
 
 
 def _event_of(record: SQSRecord) -> ChangeEvent | None:
