@@ -3,8 +3,8 @@
 Attributes say what a person needs to decide: a stable error code (also the metric
 dimension), a detail with contact data masked, the fields at fault, Qomon's HTTP status
 when there was one, how many times SQS had delivered the message, and when it failed.
-The letter comes redacted (privacy.redact_refusal, applied once by the handler to
-everything that leaves the process); this adapter only bounds the attributes' size.
+The letter comes redacted (privacy.redact_refusal, applied once, where the sync builds
+every letter: application.invocation); this adapter only bounds the attributes' size.
 """
 
 from __future__ import annotations

@@ -24,14 +24,12 @@ telemetry and dead letters, and nothing of the batch that runs it.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
-from pydantic import ValidationError
 
 from qomon_sync.adapters.contact_lease import ContactBusy, OneWriter
-from qomon_sync.adapters.dead_letters import DeadLetter
 from qomon_sync.adapters.ledger import Claim, ledger_key
 from qomon_sync.adapters.qomon import BucketWaitTooLong, Deadline, QomonError
 from qomon_sync.adapters.qomon.client import READ_COST, WRITE_COST
@@ -39,12 +37,12 @@ from qomon_sync.adapters.qomon.errors import QomonBudgetExhausted
 from qomon_sync.adapters.secrets import MissingApiKey
 from qomon_sync.adapters.staging import Head, Staged
 from qomon_sync.application.invocation import Invocation
+from qomon_sync.application.messages import read_event
 from qomon_sync.application.outcome import Next, Outcome
 from qomon_sync.domain.change_event import ChangeEvent
 from qomon_sync.domain.contact_sync import ContactSync, EventOutcome, sync_contact
 from qomon_sync.domain.privacy import redact_paths
 from qomon_sync.domain.refusal import Code, Refusal
-from qomon_sync.domain.validation import error_paths
 
 MIN_TIME_FOR_A_CONTACT_S = 5.0
 """A search, a GET and a PATCH, paced: never start a contact with less than this left."""
@@ -125,7 +123,6 @@ class Flush:
                 self._duplicate(item, "already applied; not applied again")
                 continue
             self._dead_letter(item, refusal)
-            self.settled.append(item.staged.seq)
             if claim is Claim.NEW:
                 released.append(item.event)
         if ledger is not None:
@@ -137,18 +134,12 @@ class Flush:
     def _parse(self, staged: Sequence[Staged]) -> list[Pending]:
         pending = []
         for item in staged:
-            try:
-                pending.append(Pending(item, ChangeEvent.model_validate_json(item.body)))
-            except ValidationError as exc:  # staged by another version of the model
-                problems = error_paths(exc)
-                refusal = Refusal(
-                    Code.INVALID_EVENT,
-                    "not a change event v1: "
-                    + "; ".join(f"{path}: {why}" for path, why in problems),
-                    tuple(path for path, _ in problems),
-                )
-                self.invocation.dead_letter(self._letter(item, None), refusal)
+            event = read_event(item.body)
+            if isinstance(event, Refusal):  # staged by another version of the model
+                self.invocation.dead_letter(self.group, item, event)
                 self.settled.append(item.seq)
+            else:
+                pending.append(Pending(item, event))
         return pending
 
     def _unique(self, pending: list[Pending]) -> list[Pending]:
@@ -285,15 +276,11 @@ class Flush:
         dry_run = self.runtime.settings.dry_run
         for outcome in outcomes:
             item = by_key[outcome.event_id]
-            self.settled.append(item.staged.seq)
             if outcome.refusal is not None:
-                letter = replace(
-                    self._letter(item.staged, item.event.event_id),
-                    http_status=statuses.get(item.key),
-                )
-                self.invocation.dead_letter(letter, outcome.refusal)
+                self._dead_letter(item, outcome.refusal, http_status=statuses.get(item.key))
                 released.append(item.event)
                 continue
+            self.settled.append(item.staged.seq)
             actions.add(outcome.action)
             completed.append(
                 (item.event, {"action": outcome.action, "contact_id": outcome.contact_id})
@@ -322,16 +309,11 @@ class Flush:
         self.telemetry.count("EventsDuplicate")
         self.telemetry.event(item.event.event_id, "duplicate", source=item.event.source, detail=why)
 
-    def _dead_letter(self, item: Pending, refusal: Refusal) -> None:
-        self.invocation.dead_letter(self._letter(item.staged, item.event.event_id), refusal)
-
-    def _letter(self, staged: Staged, event_id: str | None) -> DeadLetter:
-        return DeadLetter(
-            body=staged.body,
-            group_id=self.group,
-            deduplication_id=staged.message_id,
-            code="",
-            detail="",
-            attempts=staged.receive_count,
-            event_id=event_id,
+    def _dead_letter(
+        self, item: Pending, refusal: Refusal, *, http_status: int | None = None
+    ) -> None:
+        """Dead-letter a staged event (it is settled: deleted from the staging table)."""
+        self.invocation.dead_letter(
+            self.group, item.staged, refusal, event_id=item.event.event_id, http_status=http_status
         )
+        self.settled.append(item.staged.seq)

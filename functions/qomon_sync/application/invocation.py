@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from qomon_sync.adapters.dead_letters import DeadLetter
 from qomon_sync.adapters.qomon.client import CallStats
+from qomon_sync.adapters.staging import Staged
 from qomon_sync.application.runtime import SyncRuntime
 from qomon_sync.application.telemetry import Telemetry
 from qomon_sync.domain.privacy import redact_refusal
@@ -37,26 +38,36 @@ class Invocation:
         """What this invocation may still spend, its safety margin kept back."""
         return self.remaining_ms() / 1000 - self.runtime.settings.safety_margin_s
 
-    def dead_letter(self, letter: DeadLetter, refusal: Refusal) -> None:
-        """Send one event to the dead-letter queue, redacted, and say so."""
-        # The one redaction, before the refusal leaves the process by any way.
+    def dead_letter(
+        self,
+        group: str,
+        message: Staged,
+        refusal: Refusal,
+        *,
+        event_id: str | None = None,
+        http_status: int | None = None,
+    ) -> None:
+        """Send one event's message to the dead-letter queue with why, and say so.
+
+        The one place a letter is built, and the one redaction of its refusal before it
+        leaves the process, by the queue or by the log."""
         shown = redact_refusal(refusal)
         self.runtime.dead_letters.send(
             DeadLetter(
-                body=letter.body,
-                group_id=letter.group_id,
-                deduplication_id=letter.deduplication_id,
+                body=message.body,
+                group_id=group,
+                deduplication_id=message.message_id,
                 code=shown.code,
                 detail=shown.detail,
                 fields=shown.fields,
-                http_status=letter.http_status,
-                attempts=letter.attempts,
-                event_id=letter.event_id,
+                http_status=http_status,
+                attempts=message.receive_count,
+                event_id=event_id,
             )
         )
         self.telemetry.dead_lettered(shown.code)
         self.telemetry.event(
-            letter.event_id or letter.deduplication_id,
+            event_id or message.message_id,
             "dead_letter",
             code=shown.code,
             detail=shown.detail,

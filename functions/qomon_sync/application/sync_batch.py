@@ -55,18 +55,15 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from botocore.exceptions import BotoCoreError, ClientError
-from pydantic import ValidationError
 
-from qomon_sync.adapters.dead_letters import DeadLetter
 from qomon_sync.adapters.staging import Head, Staged
 from qomon_sync.application.flush import Flush
 from qomon_sync.application.invocation import Invocation
-from qomon_sync.application.messages import group_of, marker, receives, sequence_of
+from qomon_sync.application.messages import as_staged, group_of, marker, read_event, receives
 from qomon_sync.application.outcome import Next, Outcome
 from qomon_sync.domain.change_event import ChangeEvent
 from qomon_sync.domain.privacy import redact_text
 from qomon_sync.domain.refusal import Code, Refusal
-from qomon_sync.domain.validation import error_paths
 
 # `receives` is application.messages': named here too for the soak (local/), which reads it
 # from this module.
@@ -153,7 +150,7 @@ class SyncBatch:
             (group, event)
             for group, records in groups.items()
             for record in records
-            if marker(record) is None and (event := _event_of(record)) is not None
+            if marker(record) is None and isinstance(event := read_event(record.body), ChangeEvent)
         ]
         if ledger is None or not events:
             return set()
@@ -225,9 +222,9 @@ class ContactRun:
         self.before_flush = before_flush
         """Called before the flush starts (the batch deletes the messages settled so far)."""
         self.markers: set[str] = set()
-        self.letters: list[tuple[DeadLetter, Refusal]] = []
-        """Messages refused before staging, with why: sent unless the contact's messages
-        come back (they would be refused again)."""
+        self.letters: list[tuple[Staged, Refusal, str | None]] = []
+        """Messages refused before staging, with why and their event id: sent unless the
+        contact's messages come back (they would be refused again)."""
 
     def run(self) -> Outcome:
         if self.invocation.seconds_left() < MIN_TIME_TO_STAGE_S:
@@ -247,8 +244,8 @@ class ContactRun:
             self._give_up(f"unexpected error: {type(exc).__name__}")
             outcome = Outcome.done()
         if not outcome.comes_back:
-            for letter, refusal in self.letters:
-                self.invocation.dead_letter(letter, refusal)
+            for message, refusal, event_id in self.letters:
+                self.invocation.dead_letter(self.group, message, refusal, event_id=event_id)
         return outcome
 
     # -- 1. sort the messages ---------------------------------------------------------------
@@ -260,34 +257,15 @@ class ContactRun:
             if flush_marker is not None:
                 self.markers.add(flush_marker)
                 continue
-            event = self._parse(record)
-            if event is None or not self._in_replay_window(event, record):
-                continue
-            staged.append(
-                Staged(
-                    seq=sequence_of(record, index),
-                    body=record.body,
-                    message_id=record.message_id,
-                    receive_count=receives(record),
-                )
-            )
+            message = as_staged(record, index)
+            event = read_event(record.body)
+            if isinstance(event, Refusal):
+                self.letters.append((message, event, None))
+            elif self._in_replay_window(event, message):
+                staged.append(message)
         return staged
 
-    def _parse(self, record: SQSRecord) -> ChangeEvent | None:
-        try:
-            return ChangeEvent.model_validate_json(record.body)
-        except ValidationError as exc:
-            problems = error_paths(exc)
-            detail = "; ".join(f"{path}: {why}" for path, why in problems)
-            refusal = Refusal(
-                Code.INVALID_EVENT,
-                f"not a change event v1: {detail}",
-                tuple(path for path, _ in problems),
-            )
-            self.letters.append((self._letter(record, None), refusal))
-            return None
-
-    def _in_replay_window(self, event: ChangeEvent, record: SQSRecord) -> bool:
+    def _in_replay_window(self, event: ChangeEvent, message: Staged) -> bool:
         """Whether the ledger can still tell a replay of `event` from its first delivery.
 
         Typeform, Tally and Brevo sign no timestamp, so a captured delivery replayed after
@@ -305,19 +283,8 @@ class ContactRun:
             "replay, so it is not applied",
             ("occurred_at",),
         )
-        self.letters.append((self._letter(record, event.event_id), refusal))
+        self.letters.append((message, refusal, event.event_id))
         return False
-
-    def _letter(self, record: SQSRecord, event_id: str | None) -> DeadLetter:
-        return DeadLetter(
-            body=record.body,
-            group_id=self.group,
-            deduplication_id=record.message_id,
-            code="",
-            detail="",
-            attempts=receives(record),
-            event_id=event_id,
-        )
 
     # -- 2. flush, or wait for the rest -------------------------------------------------------
 
@@ -362,10 +329,3 @@ class ContactRun:
 
 class LeftForRedelivery(Exception):
     """How `handle` tells the processor that a message goes back to the queue."""
-
-
-def _event_of(record: SQSRecord) -> ChangeEvent | None:
-    try:
-        return ChangeEvent.model_validate_json(record.body)
-    except ValidationError:
-        return None
