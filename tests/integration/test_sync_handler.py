@@ -91,6 +91,26 @@ def test_one_contacts_outage_does_not_hold_up_another(local: LocalMode) -> None:
     assert dead_letters(local) == []
 
 
+def test_a_bug_outside_any_contact_leaves_the_batch_for_redelivery_and_says_so(
+    local: LocalMode, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The processor runs the batch before it reports any record: a failure there is
+    reported as every message coming back, not as a crash of the function."""
+    from qomon_sync.application.sync_batch import SyncBatch
+
+    def broken(self: SyncBatch, groups: Any) -> list[str]:
+        raise KeyError("a bug")
+
+    monkeypatch.setattr(SyncBatch, "_stopped_before", broken)
+    records = [message(700103, set={"firstname": "X"}), message(700106, set={"firstname": "Y"})]
+    response = invoke(records)
+    assert [f["itemIdentifier"] for f in response["batchItemFailures"]] == [
+        r["MessageId"] for r in records
+    ]
+    assert "the batch stopped on an unexpected error" in caplog.text
+    assert "GET /contacts/{id}" not in standin(local, "stats")["calls"]
+
+
 def test_a_refused_api_key_dead_letters_at_once_with_the_status(local: LocalMode) -> None:
     assert local.endpoints is not None
     secrets = boto3.client(

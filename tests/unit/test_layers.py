@@ -66,7 +66,7 @@ def test_the_sync_handler_is_wiring_and_one_call() -> None:
         "handlers",
         "settings",
     }
-    assert len(handler.read_text(encoding="utf-8").splitlines()) < 120
+    assert len(handler.read_text(encoding="utf-8").splitlines()) < 80
 
 
 def test_the_ingest_handler_is_wiring_and_one_call() -> None:

@@ -30,7 +30,9 @@ backlog. For each contact (group) in the batch, in order:
    invocation.
 
 What becomes of each contact, and so of its messages, is an application.outcome: done,
-deferred or retry.
+deferred or retry. Powertools' FIFO batch processor reports it (SyncBatchProcessor): the
+batch runs once, in the processor's `_prepare` hook, and each record is then reported by
+its contact's outcome, a retry as a failed item.
 
 Why nothing is stranded: an event is deleted from the queue only once it is settled, or
 staged with a flush marker of its group behind it on the queue (sent before the delete,
@@ -53,6 +55,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -67,7 +70,7 @@ from qomon_sync.domain.refusal import Code, Refusal
 
 # `receives` is application.messages': named here too for the soak (local/), which reads it
 # from this module.
-__all__ = ["ContactRun", "LeftForRedelivery", "SyncBatch", "receives"]
+__all__ = ["ContactRun", "SyncBatch", "SyncBatchProcessor", "receives"]
 
 MIN_TIME_TO_STAGE_S = 1.0
 """One DynamoDB write and maybe one SQS send: below this, the batch goes back untouched."""
@@ -86,19 +89,8 @@ class SyncBatch:
         self.outcomes: dict[str, Outcome] = {}
         """Message id -> its contact's outcome, filled as the contacts run."""
         self._deleted: set[str] = set()
-        self._ran = False
         events = sum(1 for r in self.records if marker(r) is None)
         self.telemetry.count("EventsReceived", events)
-
-    # -- the record handler the batch processor calls, in order ---------------------------
-
-    def handle(self, record: SQSRecord) -> None:
-        if not self._ran:
-            self._ran = True
-            self.run()
-        outcome = self.outcome_of(record)
-        if outcome.comes_back:
-            raise LeftForRedelivery(outcome.reason)
 
     def run(self) -> None:
         groups: dict[str, list[SQSRecord]] = {}
@@ -327,5 +319,42 @@ class ContactRun:
         self.telemetry.count("FlushMarkersSent")
 
 
+class SyncBatchProcessor(SqsFifoPartialProcessor):
+    """Powertools' FIFO batch processor over one SyncBatch.
+
+    A contact's messages are staged and flushed together, never one by one, so the batch
+    runs once, in the processor's `_prepare` hook (the records handed to the processor
+    are the batch's); the record handler, `report`, then tells the processor each
+    record's outcome, a retry as a failed item. `skip_group_on_error` fails the rest of
+    a retried group too, which one outcome per contact already does."""
+
+    def __init__(self, invocation: Invocation) -> None:
+        super().__init__(skip_group_on_error=True)
+        # A batch that is all "retry" (too little time, Qomon down) is reported as failed
+        # items, not raised: raising would count as a function error and wake the errors
+        # alarm.
+        self.raise_on_entire_batch_failure = False
+        self.invocation = invocation
+        self.batch: SyncBatch | None = None
+
+    def _prepare(self) -> None:
+        super()._prepare()  # type: ignore[no-untyped-call]  # Powertools leaves it untyped
+        self.batch = SyncBatch(self.records, self.invocation)
+        try:
+            self.batch.run()
+        except Exception as exc:
+            # A bug outside any contact's run: the messages not settled yet come back
+            # ("not reached"), as after a crash, and the settled ones are deleted.
+            self.invocation.telemetry.warning(
+                "the batch stopped on an unexpected error", error=type(exc).__name__
+            )
+
+    def report(self, record: SQSRecord) -> None:
+        """The record handler: raises when `record`'s message must come back."""
+        outcome = self.batch.outcome_of(record) if self.batch is not None else NOT_REACHED
+        if outcome.comes_back:
+            raise LeftForRedelivery(outcome.reason)
+
+
 class LeftForRedelivery(Exception):
-    """How `handle` tells the processor that a message goes back to the queue."""
+    """How `report` tells the processor that a message goes back to the queue."""
