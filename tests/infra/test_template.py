@@ -808,12 +808,13 @@ QUERIES: dict[str, tuple[str, str, set[str]]] = {
 
 def logged_words(module: str) -> set[str]:
     """Every string literal of a handler and of the application it calls (for the sync,
-    all of it; for the ingest, application/ingest.py), and the keyword names passed to
-    what logs (they become keys of the logged line)."""
+    all of it and the handlers' telemetry, which writes its lines; for the ingest,
+    application/ingest.py), and the keyword names passed to what logs (they become keys
+    of the logged line)."""
     application = HANDLERS.parent / "application"
     paths = [HANDLERS / f"{module}.py"]
     if module == "sync":
-        paths += sorted(application.glob("*.py"))
+        paths += [HANDLERS / "telemetry.py", *sorted(application.glob("*.py"))]
     else:
         paths.append(application / f"{module}.py")
     words: set[str] = set()
