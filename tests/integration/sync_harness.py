@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import itertools
 import json
 import time
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import boto3
@@ -16,6 +18,7 @@ from qomon_sync.domain.change_event import ChangeEvent
 from qomon_sync_dev.local_mode import (
     LocalContext,
     LocalMode,
+    LocalOptions,
     lambda_event,
     queue_is_empty,
     take_dead_letters,
@@ -26,6 +29,15 @@ _sequence = itertools.count(int(time.time() * 1000))
 
 class Killed(BaseException):
     """The consumer dies here: nothing after this point of the invocation happens."""
+
+
+@contextlib.contextmanager
+def paused_local_mode() -> Iterator[LocalMode]:
+    """Local mode with its poller paused: a test invokes the sync handler itself."""
+    with LocalMode(LocalOptions()) as running:
+        assert running.poller is not None
+        running.poller.pause()
+        yield running
 
 
 def invoke(records: list[dict[str, Any]], timeout_s: float = 60) -> Any:

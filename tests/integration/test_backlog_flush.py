@@ -14,7 +14,7 @@ from qomon_sync.adapters.ledger import EventLedger
 from qomon_sync.adapters.qomon.client import QomonClient
 from qomon_sync.adapters.staging import StagingTable
 from qomon_sync.application import flush as flush_module
-from qomon_sync_dev.local_mode import LocalMode, LocalOptions
+from qomon_sync_dev.local_mode import LocalMode
 from tests.integration.sync_harness import (
     Killed,
     again,
@@ -24,6 +24,7 @@ from tests.integration.sync_harness import (
     expire_claims,
     invoke,
     message,
+    paused_local_mode,
     queued,
     send,
     staged,
@@ -37,9 +38,7 @@ GET, PATCH = "GET /contacts/{id}", "PATCH /contacts/{id}"
 
 @pytest.fixture
 def local() -> Iterator[LocalMode]:
-    with LocalMode(LocalOptions()) as running:
-        assert running.poller is not None
-        running.poller.pause()
+    with paused_local_mode() as running:
         yield running
 
 

@@ -21,7 +21,7 @@ from qomon_sync.application.outcome import Outcome
 from qomon_sync.application.runtime import build_runtime
 from qomon_sync.application.sync_batch import SyncBatch
 from qomon_sync.settings import get_settings
-from qomon_sync_dev.local_mode import LocalContext, LocalMode, LocalOptions, lambda_event
+from qomon_sync_dev.local_mode import LocalContext, LocalMode, lambda_event
 from tests.integration.sync_harness import (
     calls,
     clients,
@@ -29,6 +29,7 @@ from tests.integration.sync_harness import (
     invoke,
     mail_message,
     message,
+    paused_local_mode,
     queued,
     staged,
     standin,
@@ -47,9 +48,7 @@ QUEUE_ARN = "arn:aws:sqs:eu-west-3:123456789012:changes.fifo"
 
 @pytest.fixture
 def local() -> Iterator[LocalMode]:
-    with LocalMode(LocalOptions()) as running:
-        assert running.poller is not None
-        running.poller.pause()
+    with paused_local_mode() as running:
         yield running
 
 

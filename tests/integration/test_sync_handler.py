@@ -14,7 +14,7 @@ import boto3
 import pytest
 
 from qomon_sync_dev.local_mode import LocalMode, LocalOptions
-from tests.integration.sync_harness import invoke, queued, standin
+from tests.integration.sync_harness import invoke, paused_local_mode, queued, standin
 from tests.integration.sync_harness import message as harness_message
 
 pytestmark = pytest.mark.integration
@@ -22,9 +22,7 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 def local() -> Iterator[LocalMode]:
-    with LocalMode(LocalOptions()) as running:
-        assert running.poller is not None
-        running.poller.pause()
+    with paused_local_mode() as running:
         yield running
 
 
