@@ -1,4 +1,5 @@
-"""Local mode's output: one line per record, each with its own function's name.
+"""Local mode's output: one line per record, each with its own function's name, and its
+metrics in the local CloudWatch.
 
 In AWS the ingest and the sync functions are two processes, each with its own Powertools
 Logger and Metrics and its own log stream. Local mode runs both handlers as threads of one
@@ -6,139 +7,165 @@ process, where `handlers/observability.py`'s module-level Logger and Metrics are
 
 - the Logger's keys (the Lambda context `inject_lambda_context` sets: function name,
   request id, cold start; the correlation id) live in its formatter, so the last handler
-  invoked named every line of both threads;
+  invoked named every line of both threads. `isolate_functions()` hands the Logger's
+  handler a formatter of ours (`logging.Handler.setFormatter`, as Powertools' own
+  "bring your own formatter" does) that keeps one Powertools formatter per thread;
 - the Metrics' metric set is one dict, so one function's EMF blob carried the other's
-  metrics;
+  metrics. The provider's metric, dimension and metadata sets (the mappings its
+  constructor takes) are given one value per thread;
 - an EMF blob is `print`ed, which writes the text and the newline apart, and stdout and
   stderr buffer separately: lines of two threads (or of stdout and stderr sent to one
-  file) ran into each other.
+  file) ran into each other. `whole_lines()` makes them write whole lines only.
 
-`isolate_functions()` gives each thread its own formatter keys and metric set, as each
-function has in AWS, without touching the Lambda code; `whole_lines()` makes stdout and
-stderr write whole lines only, one at a time.
+`LocalCloudWatch` plays CloudWatch's part: it reads the EMF lines the functions print
+(local mode's stdout goes through it) and puts them, from a background thread, into the
+local AWS, so `qomon-sync status --local` reads the last hour with the same GetMetricData
+queries as against a stack. Nothing is kept across a restart.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import io
+import json
+import logging
+import queue
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator, MutableMapping
+from datetime import UTC, datetime
 from typing import Any, TextIO
 
-from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
-from aws_lambda_powertools.metrics.provider.cloudwatch_emf.cloudwatch import (
-    AmazonCloudWatchEMFProvider,
-)
+import boto3
+from aws_lambda_powertools.logging.formatter import BasePowertoolsFormatter
 
 # qomon_sync.handlers.observability is imported where it is used, not here: its Logger
 # reads POWERTOOLS_LOG_LEVEL when it is created, which callers (the soak) set first.
 
-_THREADS = "_qomon_sync_threads"
-_FIRST = "_qomon_sync_first"
+
+class PerThreadFormatter(BasePowertoolsFormatter):
+    """Powertools' formatter, one copy per thread: each thread's keys are its own. A
+    thread's copy starts from the keys the formatter held when it was made per-thread."""
+
+    def __init__(self, shared: logging.Formatter) -> None:
+        super().__init__()
+        self.shared = shared
+        self._local = threading.local()
+
+    def mine(self) -> Any:
+        formatter = getattr(self._local, "formatter", None)
+        if formatter is None:
+            formatter = self._local.formatter = copy.deepcopy(self.shared)
+        return formatter
+
+    def format(self, record: logging.LogRecord) -> str:
+        return str(self.mine().format(record))
+
+    def append_keys(self, **additional_keys: Any) -> None:
+        self.mine().append_keys(**additional_keys)
+
+    def get_current_keys(self) -> dict[str, Any]:
+        return dict(self.mine().get_current_keys())
+
+    def remove_keys(self, keys: Iterable[str]) -> None:
+        self.mine().remove_keys(keys)
+
+    def clear_state(self) -> None:
+        self.mine().clear_state()
+
+    @contextlib.contextmanager
+    def append_context_keys(self, **additional_keys: Any) -> Iterator[None]:
+        with self.mine().append_context_keys(**additional_keys):
+            yield
+
+    def thread_safe_append_keys(self, **additional_keys: Any) -> None:
+        self.mine().thread_safe_append_keys(**additional_keys)
+
+    def thread_safe_get_current_keys(self) -> dict[str, Any]:
+        return dict(self.mine().thread_safe_get_current_keys())
+
+    def thread_safe_remove_keys(self, keys: Iterable[str]) -> None:
+        self.mine().thread_safe_remove_keys(keys)
+
+    def thread_safe_clear_keys(self) -> None:
+        self.mine().thread_safe_clear_keys()
 
 
-class _PerThread:
-    """An attribute with one value per thread. A thread's first read starts from a copy of
-    what the attribute held when it was made per-thread (or from `initial`)."""
+class PerThread(MutableMapping[str, Any]):
+    """A mapping with one value per thread, each starting from a copy of `initial`."""
 
-    def __init__(self, initial: Callable[[Any], Any] | None = None) -> None:
-        self._initial = initial
-        self._name = ""
+    def __init__(self, initial: MutableMapping[str, Any]) -> None:
+        self.initial = dict(initial)
+        self._local = threading.local()
 
-    def __set_name__(self, owner: type, name: str) -> None:
-        self._name = name
+    def _mine(self) -> dict[str, Any]:
+        mine: dict[str, Any] | None = getattr(self._local, "mine", None)
+        if mine is None:
+            mine = self._local.mine = copy.deepcopy(self.initial)
+        return mine
 
-    def __get__(self, instance: Any, owner: type | None = None) -> Any:
-        if instance is None:
-            return self
-        values = instance.__dict__[_THREADS]
-        try:
-            return getattr(values, self._name)
-        except AttributeError:
-            first = (
-                self._initial(instance)
-                if self._initial is not None
-                else copy.deepcopy(instance.__dict__[_FIRST][self._name])
-            )
-            setattr(values, self._name, first)
-            return first
+    def __getitem__(self, key: str) -> Any:
+        return self._mine()[key]
 
-    def __set__(self, instance: Any, value: Any) -> None:
-        setattr(instance.__dict__[_THREADS], self._name, value)
+    def __setitem__(self, key: str, value: Any) -> None:
+        self._mine()[key] = value
 
+    def __delitem__(self, key: str) -> None:
+        del self._mine()[key]
 
-class _PerThreadFormatter(LambdaPowertoolsFormatter):
-    log_format = _PerThread()
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._mine())
+
+    def __len__(self) -> int:
+        return len(self._mine())
 
 
-def _default_dimensions(provider: Any) -> dict[str, str]:
-    return {k: v if isinstance(v, str) else str(v) for k, v in provider.default_dimensions.items()}
-
-
-class _PerThreadMetrics(AmazonCloudWatchEMFProvider):
-    metric_set = _PerThread(lambda provider: {})
-    dimension_set = _PerThread(_default_dimensions)
-    metadata_set = _PerThread(lambda provider: {})
-    dimension_sets = _PerThread(lambda provider: [])
-    timestamp = _PerThread(lambda provider: None)
-
-
-_PER_THREAD: dict[type, type] = {
-    LambdaPowertoolsFormatter: _PerThreadFormatter,
-    AmazonCloudWatchEMFProvider: _PerThreadMetrics,
-}
-
-
-def _make_per_thread(instance: Any) -> bool:
-    cls = type(instance)
-    per_thread = _PER_THREAD.get(cls)
-    if per_thread is None:
-        return cls in _PER_THREAD.values()  # already done, or not Powertools' own class
-    names = [n for n, v in vars(per_thread).items() if isinstance(v, _PerThread)]
-    instance.__dict__[_FIRST] = {n: instance.__dict__.pop(n) for n in names}
-    instance.__dict__[_THREADS] = threading.local()
-    instance.__class__ = per_thread
-    return True
-
-
-def _make_shared(instance: Any) -> None:
-    per_thread = type(instance)
-    original = next((k for k, v in _PER_THREAD.items() if v is per_thread), None)
-    if original is None:
-        return
-    names = [n for n, v in vars(per_thread).items() if isinstance(v, _PerThread)]
-    current = {n: getattr(instance, n) for n in names}  # the calling thread's values
-    instance.__class__ = original
-    del instance.__dict__[_THREADS], instance.__dict__[_FIRST]
-    instance.__dict__.update(current)
+METRIC_SETS = ("metric_set", "dimension_set", "metadata_set")
 
 
 def isolate_functions() -> None:
     """Per-thread Logger keys and metric sets for the shared Powertools objects."""
     from qomon_sync.handlers.observability import logger, metrics
 
-    _make_per_thread(logger.registered_formatter)
-    _make_per_thread(metrics.provider)
+    handler = logger.registered_handler
+    if not isinstance(handler.formatter, PerThreadFormatter):
+        assert handler.formatter is not None
+        handler.setFormatter(PerThreadFormatter(handler.formatter))
+    for name in METRIC_SETS:
+        current = getattr(metrics.provider, name)
+        if not isinstance(current, PerThread):
+            setattr(metrics.provider, name, PerThread(current))
 
 
 def share_functions() -> None:
     """Undo `isolate_functions` (the calling thread's keys and metrics are kept)."""
     from qomon_sync.handlers.observability import logger, metrics
 
-    _make_shared(logger.registered_formatter)
-    _make_shared(metrics.provider)
+    handler = logger.registered_handler
+    if isinstance(handler.formatter, PerThreadFormatter):
+        handler.setFormatter(handler.formatter.mine())
+    for name in METRIC_SETS:
+        current = getattr(metrics.provider, name)
+        if isinstance(current, PerThread):
+            setattr(metrics.provider, name, dict(current))
 
 
 class WholeLines(io.TextIOBase):
     """A text stream that writes only whole lines to its target, each under a lock
     shared with the other streams made from it, and flushed at once: a line is never
-    cut by another thread's, nor by the other stream's when both go to one file."""
+    cut by another thread's, nor by the other stream's when both go to one file. Each
+    line is also handed to `on_line` (local mode's CloudWatch reads its EMF there)."""
 
-    def __init__(self, target: TextIO, lock: threading.Lock) -> None:
+    def __init__(
+        self,
+        target: TextIO,
+        lock: threading.Lock,
+        on_line: Callable[[str], None] | None = None,
+    ) -> None:
         super().__init__()
         self.target = target
+        self.on_line = on_line
         self._lock = lock
         self._pending = threading.local()
 
@@ -149,6 +176,9 @@ class WholeLines(io.TextIOBase):
             with self._lock:
                 self.target.write(buffered[:cut])
                 self.target.flush()
+            if self.on_line is not None:
+                for line in buffered[:cut].splitlines():
+                    self.on_line(line)
         self._pending.text = buffered[cut:]
         return len(text)
 
@@ -197,3 +227,82 @@ def whole_lines() -> Callable[[], None]:
         sys.stdout, sys.stderr = stdout, stderr
 
     return undo
+
+
+# -- the local CloudWatch --------------------------------------------------------------------
+
+
+def metric_data(blob: dict[str, Any]) -> list[tuple[str, list[dict[str, Any]]]]:
+    """An EMF blob as PutMetricData calls: (namespace, metric data) pairs."""
+    aws = blob.get("_aws") or {}
+    stamp = datetime.fromtimestamp(int(aws.get("Timestamp", 0)) / 1000, UTC)
+    calls = []
+    for directive in aws.get("CloudWatchMetrics") or []:
+        names = (directive.get("Dimensions") or [[]])[0]
+        dimensions = [{"Name": n, "Value": str(blob[n])} for n in names if n in blob]
+        data = []
+        for metric in directive.get("Metrics") or []:
+            values = blob.get(metric["Name"])
+            values = values if isinstance(values, list) else [values]
+            data.append(
+                {
+                    "MetricName": metric["Name"],
+                    "Dimensions": dimensions,
+                    "Value": float(sum(v for v in values if isinstance(v, int | float))),
+                    "Unit": metric.get("Unit", "None"),
+                    "Timestamp": stamp,
+                }
+            )
+        calls.append((str(directive.get("Namespace")), data))
+    return calls
+
+
+class LocalCloudWatch:
+    """Reads the EMF lines printed on stdout while it runs (sys.stdout goes through a
+    WholeLines stream of its own) and puts them into the local AWS's CloudWatch."""
+
+    def __init__(self, aws_url: str, region: str) -> None:
+        self._client = boto3.client(
+            "cloudwatch",
+            endpoint_url=aws_url,
+            region_name=region,
+            aws_access_key_id="local",
+            aws_secret_access_key="local",  # noqa: S106 - local mode takes any key
+        )
+        self._blobs: queue.Queue[dict[str, Any] | None] = queue.Queue()
+        self._thread = threading.Thread(target=self._publish, name="local-cloudwatch", daemon=True)
+        self._stdout: TextIO | None = None
+
+    def start(self) -> LocalCloudWatch:
+        self._stdout = sys.stdout
+        sys.stdout = WholeLines(self._stdout, threading.Lock(), on_line=self.take)
+        self._thread.start()
+        return self
+
+    def take(self, line: str) -> None:
+        if line.startswith('{"_aws"'):
+            with contextlib.suppress(ValueError):
+                self._blobs.put(json.loads(line))
+
+    def stop(self) -> None:
+        if self._stdout is not None:
+            sys.stdout.flush()
+            sys.stdout, self._stdout = self._stdout, None
+        self._blobs.put(None)
+        self._thread.join(timeout=10)
+
+    def flush(self, timeout_s: float = 10) -> None:
+        """Wait until what was emitted so far is in the local CloudWatch (tests)."""
+        done = threading.Event()
+        self._blobs.put({"_flush": done})
+        done.wait(timeout_s)
+
+    def _publish(self) -> None:
+        while (blob := self._blobs.get()) is not None:
+            if "_flush" in blob:
+                blob["_flush"].set()
+                continue
+            for namespace, data in metric_data(blob):
+                # Metrics are for watching: a failure here never touches the pipeline.
+                with contextlib.suppress(Exception):
+                    self._client.put_metric_data(Namespace=namespace, MetricData=data)

@@ -42,13 +42,12 @@ from typing import Any
 import boto3
 import httpx
 from aiohttp import web
-from moto.server import ThreadedMotoServer
-from moto.sqs.models import Queue, SQSBackend
 
 from qomon_sync.domain.privacy import Pseudonyms
-from qomon_sync_dev import local_logs, local_metrics, local_state
+from qomon_sync_dev import local_logs, local_state
+from qomon_sync_dev.local_aws import LocalAws
+from qomon_sync_dev.local_sqs import LocalQueues
 from qomon_sync_dev.local_state import counted
-from qomon_sync_dev.moto_speed import serialize_moto, speed_up_moto
 from qomon_sync_dev.signing import local_webhook_secrets
 from qomon_sync_dev.standin.config import StandinConfig
 from qomon_sync_dev.standin.server import StandinServer
@@ -131,69 +130,6 @@ class LocalOptions:
     paused: bool = False
     """Start with the poller paused (`poller.resume()` starts it): nothing is received,
     not even what the state folder gave back, until then."""
-
-
-def fix_moto_fifo_redelivery() -> None:
-    """Make moto 5.2.5's FIFO receive behave as SQS does, in two ways:
-
-    - moto treats a message group as busy while any of its messages is in its in-flight
-      set, even one whose visibility timed out, and drops those one at a time while
-      iterating: the group's first redelivered message is skipped, then the next, and
-      the last one held back comes out first, out of order. SQS redelivers the group in
-      order. Clearing timed-out messages from the in-flight set before each receive restores
-      that. moto's long poll would still meet them mid-iteration, so the poller below
-      polls short (WaitTimeSeconds=0) and sleeps when the queue is empty.
-    - SQS "returns as many messages with the same message group ID as possible" in one
-      receive; moto fills a batch in queue order across groups. Ordering the queue by
-      each group's oldest message (a stable sort: each group keeps its own order) gives
-      the same batches, which is what lets one contact's events fold into one write.
-    """
-    original_receive = SQSBackend.receive_message
-    if getattr(original_receive, "_qomon_sync_fixed", False):
-        return
-
-    def forget_timed_out(queue: Queue) -> None:
-        for message in [m for m in queue.pending_messages if m.visible]:
-            queue.pending_messages.remove(message)
-
-    def receive_message(self: SQSBackend, queue_name: str, *args: Any, **kwargs: Any) -> Any:
-        queue = self.get_queue(queue_name)
-        forget_timed_out(queue)
-        if queue.fifo_queue:
-            with queue._messages_lock:
-                oldest: dict[str | None, int] = {}
-                for index, message in enumerate(queue._messages):
-                    oldest.setdefault(message.group_id, index)
-                queue._messages.sort(key=lambda m: oldest[m.group_id])
-        return original_receive(self, queue_name, *args, **kwargs)
-
-    receive_message._qomon_sync_fixed = True  # type: ignore[attr-defined]
-    SQSBackend.receive_message = receive_message  # type: ignore[method-assign]
-
-
-def fix_moto_fifo_sequence_numbers() -> None:
-    """Give FIFO messages increasing sequence numbers, as SQS does.
-
-    SQS's sequence number is "a large, non-consecutive number" that grows within a message
-    group; the sync stages a contact's events under it and applies them in its order.
-    moto 5.2.5 draws it at random. Here it is the microseconds since the epoch (kept
-    increasing within the process), so numbers also grow across restarts of local mode.
-    """
-    original_add = Queue.add_message
-    if getattr(original_add, "_qomon_sync_sequenced", False):
-        return
-    last = [0]
-    lock = threading.Lock()
-
-    def add_message(queue: Queue, message: Any) -> None:
-        if queue.fifo_queue and message.sequence_number is not None:
-            with lock:
-                last[0] = max(last[0] + 1, time.time_ns() // 1000)
-                message.sequence_number = str(last[0]).rjust(20, "0")
-        original_add(queue, message)
-
-    add_message._qomon_sync_sequenced = True  # type: ignore[attr-defined]
-    Queue.add_message = add_message  # type: ignore[method-assign, assignment]
 
 
 def wait_until_drained(sqs: Any, url: str, local: LocalMode, deadline: float) -> bool:
@@ -364,7 +300,7 @@ class EventSourcePoller(threading.Thread):
                     MaxNumberOfMessages=self.options.batch_size,
                     AttributeNames=["All"],
                     MessageAttributeNames=["All"],
-                    WaitTimeSeconds=0,  # see fix_moto_fifo_redelivery
+                    WaitTimeSeconds=0,
                 )
             except Exception as exc:  # an event source mapping keeps polling through errors
                 self.errors.append(f"receive: {type(exc).__name__}: {exc}")
@@ -578,7 +514,8 @@ def _check_port(port: int, what: str) -> None:
 class LocalMode:
     def __init__(self, options: LocalOptions | None = None) -> None:
         self.options = options or LocalOptions()
-        self._moto: ThreadedMotoServer | None = None
+        self.aws: LocalAws | None = None
+        self.queues: LocalQueues | None = None
         self.standin: StandinServer | None = None
         self.webhooks: WebhookServer | None = None
         self.poller: EventSourcePoller | None = None
@@ -587,7 +524,7 @@ class LocalMode:
         self.restored: local_state.Restored | None = None
         self.left: Left | None = None
         self._lock: local_state.StateLock | None = None
-        self.metrics: local_metrics.LocalCloudWatch | None = None
+        self.metrics: local_logs.LocalCloudWatch | None = None
         self.pseudonyms: Pseudonyms | None = None
         """The deployment's pseudonyms, once started (the handlers read the same key)."""
         self._saved_env: dict[str, str | None] = {}
@@ -619,19 +556,15 @@ class LocalMode:
             if options.fresh:
                 local_state.wipe(options.state_dir)
             self.journal = local_state.Journal(options.state_dir)
-        speed_up_moto()  # first: the fixes and the journal wrap what it installs
-        fix_moto_fifo_redelivery()
-        fix_moto_fifo_sequence_numbers()
-        local_state.install_hooks()
-        serialize_moto()  # last: outside the fixes and the journal
+        state_file = str(self.journal.path) if self.journal is not None else None
+        local_sqs_url: list[str] = []
+        self.queues = LocalQueues(state_file, lambda: local_sqs_url[0], ACCOUNT_ID, REGION)
+        keep = self.journal.keep_items if self.journal is not None else None
+        self.aws = LocalAws(self.queues, REGION, keep_items=keep)
+        aws_url = self.aws.start(options.aws_port)
+        local_sqs_url.append(aws_url)
         local_logs.isolate_functions()
-        logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's per-request lines
-        self._moto = ThreadedMotoServer(
-            ip_address="127.0.0.1", port=options.aws_port, verbose=False
-        )
-        self._moto.start()
-        host, port = self._moto.get_host_and_port()
-        aws_url = f"http://{host}:{port}"
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)  # a line per request otherwise
         # moto keeps its state per process: start from nothing, as a new account would.
         httpx.post(f"{aws_url}/moto-api/reset", timeout=10).raise_for_status()
         self._set_env(
@@ -655,6 +588,10 @@ class LocalMode:
                 self.standin = StandinServer(config, port=options.qomon_port).start()
             qomon_url, token = self.standin.url, config.token
         self.endpoints = self._create_resources(aws_url, qomon_url, token)
+        self.aws.tables = {
+            self.endpoints.idempotency_table: ("id",),
+            self.endpoints.staging_table: ("pk", "sk"),
+        }
         if self.journal is not None:
             self._restore(self.journal, self.endpoints)
         self._set_env(
@@ -694,27 +631,29 @@ class LocalMode:
             webhook_secrets=dict(LOCAL_WEBHOOK_SECRETS),
             state_dir=str(options.state_dir) if options.state_dir is not None else "",
         )
-        self.metrics = local_metrics.LocalCloudWatch(aws_url, REGION).start()
+        self.metrics = local_logs.LocalCloudWatch(aws_url, REGION).start()
         self.poller = EventSourcePoller(self.endpoints, options)
         self.poller.start()
         return self.endpoints
 
     def _restore(self, journal: local_state.Journal, endpoints: Endpoints) -> None:
-        """Fill the new queues and table from the state folder, then write ahead."""
-        queue = _queue_name(endpoints.changes_queue_url)
-        dead_letter_queue = _queue_name(endpoints.dead_letter_queue_url)
-        self.restored = local_state.restore(
-            journal,
-            account_id=ACCOUNT_ID,
-            region=REGION,
-            queue=queue,
-            dead_letter_queue=dead_letter_queue,
-            table=endpoints.idempotency_table,
-            staging_table=endpoints.staging_table,
+        """Fill the new tables from the state folder (the queues are there already)."""
+        assert self.aws is not None
+        assert self.queues is not None
+        aws = self.aws
+
+        def put_item(table: str, item: dict[str, Any]) -> None:
+            aws.dynamodb("PutItem", {"TableName": table, "Item": item})
+
+        ledger, released = local_state.restore_items(
+            journal, put_item, ledger=endpoints.idempotency_table, staging=endpoints.staging_table
         )
-        journal.queues = {queue, dead_letter_queue}
-        journal.tables = {endpoints.idempotency_table, endpoints.staging_table}
-        local_state.attach(journal)
+        self.restored = local_state.Restored(
+            self.queues.count(_queue_name(endpoints.changes_queue_url)),
+            self.queues.count(_queue_name(endpoints.dead_letter_queue_url)),
+            ledger,
+            released,
+        )
 
     def _create_resources(self, aws_url: str, qomon_url: str, token: str) -> Endpoints:
         sqs = boto3.client("sqs", endpoint_url=aws_url, region_name=REGION)
@@ -810,18 +749,20 @@ class LocalMode:
             self.poller.stopping.set()
             self.poller.resume()
             self.poller.join(timeout=15)
-        if self.endpoints is not None and self._moto is not None:
+        if self.endpoints is not None and self.queues is not None:
             self.left = self._count_left(self.endpoints)
         if self.metrics is not None:
             self.metrics.stop()
             self.metrics = None
-        local_state.detach()
         if self.standin is not None:
             self.standin.stop()
             self.standin = None
-        if self._moto is not None:
-            self._moto.stop()
-            self._moto = None
+        if self.aws is not None:
+            self.aws.stop()
+            self.aws = None
+        if self.queues is not None:
+            self.queues.close()
+            self.queues = None
         if self.journal is not None:
             self.journal.close()
             self.journal = None
@@ -837,24 +778,12 @@ class LocalMode:
         self._saved_env.clear()
 
     def _count_left(self, endpoints: Endpoints) -> Left:
-        state_dir = self.options.state_dir if self.journal is not None else None
-        if self.journal is not None:
-            kept = self.journal.kept().messages
-            return Left(
-                waiting=kept.get(_queue_name(endpoints.changes_queue_url), 0),
-                dead_letters=kept.get(_queue_name(endpoints.dead_letter_queue_url), 0),
-                state_dir=state_dir,
-            )
-        from moto.sqs.models import sqs_backends
-
-        backend = sqs_backends[ACCOUNT_ID][REGION]
-        counts = []
-        for url in (endpoints.changes_queue_url, endpoints.dead_letter_queue_url):
-            try:
-                counts.append(len(backend.get_queue(_queue_name(url))._messages))
-            except Exception:  # reset or deleted meanwhile: nothing to count
-                counts.append(0)
-        return Left(waiting=counts[0], dead_letters=counts[1], state_dir=None)
+        assert self.queues is not None
+        return Left(
+            waiting=self.queues.count(_queue_name(endpoints.changes_queue_url)),
+            dead_letters=self.queues.count(_queue_name(endpoints.dead_letter_queue_url)),
+            state_dir=self.options.state_dir if self.journal is not None else None,
+        )
 
 
 def _queue_name(url: str) -> str:

@@ -210,23 +210,13 @@ def test_a_429_storm_delays_events_but_loses_none(local: LocalMode) -> None:
 
 
 def test_local_sqs_redelivers_a_fifo_group_in_order_and_batches_it_together() -> None:
-    """The two ways local mode's moto is made to behave as SQS does (see
-    fix_moto_fifo_redelivery): both broke the soak's conservation check before."""
-    from moto.server import ThreadedMotoServer
-
-    from qomon_sync_dev.local_mode import fix_moto_fifo_redelivery
-
-    fix_moto_fifo_redelivery()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    try:
-        host, port = server.get_host_and_port()
+    """Two ways SQS's FIFO rules show (local_sqs): moto broke both, and with them the
+    soak's conservation check."""
+    with LocalMode(LocalOptions(paused=True)) as local:
+        assert local.endpoints is not None
+        endpoints = local.endpoints
         client = boto3.client(
-            "sqs",
-            endpoint_url=f"http://{host}:{port}",
-            region_name="eu-west-3",
-            aws_access_key_id="x",
-            aws_secret_access_key="x",
+            "sqs", endpoint_url=endpoints.aws_endpoint_url, region_name=endpoints.region
         )
         queue = client.create_queue(
             QueueName=f"order-{uuid.uuid4().hex[:8]}.fifo",
@@ -257,5 +247,3 @@ def test_local_sqs_redelivers_a_fifo_group_in_order_and_batches_it_together() ->
         time.sleep(1.2)
         again = client.receive_message(QueueUrl=queue, MaxNumberOfMessages=10)["Messages"]
         assert [m["Body"] for m in again] == [f"a{n:02d}" for n in range(4, 14)]  # in order
-    finally:
-        server.stop()

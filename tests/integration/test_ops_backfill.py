@@ -22,16 +22,14 @@ from typing import Any
 import boto3
 import httpx
 import pytest
-from moto.sqs.models import SQSBackend, sqs_backends
 
 from qomon_sync_dev.local_mode import (
-    ACCOUNT_ID,
-    REGION,
     STANDIN_TOKEN,
     LocalMode,
     LocalOptions,
     wait_until_drained,
 )
+from qomon_sync_dev.local_sqs import LocalQueues
 from qomon_sync_dev.standin.config import StandinConfig
 from qomon_sync_ops.backfill import estimate, read_rows, row_id
 from tests.conftest import ROOT
@@ -136,14 +134,14 @@ def ledger(local: LocalMode) -> list[dict[str, Any]]:
 @contextlib.contextmanager
 def slow_queue() -> Iterator[None]:
     """Each batch takes a little while to queue, so that Ctrl-C lands in the middle."""
-    original = SQSBackend.send_message_batch
+    original = LocalQueues._SendMessageBatch
 
-    def slow(self: SQSBackend, *args: Any, **kwargs: Any) -> Any:
+    def slow(self: LocalQueues, request: dict[str, Any]) -> dict[str, Any]:
         time.sleep(0.02)
-        return original(self, *args, **kwargs)
+        return original(self, request)
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(SQSBackend, "send_message_batch", slow)
+        patch.setattr(LocalQueues, "_SendMessageBatch", slow)
         yield
 
 
@@ -154,7 +152,7 @@ class Backfilled:
     first: tuple[int, str]
     second: subprocess.CompletedProcess[str]
     stopped_at: int
-    queued: list[tuple[str | None, str]]
+    queued: list[tuple[str, str]]
     """(message group, event id) of each message on the changes queue, in queue order."""
 
 
@@ -186,8 +184,8 @@ def backfilled(
         check=False,
     )
     name = local.endpoints.changes_queue_url.rsplit("/", 1)[-1]
-    queue = sqs_backends[ACCOUNT_ID][REGION].get_queue(name)
-    queued = [(m.group_id, json.loads(m.body)["event_id"]) for m in queue._messages]
+    assert local.queues is not None
+    queued = [(group, json.loads(body)["event_id"]) for group, body in local.queues.messages(name)]
     return Backfilled(path, progress, (first.returncode, out), second, stopped_at, queued)
 
 

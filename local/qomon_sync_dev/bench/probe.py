@@ -67,9 +67,7 @@ from qomon_sync_dev.bench.probe_logs import (
 )
 from qomon_sync_dev.bench.probe_traffic import Delivery, TrafficBuilder, seed_personal
 from qomon_sync_dev.local_mode import (
-    ACCOUNT_ID,
     LOCAL_WEBHOOK_SECRETS,
-    REGION,
     STACK,
     STANDIN_TOKEN,
     LocalMode,
@@ -401,7 +399,7 @@ def _run(
         observed.timed_out = time.monotonic() > deadline
         # Nothing moves while the figures are read: the log, the queues and Qomon agree.
         local.poller.pause()
-        observed.waiting = _waiting_event_ids(endpoints.changes_queue_url)
+        observed.waiting = _waiting_event_ids(local, endpoints.changes_queue_url)
         observed.letters = take_dead_letters(sqs, endpoints.dead_letter_queue_url)
         qomon = endpoints.qomon_url
         observed.contacts = httpx.get(f"{qomon}/_standin/contacts", timeout=30).json()["contacts"]
@@ -410,16 +408,13 @@ def _run(
         observed.sync_crashes = len(local.poller.errors)
 
 
-def _waiting_event_ids(queue_url: str) -> set[str]:
-    """The event ids of the messages still in the changes queue (local mode's moto runs
-    in this process), waiting or in flight."""
-    from moto.sqs.models import sqs_backends
-
-    queue = sqs_backends[ACCOUNT_ID][REGION].get_queue(queue_url.rstrip("/").rsplit("/", 1)[-1])
+def _waiting_event_ids(local: LocalMode, queue_url: str) -> set[str]:
+    """The event ids of the messages still in the changes queue, waiting or in flight."""
+    assert local.queues is not None
     ids = set()
-    for message in list(queue._messages):
+    for _, body in local.queues.messages(queue_url.rstrip("/").rsplit("/", 1)[-1]):
         with contextlib.suppress(ValueError, AttributeError):
-            ids.add(str(json.loads(message.body).get("event_id")))
+            ids.add(str(json.loads(body).get("event_id")))
     return ids
 
 

@@ -1,0 +1,194 @@
+"""Local mode's AWS endpoint on 127.0.0.1: SQS answered by local_sqs, the rest by moto.
+
+One WSGI application in front, served by werkzeug's threaded server (as moto's own
+ThreadedMotoServer serves moto):
+
+- SQS (`X-Amz-Target: AmazonSQS.*`): local_sqs.LocalQueues, FIFO as SQS is, kept in the
+  state folder;
+- DynamoDB: moto's DynamoDB application (`create_backend_app("dynamodb")`, what
+  `moto_server dynamodb` serves), one request at a time: moto takes no lock, and two
+  conditional updates of one item could both read it before either wrote (two consumers
+  booking on the shared token bucket once both won on the same `tat`, and Qomon answered
+  429). With a state folder, after every write to local mode's own tables the items it
+  touched are read back (BatchGetItem, in this process) and written to the journal
+  before the answer leaves: a kill loses no staged event and no ledger record;
+- anything else (Secrets Manager, CloudWatch, `/moto-api`): moto's dispatcher, as
+  `moto_server` runs it.
+
+Nothing of moto is patched: this is moto's server application behind our own door.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import threading
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+from werkzeug.serving import BaseWSGIServer, make_server
+from werkzeug.test import EnvironBuilder, run_wsgi_app
+
+from qomon_sync_dev.local_sqs import LocalQueues, SqsError
+
+Environ = dict[str, Any]
+StartResponse = Callable[..., Any]
+JSON_TYPE = "application/x-amz-json-1.0"
+WRITES = frozenset({"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"})
+TableKeys = dict[str, tuple[str, ...]]
+"""Local mode's tables and their key attributes: what the journal keeps."""
+ItemChange = tuple[str, str, dict[str, Any] | None]
+"""(table, key as JSON, the item now stored, or None when it is gone)."""
+
+
+def _auth(region: str, service: str) -> str:
+    return (
+        f"AWS4-HMAC-SHA256 Credential=local/20250101/{region}/{service}/aws4_request, "
+        "SignedHeaders=host, Signature=local"
+    )
+
+
+class LocalAws:
+    def __init__(
+        self,
+        queues: LocalQueues,
+        region: str,
+        keep_items: Callable[[list[ItemChange]], None] | None = None,
+    ) -> None:
+        self.queues = queues
+        self.region = region
+        self.tables: TableKeys = {}
+        self._keep_items = keep_items
+        self._moto = DomainDispatcherApplication(create_backend_app)
+        self._dynamodb = create_backend_app("dynamodb")
+        self._dynamodb_lock = threading.Lock()
+        self._server: BaseWSGIServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- the server ----------------------------------------------------------------------------
+
+    def start(self, port: int) -> str:
+        self._server = make_server("127.0.0.1", port, self, threaded=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="local-aws", daemon=True
+        )
+        self._thread.start()
+        return f"http://127.0.0.1:{self._server.server_port}"
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        target = str(environ.get("HTTP_X_AMZ_TARGET", ""))
+        service, _, action = target.partition(".")
+        if service == "AmazonSQS":
+            return self._sqs(action, environ, start_response)
+        if service.startswith("DynamoDB_"):
+            with self._dynamodb_lock:
+                body, status, headers = self._call(self._dynamodb, environ)
+                if action in WRITES and self._keep_items is not None and status.startswith("200"):
+                    self._journal(action, environ["qomon.request"])
+            start_response(status, headers.to_wsgi_list())
+            return [body]
+        return self._moto(environ, start_response)  # type: ignore[no-any-return]
+
+    # -- SQS -----------------------------------------------------------------------------------
+
+    def _sqs(self, action: str, environ: Environ, start_response: StartResponse) -> list[bytes]:
+        status, answer = "200 OK", {}
+        try:
+            request = json.loads(_read(environ) or b"{}")
+            if action == "ReceiveMessage":
+                answer = self.queues.receive(request)
+            else:
+                answer = self.queues.call(action, request)
+        except SqsError as error:
+            status = f"{error.status} Bad Request"
+            answer = {"__type": f"com.amazonaws.sqs#{error.code}", "message": error.message}
+        except (ValueError, KeyError, TypeError) as error:
+            status = "400 Bad Request"
+            answer = {"__type": "com.amazonaws.sqs#InvalidParameterValue", "message": str(error)}
+        payload = json.dumps(answer).encode()
+        start_response(status, [("Content-Type", JSON_TYPE), ("Content-Length", str(len(payload)))])
+        return [payload]
+
+    # -- DynamoDB ------------------------------------------------------------------------------
+
+    def _call(self, app: Any, environ: Environ) -> tuple[bytes, str, Any]:
+        body = _read(environ)
+        environ["qomon.request"] = body
+        iterable, status, headers = run_wsgi_app(app, environ, buffered=True)
+        return b"".join(iterable), str(status), headers
+
+    def dynamodb(self, action: str, payload: dict[str, Any]) -> dict[str, Any]:
+        """One DynamoDB call to moto in this process (the caller holds no lock, or ours)."""
+        headers: dict[str, str] = {
+            "X-Amz-Target": f"DynamoDB_20120810.{action}",
+            "Content-Type": JSON_TYPE,
+            "Authorization": _auth(self.region, "dynamodb"),
+        }
+        environ = EnvironBuilder(
+            method="POST", path="/", data=json.dumps(payload), headers=list(headers.items())
+        ).get_environ()
+        body, status, _ = self._call(self._dynamodb, environ)
+        answer: dict[str, Any] = json.loads(body or b"{}")
+        if not status.startswith("200"):
+            raise RuntimeError(f"local DynamoDB refused {action}: {answer}")
+        return answer
+
+    def _journal(self, action: str, body: bytes) -> None:
+        """Read back the items a write touched, and keep them (or their absence)."""
+        keys = [k for k in _written_keys(action, json.loads(body or b"{}"), self.tables)]
+        unique = {(table, json.dumps(key, sort_keys=True)): (table, key) for table, key in keys}
+        if not unique:
+            return
+        found: dict[tuple[str, str], dict[str, Any]] = {}
+        pending = list(unique.values())
+        while pending:
+            chunk, pending = pending[:100], pending[100:]
+            request: dict[str, Any] = {}
+            for table, key in chunk:
+                request.setdefault(table, {"Keys": [], "ConsistentRead": True})["Keys"].append(key)
+            answer = self.dynamodb("BatchGetItem", {"RequestItems": request})
+            for table, items in answer.get("Responses", {}).items():
+                for item in items:
+                    key = {name: item[name] for name in self.tables[table]}
+                    found[(table, json.dumps(key, sort_keys=True))] = item
+        assert self._keep_items is not None
+        self._keep_items([(table, key, found.get((table, key))) for table, key in unique])
+
+
+def _read(environ: Environ) -> bytes:
+    length = int(environ.get("CONTENT_LENGTH") or 0)
+    body: bytes = environ["wsgi.input"].read(length) if length else b""
+    environ["wsgi.input"] = io.BytesIO(body)
+    return body
+
+
+def _written_keys(
+    action: str, request: dict[str, Any], tables: TableKeys
+) -> Iterable[tuple[str, dict[str, Any]]]:
+    """(table, key) of every item a write request may have changed, in local mode's tables."""
+    operations: list[dict[str, Any]] = []
+    if action in ("PutItem", "UpdateItem", "DeleteItem"):
+        operations.append(request)
+    elif action == "BatchWriteItem":
+        for table, writes in (request.get("RequestItems") or {}).items():
+            for write in writes:
+                for inner in write.values():
+                    operations.append({"TableName": table, **inner})
+    elif action == "TransactWriteItems":
+        for entry in request.get("TransactItems") or []:
+            operations.extend(entry.values())
+    for operation in operations:
+        table = operation.get("TableName")
+        if table not in tables:
+            continue
+        source = operation.get("Key") or operation.get("Item") or {}
+        yield table, {name: source[name] for name in tables[table]}
