@@ -35,6 +35,7 @@ import threading
 import time
 import urllib.parse
 import uuid
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -275,6 +276,8 @@ class EventSourcePoller(threading.Thread):
         self.returned = 0
         """Messages an invocation left on the queue (failed items, or all of a crash)."""
         self.errors: list[str] = []
+        self.before_invoke: Callable[[list[dict[str, Any]]], None] | None = None
+        """Dev hook (the soak): sees each batch just before the handler does."""
         self._sqs = boto3.client("sqs", endpoint_url=endpoints.aws_endpoint_url, region_name=REGION)
 
     def pause(self) -> None:
@@ -320,6 +323,8 @@ class EventSourcePoller(threading.Thread):
         event = lambda_event(messages, self.endpoints.changes_queue_arn)
         self.invocations += 1
         try:
+            if self.before_invoke is not None:
+                self.before_invoke(messages)
             response = handler(event, LocalContext(self.options.function_timeout_s))
             failed = {f["itemIdentifier"] for f in response.get("batchItemFailures", [])}
         except (KeyboardInterrupt, SystemExit):

@@ -50,7 +50,10 @@ class SyncRuntime:
     settled: SettledMessages | None = None
     """Deletes settled contacts' messages before the batch ends (None: left to Lambda)."""
     transport: httpx.BaseTransport | None = None
-    """How the Qomon client's requests travel (None: the network; tests wrap it)."""
+    """How the Qomon client's requests travel (None: the network; tests and the soak wrap it)."""
+    on_staged: Callable[[str], None] | None = None
+    """Dev only (the soak): called with the group once its events are staged, before the
+    flush or the marker; what it raises ends the invocation there."""
     _client: QomonClient | None = None
     _client_key: str | None = None
     _forms: SharedForms | None = None

@@ -225,6 +225,8 @@ class ContactRun:
         if staged:
             self.runtime.staging.stage(self.group, staged)
             self.telemetry.count("EventsStaged", len(staged))
+            if self.runtime.on_staged is not None:
+                self.runtime.on_staged(self.group)
         try:
             outcome = self._flush_or_wait(bool(staged))
         except Exception as exc:

@@ -30,9 +30,6 @@ from typing import Any
 import boto3
 import httpx
 
-from qomon_sync.adapters.qomon.client import QomonClient
-from qomon_sync.adapters.staging import StagingTable
-from qomon_sync.application.sync_batch import SyncBatch, receives
 from qomon_sync.domain.change_event import ChangeEvent
 from qomon_sync.domain.dates import to_qomon_date
 from qomon_sync.domain.privacy import Pseudonyms
@@ -93,46 +90,30 @@ QUICK = SoakSpec(
 )
 
 
-class Killer:
-    """Wraps the client's writes to kill the consumer before or after some of them.
+class Killer(httpx.BaseTransport):
+    """Kills the consumer after staging (the runtime's `on_staged` hook), and before or
+    after a write (as the Qomon client's transport: a PATCH or a create about to be sent,
+    or answered).
 
     The crashes are transient, as a Lambda's are (an instance dies, the next one does
-    not): an invocation holding a message on its last delivery is never killed. At random
-    rates, some contact would otherwise now and then be killed on every delivery, which is
-    a poison event, not a transient crash: the redrive policy moves it without a reason,
-    by SQS's design. That case has its own test (tests/integration/test_crashes.py)."""
+    not): an invocation holding a message on its last delivery (told by the poller before
+    it invokes) is never killed. At random rates, some contact would otherwise now and then
+    be killed on every delivery, which is a poison event, not a transient crash: the
+    redrive policy moves it without a reason, by SQS's design. That case has its own test
+    (tests/integration/test_crashes.py)."""
 
     def __init__(self, spec: SoakSpec, max_receive_count: int) -> None:
         self.rng = random.Random(spec.seed)
         self.spec = spec
         self.max_receive_count = max_receive_count
         self.counts: Counter[str] = Counter()
-        self._originals: dict[str, Any] = {}
         self._invocation = threading.local()
+        self._http = httpx.HTTPTransport()
 
-    def __enter__(self) -> Killer:
-        for name in ("replace_contact", "create_contact"):
-            original = getattr(QomonClient, name)
-            self._originals[name] = original
-            setattr(QomonClient, name, self._wrap(original))
-        self._originals["stage"] = StagingTable.stage
-        StagingTable.stage = self._staged(StagingTable.stage)  # type: ignore[method-assign]
-        self._originals["run"] = SyncBatch.run
-        SyncBatch.run = self._watched(SyncBatch.run)  # type: ignore[method-assign]
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        owners = {"stage": StagingTable, "run": SyncBatch}
-        for name, original in self._originals.items():
-            setattr(owners.get(name, QomonClient), name, original)
-
-    def _watched(self, original: Any) -> Any:
-        def run(batch: SyncBatch) -> None:
-            most = max((receives(r) for r in batch.records), default=1)
-            self._invocation.last = most >= self.max_receive_count
-            original(batch)
-
-        return run
+    def invoking(self, messages: list[dict[str, Any]]) -> None:
+        """The poller's hook: the batch it is about to hand to the handler."""
+        most = max((int(m["Attributes"]["ApproximateReceiveCount"]) for m in messages), default=1)
+        self._invocation.last = most >= self.max_receive_count
 
     def _kill(self, chance: float, draw: float, what: str) -> bool:
         if draw >= chance:
@@ -143,29 +124,30 @@ class Killer:
         self.counts[what] += 1
         return True
 
-    def _staged(self, original: Any) -> Any:
-        def stage(table: StagingTable, *args: Any, **kwargs: Any) -> None:
-            original(table, *args, **kwargs)
-            what = "killed after staging, before delete"
-            if self._kill(self.spec.kill_after_staging, self.rng.random(), what):
-                raise KilledMidBatch
+    def staged(self, group: str) -> None:
+        what = "killed after staging, before delete"
+        if self._kill(self.spec.kill_after_staging, self.rng.random(), what):
+            raise KilledMidBatch
 
-        return stage
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if request.method not in ("PATCH", "POST") or "/search" in request.url.path:
+            return self._http.handle_request(request)
+        draw = self.rng.random()
+        if self._kill(self.spec.kill_before_patch, draw, "killed between GET and PATCH"):
+            raise KilledMidBatch
+        response = self._http.handle_request(request)
+        after = draw - self.spec.kill_before_patch
+        if (
+            after >= 0
+            and response.is_success
+            and self._kill(self.spec.kill_after_patch, after, "killed after PATCH, before delete")
+        ):
+            response.close()
+            raise KilledMidBatch
+        return response
 
-    def _wrap(self, original: Any) -> Any:
-        def write(client: QomonClient, *args: Any, **kwargs: Any) -> Any:
-            draw = self.rng.random()
-            if self._kill(self.spec.kill_before_patch, draw, "killed between GET and PATCH"):
-                raise KilledMidBatch
-            answer = original(client, *args, **kwargs)
-            after = draw - self.spec.kill_before_patch
-            if after >= 0 and self._kill(
-                self.spec.kill_after_patch, after, "killed after PATCH, before delete"
-            ):
-                raise KilledMidBatch
-            return answer
-
-        return write
+    def close(self) -> None:
+        self._http.close()
 
 
 def run_soak(spec: SoakSpec) -> dict[str, Any]:
@@ -202,9 +184,15 @@ def run_soak(spec: SoakSpec) -> dict[str, Any]:
     os.environ.update(env)
     injected: Counter[str] = Counter()
     try:
-        with Killer(spec, options.max_receive_count) as killer, LocalMode(options) as local:
+        killer = Killer(spec, options.max_receive_count)
+        with LocalMode(options) as local:
             assert local.endpoints is not None
             assert local.poller is not None
+            from qomon_sync.handlers.sync import current_runtime
+
+            runtime = current_runtime()
+            runtime.transport, runtime.on_staged = killer, killer.staged
+            local.poller.before_invoke = killer.invoking
             endpoints = local.endpoints
             sqs = boto3.client(
                 "sqs", endpoint_url=endpoints.aws_endpoint_url, region_name=endpoints.region
