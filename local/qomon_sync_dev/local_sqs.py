@@ -52,7 +52,8 @@ CREATE TABLE IF NOT EXISTS queue_messages (
     attributes TEXT NOT NULL,
     receive_count INTEGER NOT NULL DEFAULT 0,
     first_receive_ms INTEGER,
-    visible_at_ms INTEGER NOT NULL DEFAULT 0
+    visible_at_ms INTEGER NOT NULL DEFAULT 0,
+    group_first INTEGER
 );
 CREATE INDEX IF NOT EXISTS queue_groups ON queue_messages (queue, group_id, seq);
 CREATE INDEX IF NOT EXISTS queue_dedup ON queue_messages (queue, deduplication_id);
@@ -274,7 +275,7 @@ class LocalQueues:
             (queue.name, dedup, now - DEDUPLICATION_S * 1000),
         ).fetchone()
         if held is None:
-            self._db.execute(
+            seq = self._db.execute(
                 """INSERT INTO queue_messages (queue, message_id, body, group_id,
                        deduplication_id, sequence_number, sent_ms, attributes)
                    VALUES (?, ?, ?, ?, ?, ?, ?, ?)""",
@@ -288,8 +289,19 @@ class LocalQueues:
                     now,
                     json.dumps(attributes),
                 ),
-            )
+            ).lastrowid
+            self._join_group(queue.name, group, seq)
         return answer
+
+    def _join_group(self, queue: str, group: str, seq: int | None) -> None:
+        """A group keeps its place among the others while it has messages in the queue
+        (the place of its oldest message then), as SQS's receive takes groups in turn."""
+        self._db.execute(
+            """UPDATE queue_messages SET group_first = COALESCE((SELECT MIN(group_first)
+                   FROM queue_messages WHERE queue = ? AND group_id = ? AND seq != ?), seq)
+               WHERE seq = ?""",
+            (queue, group, seq, seq),
+        )
 
     # -- receiving ----------------------------------------------------------------------------
 
@@ -317,7 +329,7 @@ class LocalQueues:
         for row in self._db.execute(
             """SELECT seq, message_id, body, group_id, deduplication_id, sequence_number,
                       sent_ms, attributes, receive_count, first_receive_ms FROM queue_messages m
-                JOIN (SELECT group_id, MIN(seq) AS first FROM queue_messages WHERE queue = ?
+                JOIN (SELECT group_id, MIN(group_first) AS first FROM queue_messages WHERE queue = ?
                       GROUP BY group_id HAVING MAX(visible_at_ms) <= ?) g USING (group_id)
                 WHERE m.queue = ? ORDER BY g.first, m.seq""",
             (queue.name, now, queue.name),
@@ -326,6 +338,7 @@ class LocalQueues:
                 self._db.execute(
                     "UPDATE queue_messages SET queue = ? WHERE seq = ?", (redrive[0], row[0])
                 )
+                self._join_group(redrive[0], row[3], row[0])
                 continue
             taken.append(row)
             if len(taken) >= wanted:
