@@ -7,7 +7,7 @@ import pytest
 
 from qomon_sync_dev.bench.tokens import run_pipeline
 from qomon_sync_dev.bench.workload import WorkloadSpec, build_workload
-from qomon_sync_dev.standin.make_seed import build_seed
+from qomon_sync_dev.standin.seed import build_seed
 
 pytestmark = pytest.mark.integration
 

@@ -11,7 +11,7 @@ from qomon_sync.domain.change_event import ChangeEvent
 from qomon_sync.domain.contact_shape import ShapePolicy
 from qomon_sync.domain.forms import Form, FormCatalog
 from qomon_sync_dev.bench.workload import WorkloadSpec, build_workload, state_of
-from qomon_sync_dev.standin.make_seed import build_seed
+from qomon_sync_dev.standin.seed import build_seed
 from qomon_sync_dev.standin.store import ContactStore
 
 POLICY = AssemblyPolicy(

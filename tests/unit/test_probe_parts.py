@@ -25,7 +25,7 @@ from qomon_sync_dev.bench.probe import (
 from qomon_sync_dev.bench.probe_hostile import Hostile, _judge
 from qomon_sync_dev.bench.probe_logs import Line, Personal, Scanner, read_lines
 from qomon_sync_dev.bench.probe_traffic import SOURCE_CYCLE, TrafficBuilder
-from qomon_sync_dev.standin.make_seed import build_seed
+from qomon_sync_dev.standin.seed import build_seed
 from qomon_sync_ops.cli import build_parser
 
 MAIL = "zoé.quéméner@example.net"

@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 
-from qomon_sync_dev.standin import make_seed
 from qomon_sync_dev.standin.common import (
     InvalidRequest,
     SeedError,
@@ -26,6 +25,7 @@ from qomon_sync_dev.standin.records import StoredContact
 from qomon_sync_dev.standin.search import SearchRequest, parse_search
 from qomon_sync_dev.standin.store import ContactStore
 from qomon_sync_dev.standin.writes import WriteRules
+from tests import make_seed
 from tests.conftest import EVENTS, ROOT
 
 MICROS = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z")
@@ -106,7 +106,7 @@ def mail_is(value: str, ope: str = "eql:strictdata") -> dict[str, Any]:
 
 def test_the_committed_seed_file_is_what_make_seed_writes(seed: dict[str, Any]) -> None:
     committed = json.loads((EVENTS / "standin-seed.json").read_text(encoding="utf-8"))
-    assert committed == seed, "run: python -m qomon_sync_dev.standin.make_seed > events/..."
+    assert committed == seed, "run: python -m tests.make_seed > events/..."
 
 
 def test_the_seed_is_a_campaign_space_with_its_traps(store: ContactStore) -> None:

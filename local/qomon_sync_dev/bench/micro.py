@@ -50,7 +50,7 @@ from qomon_sync.domain.assembly import (
 from qomon_sync.domain.change_event import ChangeEvent
 from qomon_sync.domain.contact_shape import ShapePolicy
 from qomon_sync.domain.forms import Form, FormCatalog
-from qomon_sync_dev.standin.make_seed import HAND_SHAPED, build_seed
+from qomon_sync_dev.standin.seed import HAND_SHAPED, build_seed
 from qomon_sync_dev.standin.store import ContactStore
 
 JsonObject = dict[str, Any]

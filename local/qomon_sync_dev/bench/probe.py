@@ -76,7 +76,7 @@ from qomon_sync_dev.local_mode import (
     wait_until_drained,
 )
 from qomon_sync_dev.standin.config import StandinConfig
-from qomon_sync_dev.standin.make_seed import build_seed
+from qomon_sync_dev.standin.seed import build_seed
 
 LOOPBACK = "127.0.0.1"
 APPLIED = ("replaced", "created")

@@ -122,7 +122,7 @@ def _sizes(text: str) -> list[tuple[int, int]]:
 
 def _workload(events: int, contacts: int, args: argparse.Namespace) -> Any:
     from qomon_sync_dev.bench.workload import WorkloadSpec, build_workload
-    from qomon_sync_dev.standin.make_seed import build_seed
+    from qomon_sync_dev.standin.seed import build_seed
 
     spec = WorkloadSpec(events=events, contacts=contacts, seed=args.seed)
     return build_workload(build_seed()["contacts"], spec)

@@ -41,7 +41,7 @@ from qomon_sync_dev.local_mode import (
     wait_until_drained,
 )
 from qomon_sync_dev.standin.config import StandinConfig
-from qomon_sync_dev.standin.make_seed import build_seed
+from qomon_sync_dev.standin.seed import build_seed
 
 SOAK_MAX_RECEIVE_COUNT = 10
 """The redrive policy's limit in the soak, above the stack's 5. The soak's faults are dense

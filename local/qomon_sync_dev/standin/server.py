@@ -18,10 +18,10 @@ from typing import Any
 from aiohttp import web
 from pydantic import ValidationError
 
-from qomon_sync_dev.standin import make_seed
 from qomon_sync_dev.standin.app import build_app
 from qomon_sync_dev.standin.common import SeedError
 from qomon_sync_dev.standin.config import StandinConfig
+from qomon_sync_dev.standin.seed import build_seed
 
 HOST = "127.0.0.1"
 SHUTDOWN_GRACE_S = 0.25
@@ -31,7 +31,7 @@ SHUTDOWN_GRACE_S = 0.25
 def load_seed(seed_path: str | Path | None) -> dict[str, Any]:
     """The seed file's forms and contacts; without a path, the generated campaign seed."""
     if seed_path is None:
-        return make_seed.build_seed()
+        return build_seed()
     try:
         seed = json.loads(Path(seed_path).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:

@@ -1,6 +1,6 @@
 """Writes the stand-in's seed: the forms of a typical campaign space and 340 contacts.
 
-    python -m qomon_sync_dev.standin.make_seed > events/standin-seed.json
+    python -m tests.make_seed > events/standin-seed.json
 
 Deterministic (a fixed random seed), so the file only changes when this script does.
 A contact is the documented write shape plus `id` and, as the stand-in's seed format
