@@ -22,11 +22,11 @@ from qomon_sync_dev.bench.probe import (
     print_report,
     spec_from_args,
 )
-from qomon_sync_dev.bench.probe_hostile import Hostile, _judge
 from qomon_sync_dev.bench.probe_logs import Line, Personal, Scanner, read_lines
 from qomon_sync_dev.bench.probe_traffic import SOURCE_CYCLE, TrafficBuilder
 from qomon_sync_dev.standin.seed import build_seed
 from qomon_sync_ops.cli import build_parser
+from tests.integration.hostile import Hostile, _judge
 
 MAIL = "zoé.quéméner@example.net"
 
@@ -206,14 +206,6 @@ def test_the_report_prints_problems_last() -> None:
             "contacts_created_without_their_mail": {},
             "people_created_more_than_once": 0,
             "extra_contacts": 0,
-        },
-        "hostile": {
-            "sent": 0,
-            "by_kind": {},
-            "problem_json_4xx": 0,
-            "refused_by_the_http_server": 0,
-            "accepted_2xx": 0,
-            "answered_5xx": 0,
         },
         "logs": {
             "lines_scanned": 0,

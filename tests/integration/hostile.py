@@ -1,8 +1,8 @@
-"""The probe's hostile requests: header tricks, path traversal, wrong methods, oversized
-bodies, deep nesting, characters the queue refuses and broken bodies, sent over a raw
-HTTP connection (no client normalises the path or merges the headers), each with the
-answer it must get: a 4xx problem JSON (RFC 7807), never a 2xx, never a 5xx except a 503
-when the queue is down (which the probe does not cause).
+"""Hostile requests (once the probe's; test_hostile_requests.py sends them): header
+tricks, path traversal, wrong methods, oversized bodies, deep nesting, characters the
+queue refuses and broken bodies, sent over a raw HTTP connection (no client normalises
+the path or merges the headers), each with the answer it must get: a 4xx problem JSON
+(RFC 7807), never a 2xx, never a 5xx except a 503 when the queue is down (not caused here).
 
 A few requests go beyond what local mode's HTTP server (playing API Gateway) takes
 (a header over 8 KiB, a body over 10 MiB): that server refuses them itself before the
@@ -19,6 +19,7 @@ import http.client
 import json
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -502,3 +503,39 @@ def send_all(
         if on_answer is not None:
             on_answer(answer)
     return answers
+
+
+def hostile_figures(answers: list[HostileAnswer], problems: list[str]) -> dict[str, Any]:
+    by_kind: dict[str, Counter[str]] = {kind: Counter() for kind in HOSTILE_KINDS}
+    for answer in answers:
+        by_kind[answer.request.kind][str(answer.status)] += 1
+    wrong = [a for a in answers if not a.ok]
+    for answer in wrong[:10]:
+        problems.append(
+            f"hostile {answer.request.kind} `{answer.request.label}`: {answer.verdict} "
+            f"({answer.status} {answer.title})".rstrip()
+        )
+    if len(wrong) > 10:
+        problems.append(f"... and {len(wrong) - 10} more hostile requests wrongly answered")
+    return {
+        "sent": len(answers),
+        "by_kind": {k: dict(sorted(v.items())) for k, v in by_kind.items() if v},
+        "problem_json_4xx": sum(1 for a in answers if a.verdict == "ok" and a.status < 500),
+        "refused_by_the_http_server": sum(
+            1 for a in answers if a.verdict == "refused by the HTTP server"
+        ),
+        "accepted_2xx": sum(1 for a in answers if 200 <= a.status < 300),
+        "answered_5xx": sum(1 for a in answers if a.status >= 500),
+        "wrongly_answered": len(wrong),
+        "answers": [
+            {
+                "kind": a.request.kind,
+                "request": a.request.label,
+                "method": a.request.method,
+                "status": a.status,
+                "title": a.title,
+                "verdict": a.verdict,
+            }
+            for a in answers
+        ],
+    }
