@@ -192,3 +192,23 @@ def _written_keys(
             continue
         source = operation.get("Key") or operation.get("Item") or {}
         yield table, {name: source[name] for name in tables[table]}
+
+
+def create_staging_table(dynamodb: Any, name: str) -> None:
+    """template.yaml's StagingTable: keys `pk` and `sk`, expiry `expires_at`."""
+    dynamodb.create_table(
+        TableName=name,
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "S"},
+        ],
+        KeySchema=[
+            {"AttributeName": "pk", "KeyType": "HASH"},
+            {"AttributeName": "sk", "KeyType": "RANGE"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    dynamodb.update_time_to_live(
+        TableName=name,
+        TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"},
+    )

@@ -22,8 +22,6 @@ state folder on free ports, as before.
 from __future__ import annotations
 
 import argparse
-import asyncio
-import base64
 import json
 import logging
 import os
@@ -32,30 +30,54 @@ import signal
 import socket
 import sys
 import threading
-import time
-import urllib.parse
-import uuid
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import boto3
 import httpx
-from aiohttp import web
 
 from qomon_sync.domain.privacy import Pseudonyms
 from qomon_sync_dev import local_logs, local_state
-from qomon_sync_dev.local_aws import LocalAws
+from qomon_sync_dev.local_aws import LocalAws, create_staging_table
+from qomon_sync_dev.local_lambda import (
+    INGEST_FUNCTION,
+    REGION,
+    STACK,
+    SYNC_FUNCTION,
+    EventSourcePoller,
+    LocalContext,
+    WebhookServer,
+    http_api_event,
+    lambda_event,
+    queue_is_empty,
+    take_dead_letters,
+    wait_until_drained,
+)
 from qomon_sync_dev.local_sqs import LocalQueues
-from qomon_sync_dev.local_state import counted
+from qomon_sync_dev.local_state import Left
 from qomon_sync_dev.signing import local_webhook_secrets
 from qomon_sync_dev.standin.config import StandinConfig
 from qomon_sync_dev.standin.server import StandinServer
 
-REGION = "eu-west-3"
+__all__ = [  # local_lambda's plays of Lambda are named here too
+    "INGEST_FUNCTION",
+    "REGION",
+    "STACK",
+    "SYNC_FUNCTION",
+    "EventSourcePoller",
+    "Left",
+    "LocalContext",
+    "LocalMode",
+    "LocalOptions",
+    "WebhookServer",
+    "http_api_event",
+    "lambda_event",
+    "queue_is_empty",
+    "take_dead_letters",
+    "wait_until_drained",
+]
 ACCOUNT_ID = "123456789012"  # moto's default account
-STACK = "qomon-sync-local"
 STANDIN_TOKEN = "local-qomon-token"
 DEFAULT_STATE_DIR = Path(".local-run")
 ENDPOINTS_FILE = "endpoints.json"
@@ -131,368 +153,6 @@ class LocalOptions:
     paused: bool = False
     """Start with the poller paused (`poller.resume()` starts it): nothing is received,
     not even what the state folder gave back, until then."""
-
-
-def wait_until_drained(sqs: Any, url: str, local: LocalMode, deadline: float) -> bool:
-    """Whether the queue emptied and the poller went idle (five checks in a row, 0.2 s
-    apart) before `deadline` (a time.monotonic() value)."""
-    quiet = 0
-    while time.monotonic() < deadline:
-        assert local.poller is not None
-        quiet = quiet + 1 if queue_is_empty(sqs, url) and local.poller.idle.is_set() else 0
-        if quiet >= 5:
-            return True
-        time.sleep(0.2)
-    return False
-
-
-def queue_is_empty(sqs: Any, queue_url: str) -> bool:
-    """No message waiting and none in flight."""
-    counts = sqs.get_queue_attributes(
-        QueueUrl=queue_url,
-        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
-    )["Attributes"]
-    return all(value == "0" for value in counts.values())
-
-
-def create_staging_table(dynamodb: Any, name: str) -> None:
-    """template.yaml's StagingTable: keys `pk` and `sk`, expiry `expires_at`."""
-    dynamodb.create_table(
-        TableName=name,
-        AttributeDefinitions=[
-            {"AttributeName": "pk", "AttributeType": "S"},
-            {"AttributeName": "sk", "AttributeType": "S"},
-        ],
-        KeySchema=[
-            {"AttributeName": "pk", "KeyType": "HASH"},
-            {"AttributeName": "sk", "KeyType": "RANGE"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
-    dynamodb.update_time_to_live(
-        TableName=name,
-        TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"},
-    )
-
-
-def take_dead_letters(sqs: Any, queue_url: str) -> list[dict[str, str]]:
-    """Receive and delete every message of a dead-letter queue: its body and attributes."""
-    letters: list[dict[str, str]] = []
-    while True:
-        answer = sqs.receive_message(
-            QueueUrl=queue_url, MaxNumberOfMessages=10, MessageAttributeNames=["All"]
-        )
-        if not answer.get("Messages"):
-            return letters
-        for message in answer["Messages"]:
-            attributes = message.get("MessageAttributes", {})
-            letters.append(
-                {"body": message["Body"], **{k: v["StringValue"] for k, v in attributes.items()}}
-            )
-            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
-
-
-SYNC_FUNCTION = f"{STACK}-SyncFunction"
-INGEST_FUNCTION = f"{STACK}-IngestFunction"
-
-
-class LocalContext:
-    """The parts of the Lambda context the handler and Powertools use."""
-
-    def __init__(self, timeout_s: float, function_name: str = SYNC_FUNCTION) -> None:
-        self._deadline = time.monotonic() + timeout_s
-        self.function_name = function_name
-        self.function_version = "$LATEST"
-        self.invoked_function_arn = (
-            f"arn:aws:lambda:{REGION}:123456789012:function:{self.function_name}"
-        )
-        self.memory_limit_in_mb = 512
-        self.aws_request_id = str(uuid.uuid4())
-        self.log_group_name = f"/aws/lambda/{self.function_name}"
-        self.log_stream_name = "local"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return max(0, int((self._deadline - time.monotonic()) * 1000))
-
-
-def lambda_event(messages: list[dict[str, Any]], queue_arn: str) -> dict[str, Any]:
-    """SQS messages as the event source mapping hands them to Lambda."""
-    records = []
-    for message in messages:
-        attributes = {
-            key: message.get("Attributes", {}).get(key)
-            for key in (
-                "ApproximateReceiveCount",
-                "SentTimestamp",
-                "SenderId",
-                "ApproximateFirstReceiveTimestamp",
-                "SequenceNumber",
-                "MessageGroupId",
-                "MessageDeduplicationId",
-            )
-            if message.get("Attributes", {}).get(key) is not None
-        }
-        records.append(
-            {
-                "messageId": message["MessageId"],
-                "receiptHandle": message["ReceiptHandle"],
-                "body": message["Body"],
-                "attributes": attributes,
-                "messageAttributes": {
-                    name: {
-                        "stringValue": value.get("StringValue"),
-                        "binaryValue": value.get("BinaryValue"),
-                        "stringListValues": [],
-                        "binaryListValues": [],
-                        "dataType": value["DataType"],
-                    }
-                    for name, value in message.get("MessageAttributes", {}).items()
-                },
-                "md5OfBody": message["MD5OfBody"],
-                "eventSource": "aws:sqs",
-                "eventSourceARN": queue_arn,
-                "awsRegion": REGION,
-            }
-        )
-    return {"Records": records}
-
-
-class EventSourcePoller(threading.Thread):
-    """Plays the Lambda event source mapping for the changes queue (concurrency 1)."""
-
-    def __init__(self, endpoints: Endpoints, options: LocalOptions) -> None:
-        super().__init__(name="event-source-mapping", daemon=True)
-        self.endpoints = endpoints
-        self.options = options
-        self.stopping = threading.Event()
-        self.running = threading.Event()
-        if not options.paused:
-            self.running.set()
-        self.paused = threading.Event()
-        self.idle = threading.Event()
-        """Set while no batch is in the handler's hands (received, not yet settled)."""
-        self.idle.set()
-        self.invocations = 0
-        self.returned = 0
-        """Messages an invocation left on the queue (failed items, or all of a crash)."""
-        self.errors: list[str] = []
-        self.before_invoke: Callable[[list[dict[str, Any]]], None] | None = None
-        """Dev hook (the soak): sees each batch just before the handler does."""
-        self._sqs = boto3.client("sqs", endpoint_url=endpoints.aws_endpoint_url, region_name=REGION)
-
-    def pause(self) -> None:
-        """Stop taking batches after the current one (tests use it to build one batch)."""
-        self.running.clear()
-        self.paused.wait(timeout=30)
-
-    def resume(self) -> None:
-        self.running.set()
-
-    def run(self) -> None:
-        from qomon_sync.handlers.sync import handler
-
-        while not self.stopping.is_set():
-            if not self.running.is_set():
-                self.paused.set()
-                self.running.wait(timeout=0.2)
-                continue
-            self.paused.clear()
-            try:
-                answer = self._sqs.receive_message(
-                    QueueUrl=self.endpoints.changes_queue_url,
-                    MaxNumberOfMessages=self.options.batch_size,
-                    AttributeNames=["All"],
-                    MessageAttributeNames=["All"],
-                    WaitTimeSeconds=0,
-                )
-            except Exception as exc:  # an event source mapping keeps polling through errors
-                self.errors.append(f"receive: {type(exc).__name__}: {exc}")
-                self.stopping.wait(1)
-                continue
-            messages = answer.get("Messages", [])
-            if not messages:
-                self.stopping.wait(0.1)
-            else:
-                self.idle.clear()
-                try:
-                    self._invoke(handler, messages)
-                finally:
-                    self.idle.set()
-
-    def _invoke(self, handler: Any, messages: list[dict[str, Any]]) -> None:
-        event = lambda_event(messages, self.endpoints.changes_queue_arn)
-        self.invocations += 1
-        try:
-            if self.before_invoke is not None:
-                self.before_invoke(messages)
-            response = handler(event, LocalContext(self.options.function_timeout_s))
-            failed = {f["itemIdentifier"] for f in response.get("batchItemFailures", [])}
-        except (KeyboardInterrupt, SystemExit):
-            raise
-        except (
-            BaseException
-        ) as exc:  # a crashed or killed invocation: nothing is deleted, as on AWS
-            self.errors.append(f"{type(exc).__name__}: {exc}")
-            failed = {m["MessageId"] for m in messages}
-        self.returned += len(failed)
-        done = [m for m in messages if m["MessageId"] not in failed]
-        if done:
-            self._sqs.delete_message_batch(
-                QueueUrl=self.endpoints.changes_queue_url,
-                Entries=[
-                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done)
-                ],
-            )
-        # Failed messages stay in flight until their visibility timeout, as on AWS.
-
-
-TEXT_TYPES = ("text/", "json", "xml", "javascript", "x-www-form-urlencoded")
-
-
-def http_api_event(
-    method: str, path: str, *, query: str, headers: dict[str, str], body: bytes, source: str | None
-) -> dict[str, Any]:
-    """A request as API Gateway's HTTP API hands it to Lambda (payload format 2.0)."""
-    content_type = headers.get("content-type", "")
-    try:
-        text = body.decode("utf-8") if any(t in content_type for t in TEXT_TYPES) else None
-    except UnicodeDecodeError:
-        text = None
-    now = time.time()
-    return {
-        "version": "2.0",
-        "routeKey": "POST /webhooks/{source}",
-        "rawPath": path,
-        "rawQueryString": query,
-        "headers": headers,
-        "queryStringParameters": dict(urllib.parse.parse_qsl(query)) or None,
-        "pathParameters": {"source": source} if source else None,
-        "requestContext": {
-            "accountId": "123456789012",
-            "apiId": "local",
-            "domainName": "127.0.0.1",
-            "domainPrefix": "127",
-            "http": {
-                "method": method,
-                "path": path,
-                "protocol": "HTTP/1.1",
-                "sourceIp": "127.0.0.1",
-                "userAgent": headers.get("user-agent", ""),
-            },
-            "requestId": str(uuid.uuid4()),
-            "routeKey": "POST /webhooks/{source}",
-            "stage": "$default",
-            "time": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(now)),
-            "timeEpoch": int(now * 1000),
-        },
-        "body": text if text is not None else base64.b64encode(body).decode(),
-        "isBase64Encoded": text is None,
-    }
-
-
-class WebhookServer:
-    """The HTTP API in front of the ingest handler, on 127.0.0.1."""
-
-    def __init__(self, port: int = 0) -> None:
-        self.port = port
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._runner: web.AppRunner | None = None
-        self._thread: threading.Thread | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/webhooks/{{source}}"
-
-    async def _answer(self, request: web.Request) -> web.Response:
-        from qomon_sync.handlers.ingest import handler
-
-        body = await request.read()
-        headers = {k.lower(): v for k, v in request.headers.items()}
-        event = http_api_event(
-            request.method,
-            request.path,
-            query=request.query_string,
-            headers=headers,
-            body=body,
-            source=request.match_info.get("source"),
-        )
-        # The handler is synchronous, as in Lambda: run it off the event loop.
-        answer = await asyncio.to_thread(handler, event, LocalContext(10, INGEST_FUNCTION))
-        return web.Response(
-            status=answer["statusCode"],
-            headers=answer.get("headers") or {},
-            body=base64.b64decode(answer["body"])
-            if answer.get("isBase64Encoded")
-            else answer["body"],
-        )
-
-    def start(self) -> WebhookServer:
-        ready = threading.Event()
-
-        async def serve() -> None:
-            # API Gateway takes up to 10 MB; the handler itself answers 413 above SQS's limit.
-            app = web.Application(client_max_size=10 * 1024 * 1024)
-            app.router.add_route("*", "/webhooks/{source}", self._answer)
-            app.router.add_route("*", "/{tail:.*}", self._answer)
-            self._runner = web.AppRunner(app, access_log=None)
-            await self._runner.setup()
-            site = web.TCPSite(self._runner, "127.0.0.1", self.port)
-            await site.start()
-            self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-            ready.set()
-
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(
-            target=self._loop.run_forever, name="webhook-api", daemon=True
-        )
-        self._thread.start()
-        asyncio.run_coroutine_threadsafe(serve(), self._loop)
-        if not ready.wait(timeout=15):
-            raise RuntimeError("the local webhook endpoint did not start")
-        return self
-
-    def stop(self) -> None:
-        if self._loop is None:
-            return
-        if self._runner is not None:
-            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(timeout=10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-
-
-@dataclass(frozen=True)
-class Left:
-    """What a stop left behind: events not yet applied, dead letters, and where they are."""
-
-    waiting: int
-    dead_letters: int
-    state_dir: Path | None
-
-    def summary(self) -> str:
-        """The stop's last words: how many events wait, where, and what to do next."""
-        where = f"{self.state_dir}{os.sep}" if self.state_dir is not None else ""
-        if self.state_dir is None:
-            if not (self.waiting or self.dead_letters):
-                return "no event is waiting: every accepted event was applied or dead-lettered"
-            return (
-                f"{counted(self.waiting, 'event')} still waiting and "
-                f"{counted(self.dead_letters, 'dead letter')} are dropped: this run kept "
-                "nothing (--ephemeral)"
-            )
-        if self.waiting:
-            head = (
-                f"{counted(self.waiting, 'event')} still waiting; they are kept in {where} and "
-                "will be applied when you start `qomon-sync local` again"
-            )
-        else:
-            head = "no event is waiting: every accepted event was applied or dead-lettered"
-        if self.dead_letters:
-            head += (
-                f". {counted(self.dead_letters, 'dead letter')} kept in {where}: once local "
-                "mode runs again, `qomon-sync dlq list --local` shows them and why"
-            )
-        return head
 
 
 class PortInUse(RuntimeError):

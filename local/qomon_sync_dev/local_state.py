@@ -214,6 +214,40 @@ def restore_items(
     return kept, released
 
 
+@dataclass(frozen=True)
+class Left:
+    """What a stop left behind: events not yet applied, dead letters, and where they are."""
+
+    waiting: int
+    dead_letters: int
+    state_dir: Path | None
+
+    def summary(self) -> str:
+        """The stop's last words: how many events wait, where, and what to do next."""
+        where = f"{self.state_dir}{os.sep}" if self.state_dir is not None else ""
+        if self.state_dir is None:
+            if not (self.waiting or self.dead_letters):
+                return "no event is waiting: every accepted event was applied or dead-lettered"
+            return (
+                f"{counted(self.waiting, 'event')} still waiting and "
+                f"{counted(self.dead_letters, 'dead letter')} are dropped: this run kept "
+                "nothing (--ephemeral)"
+            )
+        if self.waiting:
+            head = (
+                f"{counted(self.waiting, 'event')} still waiting; they are kept in {where} and "
+                "will be applied when you start `qomon-sync local` again"
+            )
+        else:
+            head = "no event is waiting: every accepted event was applied or dead-lettered"
+        if self.dead_letters:
+            head += (
+                f". {counted(self.dead_letters, 'dead letter')} kept in {where}: once local "
+                "mode runs again, `qomon-sync dlq list --local` shows them and why"
+            )
+        return head
+
+
 # -- the stand-in ------------------------------------------------------------------------
 
 

@@ -45,7 +45,7 @@ def offline_aws() -> Iterator[None]:
 def staging_table_in_moto(table: str) -> Iterator[Any]:
     """A DynamoDB client on moto holding one table shaped as the staging table (pk, sk)."""
     # Imported here: FakeClock needs none of local mode.
-    from qomon_sync_dev.local_mode import create_staging_table
+    from qomon_sync_dev.local_aws import create_staging_table
 
     with offline_aws():
         client = boto3.client("dynamodb")
