@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from qomon_sync_dev.bench.probe import QUICK, print_report, run_probe
+from qomon_sync_dev.bench.probe import QUICK, run_probe
+from qomon_sync_dev.bench.probe_account import print_report
 from qomon_sync_dev.bench.probe_logs import CAPTURE_PATHS, KINDS
 
 pytestmark = pytest.mark.integration

@@ -12,15 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from qomon_sync_dev.bench.probe import (
+from qomon_sync_dev.bench.probe import QUICK, ProbeSpec, spec_from_args
+from qomon_sync_dev.bench.probe_account import (
     NOT_DRAINED,
-    QUICK,
     Outcomes,
-    ProbeSpec,
     _fate,
     _log_figures,
     print_report,
-    spec_from_args,
 )
 from qomon_sync_dev.bench.probe_logs import Line, Personal, Scanner, read_lines
 from qomon_sync_dev.bench.probe_traffic import SOURCE_CYCLE, TrafficBuilder
