@@ -11,7 +11,7 @@ import pytest
 
 from qomon_sync.adapters.qomon.pacing import BucketWaitTooLong, Deadline, TokenBucket
 from qomon_sync.adapters.shared_bucket import SharedBucket
-from qomon_sync_dev.standin.app import TokenBucket as StandinBucket
+from qomon_sync_dev.standin.limits import TokenBucket as StandinBucket
 from tests.unit.fakes import FakeClock, staging_table_in_moto
 
 TABLE = "staging"
