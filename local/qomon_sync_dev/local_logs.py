@@ -2,17 +2,15 @@
 metrics in the local CloudWatch.
 
 In AWS the ingest and the sync functions are two processes, each with its own Powertools
-Logger and Metrics and its own log stream. Local mode runs both handlers as threads of one
-process, where `handlers/observability.py`'s module-level Logger and Metrics are shared:
+Logger and its own log stream. Local mode runs both handlers as threads of one process,
+where `handlers/observability.py`'s module-level Logger is shared (its Metrics keeps one
+metric set per thread, so each function's EMF blob carries its own metrics):
 
 - the Logger's keys (the Lambda context `inject_lambda_context` sets: function name,
   request id, cold start; the correlation id) live in its formatter, so the last handler
   invoked named every line of both threads. `isolate_functions()` hands the Logger's
   handler a formatter of ours (`logging.Handler.setFormatter`, as Powertools' own
   "bring your own formatter" does) that keeps one Powertools formatter per thread;
-- the Metrics' metric set is one dict, so one function's EMF blob carried the other's
-  metrics. The provider's metric, dimension and metadata sets (the mappings its
-  constructor takes) are given one value per thread;
 - an EMF blob is `print`ed, which writes the text and the newline apart, and stdout and
   stderr buffer separately: lines of two threads (or of stdout and stderr sent to one
   file) ran into each other. `whole_lines()` makes them write whole lines only.
@@ -33,7 +31,7 @@ import logging
 import queue
 import sys
 import threading
-from collections.abc import Callable, Iterable, Iterator, MutableMapping
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
@@ -92,63 +90,23 @@ class PerThreadFormatter(BasePowertoolsFormatter):
         self.mine().thread_safe_clear_keys()
 
 
-class PerThread(MutableMapping[str, Any]):
-    """A mapping with one value per thread, each starting from a copy of `initial`."""
-
-    def __init__(self, initial: MutableMapping[str, Any]) -> None:
-        self.initial = dict(initial)
-        self._local = threading.local()
-
-    def _mine(self) -> dict[str, Any]:
-        mine: dict[str, Any] | None = getattr(self._local, "mine", None)
-        if mine is None:
-            mine = self._local.mine = copy.deepcopy(self.initial)
-        return mine
-
-    def __getitem__(self, key: str) -> Any:
-        return self._mine()[key]
-
-    def __setitem__(self, key: str, value: Any) -> None:
-        self._mine()[key] = value
-
-    def __delitem__(self, key: str) -> None:
-        del self._mine()[key]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._mine())
-
-    def __len__(self) -> int:
-        return len(self._mine())
-
-
-METRIC_SETS = ("metric_set", "dimension_set", "metadata_set")
-
-
 def isolate_functions() -> None:
-    """Per-thread Logger keys and metric sets for the shared Powertools objects."""
-    from qomon_sync.handlers.observability import logger, metrics
+    """Per-thread Logger keys for the shared Powertools Logger."""
+    from qomon_sync.handlers.observability import logger
 
     handler = logger.registered_handler
     if not isinstance(handler.formatter, PerThreadFormatter):
         assert handler.formatter is not None
         handler.setFormatter(PerThreadFormatter(handler.formatter))
-    for name in METRIC_SETS:
-        current = getattr(metrics.provider, name)
-        if not isinstance(current, PerThread):
-            setattr(metrics.provider, name, PerThread(current))
 
 
 def share_functions() -> None:
-    """Undo `isolate_functions` (the calling thread's keys and metrics are kept)."""
-    from qomon_sync.handlers.observability import logger, metrics
+    """Undo `isolate_functions` (the calling thread's keys are kept)."""
+    from qomon_sync.handlers.observability import logger
 
     handler = logger.registered_handler
     if isinstance(handler.formatter, PerThreadFormatter):
         handler.setFormatter(handler.formatter.mine())
-    for name in METRIC_SETS:
-        current = getattr(metrics.provider, name)
-        if isinstance(current, PerThread):
-            setattr(metrics.provider, name, dict(current))
 
 
 class WholeLines(io.TextIOBase):
