@@ -88,13 +88,21 @@ def lambda_event(messages: list[dict[str, Any]], queue_arn: str) -> dict[str, An
     return {"Records": records}
 
 
+def _nothing() -> None:
+    pass
+
+
 class EventSourcePoller(threading.Thread):
     """Plays the Lambda event source mapping for the changes queue (concurrency 1)."""
 
-    def __init__(self, endpoints: Endpoints, options: LocalOptions) -> None:
+    def __init__(
+        self, endpoints: Endpoints, options: LocalOptions, watch: Callable[[], None] = _nothing
+    ) -> None:
         super().__init__(name="event-source-mapping", daemon=True)
         self.endpoints = endpoints
         self.options = options
+        self.watch = watch
+        """Called as each invocation starts (local mode's CloudWatch reads its output)."""
         self.stopping = threading.Event()
         self.running = threading.Event()
         if not options.paused:
@@ -153,6 +161,7 @@ class EventSourcePoller(threading.Thread):
     def _invoke(self, handler: Any, messages: list[dict[str, Any]]) -> None:
         event = lambda_event(messages, self.endpoints.changes_queue_arn)
         self.invocations += 1
+        self.watch()
         try:
             if self.before_invoke is not None:
                 self.before_invoke(messages)
@@ -224,8 +233,10 @@ def http_api_event(
 class WebhookServer:
     """The HTTP API in front of the ingest handler, on 127.0.0.1."""
 
-    def __init__(self, port: int = 0) -> None:
+    def __init__(self, port: int = 0, watch: Callable[[], None] = _nothing) -> None:
         self.port = port
+        self.watch = watch
+        """Called as each invocation starts (local mode's CloudWatch reads its output)."""
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.AppRunner | None = None
         self._thread: threading.Thread | None = None
@@ -248,6 +259,7 @@ class WebhookServer:
             source=request.match_info.get("source"),
         )
         # The handler is synchronous, as in Lambda: run it off the event loop.
+        self.watch()
         answer = await asyncio.to_thread(handler, event, LocalContext(10, INGEST_FUNCTION))
         return web.Response(
             status=answer["statusCode"],

@@ -15,10 +15,10 @@ metric set per thread, so each function's EMF blob carries its own metrics):
   stderr buffer separately: lines of two threads (or of stdout and stderr sent to one
   file) ran into each other. `whole_lines()` makes them write whole lines only.
 
-`LocalCloudWatch` plays CloudWatch's part: it reads the EMF lines the functions print
-(local mode's stdout goes through it) and puts them, from a background thread, into the
-local AWS, so `qomon-sync status --local` reads the last hour with the same GetMetricData
-queries as against a stack. Nothing is kept across a restart.
+`LocalCloudWatch` plays CloudWatch's part: it reads the EMF lines the functions print on
+stdout and puts them, from a background thread, into the local AWS, so `qomon-sync status
+--local` reads the last hour with the same GetMetricData queries as against a stack.
+Nothing is kept across a restart.
 """
 
 from __future__ import annotations
@@ -216,8 +216,9 @@ def metric_data(blob: dict[str, Any]) -> list[tuple[str, list[dict[str, Any]]]]:
 
 
 class LocalCloudWatch:
-    """Reads the EMF lines printed on stdout while it runs (sys.stdout goes through a
-    WholeLines stream of its own) and puts them into the local AWS's CloudWatch."""
+    """Reads the EMF lines the functions print on stdout and puts them into the local
+    AWS's CloudWatch. Local mode calls `watch()` as each invocation starts: whoever holds
+    sys.stdout (a test runner's capture, a test's own) may have replaced it since."""
 
     def __init__(self, aws_url: str, region: str) -> None:
         self._client = boto3.client(
@@ -229,23 +230,32 @@ class LocalCloudWatch:
         )
         self._blobs: queue.Queue[dict[str, Any] | None] = queue.Queue()
         self._thread = threading.Thread(target=self._publish, name="local-cloudwatch", daemon=True)
-        self._stdout: TextIO | None = None
+        self._lock = threading.Lock()
+        self._watching = False
 
     def start(self) -> LocalCloudWatch:
-        self._stdout = sys.stdout
-        sys.stdout = WholeLines(self._stdout, threading.Lock(), on_line=self.take)
+        self._watching = True
         self._thread.start()
+        self.watch()
         return self
 
+    def watch(self) -> None:
+        """Make sys.stdout go through a reader of ours, unless it already does."""
+        with self._lock:
+            if self._watching and getattr(sys.stdout, "on_line", None) != self.take:
+                sys.stdout = WholeLines(sys.stdout, threading.Lock(), on_line=self.take)
+
     def take(self, line: str) -> None:
-        if line.startswith('{"_aws"'):
+        if self._watching and line.startswith('{"_aws"'):
             with contextlib.suppress(ValueError):
                 self._blobs.put(json.loads(line))
 
     def stop(self) -> None:
-        if self._stdout is not None:
-            sys.stdout.flush()
-            sys.stdout, self._stdout = self._stdout, None
+        with self._lock:
+            self._watching = False
+            if isinstance(sys.stdout, WholeLines) and sys.stdout.on_line == self.take:
+                sys.stdout.flush()
+                sys.stdout = sys.stdout.target
         self._blobs.put(None)
         self._thread.join(timeout=10)
 

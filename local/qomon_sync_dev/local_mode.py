@@ -289,15 +289,15 @@ class LocalMode:
 
         reset_runtime()
         reset_ingest()
-        self.webhooks = WebhookServer(options.webhook_port).start()
+        self.metrics = local_logs.LocalCloudWatch(aws_url, REGION).start()
+        self.webhooks = WebhookServer(options.webhook_port, self.metrics.watch).start()
         self.endpoints = replace(
             self.endpoints,
             webhook_url=self.webhooks.url,
             webhook_secrets=dict(LOCAL_WEBHOOK_SECRETS),
             state_dir=str(options.state_dir) if options.state_dir is not None else "",
         )
-        self.metrics = local_logs.LocalCloudWatch(aws_url, REGION).start()
-        self.poller = EventSourcePoller(self.endpoints, options)
+        self.poller = EventSourcePoller(self.endpoints, options, self.metrics.watch)
         self.poller.start()
         return self.endpoints
 
