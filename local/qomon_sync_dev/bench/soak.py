@@ -93,7 +93,9 @@ QUICK = SoakSpec(
 class Killer(httpx.BaseTransport):
     """Kills the consumer after staging (the runtime's `on_staged` hook), and before or
     after a write (as the Qomon client's transport: a PATCH or a create about to be sent,
-    or answered).
+    or answered with success). One draw per write, however many attempts the client makes
+    of it: an attempt that repeats the last one, unanswered or answered with a failure,
+    is the same write retried.
 
     The crashes are transient, as a Lambda's are (an instance dies, the next one does
     not): an invocation holding a message on its last delivery (told by the poller before
@@ -114,6 +116,7 @@ class Killer(httpx.BaseTransport):
         """The poller's hook: the batch it is about to hand to the handler."""
         most = max((int(m["Attributes"]["ApproximateReceiveCount"]) for m in messages), default=1)
         self._invocation.last = most >= self.max_receive_count
+        self._invocation.write = None
 
     def _kill(self, chance: float, draw: float, what: str) -> bool:
         if draw >= chance:
@@ -132,15 +135,22 @@ class Killer(httpx.BaseTransport):
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         if request.method not in ("PATCH", "POST") or "/search" in request.url.path:
             return self._http.handle_request(request)
-        draw = self.rng.random()
-        if self._kill(self.spec.kill_before_patch, draw, "killed between GET and PATCH"):
-            raise KilledMidBatch
+        write = (request.method, str(request.url), request.read())
+        retried = getattr(self._invocation, "write", None)
+        if retried is not None and retried[0] == write:
+            draw = retried[1]
+        else:
+            draw = self.rng.random()
+            if self._kill(self.spec.kill_before_patch, draw, "killed between GET and PATCH"):
+                raise KilledMidBatch
+        self._invocation.write = (write, draw)  # until it succeeds: a retry is the same write
         response = self._http.handle_request(request)
+        if not response.is_success:
+            return response
+        self._invocation.write = None
         after = draw - self.spec.kill_before_patch
-        if (
-            after >= 0
-            and response.is_success
-            and self._kill(self.spec.kill_after_patch, after, "killed after PATCH, before delete")
+        if after >= 0 and self._kill(
+            self.spec.kill_after_patch, after, "killed after PATCH, before delete"
         ):
             response.close()
             raise KilledMidBatch
