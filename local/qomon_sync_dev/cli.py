@@ -23,11 +23,6 @@ COMMANDS: CommandTable = (
         "qomon_sync_dev.bench.soak",
         "the workload under injected faults; checks nothing is lost",
     ),
-    (
-        "probe",
-        "qomon_sync_dev.bench.probe",
-        "signed webhooks under load, a Qomon outage and hostile requests; loss and log leaks",
-    ),
     ("demo", "qomon_sync_dev.demo", "run the sample change events against a local Qomon stand-in"),
     ("local", "qomon_sync_dev.local_mode", "run the whole pipeline on this machine (local AWS)"),
     ("standin", "qomon_sync_dev.standin.server", "serve a Qomon stand-in on 127.0.0.1"),

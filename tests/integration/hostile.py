@@ -25,9 +25,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from qomon_sync_dev.bench.probe_logs import Personal
-from qomon_sync_dev.bench.probe_traffic import TrafficBuilder, as_body, fixture
 from qomon_sync_dev.signing import sign, standard_webhooks
+from tests.probe.logs import Personal
+from tests.probe.traffic import TrafficBuilder, as_body, fixture
 
 HEADER_TRICK = "header trick"
 PATH_TRAVERSAL = "path traversal"

@@ -13,11 +13,11 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from qomon_sync_dev.bench.probe_logs import Personal
-from qomon_sync_dev.bench.probe_traffic import TrafficBuilder
 from qomon_sync_dev.local_mode import LocalMode, LocalOptions
 from qomon_sync_dev.standin.seed import build_seed
 from tests.integration.hostile import HOSTILE_KINDS, HostileBuilder, hostile_figures, send_all
+from tests.probe.logs import Personal
+from tests.probe.traffic import TrafficBuilder
 
 pytestmark = pytest.mark.integration
 

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from qomon_sync_dev.bench.probe import QUICK, run_probe
-from qomon_sync_dev.bench.probe_account import print_report
-from qomon_sync_dev.bench.probe_logs import CAPTURE_PATHS, KINDS
+from tests.probe.account import print_report
+from tests.probe.logs import CAPTURE_PATHS, KINDS
+from tests.probe.run import QUICK, run_probe
 
 pytestmark = pytest.mark.integration
 

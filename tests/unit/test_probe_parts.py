@@ -4,6 +4,7 @@ traffic it builds."""
 
 from __future__ import annotations
 
+import argparse
 import io
 import json
 import random
@@ -12,19 +13,18 @@ from pathlib import Path
 
 import pytest
 
-from qomon_sync_dev.bench.probe import QUICK, ProbeSpec, spec_from_args
-from qomon_sync_dev.bench.probe_account import (
+from qomon_sync_dev.standin.seed import build_seed
+from tests.integration.hostile import Hostile, _judge
+from tests.probe.account import (
     NOT_DRAINED,
     Outcomes,
     _fate,
     _log_figures,
     print_report,
 )
-from qomon_sync_dev.bench.probe_logs import Line, Personal, Scanner, read_lines
-from qomon_sync_dev.bench.probe_traffic import SOURCE_CYCLE, TrafficBuilder
-from qomon_sync_dev.standin.seed import build_seed
-from qomon_sync_ops.cli import build_parser
-from tests.integration.hostile import Hostile, _judge
+from tests.probe.logs import Line, Personal, Scanner, read_lines
+from tests.probe.run import QUICK, ProbeSpec, add_arguments, spec_from_args
+from tests.probe.traffic import SOURCE_CYCLE, TrafficBuilder
 
 MAIL = "zoé.quéméner@example.net"
 
@@ -151,9 +151,10 @@ def test_the_traffic_is_distinct_events_of_every_source_with_redeliveries_after(
 
 
 def test_the_command_line_is_bounded() -> None:
-    parser = build_parser()
-    assert spec_from_args(parser.parse_args(["probe", "--quick"])) == QUICK
-    spec = spec_from_args(parser.parse_args(["probe", "--webhooks", "1718", "--concurrency", "16"]))
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    assert spec_from_args(parser.parse_args(["--quick"])) == QUICK
+    spec = spec_from_args(parser.parse_args(["--webhooks", "1718", "--concurrency", "16"]))
     assert (spec.webhooks, spec.concurrency, spec.outage_s) == (1718, 16, 30.0)
     for wrong in (
         ProbeSpec(webhooks=0),

@@ -1,5 +1,7 @@
-"""`qomon-sync probe`: local mode under load and a Qomon outage; then every accepted
-event accounted for and every log line searched for personal data.
+"""The probe (`make probe`, `python -m tests.probe`): local mode under load and a Qomon
+outage; then every accepted event accounted for and every log line searched for personal
+data. A test in all but name (each figure is checked, a problem fails the run), so it
+lives with the tests; tests/integration/test_probe.py runs `--quick` and checks its report.
 
 On 127.0.0.1 only, bounded in count and time (it stops by itself):
 
@@ -49,12 +51,6 @@ from urllib.parse import urlsplit
 import boto3
 import httpx
 
-from qomon_sync_dev.bench.probe_account import account, print_report
-from qomon_sync_dev.bench.probe_logs import (
-    Capture,
-    Personal,
-)
-from qomon_sync_dev.bench.probe_traffic import Delivery, TrafficBuilder, seed_personal
 from qomon_sync_dev.local_mode import (
     LOCAL_WEBHOOK_SECRETS,
     STACK,
@@ -66,6 +62,12 @@ from qomon_sync_dev.local_mode import (
 )
 from qomon_sync_dev.standin.config import StandinConfig
 from qomon_sync_dev.standin.seed import build_seed
+from tests.probe.account import account, print_report
+from tests.probe.logs import (
+    Capture,
+    Personal,
+)
+from tests.probe.traffic import Delivery, TrafficBuilder, seed_personal
 
 LOOPBACK = "127.0.0.1"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -446,6 +448,12 @@ def _qomon_config(qomon_url: str, changes: Mapping[str, Any]) -> None:
 # -- the command ----------------------------------------------------------------------------
 
 
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tests.probe", description=__doc__)
+    add_arguments(parser)
+    return run_from_args(parser.parse_args(argv))
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quick", action="store_true", help="the small run tests and CI use")
     parser.add_argument("--webhooks", type=int, help="signed webhooks to send (default 500)")
@@ -479,7 +487,7 @@ def run_from_args(args: argparse.Namespace) -> int:
     try:
         spec = spec_from_args(args).checked()
     except ValueError as error:
-        print(f"qomon-sync probe: {error}", flush=True)
+        print(f"probe: {error}", flush=True)
         return 2
     report = run_probe(spec, log_file=args.log_file)
     if args.json:

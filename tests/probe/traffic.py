@@ -18,10 +18,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from qomon_sync_dev.bench.probe_logs import Personal
 from qomon_sync_dev.signing import sign, standard_webhooks
+from tests.probe.logs import Personal
 
-ROOT = Path(__file__).resolve().parents[3]
+ROOT = Path(__file__).resolve().parents[2]
 WEBHOOKS = ROOT / "events" / "webhooks"
 
 SOURCE_CYCLE = ("generic", "typeform", "generic", "tally", "brevo")

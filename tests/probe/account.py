@@ -12,10 +12,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from qomon_sync_dev.bench.probe_logs import CAPTURE_PATHS, Personal, Scanner, read_lines
+from tests.probe.logs import CAPTURE_PATHS, Personal, Scanner, read_lines
 
 if TYPE_CHECKING:
-    from qomon_sync_dev.bench.probe import Observed, Sent
+    from tests.probe.run import Observed, Sent
 
 APPLIED = ("replaced", "created")
 TERMINAL = (*APPLIED, "unchanged", "dead_letter")

@@ -1,0 +1,2 @@
+"""The probe: local mode under load, a Qomon outage and a search of every log line
+(`make probe`, `make probe-quick`; run.py says what it does)."""
