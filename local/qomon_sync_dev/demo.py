@@ -30,7 +30,7 @@ from typing import Any
 import boto3
 import httpx
 
-from qomon_sync_dev.local_mode import queue_is_empty, take_dead_letters
+from qomon_sync_dev.local_lambda import queue_is_empty, take_dead_letters
 from qomon_sync_dev.signing import deployment_sources, signed_request
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -41,18 +41,10 @@ from qomon_sync.domain.privacy import Pseudonyms
 from qomon_sync_dev import local_logs, local_state
 from qomon_sync_dev.local_aws import LocalAws, create_staging_table
 from qomon_sync_dev.local_lambda import (
-    INGEST_FUNCTION,
     REGION,
     STACK,
-    SYNC_FUNCTION,
     EventSourcePoller,
-    LocalContext,
     WebhookServer,
-    http_api_event,
-    lambda_event,
-    queue_is_empty,
-    take_dead_letters,
-    wait_until_drained,
 )
 from qomon_sync_dev.local_sqs import LocalQueues
 from qomon_sync_dev.local_state import Left
@@ -60,23 +52,6 @@ from qomon_sync_dev.signing import local_webhook_secrets
 from qomon_sync_dev.standin.config import StandinConfig
 from qomon_sync_dev.standin.server import StandinServer
 
-__all__ = [  # local_lambda's plays of Lambda are named here too
-    "INGEST_FUNCTION",
-    "REGION",
-    "STACK",
-    "SYNC_FUNCTION",
-    "EventSourcePoller",
-    "Left",
-    "LocalContext",
-    "LocalMode",
-    "LocalOptions",
-    "WebhookServer",
-    "http_api_event",
-    "lambda_event",
-    "queue_is_empty",
-    "take_dead_letters",
-    "wait_until_drained",
-]
 ACCOUNT_ID = "123456789012"  # moto's default account
 STANDIN_TOKEN = "local-qomon-token"
 DEFAULT_STATE_DIR = Path(".local-run")

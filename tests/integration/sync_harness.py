@@ -15,14 +15,13 @@ import boto3
 import httpx
 
 from qomon_sync.domain.change_event import ChangeEvent
-from qomon_sync_dev.local_mode import (
+from qomon_sync_dev.local_lambda import (
     LocalContext,
-    LocalMode,
-    LocalOptions,
     lambda_event,
     queue_is_empty,
     take_dead_letters,
 )
+from qomon_sync_dev.local_mode import LocalMode, LocalOptions
 
 _sequence = itertools.count(int(time.time() * 1000))
 

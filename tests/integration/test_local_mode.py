@@ -13,7 +13,8 @@ import boto3
 import httpx
 import pytest
 
-from qomon_sync_dev.local_mode import LocalMode, LocalOptions, wait_until_drained
+from qomon_sync_dev.local_lambda import wait_until_drained
+from qomon_sync_dev.local_mode import LocalMode, LocalOptions
 
 pytestmark = pytest.mark.integration
 

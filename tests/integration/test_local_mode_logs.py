@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from qomon_sync_dev.local_mode import INGEST_FUNCTION, SYNC_FUNCTION
+from qomon_sync_dev.local_lambda import INGEST_FUNCTION, SYNC_FUNCTION
 from tests.integration.local_process import Delivery, LocalProcess, note_event
 
 pytestmark = pytest.mark.integration

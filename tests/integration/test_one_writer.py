@@ -21,7 +21,8 @@ from qomon_sync.application.outcome import Outcome
 from qomon_sync.application.runtime import build_runtime
 from qomon_sync.application.sync_batch import SyncBatch
 from qomon_sync.settings import get_settings
-from qomon_sync_dev.local_mode import LocalContext, LocalMode, lambda_event
+from qomon_sync_dev.local_lambda import LocalContext, lambda_event
+from qomon_sync_dev.local_mode import LocalMode
 from tests.integration.sync_harness import (
     calls,
     clients,

@@ -23,12 +23,8 @@ import boto3
 import httpx
 import pytest
 
-from qomon_sync_dev.local_mode import (
-    STANDIN_TOKEN,
-    LocalMode,
-    LocalOptions,
-    wait_until_drained,
-)
+from qomon_sync_dev.local_lambda import wait_until_drained
+from qomon_sync_dev.local_mode import STANDIN_TOKEN, LocalMode, LocalOptions
 from qomon_sync_dev.local_sqs import LocalQueues
 from qomon_sync_dev.standin.config import StandinConfig
 from qomon_sync_ops.backfill import estimate, read_rows, row_id

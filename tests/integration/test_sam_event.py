@@ -8,7 +8,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from qomon_sync_dev.local_mode import LocalContext, LocalMode, LocalOptions
+from qomon_sync_dev.local_lambda import LocalContext
+from qomon_sync_dev.local_mode import LocalMode, LocalOptions
 from tests.conftest import load_event
 
 pytestmark = pytest.mark.integration

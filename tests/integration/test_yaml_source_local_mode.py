@@ -17,7 +17,8 @@ import httpx
 import pytest
 import yaml
 
-from qomon_sync_dev.local_mode import LOCAL_WEBHOOK_SECRETS, REGION, STACK, LocalMode, LocalOptions
+from qomon_sync_dev.local_lambda import REGION, STACK
+from qomon_sync_dev.local_mode import LOCAL_WEBHOOK_SECRETS, LocalMode, LocalOptions
 from tests.conftest import EVENTS
 from tests.unit.webhooks import SOURCES_YAML
 

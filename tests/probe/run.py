@@ -51,15 +51,8 @@ from urllib.parse import urlsplit
 import boto3
 import httpx
 
-from qomon_sync_dev.local_mode import (
-    LOCAL_WEBHOOK_SECRETS,
-    STACK,
-    STANDIN_TOKEN,
-    LocalMode,
-    LocalOptions,
-    take_dead_letters,
-    wait_until_drained,
-)
+from qomon_sync_dev.local_lambda import STACK, take_dead_letters, wait_until_drained
+from qomon_sync_dev.local_mode import LOCAL_WEBHOOK_SECRETS, STANDIN_TOKEN, LocalMode, LocalOptions
 from qomon_sync_dev.standin.config import StandinConfig
 from qomon_sync_dev.standin.seed import build_seed
 from tests.probe.account import account, print_report

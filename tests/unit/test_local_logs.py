@@ -16,7 +16,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from qomon_sync.handlers.observability import logger, metrics
 from qomon_sync_dev import local_logs
-from qomon_sync_dev.local_mode import INGEST_FUNCTION, SYNC_FUNCTION, LocalContext
+from qomon_sync_dev.local_lambda import INGEST_FUNCTION, SYNC_FUNCTION, LocalContext
 
 
 @pytest.fixture

@@ -159,12 +159,12 @@ def test_an_unknown_command_is_named_with_the_commands_there_are(tmp_path: Path)
 
 
 def test_local_mode_is_found_where_it_writes_its_endpoints() -> None:
-    from qomon_sync_dev import local_mode
+    from qomon_sync_dev import local_lambda, local_mode
 
     assert target.LOCAL_STATE_DIR == local_mode.DEFAULT_STATE_DIR
     assert target.LOCAL_STATE_DIR_ENV == local_mode.STATE_DIR_ENV
     assert target.LOCAL_ENDPOINTS_FILE == local_mode.ENDPOINTS_FILE
-    assert target.LOCAL_STACK == local_mode.STACK
+    assert target.LOCAL_STACK == local_lambda.STACK
 
 
 def test_status_reads_the_metrics_the_sync_emits() -> None:

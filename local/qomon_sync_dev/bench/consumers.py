@@ -40,7 +40,8 @@ def _consume(
     ready, go, stop, reports = signals
     with open(os.devnull, "w", encoding="utf-8") as quiet, contextlib.redirect_stdout(quiet):
         from qomon_sync.handlers import sync
-        from qomon_sync_dev.local_mode import EventSourcePoller, LocalOptions
+        from qomon_sync_dev.local_lambda import EventSourcePoller
+        from qomon_sync_dev.local_mode import LocalOptions
 
         counts: dict[str, float] = {}
         emit = sync.TELEMETRY.count

@@ -34,12 +34,8 @@ from qomon_sync.domain.change_event import ChangeEvent
 from qomon_sync.domain.dates import to_qomon_date
 from qomon_sync.domain.privacy import Pseudonyms
 from qomon_sync_dev.bench.workload import FORMS, Workload, WorkloadSpec, build_workload, state_of
-from qomon_sync_dev.local_mode import (
-    LocalMode,
-    LocalOptions,
-    take_dead_letters,
-    wait_until_drained,
-)
+from qomon_sync_dev.local_lambda import take_dead_letters, wait_until_drained
+from qomon_sync_dev.local_mode import LocalMode, LocalOptions
 from qomon_sync_dev.standin.config import StandinConfig
 from qomon_sync_dev.standin.seed import build_seed
 

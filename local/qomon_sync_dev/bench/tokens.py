@@ -30,7 +30,8 @@ from qomon_sync.domain.contact_shape import ShapePolicy, to_write_shape
 from qomon_sync.domain.privacy import Pseudonyms
 from qomon_sync_dev.bench.consumers import Consumers
 from qomon_sync_dev.bench.workload import Workload, state_of
-from qomon_sync_dev.local_mode import LocalMode, LocalOptions, queue_is_empty, take_dead_letters
+from qomon_sync_dev.local_lambda import queue_is_empty, take_dead_letters
+from qomon_sync_dev.local_mode import LocalMode, LocalOptions
 from qomon_sync_dev.standin.config import StandinConfig
 from qomon_sync_dev.standin.server import StandinServer
 
