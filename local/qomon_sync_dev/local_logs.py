@@ -31,20 +31,21 @@ import logging
 import queue
 import sys
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
 import boto3
-from aws_lambda_powertools.logging.formatter import BasePowertoolsFormatter
 
 # qomon_sync.handlers.observability is imported where it is used, not here: its Logger
 # reads POWERTOOLS_LOG_LEVEL when it is created, which callers (the soak) set first.
 
 
-class PerThreadFormatter(BasePowertoolsFormatter):
+class PerThreadFormatter(logging.Formatter):
     """Powertools' formatter, one copy per thread: each thread's keys are its own. A
-    thread's copy starts from the keys the formatter held when it was made per-thread."""
+    thread's copy starts from the keys the formatter held when it was made per-thread;
+    what the Logger asks of its formatter (append_keys, remove_keys, clear_state, ...) is
+    asked of the calling thread's copy."""
 
     def __init__(self, shared: logging.Formatter) -> None:
         super().__init__()
@@ -60,34 +61,10 @@ class PerThreadFormatter(BasePowertoolsFormatter):
     def format(self, record: logging.LogRecord) -> str:
         return str(self.mine().format(record))
 
-    def append_keys(self, **additional_keys: Any) -> None:
-        self.mine().append_keys(**additional_keys)
-
-    def get_current_keys(self) -> dict[str, Any]:
-        return dict(self.mine().get_current_keys())
-
-    def remove_keys(self, keys: Iterable[str]) -> None:
-        self.mine().remove_keys(keys)
-
-    def clear_state(self) -> None:
-        self.mine().clear_state()
-
-    @contextlib.contextmanager
-    def append_context_keys(self, **additional_keys: Any) -> Iterator[None]:
-        with self.mine().append_context_keys(**additional_keys):
-            yield
-
-    def thread_safe_append_keys(self, **additional_keys: Any) -> None:
-        self.mine().thread_safe_append_keys(**additional_keys)
-
-    def thread_safe_get_current_keys(self) -> dict[str, Any]:
-        return dict(self.mine().thread_safe_get_current_keys())
-
-    def thread_safe_remove_keys(self, keys: Iterable[str]) -> None:
-        self.mine().thread_safe_remove_keys(keys)
-
-    def thread_safe_clear_keys(self) -> None:
-        self.mine().thread_safe_clear_keys()
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self.mine(), name)
 
 
 def isolate_functions() -> None:
