@@ -26,11 +26,8 @@ that must be retried; in AWS the same claims expire with the Lambda's timeout.
 
 from __future__ import annotations
 
-import ast
 import fcntl
 import hashlib
-import io
-import itertools
 import json
 import os
 import pickle
@@ -257,21 +254,6 @@ def _store_version() -> str:
     return hashlib.sha256(source).hexdigest()[:16]
 
 
-class _StorePickler(pickle.Pickler):
-    def reducer_override(self, obj: Any) -> Any:
-        # Pickling itertools.count is deprecated from Python 3.12: keep where it stands.
-        if isinstance(obj, itertools.count):
-            state = ast.literal_eval(repr(obj)[len("count") :])
-            return itertools.count, state if isinstance(state, tuple) else (state,)
-        return NotImplemented
-
-
-def _pickled(value: Any) -> bytes:
-    buffer = io.BytesIO()
-    _StorePickler(buffer, protocol=pickle.HIGHEST_PROTOCOL).dump(value)
-    return buffer.getvalue()
-
-
 class DurableStandin(StandinServer):
     """The Qomon stand-in, its contacts kept in the journal: snapshotted after every
     request that may write, before the answer leaves, and loaded again on start."""
@@ -305,7 +287,7 @@ class DurableStandin(StandinServer):
             finally:
                 if request.method not in ("GET", "HEAD", "OPTIONS"):
                     self._journal.save_snapshot(
-                        STANDIN_SNAPSHOT, self._version, _pickled(app[STATE].store)
+                        STANDIN_SNAPSHOT, self._version, pickle.dumps(app[STATE].store)
                     )
 
         app.middlewares.append(keep_writes)

@@ -14,7 +14,6 @@ documented types are listed in `standin.fields`), `standin.search` matches queri
 from __future__ import annotations
 
 import copy
-import itertools
 from collections import Counter
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
@@ -90,7 +89,7 @@ class ContactStore:
         self.api_user_id: int = api_user["id"]
         self._clock = clock
         self._contacts: dict[int, StoredContact] = {}
-        self._entry_ids = itertools.count(FIRST_ENTRY_ID)
+        self._highest_entry_id = FIRST_ENTRY_ID - 1
         self._highest_note_id = FIRST_NOTE_ID - 1
         self._highest_contact_id = FIRST_CONTACT_ID - 1
         self._tag_counts: Counter[str] | None = None
@@ -350,8 +349,9 @@ class ContactStore:
     def _new_entry(
         self, write: EntryWrite, now: datetime, deleted_at: datetime | None = None
     ) -> Entry:
+        self._highest_entry_id += 1
         return Entry(
-            id=next(self._entry_ids),
+            id=self._highest_entry_id,
             kind=write.kind,
             form_id=write.form_id,
             form_ref_id=write.form_ref_id,
