@@ -542,7 +542,10 @@ def _run(args: argparse.Namespace, options: LocalOptions, stop: threading.Event)
             args.endpoints_file or (options.state_dir or DEFAULT_STATE_DIR) / ENDPOINTS_FILE
         )
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(asdict(local.endpoints), indent=2) + "\n", encoding="utf-8")
+        # Written aside, then renamed: whoever waits for the file never reads half of it.
+        aside = path.with_name(f".{path.name}.writing")
+        aside.write_text(json.dumps(asdict(local.endpoints), indent=2) + "\n", encoding="utf-8")
+        aside.replace(path)
         if local.restored is not None and options.state_dir is not None:
             print(f"qomon-sync local mode: {local.restored.summary(options.state_dir)}", flush=True)
         if isinstance(local.standin, local_state.DurableStandin) and local.standin.note:
