@@ -205,9 +205,6 @@ class LocalQueues:
         self.queues[name] = queue
         return {"QueueUrl": queue.url}
 
-    def _GetQueueUrl(self, request: dict[str, Any]) -> dict[str, Any]:
-        return {"QueueUrl": self._queue(request).url}
-
     def _GetQueueAttributes(self, request: dict[str, Any]) -> dict[str, Any]:
         queue = self._queue(request)
         now = _now_ms()
@@ -231,10 +228,6 @@ class LocalQueues:
         }
         wanted = request.get("AttributeNames") or ["All"]
         return {"Attributes": {k: v for k, v in values.items() if "All" in wanted or k in wanted}}
-
-    def _PurgeQueue(self, request: dict[str, Any]) -> dict[str, Any]:
-        self._db.execute("DELETE FROM queue_messages WHERE queue = ?", (self._queue(request).name,))
-        return {}
 
     # -- sending ------------------------------------------------------------------------------
 
