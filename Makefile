@@ -53,11 +53,11 @@ bench: install sam-build
 
 ## The benchmark workload under injected faults; exits non-zero on any loss (a few minutes).
 soak: install
-	$(BIN)/qomon-sync soak
+	$(BIN)/python -m tests.soak
 
 ## The small soak CI runs.
 soak-quick: install
-	$(BIN)/qomon-sync soak --quick
+	$(BIN)/python -m tests.soak --quick
 
 ## Signed webhooks from 8 threads through a 30 s Qomon outage: exits non-zero on any loss,
 ## double application or personal data in a log line (< 3 min). It lives with the tests.

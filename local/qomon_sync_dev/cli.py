@@ -18,11 +18,6 @@ from qomon_sync_ops.cli import CommandTable, main
 
 COMMANDS: CommandTable = (
     ("bench", "qomon_sync_dev.bench.run", "tokens, throughput and overhead figures, from a run"),
-    (
-        "soak",
-        "qomon_sync_dev.bench.soak",
-        "the workload under injected faults; checks nothing is lost",
-    ),
     ("demo", "qomon_sync_dev.demo", "run the sample change events against a local Qomon stand-in"),
     ("local", "qomon_sync_dev.local_mode", "run the whole pipeline on this machine (local AWS)"),
     ("standin", "qomon_sync_dev.standin.server", "serve a Qomon stand-in on 127.0.0.1"),

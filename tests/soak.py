@@ -1,4 +1,6 @@
-"""`qomon-sync soak`: the benchmark workload under injected faults, then a conservation check.
+"""The soak (`make soak`, `python -m tests.soak [--quick]`): the benchmark workload under
+injected faults, then a conservation check. A test in all but name (CI runs `--quick`; a
+loss fails it), so it lives with the tests.
 
 Faults: a share of 5xx answers, dropped connections and hung answers (longer than the
 client waits), 429 storms, duplicate deliveries, malformed messages, and the consumer
@@ -9,8 +11,8 @@ the PATCH before the messages are deleted (a Lambda timing out or crashing there
 At the end, every event must be reflected in Qomon's final state (per the workload's
 reference model) or in the dead-letter queue with a specific reason; nothing the workload
 did not name may have changed; no note may have been added twice; no event may be left in
-the staging table. It prints a table of the
-faults injected and the outcomes, and exits non-zero on any loss.
+the staging table. It prints a table of the faults injected and the outcomes, and exits
+non-zero on any loss.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import io
 import json
 import os
 import random
+import sys
 import threading
 import time
 from collections import Counter
@@ -163,7 +166,7 @@ def run_soak(spec: SoakSpec) -> dict[str, Any]:
     )
     rng = random.Random(spec.seed + 1)
     standin = StandinConfig(
-        token="soak-token",  # noqa: S106 - the local stand-in's key
+        token="soak-token",
         burst=100,
         refill=10.0 * spec.scale,
         fail_rate=spec.fail_rate,
@@ -411,6 +414,12 @@ def _conservation(
     }
 
 
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tests.soak", description=__doc__)
+    add_arguments(parser)
+    return run_from_args(parser.parse_args(argv))
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quick", action="store_true", help="the small configuration CI runs")
     parser.add_argument("--events", type=int)
@@ -446,3 +455,7 @@ def run_from_args(args: argparse.Namespace) -> int:
         return 1
     print("\nconservation holds: every event is in Qomon's final state or dead-lettered, with why")
     return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
