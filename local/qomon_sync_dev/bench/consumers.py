@@ -7,19 +7,23 @@ is shared between them but what AWS would share: the queue, the tables (the stag
 table's token bucket, forms and e-mails included) and Qomon. Each process reports what
 it did when it stops: invocations, messages it left on the queue, crashes, and the
 handler's own counters (events staged, flushes deferred for want of time or tokens,
-flush markers sent, events left for redelivery).
+flush markers sent, events left for redelivery), read as CloudWatch reads them: from the
+EMF lines the handler prints.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import multiprocessing
 import os
 import queue as queues
+import threading
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from qomon_sync_dev.local_logs import WholeLines, metric_data
 from qomon_sync_dev.local_mode import Endpoints
 
 START_TIMEOUT_S = 120.0
@@ -38,19 +42,20 @@ def _consume(
 ) -> None:
     """One consumer process: say it is ready, wait for `go`, poll until `stop`, report."""
     ready, go, stop, reports = signals
-    with open(os.devnull, "w", encoding="utf-8") as quiet, contextlib.redirect_stdout(quiet):
-        from qomon_sync.handlers import sync
+    counts: Counter[str] = Counter()
+
+    def tally(line: str) -> None:
+        if line.startswith('{"_aws"'):
+            for _, data in metric_data(json.loads(line)):
+                counts.update({datum["MetricName"]: datum["Value"] for datum in data})
+
+    with (
+        open(os.devnull, "w", encoding="utf-8") as quiet,
+        contextlib.redirect_stdout(WholeLines(quiet, threading.Lock(), on_line=tally)),
+    ):
         from qomon_sync_dev.local_lambda import EventSourcePoller
         from qomon_sync_dev.local_mode import LocalOptions
 
-        counts: dict[str, float] = {}
-        emit = sync.TELEMETRY.count
-
-        def count(name: str, value: float = 1) -> None:
-            counts[name] = counts.get(name, 0) + value
-            emit(name, value)
-
-        sync.TELEMETRY.count = count  # type: ignore[method-assign]
         poller = EventSourcePoller(
             Endpoints(**endpoints),
             LocalOptions(function_timeout_s=function_timeout_s, paused=True),
