@@ -1,4 +1,4 @@
-"""`qomon-sync probe --quick`: local mode under concurrent signed webhooks and a Qomon
+"""The quick probe (`make probe-quick`): local mode under concurrent signed webhooks and a Qomon
 outage, on loopback; its report's invariants hold. (Its hostile requests are
 tests/integration/test_hostile_requests.py now.)"""
 

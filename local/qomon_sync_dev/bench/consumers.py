@@ -1,7 +1,7 @@
 """Several consumers of the changes queue, each its own process, as Lambda instances are.
 
 `qomon-sync bench --consumers N` plays an event source mapping with MaximumConcurrency N:
-N processes, each running the poller of local mode (local_mode.EventSourcePoller) with the
+N processes, each running the poller of local mode (local_lambda.EventSourcePoller) with the
 very same handler, against the one local AWS and the one stand-in of the parent. Nothing
 is shared between them but what AWS would share: the queue, the tables (the staging
 table's token bucket, forms and e-mails included) and Qomon. Each process reports what
