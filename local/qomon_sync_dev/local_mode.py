@@ -135,8 +135,8 @@ class PortInUse(RuntimeError):
 
 
 def _check_port(port: int, what: str) -> None:
-    """Fail with a sentence instead of hanging: moto's server thread dies silently when it
-    cannot listen, and its start waits forever."""
+    """Fail with a sentence that names the way out, before anything has started (the
+    servers' own errors would say only that the address is in use, one server later)."""
     if port == 0:
         return
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
