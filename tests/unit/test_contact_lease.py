@@ -234,3 +234,31 @@ def test_a_contact_just_created_is_leased_before_a_second_write_to_it(dynamodb: 
     port.replace(created["id"], {"mail": "nouvelle@example.org", "firstname": "Nour"})
     one.release()
     assert calls == ["create", "lease 900001", "patch 900001", "release 900001"]
+
+
+def test_instances_on_the_old_and_the_new_api_key_still_exclude_each_other(
+    dynamodb: Any,
+) -> None:
+    """A rotated key is picked up by each instance in its own time: the lease on a contact
+    must not depend on the key, or old-key and new-key flushes would both write it."""
+    import boto3
+    from aws_lambda_powertools.utilities import parameters
+
+    from qomon_sync.application.runtime import build_runtime
+    from qomon_sync.settings import Settings
+
+    secrets = boto3.client("secretsmanager")
+    secrets.create_secret(Name="qomon-key", SecretString="the key before its rotation")
+    settings = Settings(staging_table=TABLE, qomon_api_key_secret="qomon-key")
+    parameters.clear_caches()  # type: ignore[no-untyped-call]
+    old = build_runtime(settings).one_writer(Deadline.after(30.0), keep_s=0.0)
+    old.hold(700103)
+    secrets.put_secret_value(SecretId="qomon-key", SecretString="the key after its rotation")
+    parameters.clear_caches()  # type: ignore[no-untyped-call]
+    new_runtime = build_runtime(settings)
+    assert new_runtime.client() is not None  # built on the new key
+    new = new_runtime.one_writer(Deadline.after(0.5), keep_s=0.0)
+    with pytest.raises(ContactBusy):
+        new.hold(700103)
+    old.release()
+    parameters.clear_caches()  # type: ignore[no-untyped-call]

@@ -87,8 +87,12 @@ class SyncRuntime:
             self._forms = SharedForms(
                 self.dynamodb, self.staging.table, space, ttl_s=settings.forms_cache_s
             )
-            # Contact ids belong to the space: so do the leases on them.
-            self._leases = ContactLeases(self.dynamodb, self.staging.table, space)
+            # Contact ids belong to the space behind the key, and a rotated key is picked
+            # up by each instance in its own time: the leases are keyed by what does not
+            # change with the key (the space's URL), so that old-key and new-key instances
+            # still exclude each other.
+            place = hashlib.sha256(str(settings.qomon_base_url).encode("utf-8")).hexdigest()
+            self._leases = ContactLeases(self.dynamodb, self.staging.table, place[:16])
             self._client_key = key
         return self._client
 
