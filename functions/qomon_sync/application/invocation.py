@@ -33,6 +33,8 @@ class Invocation:
     remaining_ms: Callable[[], int]
     """The Lambda context's clock: milliseconds left in this invocation."""
     _usage_before: dict[str, int] | None = field(default=None, repr=False)
+    _usage_of: CallStats | None = field(default=None, repr=False)
+    """Whose counters `_usage_before` holds: a rotated key builds a client counting anew."""
 
     def seconds_left(self) -> float:
         """What this invocation may still spend, its safety margin kept back."""
@@ -78,7 +80,7 @@ class Invocation:
         """Remember the Qomon client's counters before its first call of this invocation."""
         stats = self.runtime.usage
         if self._usage_before is None and stats is not None:
-            self._usage_before = _usage(stats)
+            self._usage_before, self._usage_of = _usage(stats), stats
 
     def emit_usage(self) -> None:
         """Count what this invocation spent of Qomon's rate limit (once, at its end)."""
@@ -86,8 +88,10 @@ class Invocation:
         if stats is None or self._usage_before is None:
             return
         now = _usage(stats)
+        # A key rotated during the invocation: the new client counted from zero.
+        before = self._usage_before if stats is self._usage_of else dict.fromkeys(now, 0)
         for name, metric in USAGE_METRICS:
-            self.telemetry.count(metric, now[name] - self._usage_before[name])
+            self.telemetry.count(metric, now[name] - before[name])
 
 
 def _usage(stats: CallStats) -> dict[str, int]:
