@@ -9,7 +9,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
@@ -299,3 +299,36 @@ def test_message_attributes_count_in_a_messages_size() -> None:
         "MessageAttributes": {"source": {"DataType": "String", "StringValue": "tally"}},
     }
     assert message_bytes(entry) == 2 + len("source") + len("String") + len("tally")
+
+
+def test_the_ingest_refuses_a_slipped_character_as_the_senders_fault_naming_the_field() -> None:
+    """What the queue's last look finds is answered 400 by the ingest, the field named."""
+    from qomon_sync.application.ingest import accept
+    from qomon_sync.domain.change_event import BasicFieldsPatch, ChangeEvent, ContactRef
+    from qomon_sync.sources.base import BadPayload, WebhookRequest
+
+    event = ChangeEvent.model_construct(
+        event_id="e-1",
+        source="generic",
+        occurred_at=datetime(2026, 11, 24, 10, tzinfo=UTC),
+        contact=ContactRef(id=1),
+        set=BasicFieldsPatch.model_construct(firstname="A\uffff"),
+    )
+
+    class Slipped:
+        name = "generic"
+
+        def change_events(self, request: WebhookRequest) -> list[ChangeEvent]:
+            return [event]
+
+        def delivery_id(self, request: WebhookRequest) -> str | None:
+            return "msg_1"
+
+    request = WebhookRequest(
+        source="generic", body=b"{}", headers={}, received_at=datetime.now(UTC)
+    )
+    with pytest.raises(BadPayload) as refused:
+        accept(cast(Any, Slipped()), request, None, pseudonyms=PSEUDONYMS, max_bytes=262_144,
+               authenticate=False)  # fmt: skip
+    assert (refused.value.status, refused.value.field) == (400, "set.firstname")
+    assert "U+FFFF" in refused.value.detail
