@@ -260,18 +260,25 @@ def test_an_entry_that_failed_on_sqs_side_is_tried_once_more(moto_ingest: Ingest
     assert queue.calls == [["0"], ["0"]]
 
 
-def test_the_last_look_before_sending_names_a_field_that_slipped_by() -> None:
-    """An event built without validation (model_construct) is still checked as sent."""
-    from qomon_sync.adapters.changes_queue import Unsendable, as_entries
+def slipped_event() -> Any:
+    """An event built without validation (model_construct) whose first name holds a
+    character SQS refuses."""
     from qomon_sync.domain.change_event import BasicFieldsPatch, ChangeEvent, ContactRef
 
-    event = ChangeEvent.model_construct(
+    return ChangeEvent.model_construct(
         event_id="e-1",
         source="generic",
         occurred_at=datetime(2026, 11, 24, 10, tzinfo=UTC),
         contact=ContactRef(id=1),
         set=BasicFieldsPatch.model_construct(firstname="A\uffff"),
     )
+
+
+def test_the_last_look_before_sending_names_a_field_that_slipped_by() -> None:
+    """An event built without validation (model_construct) is still checked as sent."""
+    from qomon_sync.adapters.changes_queue import Unsendable, as_entries
+
+    event = slipped_event()
     with pytest.raises(Unsendable) as refused:
         as_entries([event], ["d-1"], pseudonyms=PSEUDONYMS)
     assert refused.value.field == "set.firstname"
@@ -304,16 +311,10 @@ def test_message_attributes_count_in_a_messages_size() -> None:
 def test_the_ingest_refuses_a_slipped_character_as_the_senders_fault_naming_the_field() -> None:
     """What the queue's last look finds is answered 400 by the ingest, the field named."""
     from qomon_sync.application.ingest import accept
-    from qomon_sync.domain.change_event import BasicFieldsPatch, ChangeEvent, ContactRef
+    from qomon_sync.domain.change_event import ChangeEvent
     from qomon_sync.sources.base import BadPayload, WebhookRequest
 
-    event = ChangeEvent.model_construct(
-        event_id="e-1",
-        source="generic",
-        occurred_at=datetime(2026, 11, 24, 10, tzinfo=UTC),
-        contact=ContactRef(id=1),
-        set=BasicFieldsPatch.model_construct(firstname="A\uffff"),
-    )
+    event = slipped_event()
 
     class Slipped:
         name = "generic"
