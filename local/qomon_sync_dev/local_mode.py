@@ -113,7 +113,10 @@ class LocalOptions:
     standin: StandinConfig | None = None
     visibility_timeout_s: int = 10
     max_receive_count: int = 5
-    function_timeout_s: float = 60.0
+    function_timeout_s: float = 10.0
+    """At most the visibility timeout, as on AWS (60 s against 360 s): a killed invocation's
+    ledger claims and contact leases last until it would have ended, so they must have
+    expired when its messages come back, or the next delivery finds them held."""
     batch_size: int = 10
     unknown_fields_passthrough: str = LOCAL_PASSTHROUGH
     ledger_retention_days: int = LOCAL_LEDGER_RETENTION_DAYS
@@ -128,6 +131,24 @@ class LocalOptions:
     paused: bool = False
     """Start with the poller paused (`poller.resume()` starts it): nothing is received,
     not even what the state folder gave back, until then."""
+
+    def timeouts_problem(self) -> str | None:
+        """What is wrong with the timeouts for a run that may be killed, in words (local
+        mode's command refuses it; tests that kill nothing may shorten the visibility)."""
+        if self.function_timeout_s <= self.visibility_timeout_s:
+            return None
+        return (
+            f"the function timeout ({self.function_timeout_s:g} s) is longer than the "
+            f"visibility timeout ({self.visibility_timeout_s} s): a message would come back "
+            "while the invocation holding it may still run (AWS keeps 60 s against 360 s); "
+            "give --function-timeout at most the --visibility-timeout"
+        )
+
+    @property
+    def safety_margin_s(self) -> float:
+        """The time each invocation keeps back (settings `SAFETY_MARGIN_S`, 8 s on AWS for
+        60 s), scaled down with a shorter function timeout."""
+        return max(1.0, min(8.0, self.function_timeout_s / 5))
 
 
 class PortInUse(RuntimeError):
@@ -253,6 +274,8 @@ class LocalMode:
                 "PSEUDONYM_KEY_SECRET": self.endpoints.pseudonym_key_secret,
             }
         )
+        if "SAFETY_MARGIN_S" not in os.environ:  # a soak or a person may set their own
+            self._set_env({"SAFETY_MARGIN_S": f"{options.safety_margin_s:g}"})
         # The tools that run beside the handlers (bench, soak) key pseudonyms the same way.
         secrets_client = boto3.client(
             "secretsmanager", endpoint_url=self.endpoints.aws_endpoint_url, region_name=REGION
@@ -476,7 +499,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--visibility-timeout", type=int, default=10, help="seconds (AWS: 360)")
     parser.add_argument("--max-receive-count", type=int, default=5)
-    parser.add_argument("--function-timeout", type=float, default=60.0)
+    parser.add_argument(
+        "--function-timeout",
+        type=float,
+        default=10.0,
+        help="seconds, at most the visibility timeout (AWS: 60)",
+    )
     parser.add_argument(
         "--paused",
         action="store_true",
@@ -517,6 +545,10 @@ def run_from_args(args: argparse.Namespace) -> int:
         print("qomon-sync local: --qomon-url and --qomon-token go together", flush=True)
         return 2
     options = options_from_args(args)
+    problem = options.timeouts_problem()
+    if problem is not None:
+        print(f"qomon-sync local: {problem}", file=sys.stderr, flush=True)
+        return 2
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())

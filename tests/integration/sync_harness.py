@@ -32,8 +32,9 @@ class Killed(BaseException):
 
 @contextlib.contextmanager
 def paused_local_mode() -> Iterator[LocalMode]:
-    """Local mode with its poller paused: a test invokes the sync handler itself."""
-    with LocalMode(LocalOptions()) as running:
+    """Local mode with its poller paused: a test invokes the sync handler itself, with
+    AWS's timings (a 60 s function keeps 8 s back)."""
+    with LocalMode(LocalOptions(function_timeout_s=60.0)) as running:
         assert running.poller is not None
         running.poller.pause()
         yield running

@@ -5,6 +5,8 @@ twice (its queues, dead letters, ledger and stand-in live in the state folder)."
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import threading
 import time
 from collections import Counter
@@ -14,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.conftest import ROOT
 from tests.integration.local_process import (
     Delivery,
     LocalProcess,
@@ -193,3 +196,28 @@ def test_a_kill_mid_drain_loses_nothing_and_applies_nothing_twice(tmp_path: Path
     assert figures["dead-lettered"] == len(poisons)
     assert not figures["lost"]
     assert not figures["duplicates"]
+
+
+def test_local_mode_refuses_a_function_timeout_longer_than_the_visibility_timeout(
+    tmp_path: Path,
+) -> None:
+    """A killed invocation's claims and contact lease last until it would have ended: with a
+    longer function timeout, its messages come back to find them held (the restart above
+    then waited a minute for its own dead lease). As on AWS, local mode refuses that."""
+    done = subprocess.run(
+        [
+            *(sys.executable, "-m", "qomon_sync_dev.cli", "local"),
+            *("--state-dir", str(tmp_path / "state")),
+            *("--visibility-timeout", "10", "--function-timeout", "60"),
+        ],
+        capture_output=True,
+        check=False,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    )
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr
+    assert "the function timeout (60 s) is longer than the visibility timeout (10 s)" in done.stderr
+    assert "give --function-timeout at most the --visibility-timeout" in done.stderr
+    assert not (tmp_path / "state").exists()  # nothing was started
