@@ -108,6 +108,28 @@ def test_several_events_cost_one_get_and_one_patch() -> None:
     assert [(a["form_ref_id"], a["data"]) for a in stored["formdatas"]] == [(20, "strong")]
 
 
+def test_an_event_qomon_already_holds_is_told_unchanged_in_a_written_fold() -> None:
+    """A write that landed before a crash, then the contact's backlog again with one more
+    event: one PATCH carries both, but only the new one replaced anything."""
+    qomon = FakeQomon([ANA | {"notes": [{"data": "called on Monday"}]}])
+    events = [
+        event("held", notes=[{"data": "called on Monday"}]),
+        event("new", notes=[{"data": "called again on Friday"}]),
+        event("tag", tags={"add": ["Volunteer"]}),
+    ]
+    result = sync_contact(events, qomon, CATALOG)
+    assert qomon.calls == ["get", "patch"]
+    assert actions(result) == [
+        ("held", "unchanged", None),
+        ("new", "replaced", None),
+        ("tag", "unchanged", None),
+    ]
+    assert [n["data"] for n in qomon.contacts[42]["notes"]] == [
+        "called on Monday",
+        "called again on Friday",
+    ]
+
+
 def test_nothing_to_change_costs_no_patch() -> None:
     qomon = FakeQomon([ANA])
     result = sync_contact([event("e1", set={"firstname": "Ana"})], qomon, CATALOG)

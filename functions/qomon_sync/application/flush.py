@@ -300,8 +300,10 @@ class Flush:
         if ledger is not None:
             ledger.complete_all(completed)
             ledger.release_all(released)
+        written = actions & {"replaced", "created"}
         for action, metric in CONTACT_METRICS:
-            if action in actions:
+            # A written contact is not also counted unchanged for an event it held already.
+            if action in actions and not (action == "unchanged" and written):
                 self.telemetry.count(metric)
 
     def _duplicate(self, item: Pending, why: str) -> None:

@@ -207,6 +207,7 @@ class _OneContact:
             )
             return
         action: Action
+        read = self.current
         if self.current is None:
             echoed, action = self.qomon.create(outcome.contact), "created"
         else:
@@ -227,13 +228,30 @@ class _OneContact:
                 ),
             )
             return
-        self.result.outcomes.extend(
-            EventOutcome(
-                e.event_id,
-                action,
-                self.contact_id,
-                changed=outcome.changed,
-                warnings=outcome.warnings,
+        for event in events:
+            if self._held_already(read, events, event):
+                # Its change was in Qomon already (a write that landed before a crash, a
+                # sender's copy): the write carried it, but it changed nothing.
+                self.result.outcomes.append(
+                    EventOutcome(event.event_id, "unchanged", self.contact_id)
+                )
+                continue
+            self.result.outcomes.append(
+                EventOutcome(
+                    event.event_id,
+                    action,
+                    self.contact_id,
+                    changed=outcome.changed,
+                    warnings=outcome.warnings,
+                )
             )
-            for e in events
-        )
+
+    def _held_already(
+        self, read: Contact | None, events: Sequence[ChangeEvent], event: ChangeEvent
+    ) -> bool:
+        """Whether one event of a written fold would have changed nothing alone on the
+        contact as read, so that it is told as unchanged, not replaced a second time. One
+        event alone is the fold, and a created contact held nothing."""
+        if read is None or len(events) == 1:
+            return False
+        return isinstance(assemble_contact(read, self.forms, [event], self.policy), Unchanged)
