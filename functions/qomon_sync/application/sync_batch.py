@@ -350,6 +350,7 @@ class SyncBatchProcessor(SqsFifoPartialProcessor):
             self.invocation.telemetry.warning(
                 "the batch stopped on an unexpected error", error=type(exc).__name__
             )
+        self.invocation.hold_if_paused(time.sleep)
 
     def report(self, record: SQSRecord) -> None:
         """The record handler: raises when `record`'s message must come back."""
