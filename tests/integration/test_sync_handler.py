@@ -109,7 +109,10 @@ def test_a_bug_outside_any_contact_leaves_the_batch_for_redelivery_and_says_so(
     assert "GET /contacts/{id}" not in standin(local, "stats")["calls"]
 
 
-def test_a_refused_api_key_dead_letters_at_once_with_the_status(local: LocalMode) -> None:
+def test_a_refused_api_key_pauses_the_space_and_dead_letters_nothing(local: LocalMode) -> None:
+    """Issue 20: a 401 is about the key, not the contact. The space pauses at once; the
+    event waits staged with a flush marker behind it, its message is deleted (no receive
+    spent), nothing is dead-lettered, and the key never shows in what is kept."""
     assert local.endpoints is not None
     secrets = boto3.client(
         "secretsmanager",
@@ -119,15 +122,44 @@ def test_a_refused_api_key_dead_letters_at_once_with_the_status(local: LocalMode
     secrets.put_secret_value(
         SecretId=local.endpoints.qomon_api_key_secret, SecretString="revoked-key"
     )
-    from qomon_sync.handlers.sync import reset_runtime
+    from qomon_sync.handlers.sync import current_runtime, reset_runtime
 
     reset_runtime()
     response = invoke([message(700103, set={"firstname": "X"})])
     assert response == {"batchItemFailures": []}
+    assert dead_letters(local) == []
+    pauses = current_runtime().pauses
+    assert pauses is not None
+    pause = pauses.get()
+    assert pause is not None and pause.cause == "key_refused"
+    assert pause.description == "Qomon refuses the API key (HTTP 401)"
+    assert pause.waiting == (700103,)
+    [flush_marker] = queued(local)
+    assert flush_marker["Attributes"]["MessageGroupId"] == "id:700103"
+    # Paused: the next flush calls nothing at Qomon and defers again.
+    before = standin(local, "stats")["calls"]
+    assert invoke([message(700106, set={"firstname": "Y"})]) == {"batchItemFailures": []}
+    assert standin(local, "stats")["calls"] == before
+    assert "revoked-key" not in json.dumps(pauses.get().__dict__)
+
+
+def test_a_contact_failing_alone_still_dead_letters_on_its_last_delivery(
+    local: LocalMode,
+) -> None:
+    """Issue 20: one contact whose calls fail by itself (a poison contact) is not an
+    outage: it reaches the dead-letter queue with its reason, and the space stays open."""
+    standin(local, "config", {"fail_rate": 1.0})
+    try:
+        response = invoke([message(700103, set={"firstname": "X"}, receives=5)])
+    finally:
+        standin(local, "config", {"fail_rate": 0.0})
+    assert response == {"batchItemFailures": []}
     [letter] = dead_letters(local)
-    assert letter["error_code"] == "qomon_auth"
-    assert letter["http_status"] == "401"
-    assert "revoked-key" not in json.dumps(letter)
+    assert letter["error_code"] == "retries_exhausted"
+    from qomon_sync.handlers.sync import current_runtime
+
+    pauses = current_runtime().pauses
+    assert pauses is not None and pauses.get() is None
 
 
 PERSONAL: dict[str, Any] = {
