@@ -38,8 +38,10 @@ HEALTH_KEPT_S = 3600
 
 
 def place_of(base_url: str) -> str:
-    """The space's place: a hash of its URL, what a rotated key does not change."""
-    return hashlib.sha256(base_url.encode("utf-8")).hexdigest()[:16]
+    """The space's place: a hash of its URL, what a rotated key does not change (with or
+    without the trailing slash pydantic's HttpUrl adds: the operators' commands read the
+    URL as the stack or local mode wrote it)."""
+    return hashlib.sha256(base_url.rstrip("/").encode("utf-8")).hexdigest()[:16]
 
 
 class SpacePauses:
