@@ -36,6 +36,7 @@ COMMANDS: CommandTable = (
     ("status", "qomon_sync_ops.status", "queues, dead letters, the last hour and alarms"),
     ("dlq", "qomon_sync_ops.dlq", "the dead-letter queue: list, show, redrive, drop"),
     ("backfill", "qomon_sync_ops.backfill", "queue a file of changes (CSV or JSONL), resumably"),
+    ("resume", "qomon_sync_ops.resume", "probe Qomon now when the sync is paused"),
 )
 """The operators' commands."""
 OPERATOR_COMMANDS = frozenset(name for name, _, _ in COMMANDS)

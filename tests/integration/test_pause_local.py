@@ -84,7 +84,8 @@ def send_backlog(local: LocalMode) -> dict[int, str]:
 
 
 def drained(local: LocalMode) -> bool:
-    assert local.endpoints is not None and local.poller is not None
+    assert local.endpoints is not None
+    assert local.poller is not None
     sqs, _ = clients(local)
     return (
         queue_is_empty(sqs, local.endpoints.changes_queue_url)
@@ -97,7 +98,8 @@ def drained(local: LocalMode) -> bool:
 def through_the_pause(local: LocalMode, back: Any) -> dict[str, Any]:
     """Send the backlog into a failing Qomon, wait OUTAGE_S, bring it `back`, drain; the
     figures (the issue's acceptance), asserted and returned."""
-    assert local.poller is not None and local.aws is not None
+    assert local.poller is not None
+    assert local.aws is not None
     receives = Receives()
     local.poller.before_invoke = receives
     started = time.monotonic()

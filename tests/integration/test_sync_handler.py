@@ -131,7 +131,8 @@ def test_a_refused_api_key_pauses_the_space_and_dead_letters_nothing(local: Loca
     pauses = current_runtime().pauses
     assert pauses is not None
     pause = pauses.get()
-    assert pause is not None and pause.cause == "key_refused"
+    assert pause is not None
+    assert pause.cause == "key_refused"
     assert pause.description == "Qomon refuses the API key (HTTP 401)"
     assert pause.waiting == (700103,)
     [flush_marker] = queued(local)
@@ -159,7 +160,8 @@ def test_a_contact_failing_alone_still_dead_letters_on_its_last_delivery(
     from qomon_sync.handlers.sync import current_runtime
 
     pauses = current_runtime().pauses
-    assert pauses is not None and pauses.get() is None
+    assert pauses is not None
+    assert pauses.get() is None
 
 
 PERSONAL: dict[str, Any] = {

@@ -97,7 +97,9 @@ def pauses() -> Iterator[tuple[SpacePauses, FakeClock]]:
 def test_5xx_timeouts_refused_connections_and_a_refused_key_are_systemic() -> None:
     assert systemic(QomonServerError("down", status=503)) == Systemic(OUTAGE, "Qomon answers 503")
     transport = QomonTransportError("ConnectError", request_sent=False)
-    assert systemic(transport) is not None and systemic(transport).cause == OUTAGE  # type: ignore[union-attr]
+    found = systemic(transport)
+    assert found is not None
+    assert found.cause == OUTAGE
     spent = QomonBudgetExhausted("no time", last_error=QomonServerError("x", status=502))
     assert systemic(spent) == Systemic(OUTAGE, "Qomon answers 502")
     refused = systemic(QomonAuthError("no", status=401))
@@ -136,12 +138,15 @@ def test_two_contacts_failing_within_the_window_pause_the_space(pauses: Any) -> 
     assert trip_or_suspect(space, "id:700103", failure, SETTINGS) is None
     clock.now += 59
     pause = trip_or_suspect(space, "id:700106", failure, SETTINGS)
-    assert pause is not None and pause.cause == OUTAGE and pause.waiting == (700106,)
+    assert pause is not None
+    assert pause.cause == OUTAGE
+    assert pause.waiting == (700106,)
     assert pause.description == "Qomon answers 503"
     assert pause.next_probe_at == clock.now + 60
     # A third contact finds the pause (first writer wins) and joins those to probe.
     later = trip_or_suspect(space, "id:700107", failure, SETTINGS)
-    assert later is not None and later.since == pause.since
+    assert later is not None
+    assert later.since == pause.since
     assert later.waiting == (700106, 700107)
 
 
@@ -157,7 +162,9 @@ def test_a_refused_key_pauses_at_once(pauses: Any) -> None:
     space, _ = pauses
     failure = Systemic(KEY_REFUSED, "Qomon refuses the API key (HTTP 401)")
     pause = trip_or_suspect(space, "mail:h:ab12", failure, SETTINGS)
-    assert pause is not None and pause.cause == KEY_REFUSED and pause.waiting == ()
+    assert pause is not None
+    assert pause.cause == KEY_REFUSED
+    assert pause.waiting == ()
 
 
 def test_the_pause_is_keyed_by_the_space_url_not_the_key() -> None:
@@ -203,7 +210,9 @@ def test_not_paused_the_probe_calls_nothing_and_reports_zero(pauses: Any) -> Non
     space, clock = pauses
     runner, mapping, topic, called, telemetry = probe(space, clock, [])
     assert runner.run() == "flowing"
-    assert called == [] and mapping.switches == [] and topic.told == []
+    assert called == []
+    assert mapping.switches == []
+    assert topic.told == []
     assert ("SpacePaused", 0) in telemetry.counts
 
 
@@ -217,11 +226,13 @@ def test_paused_the_probe_disables_the_mapping_tells_once_and_waits_its_turn(
     assert mapping.switches == [False]
     [(subject, message)] = topic.told
     assert subject == "qomon-sync paused: Qomon answers 503"
-    assert "Qomon answers 503 since" in message and "42 messages wait" in message
+    assert "Qomon answers 503 since" in message
+    assert "42 messages wait" in message
     assert "nothing is lost" in message
     clock.now += 30
     runner.run()
-    assert len(topic.told) == 1 and called == []
+    assert len(topic.told) == 1
+    assert called == []
     assert ("SpacePaused", 1) in telemetry.counts
 
 
@@ -238,14 +249,15 @@ def test_a_failed_probe_doubles_the_wait_up_to_the_cap(pauses: Any) -> None:
         waits.append(pause.interval_s)
     assert waits == [120, 240, 300, 300, 300]
     assert called == [700103] * 5
-    assert space.get().probes == 5 and mapping.on is False
+    assert space.get().probes == 5
+    assert mapping.on is False
     assert next_interval(60, first_s=60, max_s=300) == 120
 
 
 def test_a_probe_that_gets_an_answer_resumes_and_says_how_long(pauses: Any) -> None:
     space, clock = pauses
     space.trip(Systemic(OUTAGE, "Qomon answers 503"), 700103, first_probe_s=60)
-    runner, mapping, topic, called, _ = probe(
+    runner, mapping, topic, _called, _ = probe(
         space, clock, [QomonServerError("down", status=503), QomonNotFound("gone", status=404)]
     )
     clock.now += 60
@@ -253,7 +265,8 @@ def test_a_probe_that_gets_an_answer_resumes_and_says_how_long(pauses: Any) -> N
     clock.now = space.get().next_probe_at
     assert runner.run() == "resumed after 3 min 00 s (2 probes)"
     assert space.get() is None
-    assert mapping.switches == [False, True] and mapping.on
+    assert mapping.switches == [False, True]
+    assert mapping.on
     subject, message = topic.told[-1]
     assert subject == "qomon-sync resumed"
     assert "after a pause of 3 min 00 s (2 probes)" in message
@@ -261,7 +274,9 @@ def test_a_probe_that_gets_an_answer_resumes_and_says_how_long(pauses: Any) -> N
 
 def test_a_refused_key_names_the_secret_and_resumes_when_the_key_works(pauses: Any) -> None:
     space, clock = pauses
-    space.trip(Systemic(KEY_REFUSED, "Qomon refuses the API key (HTTP 401)"), None, first_probe_s=60)
+    space.trip(
+        Systemic(KEY_REFUSED, "Qomon refuses the API key (HTTP 401)"), None, first_probe_s=60
+    )
     runner, _, topic, called, _ = probe(space, clock, [QomonAuthError("no", status=401), None])
     clock.now += 60
     runner.run()
@@ -279,7 +294,8 @@ def test_an_operator_asks_for_a_probe_now(pauses: Any) -> None:
     space.trip(Systemic(OUTAGE, "Qomon answers 503"), 1, first_probe_s=60)
     clock.now += 5
     pause = space.probe_now()
-    assert pause is not None and pause.probe_due(clock.now)
+    assert pause is not None
+    assert pause.probe_due(clock.now)
 
 
 def test_durations_read_as_words() -> None:
