@@ -209,6 +209,10 @@ class PauseProbeRunner(threading.Thread):
         self.results: list[str] = []
         """What each run said (the last few), for tests and the soak."""
         self.errors: list[str] = []
+        self.failed_probes = 0
+        """Runs whose probe found Qomon still failing."""
+        self.resumed: list[str] = []
+        """What each run that ended a pause said ("resumed after 42 s (5 probes)")."""
         self.now = threading.Event()
         """Set to run at once (`qomon-sync resume` in local mode)."""
 
@@ -224,7 +228,11 @@ class PauseProbeRunner(threading.Thread):
             self.watch()
             try:
                 answer = handler({}, LocalContext(30, PROBE_FUNCTION))
-                self.results = [*self.results[-20:], str(answer.get("result"))]
+                said = str(answer.get("result"))
+                self.results = [*self.results[-20:], said]
+                self.failed_probes += said.startswith("still paused")
+                if said.startswith("resumed"):
+                    self.resumed.append(said)
             except Exception as exc:  # a failed run is retried by the next one, as in AWS
                 self.errors.append(f"{type(exc).__name__}: {exc}")
 
