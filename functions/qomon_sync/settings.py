@@ -85,6 +85,9 @@ class Settings(BaseSettings):
     """A batch that found the space paused holds its messages this long before it returns,
     so that in the minute before the probe disables the event source mapping the paused
     contacts' markers do not go round the queue as fast as it delivers them."""
+    pause_requeue_after_s: Annotated[float, Field(gt=0)] = 259_200.0
+    """A pause that lasted this long (3 days; the queue keeps messages 4) ends by queuing a
+    flush marker for every group with staged events: SQS may have deleted theirs."""
     sync_event_source_mapping: str = ""
     """The probe function: the UUID of the sync function's SQS event source mapping."""
     alarm_topic_arn: str = ""

@@ -289,6 +289,55 @@ def test_a_refused_key_names_the_secret_and_resumes_when_the_key_works(pauses: A
     assert "Qomon accepts the API key again" in topic.told[-1][1]
 
 
+def test_a_pause_of_three_days_queues_a_marker_again_for_every_staged_group(
+    pauses: Any,
+) -> None:
+    """At the queue's 4-day retention SQS deletes the markers behind staged events: a pause
+    that lasted 3 days or more ends by queuing them again."""
+    space, clock = pauses
+    space.trip(Systemic(OUTAGE, "Qomon answers 503"), 700103, first_probe_s=60)
+    runner, _, _, _, telemetry = probe(space, clock, [None, None])
+    requeued: list[int] = []
+
+    def requeue() -> int:
+        requeued.append(7)
+        return 7
+
+    runner.requeue = requeue
+    clock.now += 3 * 86400
+    assert runner.run().startswith("resumed after 3 days")
+    assert requeued == [7]
+    assert any("flush markers queued again" in line for line in telemetry.lines)
+    space.trip(Systemic(OUTAGE, "Qomon answers 503"), 700103, first_probe_s=60)
+    clock.now += 60
+    runner.run()
+    assert requeued == [7]  # a short pause queues nothing again
+
+
+def test_markers_are_queued_again_for_the_groups_with_a_head() -> None:
+    from qomon_sync.adapters.staging import StagingTable
+    from qomon_sync.application.pause import requeue_markers
+
+    class Markers:
+        def __init__(self) -> None:
+            self.sent: list[str] = []
+
+        def send(self, group: str) -> str:
+            self.sent.append(group)
+            return f"m{len(self.sent)}"
+
+    with staging_table_in_moto(TABLE) as dynamodb:
+        staging = StagingTable(dynamodb, TABLE, retention_s=3600)
+        staging.expect_marker("id:700103", "old", since=1.0)
+        staging.expect_marker("mail:h:ab12", "old", since=2.0)
+        SpacePauses(dynamodb, TABLE, "p").trip(Systemic(OUTAGE, "x"), 1, first_probe_s=1)
+        markers = Markers()
+        assert requeue_markers(staging, markers, lambda: 5.0) == 2  # type: ignore[arg-type]
+        assert sorted(markers.sent) == ["id:700103", "mail:h:ab12"]
+        assert staging.head("id:700103").marker in {"m1", "m2"}
+        assert staging.head("id:700103").since == 1.0  # the wait is still counted from then
+
+
 def test_an_operator_asks_for_a_probe_now(pauses: Any) -> None:
     space, clock = pauses
     space.trip(Systemic(OUTAGE, "Qomon answers 503"), 1, first_probe_s=60)

@@ -45,6 +45,11 @@ def test_every_key_shape_is_the_one_the_architecture_page_lists() -> None:
         assert f"| `{pk}` | `{sk}`" in architecture
 
 
+def test_a_group_is_read_back_from_its_partition_key() -> None:
+    assert table.group_of_partition(pair(table.group_head_key("id:700103"))[0]) == "id:700103"
+    assert table.group_of_partition(pair(table.pause_key("c3d4"))[0]) is None
+
+
 def test_a_staged_event_is_told_from_the_head_by_its_sort_key() -> None:
     seq = "12".rjust(40, "0")
     assert table.event_seq(pair(table.staged_event_key("id:1", seq))[1]) == seq

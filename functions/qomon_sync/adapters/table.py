@@ -54,6 +54,11 @@ def group_partition(group: str) -> dict[str, str]:
     return {"S": f"group#{group}"}
 
 
+def group_of_partition(pk: str) -> str | None:
+    """The message group a `group#` partition key names; None for another item."""
+    return pk.removeprefix("group#") if pk.startswith("group#") else None
+
+
 def staged_event_key(group: str, seq: str) -> Key:
     return {"pk": group_partition(group), "sk": {"S": EVENT + seq}}
 

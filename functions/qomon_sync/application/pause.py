@@ -27,6 +27,7 @@ from datetime import UTC, datetime
 
 from qomon_sync.adapters.alarm_topic import AlarmTopic
 from qomon_sync.adapters.event_source_mapping import EventSourceMapping
+from qomon_sync.adapters.flush_markers import FlushMarkers
 from qomon_sync.adapters.qomon import (
     Deadline,
     QomonAuthError,
@@ -37,6 +38,7 @@ from qomon_sync.adapters.qomon import (
 )
 from qomon_sync.adapters.secrets import MissingApiKey
 from qomon_sync.adapters.space_pause import SpacePauses
+from qomon_sync.adapters.staging import StagingTable
 from qomon_sync.application.telemetry import Telemetry
 from qomon_sync.domain.pause import (
     KEY_REFUSED,
@@ -100,6 +102,9 @@ class PauseProbe:
     telemetry: Telemetry
     waiting: Callable[[], int]
     """Messages on the changes queue, for the words told to a person."""
+    requeue: Callable[[], int] = lambda: 0
+    """Queue a flush marker for every group with staged events; how many (after a long
+    pause: see `requeue_markers`)."""
     clock: Callable[[], float] = time.time
 
     def run(self) -> str:
@@ -152,6 +157,9 @@ class PauseProbe:
             return "Qomon answers again; the event source mapping is busy, enabled next round"
         self.pauses.clear(pause)
         self.telemetry.count("SpacePaused", 0)
+        if self.clock() - pause.since >= self.settings.pause_requeue_after_s:
+            requeued = self.requeue()
+            self.telemetry.info("flush markers queued again after a long pause", groups=requeued)
         lasted = duration(self.clock() - pause.since)
         probes = pause.probes + 1
         self.topic.tell(
@@ -199,6 +207,22 @@ class PauseProbe:
         self.topic.tell(subject, body)
         self.pauses.told(pause)
         self.telemetry.info("pause started", cause=pause.cause, description=pause.description)
+
+
+def requeue_markers(
+    staging: StagingTable, markers: FlushMarkers, clock: Callable[[], float]
+) -> int:
+    """A flush marker for every group with staged events, and its id in the group's head.
+
+    After a pause close to the queue's retention (4 days), SQS may have deleted the
+    markers behind staged events; without one, a group's events would wait until the
+    contact's next event. A marker too many flushes an empty or small group (as after a
+    kill between the send and the head's update); a marker still on the queue finds the
+    head naming the new one and leaves the next marker to it."""
+    groups = staging.waiting_groups()
+    for group in groups:
+        staging.expect_marker(group, markers.send(group), since=clock())
+    return len(groups)
 
 
 def _resumed_cause(pause: Pause) -> str:

@@ -8,6 +8,7 @@ again and the backlog drains by itself.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import boto3
@@ -16,7 +17,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from qomon_sync.adapters.alarm_topic import AlarmTopic
 from qomon_sync.adapters.event_source_mapping import EventSourceMapping
 from qomon_sync.adapters.qomon import Deadline
-from qomon_sync.application.pause import PauseProbe
+from qomon_sync.application.pause import PauseProbe, requeue_markers
 from qomon_sync.application.runtime import build_runtime
 from qomon_sync.handlers.observability import logger, metrics
 from qomon_sync.handlers.telemetry import TELEMETRY
@@ -51,6 +52,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, str]:
         topic=AlarmTopic(boto3.client("sns"), settings.alarm_topic_arn),
         telemetry=TELEMETRY,
         waiting=waiting,
+        requeue=lambda: requeue_markers(runtime.staging, runtime.markers, time.time),
     )
     said = probe.run()
     logger.info("pause probe", extra={"result": said})
