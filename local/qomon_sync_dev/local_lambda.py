@@ -227,7 +227,8 @@ class PauseProbeRunner(threading.Thread):
             self.runs += 1
             self.watch()
             try:
-                answer = handler({}, LocalContext(30, PROBE_FUNCTION))
+                context: Any = LocalContext(30, PROBE_FUNCTION)  # what Powertools reads of one
+                answer = handler({}, context)
                 said = str(answer.get("result"))
                 self.results = [*self.results[-20:], said]
                 self.failed_probes += said.startswith("still paused")

@@ -51,6 +51,8 @@ from qomon_sync.domain.pause import (
 )
 from qomon_sync.settings import Settings
 
+FLOWING = "flowing"
+"""What a round says when the space is not paused (nothing else happens then)."""
 PROBE_CALL_S = 10.0
 """The probe's one call may take this long (a hanging Qomon is a failed probe)."""
 
@@ -110,9 +112,9 @@ class PauseProbe:
     def run(self) -> str:
         """One round; what it did, in words (the handler returns and logs it)."""
         pause = self.pauses.get()
-        self.telemetry.count("SpacePaused", 1 if pause is not None else 0)
         if pause is None:
             return self._flowing()
+        self.telemetry.count("SpacePaused", 1)
         now = self.clock()
         self.telemetry.count("SpacePausedSeconds", max(0.0, now - pause.since))
         if not pause.told:
@@ -138,9 +140,11 @@ class PauseProbe:
         return f"still paused ({failure.description}); next probe in {duration(wait)}"
 
     def _flowing(self) -> str:
-        # Not paused: the mapping is left as it is. A pause always ends by enabling it
-        # before its item is deleted, so a mapping disabled now was disabled by a person.
-        return "flowing"
+        # Not paused: nothing is said, counted or touched (SpacePaused is 1 each minute of
+        # a pause and 0 when it ends; no data is no pause). The mapping is left as it is: a
+        # pause always ends by enabling it before its item is deleted, so a mapping
+        # disabled now was disabled by a person.
+        return FLOWING
 
     def _probe(self, pause: Pause) -> Systemic | None:
         """The one call: None when Qomon answers as usual (even a 404 or a 422)."""

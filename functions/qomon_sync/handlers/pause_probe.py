@@ -17,7 +17,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from qomon_sync.adapters.alarm_topic import AlarmTopic
 from qomon_sync.adapters.event_source_mapping import EventSourceMapping
 from qomon_sync.adapters.qomon import Deadline
-from qomon_sync.application.pause import PauseProbe, requeue_markers
+from qomon_sync.application.pause import FLOWING, PauseProbe, requeue_markers
 from qomon_sync.application.runtime import build_runtime
 from qomon_sync.handlers.observability import logger, metrics
 from qomon_sync.handlers.telemetry import TELEMETRY
@@ -25,7 +25,6 @@ from qomon_sync.settings import get_settings
 
 
 @logger.inject_lambda_context(clear_state=True)
-@metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, str]:
     settings = get_settings()
     runtime = build_runtime(settings)
@@ -55,5 +54,10 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, str]:
         requeue=lambda: requeue_markers(runtime.staging, runtime.markers, time.time),
     )
     said = probe.run()
-    logger.info("pause probe", extra={"result": said})
+    if said == FLOWING:
+        # Every minute while nothing is paused: no line, no metric (nothing to see).
+        metrics.clear_metrics()
+    else:
+        logger.info("pause probe", extra={"result": said})
+        metrics.flush_metrics()
     return {"result": said}
