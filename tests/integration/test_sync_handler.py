@@ -144,6 +144,35 @@ def test_a_refused_api_key_pauses_the_space_and_dead_letters_nothing(local: Loca
     assert "revoked-key" not in json.dumps(pauses.get().__dict__)
 
 
+def test_an_outage_met_by_two_contacts_pauses_and_a_last_delivery_then_waits(
+    local: LocalMode,
+) -> None:
+    """Issue 20: two contacts failing with 503 pause the space; the first one's messages
+    come back (one receive spent before the pause), and on their last delivery they find
+    the space paused: staged with a fresh marker, never given up, nothing dead-lettered."""
+    standin(local, "config", {"outage": True})
+    try:
+        first = message(700103, set={"firstname": "X"})
+        response = invoke([first, message(700106, set={"firstname": "Y"})])
+        assert [f["itemIdentifier"] for f in response["batchItemFailures"]] == [first["MessageId"]]
+        from qomon_sync.handlers.sync import current_runtime
+
+        pauses = current_runtime().pauses
+        assert pauses is not None
+        pause = pauses.get()
+        assert pause is not None
+        assert (pause.cause, pause.description) == ("outage", "Qomon answers 503")
+        before = standin(local, "stats")["calls"]
+        last = {**first, "Attributes": {**first["Attributes"], "ApproximateReceiveCount": "5"}}
+        assert invoke([last]) == {"batchItemFailures": []}
+        assert standin(local, "stats")["calls"] == before  # paused: nothing called
+    finally:
+        standin(local, "config", {"outage": False})
+    assert dead_letters(local) == []
+    groups = sorted(m["Attributes"]["MessageGroupId"] for m in queued(local))
+    assert groups == ["id:700103", "id:700106"]  # a flush marker behind each
+
+
 def test_a_contact_failing_alone_still_dead_letters_on_its_last_delivery(
     local: LocalMode,
 ) -> None:
