@@ -177,20 +177,48 @@ def test_a_contact_failing_alone_still_dead_letters_on_its_last_delivery(
     local: LocalMode,
 ) -> None:
     """Issue 20: one contact whose calls fail by itself (a poison contact) is not an
-    outage: it reaches the dead-letter queue with its reason, and the space stays open."""
-    standin(local, "config", {"fail_rate": 1.0})
+    outage: on its last delivery a second opinion (a GET of another contact) finds Qomon
+    answering, so it reaches the dead-letter queue with its reason and the space stays
+    open."""
+    standin(local, "config", {"failing_contacts": [700103]})
     try:
         response = invoke([message(700103, set={"firstname": "X"}, receives=5)])
     finally:
-        standin(local, "config", {"fail_rate": 0.0})
+        standin(local, "config", {"failing_contacts": []})
     assert response == {"batchItemFailures": []}
     [letter] = dead_letters(local)
     assert letter["error_code"] == "retries_exhausted"
+    assert "HTTP 500" in letter["error_detail"]
     from qomon_sync.handlers.sync import current_runtime
 
     pauses = current_runtime().pauses
     assert pauses is not None
     assert pauses.get() is None
+    assert standin(local, "stats")["statuses"].get("404") == 1  # the second opinion
+
+
+def test_an_outage_met_by_one_contact_alone_pauses_on_its_last_delivery(
+    local: LocalMode,
+) -> None:
+    """Issue 20: with one contact in flight, an outage looks like a poison contact until
+    its last delivery; the second opinion then fails too, so the space pauses and the
+    events wait staged, nothing dead-lettered."""
+    standin(local, "config", {"outage": True})
+    try:
+        response = invoke([message(700103, set={"firstname": "X"}, receives=5)])
+    finally:
+        standin(local, "config", {"outage": False})
+    assert response == {"batchItemFailures": []}
+    assert dead_letters(local) == []
+    from qomon_sync.handlers.sync import current_runtime
+
+    pauses = current_runtime().pauses
+    assert pauses is not None
+    pause = pauses.get()
+    assert pause is not None
+    assert pause.cause == "outage"
+    [flush_marker] = queued(local)
+    assert flush_marker["Attributes"]["MessageGroupId"] == "id:700103"
 
 
 PERSONAL: dict[str, Any] = {

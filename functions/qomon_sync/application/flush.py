@@ -42,6 +42,7 @@ from qomon_sync.application.outcome import Next, Outcome
 from qomon_sync.application.pause import paused_reason, systemic, trip_or_suspect
 from qomon_sync.domain.change_event import ChangeEvent
 from qomon_sync.domain.contact_sync import ContactSync, EventOutcome, sync_contact
+from qomon_sync.domain.pause import Systemic
 from qomon_sync.domain.privacy import redact_paths
 from qomon_sync.domain.refusal import Code, Refusal
 
@@ -76,6 +77,9 @@ class Flush:
         """The group's head as the flush found it: where a deferred flush's marker waits."""
         self.settled: list[str] = []
         """Sequence numbers of the settled events: deleted from the staging table at the end."""
+        self.systemic: Systemic | None = None
+        """A systemic failure this flush met alone (no pause yet): on a last delivery the
+        contact's run asks a second opinion before giving up (application.pause)."""
 
     # -- the flush --------------------------------------------------------------------------
 
@@ -288,6 +292,7 @@ class Flush:
             return Outcome.deferred("the API key was refused, and the secret holds a new one")
         pause = trip_or_suspect(pauses, self.group, failure, self.runtime.settings)
         if pause is None:
+            self.systemic = failure
             return None
         self.invocation.paused = True
         self.telemetry.info("space paused", cause=pause.cause, description=pause.description)

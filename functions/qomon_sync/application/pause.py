@@ -39,6 +39,7 @@ from qomon_sync.adapters.qomon import (
 from qomon_sync.adapters.secrets import MissingApiKey
 from qomon_sync.adapters.space_pause import SpacePauses
 from qomon_sync.adapters.staging import StagingTable
+from qomon_sync.application.runtime import SyncRuntime
 from qomon_sync.application.telemetry import Telemetry
 from qomon_sync.domain.pause import (
     KEY_REFUSED,
@@ -53,6 +54,8 @@ from qomon_sync.settings import Settings
 
 FLOWING = "flowing"
 """What a round says when the space is not paused (nothing else happens then)."""
+WITNESS_ID = 1
+"""The contact a second opinion reads: any other than the failing one answers the question."""
 PROBE_CALL_S = 10.0
 """The probe's one call may take this long (a hanging Qomon is a failed probe)."""
 
@@ -83,6 +86,30 @@ def trip_or_suspect(
             pauses.add_waiting(contact_id)
         return pause
     return pauses.trip(failure, contact_id, first_probe_s=settings.pause_probe_first_s)
+
+
+def second_opinion(
+    runtime: SyncRuntime, pauses: SpacePauses, group: str, failure: Systemic, seconds_left: float
+) -> Pause | None:
+    """On a contact's last delivery, its systemic failure not yet seen by another contact:
+    ask Qomon once about another contact before giving the events up. A systemic answer
+    there too is an outage met by one contact in flight: the space pauses (the pause that
+    holds is returned). Any other answer (id 1 is read: a 404 is an answer) says Qomon
+    works for others, so this contact is a poison one and is given up, as before."""
+    seconds = min(PROBE_CALL_S, seconds_left - 1)
+    if seconds <= 0:
+        return None
+    try:
+        with runtime.probe_client() as client:
+            client.get_contact(WITNESS_ID, deadline=Deadline.after(seconds))
+    except (QomonError, MissingApiKey) as exc:
+        seen = systemic(exc)
+        if seen is not None:
+            settings = runtime.settings
+            return pauses.trip(
+                seen, contact_id_of(group), first_probe_s=settings.pause_probe_first_s
+            )
+    return None
 
 
 def paused_reason(pause: Pause) -> str:

@@ -373,6 +373,10 @@ async def _admit(request: web.Request, state: StandinState, cost: int) -> bool:
     """
     if state.config.latency_ms:
         await asyncio.sleep(state.config.latency_ms / 1000)
+    named = request.match_info.get("id")
+    if named is not None and named.isdigit() and int(named) in state.config.failing_contacts:
+        state.stats.server_errors += 1
+        raise QomonProblem(500, "injected server error for this contact")
     if state.config.outage:
         state.stats.server_errors += 1
         state.stats.outage_calls += 1

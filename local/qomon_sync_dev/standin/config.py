@@ -42,6 +42,9 @@ class StandinConfig(BaseModel):
     hang_s: float = Field(default=30.0, ge=0.0)
     """How long a "timeout" fault holds the answer back (longer than the client waits)."""
     random_seed: int | None = None
+    failing_contacts: tuple[int, ...] = ()
+    """Poison contacts: every call naming one of these ids (`/contacts/{id}`) is answered
+    500, and only those (a contact Qomon fails on by itself, not an outage)."""
     outage: bool = False
     """Qomon is down: every Qomon call is answered 503, before the key and the rate limit
     (the pause's outage switch; the inspection surface still answers)."""
