@@ -365,14 +365,9 @@ async def _call_route(request: web.Request, handler: Handler) -> web.StreamRespo
         raise QomonProblem(error.status, error.text or error.reason) from None
 
 
-async def _admit(request: web.Request, state: StandinState, cost: int) -> bool:
-    """Latency, then faults, the key and the rate limit, in Qomon's order.
-
-    Raises the refusal as a `QomonProblem`; answers False when the connection was dropped.
-    Tokens are taken only when the call is admitted.
-    """
-    if state.config.latency_ms:
-        await asyncio.sleep(state.config.latency_ms / 1000)
+def _switched_faults(request: web.Request, state: StandinState) -> None:
+    """The pause's switches (issue 20): a poison contact's calls answered 500, or every
+    call 503 while Qomon is down."""
     named = request.match_info.get("id")
     if named is not None and named.isdigit() and int(named) in state.config.failing_contacts:
         state.stats.server_errors += 1
@@ -381,6 +376,17 @@ async def _admit(request: web.Request, state: StandinState, cost: int) -> bool:
         state.stats.server_errors += 1
         state.stats.outage_calls += 1
         raise QomonProblem(503, "Qomon is down (the stand-in's outage switch)")
+
+
+async def _admit(request: web.Request, state: StandinState, cost: int) -> bool:
+    """Latency, then faults, the key and the rate limit, in Qomon's order.
+
+    Raises the refusal as a `QomonProblem`; answers False when the connection was dropped.
+    Tokens are taken only when the call is admitted.
+    """
+    if state.config.latency_ms:
+        await asyncio.sleep(state.config.latency_ms / 1000)
+    _switched_faults(request, state)
     draw = state.rng.random()  # one draw per call, so a seed replays the same faults
     storm_left = state.faults.storm_left()
     if storm_left > 0:
