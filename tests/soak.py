@@ -13,6 +13,11 @@ reference model) or in the dead-letter queue with a specific reason; nothing the
 did not name may have changed; no note may have been added twice; no event may be left in
 the staging table. It prints a table of the faults injected and the outcomes, and exits
 non-zero on any loss.
+
+Then two pause phases (tests/soak_pause.py, issue 20): a Qomon outage and a refused key,
+each longer than the redrive policy's receives x the visibility timeout; the space must
+pause, Qomon see only probes, and the queue drain by itself once Qomon is back, nothing
+lost, dead-lettered or applied twice. `--no-pause` skips them.
 """
 
 from __future__ import annotations
@@ -424,6 +429,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quick", action="store_true", help="the small configuration CI runs")
     parser.add_argument("--events", type=int)
     parser.add_argument("--seed", type=int)
+    parser.add_argument("--no-pause", action="store_true", help="skip the two pause phases")
 
 
 def run_from_args(args: argparse.Namespace) -> int:
@@ -436,6 +442,17 @@ def run_from_args(args: argparse.Namespace) -> int:
             }
         )
     report = run_soak(spec)
+    held = _report(report, spec)
+    if not args.no_pause:
+        from tests.soak_pause import QUICK_PAUSE, PauseSpec, print_phases, run_pause_phase
+
+        pause = QUICK_PAUSE if args.quick else PauseSpec()
+        phases = [run_pause_phase(kind, pause) for kind in ("outage", "key_refused")]
+        held = print_phases(phases) and held
+    return 0 if held else 1
+
+
+def _report(report: dict[str, Any], spec: SoakSpec) -> bool:
     print(f"soak: {report['events']} events in {report['wall_s']} s (seed {spec.seed})\n")
     print(f"{'fault injected':<40} {'count':>6}")
     for name, count in report["faults_injected"].items():
@@ -452,9 +469,9 @@ def run_from_args(args: argparse.Namespace) -> int:
         print("\nLOSS OR DAMAGE:")
         for problem in report["problems"]:
             print(f"  {problem}")
-        return 1
+        return False
     print("\nconservation holds: every event is in Qomon's final state or dead-lettered, with why")
-    return 0
+    return True
 
 
 if __name__ == "__main__":

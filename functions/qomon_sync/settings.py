@@ -73,6 +73,26 @@ class Settings(BaseSettings):
     aws_execution_env: str = ""
     """Set by the Lambda runtime (AWS_EXECUTION_ENV): how the handlers know they run in AWS."""
 
+    # -- the pause (application.pause, docs/architecture.md) -----------------------------
+    pause_window_s: Annotated[float, Field(gt=0)] = 120.0
+    """Two contacts whose flushes meet a systemic failure (Qomon's 5xx, a timeout, a refused
+    connection) within this many seconds pause the space; one contact alone never does."""
+    pause_probe_first_s: Annotated[float, Field(gt=0)] = 60.0
+    """The wait before the first probe of a pause, and after the first failed probe."""
+    pause_probe_max_s: Annotated[float, Field(gt=0)] = 300.0
+    """The longest wait between two probes (the wait doubles after each failed probe)."""
+    pause_hold_s: Annotated[float, Field(ge=0, le=30)] = 5.0
+    """A batch that found the space paused holds its messages this long before it returns,
+    so that in the minute before the probe disables the event source mapping the paused
+    contacts' markers do not go round the queue as fast as it delivers them."""
+    pause_requeue_after_s: Annotated[float, Field(gt=0)] = 259_200.0
+    """A pause that lasted this long (3 days; the queue keeps messages 4) ends by queuing a
+    flush marker for every group with staged events: SQS may have deleted theirs."""
+    sync_event_source_mapping: str = ""
+    """The probe function: the UUID of the sync function's SQS event source mapping."""
+    alarm_topic_arn: str = ""
+    """The probe function: the topic (AlarmEmail subscribes) told when a pause starts or ends."""
+
     # -- observability (read by handlers.observability) ---------------------------------
     powertools_service_name: str = "qomon-sync"
     powertools_metrics_namespace: str = "QomonSync"

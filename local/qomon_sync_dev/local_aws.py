@@ -12,7 +12,10 @@ ThreadedMotoServer serves moto):
   429). With a state folder, after every write to local mode's own tables the items it
   touched are read back (BatchGetItem, in this process) and written to the journal
   before the answer leaves: a kill loses no staged event and no ledger record;
-- anything else (Secrets Manager, CloudWatch, `/moto-api`): moto's dispatcher, as
+- Lambda's GetEventSourceMapping and UpdateEventSourceMapping for the one mapping local
+  mode plays (local_lambda.EventSourcePoller honours its Enabled flag), so that the pause
+  probe switches it with the very code it runs in AWS;
+- anything else (Secrets Manager, SNS, CloudWatch, `/moto-api`): moto's dispatcher, as
   `moto_server` runs it.
 
 Nothing of moto is patched: this is moto's server application behind our own door.
@@ -23,6 +26,7 @@ from __future__ import annotations
 import io
 import json
 import threading
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -35,6 +39,9 @@ from qomon_sync_dev.local_sqs import LocalQueues, SqsError
 Environ = dict[str, Any]
 StartResponse = Callable[..., Any]
 JSON_TYPE = "application/x-amz-json-1.0"
+MAPPINGS_PATH = "/2015-03-31/event-source-mappings/"
+MAPPING_UUID = "10ca1000-0000-4000-8000-00000000e5a1"
+"""The UUID of local mode's one event source mapping (the sync's, on the changes queue)."""
 WRITES = frozenset({"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"})
 TableKeys = dict[str, tuple[str, ...]]
 """Local mode's tables and their key attributes: what the journal keeps."""
@@ -65,6 +72,12 @@ class LocalAws:
         self._dynamodb_lock = threading.Lock()
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
+        self.mapping_enabled = threading.Event()
+        """Local mode's event source mapping: set while Enabled (the poller receives)."""
+        self.mapping_enabled.set()
+        self.mapping_switches: list[bool] = []
+        """Every UpdateEventSourceMapping's Enabled, in order (tests and the soak read it)."""
+        self.queue_arn = ""
 
     # -- the server ----------------------------------------------------------------------------
 
@@ -89,6 +102,8 @@ class LocalAws:
         service, _, action = target.partition(".")
         if service == "AmazonSQS":
             return self._sqs(action, environ, start_response)
+        if str(environ.get("PATH_INFO", "")).startswith(MAPPINGS_PATH):
+            return self._mapping(environ, start_response)
         if service.startswith("DynamoDB_"):
             with self._dynamodb_lock:
                 body, status, headers = self._call(self._dynamodb, environ)
@@ -116,6 +131,50 @@ class LocalAws:
             answer = {"__type": "com.amazonaws.sqs#InvalidParameterValue", "message": str(error)}
         payload = json.dumps(answer).encode()
         start_response(status, [("Content-Type", JSON_TYPE), ("Content-Length", str(len(payload)))])
+        return [payload]
+
+    # -- Lambda's event source mapping ---------------------------------------------------------
+
+    def _mapping(self, environ: Environ, start_response: StartResponse) -> list[bytes]:
+        uuid = str(environ["PATH_INFO"])[len(MAPPINGS_PATH) :].strip("/")
+        method = str(environ.get("REQUEST_METHOD", "GET"))
+        status = "200 OK"
+        if uuid != MAPPING_UUID:
+            status = "404 Not Found"
+            answer: dict[str, Any] = {
+                "Type": "User",
+                "message": f"The resource you requested does not exist. (UUID {uuid})",
+            }
+            headers = [("x-amzn-ErrorType", "ResourceNotFoundException")]
+        else:
+            if method == "PUT":
+                request = json.loads(_read(environ) or b"{}")
+                if "Enabled" in request:
+                    on = bool(request["Enabled"])
+                    self.mapping_switches.append(on)
+                    if on:
+                        self.mapping_enabled.set()
+                    else:
+                        self.mapping_enabled.clear()
+                status = "202 Accepted"
+            answer = {
+                "UUID": MAPPING_UUID,
+                "State": "Enabled" if self.mapping_enabled.is_set() else "Disabled",
+                "BatchSize": 10,
+                "EventSourceArn": self.queue_arn,
+                "FunctionArn": f"arn:aws:lambda:{self.region}:123456789012:function:sync",
+                "LastModified": time.time(),
+            }
+            headers = []
+        payload = json.dumps(answer).encode()
+        start_response(
+            status,
+            [
+                ("Content-Type", "application/json"),
+                ("Content-Length", str(len(payload))),
+                *headers,
+            ],
+        )
         return [payload]
 
     # -- DynamoDB ------------------------------------------------------------------------------

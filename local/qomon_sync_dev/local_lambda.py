@@ -25,6 +25,7 @@ REGION = "eu-west-3"
 STACK = "qomon-sync-local"
 SYNC_FUNCTION = f"{STACK}-SyncFunction"
 INGEST_FUNCTION = f"{STACK}-IngestFunction"
+PROBE_FUNCTION = f"{STACK}-PauseProbeFunction"
 
 
 class LocalContext:
@@ -96,12 +97,19 @@ class EventSourcePoller(threading.Thread):
     """Plays the Lambda event source mapping for the changes queue (concurrency 1)."""
 
     def __init__(
-        self, endpoints: Endpoints, options: LocalOptions, watch: Callable[[], None] = _nothing
+        self,
+        endpoints: Endpoints,
+        options: LocalOptions,
+        watch: Callable[[], None] = _nothing,
+        enabled: Callable[[], bool] = lambda: True,
     ) -> None:
         super().__init__(name="event-source-mapping", daemon=True)
         self.endpoints = endpoints
         self.options = options
         self.watch = watch
+        self.enabled = enabled
+        """The mapping's Enabled flag (local_aws serves it to the pause probe): while it is
+        off, nothing is received, as Lambda's poller stops for a disabled mapping."""
         """Called as each invocation starts (local mode's CloudWatch reads its output)."""
         self.stopping = threading.Event()
         self.running = threading.Event()
@@ -131,9 +139,12 @@ class EventSourcePoller(threading.Thread):
         from qomon_sync.handlers.sync import handler
 
         while not self.stopping.is_set():
-            if not self.running.is_set():
+            if not self.running.is_set() or not self.enabled():
                 self.paused.set()
-                self.running.wait(timeout=0.2)
+                if self.running.is_set():
+                    self.stopping.wait(0.2)  # the mapping is disabled (a pause)
+                else:
+                    self.running.wait(timeout=0.2)
                 continue
             self.paused.clear()
             try:
@@ -184,6 +195,47 @@ class EventSourcePoller(threading.Thread):
                 ],
             )
         # Failed messages stay in flight until their visibility timeout, as on AWS.
+
+
+class PauseProbeRunner(threading.Thread):
+    """Plays the pause probe's schedule (AWS: every minute) at local mode's scale."""
+
+    def __init__(self, every_s: float, watch: Callable[[], None] = _nothing) -> None:
+        super().__init__(name="pause-probe-schedule", daemon=True)
+        self.every_s = every_s
+        self.watch = watch
+        self.stopping = threading.Event()
+        self.runs = 0
+        self.results: list[str] = []
+        """What each run said (the last few), for tests and the soak."""
+        self.errors: list[str] = []
+        self.failed_probes = 0
+        """Runs whose probe found Qomon still failing."""
+        self.resumed: list[str] = []
+        """What each run that ended a pause said ("resumed after 42 s (5 probes)")."""
+        self.now = threading.Event()
+        """Set to run at once (`qomon-sync resume` in local mode)."""
+
+    def run(self) -> None:
+        from qomon_sync.handlers.pause_probe import handler
+
+        while not self.stopping.is_set():
+            self.now.wait(self.every_s)
+            self.now.clear()
+            if self.stopping.is_set():
+                return
+            self.runs += 1
+            self.watch()
+            try:
+                context: Any = LocalContext(30, PROBE_FUNCTION)  # what Powertools reads of one
+                answer = handler({}, context)
+                said = str(answer.get("result"))
+                self.results = [*self.results[-20:], said]
+                self.failed_probes += said.startswith("still paused")
+                if said.startswith("resumed"):
+                    self.resumed.append(said)
+            except Exception as exc:  # a failed run is retried by the next one, as in AWS
+                self.errors.append(f"{type(exc).__name__}: {exc}")
 
 
 TEXT_TYPES = ("text/", "json", "xml", "javascript", "x-www-form-urlencoded")

@@ -39,11 +39,12 @@ import httpx
 
 from qomon_sync.domain.privacy import Pseudonyms
 from qomon_sync_dev import local_logs, local_state
-from qomon_sync_dev.local_aws import LocalAws, create_staging_table
+from qomon_sync_dev.local_aws import MAPPING_UUID, LocalAws, create_staging_table
 from qomon_sync_dev.local_lambda import (
     REGION,
     STACK,
     EventSourcePoller,
+    PauseProbeRunner,
     WebhookServer,
 )
 from qomon_sync_dev.local_sqs import LocalQueues
@@ -104,6 +105,8 @@ class Endpoints:
     webhook_secrets: dict[str, str] | None = None
     state_dir: str = ""
     """Where the queues, dead letters, ledger and stand-in are kept ("": nowhere)."""
+    alarm_topic_arn: str = ""
+    """Local mode's alarm topic (moto's SNS): the pause probe tells a person there."""
 
 
 @dataclass(frozen=True)
@@ -131,6 +134,16 @@ class LocalOptions:
     paused: bool = False
     """Start with the poller paused (`poller.resume()` starts it): nothing is received,
     not even what the state folder gave back, until then."""
+    probe_every_s: float = 2.0
+    """The pause probe's schedule (AWS: every minute); 0 runs no probe."""
+    pause_probe_first_s: float = 2.0
+    """The first wait between probes of a pause (AWS: 60 s), doubling up to the next."""
+    pause_probe_max_s: float = 10.0
+    """The longest wait between probes (AWS: 300 s)."""
+    pause_window_s: float = 30.0
+    """Two contacts failing systemically within this pause the space (AWS: 120 s)."""
+    pause_hold_s: float = 0.5
+    """How long a paused batch holds its messages (AWS: 5 s)."""
 
     def timeouts_problem(self) -> str | None:
         """What is wrong with the timeouts for a run that may be killed, in words (local
@@ -180,6 +193,7 @@ class LocalMode:
         self.standin: StandinServer | None = None
         self.webhooks: WebhookServer | None = None
         self.poller: EventSourcePoller | None = None
+        self.probe: PauseProbeRunner | None = None
         self.endpoints: Endpoints | None = None
         self.journal: local_state.Journal | None = None
         self.restored: local_state.Restored | None = None
@@ -272,10 +286,17 @@ class LocalMode:
                 "POWERTOOLS_TRACE_DISABLED": "true",
                 "WEBHOOK_SECRETS_SECRET": f"{STACK}/webhook-secrets",
                 "PSEUDONYM_KEY_SECRET": self.endpoints.pseudonym_key_secret,
+                "SYNC_EVENT_SOURCE_MAPPING": MAPPING_UUID,
+                "ALARM_TOPIC_ARN": self.endpoints.alarm_topic_arn,
+                "PAUSE_PROBE_FIRST_S": str(options.pause_probe_first_s),
+                "PAUSE_PROBE_MAX_S": str(options.pause_probe_max_s),
+                "PAUSE_WINDOW_S": str(options.pause_window_s),
+                "PAUSE_HOLD_S": str(options.pause_hold_s),
             }
         )
         if "SAFETY_MARGIN_S" not in os.environ:  # a soak or a person may set their own
             self._set_env({"SAFETY_MARGIN_S": f"{options.safety_margin_s:g}"})
+        self.aws.queue_arn = self.endpoints.changes_queue_arn
         # The tools that run beside the handlers (bench, soak) key pseudonyms the same way.
         secrets_client = boto3.client(
             "secretsmanager", endpoint_url=self.endpoints.aws_endpoint_url, region_name=REGION
@@ -295,9 +316,24 @@ class LocalMode:
             webhook_secrets=dict(LOCAL_WEBHOOK_SECRETS),
             state_dir=str(options.state_dir) if options.state_dir is not None else "",
         )
-        self.poller = EventSourcePoller(self.endpoints, options, self.metrics.watch)
+        self.poller = EventSourcePoller(
+            self.endpoints, options, self.metrics.watch, self.aws.mapping_enabled.is_set
+        )
         self.poller.start()
+        if options.probe_every_s > 0:
+            self.probe = PauseProbeRunner(options.probe_every_s, self.metrics.watch)
+            self.probe.start()
         return self.endpoints
+
+    def told(self) -> list[tuple[str, str]]:
+        """(subject, message) of everything published to the alarm topic, in order."""
+        from moto.sns.models import sns_backends
+
+        assert self.endpoints is not None
+        topic = sns_backends[ACCOUNT_ID][REGION].topics.get(self.endpoints.alarm_topic_arn)
+        if topic is None:
+            return []
+        return [(str(sent[2]), str(sent[1])) for sent in topic.sent_notifications]
 
     def _restore(self, journal: local_state.Journal, endpoints: Endpoints) -> None:
         """Fill the new tables from the state folder (the queues are there already)."""
@@ -372,7 +408,10 @@ class LocalMode:
         secrets.create_secret(
             Name=f"{STACK}/pseudonym-key", SecretString=self._pseudonym_key(), Tags=pinned
         )
+        sns = boto3.client("sns", endpoint_url=aws_url, region_name=REGION)
+        topic_arn = sns.create_topic(Name=f"{STACK}-alarms")["TopicArn"]
         return Endpoints(
+            alarm_topic_arn=topic_arn,
             aws_endpoint_url=aws_url,
             region=REGION,
             changes_queue_url=queue_url,
@@ -408,6 +447,7 @@ class LocalMode:
         if self.webhooks is not None:
             self.webhooks.stop()
             self.webhooks = None
+        self._stop_probe()
         if self.poller is not None:
             self.poller.stopping.set()
             self.poller.resume()
@@ -439,6 +479,13 @@ class LocalMode:
             else:
                 os.environ[key] = value
         self._saved_env.clear()
+
+    def _stop_probe(self) -> None:
+        if self.probe is not None:
+            self.probe.stopping.set()
+            self.probe.now.set()
+            self.probe.join(timeout=35)
+            self.probe = None
 
     def _count_left(self, endpoints: Endpoints) -> Left:
         assert self.queues is not None

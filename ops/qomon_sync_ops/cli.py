@@ -2,7 +2,7 @@
 
 Each command is a module with `add_arguments(parser)` and `run_from_args(args) -> int`,
 listed once, in the table of the package that holds it. The operators' commands
-(`status`, `dlq`, `backfill`) are this package's `COMMANDS` and need nothing but the
+X's `COMMANDS` and need nothing but the
 runtime package, boto3 and tqdm. Other packages add tables of their own through the
 `qomon_sync.commands` entry-point group (pyproject.toml): the developer tools (`local`,
 `demo`, `standin`, `bench`...) do, from the development install (`make install`), which
@@ -36,6 +36,7 @@ COMMANDS: CommandTable = (
     ("status", "qomon_sync_ops.status", "queues, dead letters, the last hour and alarms"),
     ("dlq", "qomon_sync_ops.dlq", "the dead-letter queue: list, show, redrive, drop"),
     ("backfill", "qomon_sync_ops.backfill", "queue a file of changes (CSV or JSONL), resumably"),
+    ("resume", "qomon_sync_ops.resume", "probe Qomon now when the sync is paused"),
 )
 """The operators' commands."""
 OPERATOR_COMMANDS = frozenset(name for name, _, _ in COMMANDS)
@@ -46,7 +47,7 @@ COMMAND_GROUP = "qomon_sync.commands"
 DEVELOPER_INSTALL = (
     "The developer commands need the development install: `make install` in a clone of "
     "the repository. The operators' install (`pip install '.[ops]'`) has "
-    "status, dlq and backfill."
+    "status, dlq, backfill and resume."
 )
 
 Action = Callable[[argparse.Namespace, Target, TextIO], int]
@@ -93,8 +94,8 @@ def build_parser(
     table = commands() if table is None else table
     parser = argparse.ArgumentParser(
         prog="qomon-sync",
-        description="qomon-sync: the operators' commands (status, dlq, backfill), against a "
-        "deployed stack (--stack NAME) or local mode (--local)"
+        description="qomon-sync: the operators' commands (status, dlq, backfill, resume), "
+        "against a deployed stack (--stack NAME) or local mode (--local)"
         + (
             ", and the developer commands (local, no AWS needed)."
             if set(table) - OPERATOR_COMMANDS

@@ -11,12 +11,15 @@
   dead-lettered (by reason), duplicates and redeliveries, Qomon tokens and 429s. Local
   mode publishes the very same metrics to its local CloudWatch as the functions emit
   them (AWS does that from the logs' EMF lines), so the same queries answer;
-- the stack's alarms in alarm (they are named `<stack>-...`).
+- the stack's alarms in alarm (they are named `<stack>-...`);
+- the pause, when Qomon is down or refuses the key: since when, why, the next probe and
+  the events waiting (the pause item in the staging table, application.pause).
 """
 
 from __future__ import annotations
 
 import argparse
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -24,7 +27,9 @@ from typing import Any, TextIO
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from qomon_sync.adapters.space_pause import SpacePauses, place_of
 from qomon_sync.adapters.table import EVENT as STAGED_EVENT
+from qomon_sync.domain.pause import Pause, duration
 from qomon_sync_ops import letters as dl
 from qomon_sync_ops.cli import execute
 from qomon_sync_ops.dlq import by_code
@@ -84,6 +89,7 @@ class Status:
     dead_lettered: dict[str, float] = field(default_factory=dict)
     alarms: list[tuple[str, str]] = field(default_factory=list)
     move_task: str | None = None
+    pause: Pause | None = None
 
 
 def run(args: argparse.Namespace, target: Target, out: TextIO) -> int:
@@ -105,6 +111,7 @@ def collect(target: Target, now: datetime | None = None) -> Status:
     status.oldest_waiting_s = _oldest_age(cloudwatch, target.changes_queue_name, now)
     if target.staging_table:
         _count_staged(target.client("dynamodb"), target.staging_table, status)
+        status.pause = pause_of(target)
     with dl.held(sqs, target.dead_letter_queue_url) as seen:
         status.letters, status.unseen_letters = seen.letters, seen.unseen
     status.hour = _sums(cloudwatch, [(n, [("service", SERVICE)]) for n, _ in HOUR], now)
@@ -112,6 +119,32 @@ def collect(target: Target, now: datetime | None = None) -> Status:
     status.alarms = _alarms(cloudwatch, target.stack_name)
     status.move_task = _move_task(sqs, target)
     return status
+
+
+def pause_of(target: Target) -> Pause | None:
+    """The space's pause, read where the sync keeps it (None: not paused, or no table)."""
+    if not target.staging_table:
+        return None
+    pauses = SpacePauses(
+        target.client("dynamodb"), target.staging_table, place_of(target.qomon_base_url)
+    )
+    return pauses.get()
+
+
+def pause_line(status: Status, now: float | None = None) -> str:
+    pause = status.pause
+    if pause is None:
+        return "not paused"
+    now = time.time() if now is None else now
+    since = datetime.fromtimestamp(pause.since, UTC).strftime("%H:%M UTC on %Y-%m-%d")
+    due = pause.next_probe_at - now
+    probe = f"next probe in {duration(due)}" if due > 0 else "a probe is due now"
+    staged = f", {counted(status.staged, 'event')} staged" if status.staged else ""
+    waiting = f"{counted(status.waiting + status.in_flight, 'message')} on the queue{staged}"
+    return (
+        f"PAUSED since {since} ({duration(now - pause.since)}): {pause.description}; "
+        f"{probe} ({counted(pause.probes, 'probe')} so far); {waiting} wait, nothing is lost"
+    )
 
 
 def _count_staged(dynamodb: Any, table: str, status: Status) -> None:
@@ -245,6 +278,7 @@ def _move_task(sqs: Any, target: Target) -> str | None:
 
 def report(status: Status, target: Target, out: TextIO) -> None:
     print(f"qomon-sync status of {target.description}:", file=out)
+    print(f"- Pause: {pause_line(status)}", file=out)
     print(f"- Changes queue: {_queue_line(status, target)}", file=out)
     if status.staged is not None:
         print(f"- Staging table: {_staged_line(status)}", file=out)
@@ -320,6 +354,17 @@ def _alarms_line(status: Status, target: Target) -> str:
 
 def next_steps(status: Status) -> list[str]:
     steps = []
+    if status.pause is not None:
+        if status.pause.cause == "key_refused":
+            steps.append(
+                "Qomon refuses the API key: put a valid key in the API key secret; the sync "
+                "resumes at the next probe, or at once with `qomon-sync resume`"
+            )
+        else:
+            steps.append(
+                "the sync waits for Qomon and resumes by itself; `qomon-sync resume` probes "
+                "now (docs/runbook.md, The pause)"
+            )
     if status.letters:
         steps.append(
             "`qomon-sync dlq list` shows the letters; `qomon-sync dlq show EVENT_ID` says "

@@ -44,6 +44,7 @@ OPTIONAL_OUTPUTS = (
     "AlarmTopicArn",
     "StagingTableName",
     "PseudonymKeySecretArn",
+    "PauseProbeFunctionName",
 )
 """template.yaml's Outputs that the commands read (a test checks the template has them)."""
 
@@ -90,6 +91,8 @@ class Target:
     """Older events are refused as possible replays (LedgerRetentionDays); None: unknown."""
     pseudonym_key_secret: str = ""
     """The key of e-mail pseudonyms (message groups, masked e-mails); empty: not known."""
+    pause_probe_function: str = ""
+    """The pause probe function (`qomon-sync resume` invokes it); empty: not known."""
     endpoint_url: str | None = None
     profile: str | None = None
     _session: Any = field(default=None, compare=False, repr=False)
@@ -267,6 +270,7 @@ def from_stack(name: str, *, region: str | None, profile: str | None) -> Target:
         dashboard_url=outputs.get("DashboardUrl", ""),
         staging_table=outputs.get("StagingTableName", ""),
         pseudonym_key_secret=outputs.get("PseudonymKeySecretArn", ""),
+        pause_probe_function=outputs.get("PauseProbeFunctionName", ""),
         ledger_retention_days=_days(parameters.get("LedgerRetentionDays")),
         profile=profile,
         _session=session,

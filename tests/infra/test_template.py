@@ -41,6 +41,8 @@ CUSTOM_METRICS = {
     "Webhooks401",
     "Webhooks503",
     "EventsEnqueued",
+    "SpacePaused",
+    "PauseProbes",
 }
 ALARMS = {
     "DeadLetterQueueNotEmptyAlarm",
@@ -51,6 +53,8 @@ ALARMS = {
     "WebhooksRefusedAlarm",
     "WebhooksAnswered5xxAlarm",
     "IngestErrorsAlarm",
+    "SpacePausedAlarm",
+    "SpacePausedTooLongAlarm",
 }
 OUTPUTS = {
     "PseudonymKeySecretArn",
@@ -65,6 +69,7 @@ OUTPUTS = {
     "AlarmTopicArn",
     "WebhookUrl",
     "WebhookSecretsArn",
+    "PauseProbeFunctionName",
 }
 LOG_RETENTION_DAYS = [1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096]
 LOG_RETENTION_DAYS += [1827, 2192, 2557, 2922, 3288, 3653]
@@ -98,6 +103,28 @@ SYNC_GRANTS = {
     "secretsmanager:GetSecretValue": "PseudonymKeySecret + QomonApiKeySecret",
     "xray:PutTraceSegments": "*",
     "xray:PutTelemetryRecords": "*",
+}
+
+
+MAPPING_ARN = (
+    "arn:${AWS::Partition}:lambda:${AWS::Region}:${AWS::AccountId}:event-source-mapping:"
+    "${SyncFunctionChanges}"
+)
+PROBE_GRANTS = {
+    "logs:CreateLogStream": "PauseProbeFunctionLogGroup",
+    "logs:PutLogEvents": "PauseProbeFunctionLogGroup",
+    "dynamodb:GetItem": "StagingTable",
+    "dynamodb:UpdateItem": "StagingTable",
+    "dynamodb:DeleteItem": "StagingTable",
+    "dynamodb:Scan": "StagingTable",
+    "secretsmanager:GetSecretValue": "QomonApiKeySecret",
+    "sqs:GetQueueAttributes": "ChangesQueue",
+    "sqs:SendMessage": "ChangesQueue",
+    "lambda:GetEventSourceMapping": "SyncFunctionChanges",
+    "lambda:UpdateEventSourceMapping": "SyncFunctionChanges",
+    "sns:Publish": "AlarmTopic",
+    "kms:Decrypt": "AlarmTopicKey",
+    "kms:GenerateDataKey": "AlarmTopicKey",
 }
 
 
@@ -331,7 +358,7 @@ def test_every_makefile_built_function_has_a_build_target(cfn: dict[str, Any]) -
         for name, resource in resources(cfn, "AWS::Lambda::Function").items()
         if resource.get("Metadata", {}).get("BuildMethod") == "makefile"
     }
-    assert built == {"SyncFunction", "IngestFunction"}
+    assert built == {"SyncFunction", "IngestFunction", "PauseProbeFunction"}
     assert built <= targets
 
 
@@ -355,7 +382,7 @@ def template_environment(cfn: dict[str, Any], function: str = "SyncFunction") ->
     return variables
 
 
-@pytest.mark.parametrize("function", ["SyncFunction", "IngestFunction"])
+@pytest.mark.parametrize("function", ["SyncFunction", "IngestFunction", "PauseProbeFunction"])
 def test_every_environment_variable_is_a_setting_or_powertools(
     cfn: dict[str, Any], function: str
 ) -> None:
@@ -525,10 +552,11 @@ def test_iam_grants_exactly_what_the_sync_function_needs_on_named_resources(
     assert resources(cfn, "AWS::IAM::Policy") == {}
     assert resources(cfn, "AWS::IAM::ManagedPolicy") == {}
     roles = resources(cfn, "AWS::IAM::Role")
-    assert set(roles) == {"SyncFunctionRole", "IngestFunctionRole"}
+    assert set(roles) == {"SyncFunctionRole", "IngestFunctionRole", "PauseProbeFunctionRole"}
     for role_name, expected in (
         ("SyncFunctionRole", SYNC_GRANTS),
         ("IngestFunctionRole", INGEST_GRANTS),
+        ("PauseProbeFunctionRole", PROBE_GRANTS),
     ):
         role = roles[role_name]["Properties"]
         # SAM's generated role would add managed policies granting logs and X-Ray on "*".
@@ -541,7 +569,7 @@ def test_iam_grants_exactly_what_the_sync_function_needs_on_named_resources(
                 assert statement["Effect"] == "Allow"
                 assert "NotAction" not in statement
                 assert "NotResource" not in statement
-                named = " + ".join(sorted(target(r) for r in as_list(statement["Resource"])))
+                named = " + ".join(sorted(granted(r) for r in as_list(statement["Resource"])))
                 for action in as_list(statement["Action"]):
                     assert "*" not in action, action
                     assert action not in grants, f"{action} granted twice"
@@ -550,6 +578,52 @@ def test_iam_grants_exactly_what_the_sync_function_needs_on_named_resources(
     functions = resources(cfn, "AWS::Lambda::Function")
     assert target(functions["SyncFunction"]["Properties"]["Role"]) == "SyncFunctionRole"
     assert target(functions["IngestFunction"]["Properties"]["Role"]) == "IngestFunctionRole"
+    probe = functions["PauseProbeFunction"]["Properties"]["Role"]
+    assert target(probe) == "PauseProbeFunctionRole"
+
+
+def granted(resource: Any) -> str:
+    """The resource a statement names: a Ref or GetAtt, or the one ARN built with Sub (the
+    stack's own event source mapping, which has no ARN attribute)."""
+    if isinstance(resource, dict) and set(resource) == {"Fn::Sub"}:
+        assert resource["Fn::Sub"] == MAPPING_ARN
+        return "SyncFunctionChanges"
+    return target(resource)
+
+
+def test_the_pause_probe_runs_every_minute_and_switches_the_sync_mapping(
+    cfn: dict[str, Any],
+) -> None:
+    """Issue 20: the circuit breaker. The probe is given the UUID of the sync function's
+    own SQS mapping (SAM names it SyncFunction + the event's name), the alarm topic to
+    tell a person, and runs on a one-minute schedule."""
+    mappings = resources(cfn, "AWS::Lambda::EventSourceMapping")
+    assert set(mappings) == {"SyncFunctionChanges"}
+    assert target(mappings["SyncFunctionChanges"]["Properties"]["FunctionName"]) == "SyncFunction"
+    variables = template_environment(cfn, "PauseProbeFunction")
+    assert variables["SYNC_EVENT_SOURCE_MAPPING"] == {"Ref": "SyncFunctionChanges"}
+    assert variables["ALARM_TOPIC_ARN"] == {"Ref": "AlarmTopic"}
+    assert variables["STAGING_TABLE"] == {"Ref": "StagingTable"}
+    assert variables["QOMON_API_KEY_SECRET"] == {"Ref": "QomonApiKeySecret"}
+    assert (variables["PAUSE_PROBE_FIRST_S"], variables["PAUSE_PROBE_MAX_S"]) == ("60", "300")
+    [rule] = resources(cfn, "AWS::Events::Rule").values()
+    assert rule["Properties"]["ScheduleExpression"] == "rate(1 minute)"
+    [rule_target] = rule["Properties"]["Targets"]
+    assert rule_target["Arn"] == {"Fn::GetAtt": ["PauseProbeFunction", "Arn"]}
+    spec = resources(cfn, "AWS::Lambda::Function")["PauseProbeFunction"]["Properties"]
+    assert spec["Handler"] == "qomon_sync.handlers.pause_probe.handler"
+    paused = props(cfn, "SpacePausedAlarm")
+    assert (paused["MetricName"], paused["Statistic"], paused["Period"]) == (
+        "SpacePaused",
+        "Maximum",
+        60,
+    )
+    long = props(cfn, "SpacePausedTooLongAlarm")
+    # Well before the queue's 4-day retention, when SQS would delete what waits.
+    assert long["MetricName"] == "SpacePausedSeconds"
+    assert long["Threshold"] == 3 * 86400 < 4 * 86400
+    retention = props(cfn, "ChangesQueue").get("MessageRetentionPeriod", 345600)
+    assert int(retention) == 4 * 86400
 
 
 def test_webhooks_arrive_at_a_throttled_http_api_route_to_the_ingest_function(

@@ -109,7 +109,10 @@ def test_a_bug_outside_any_contact_leaves_the_batch_for_redelivery_and_says_so(
     assert "GET /contacts/{id}" not in standin(local, "stats")["calls"]
 
 
-def test_a_refused_api_key_dead_letters_at_once_with_the_status(local: LocalMode) -> None:
+def test_a_refused_api_key_pauses_the_space_and_dead_letters_nothing(local: LocalMode) -> None:
+    """Issue 20: a 401 is about the key, not the contact. The space pauses at once; the
+    event waits staged with a flush marker behind it, its message is deleted (no receive
+    spent), nothing is dead-lettered, and the key never shows in what is kept."""
     assert local.endpoints is not None
     secrets = boto3.client(
         "secretsmanager",
@@ -119,15 +122,103 @@ def test_a_refused_api_key_dead_letters_at_once_with_the_status(local: LocalMode
     secrets.put_secret_value(
         SecretId=local.endpoints.qomon_api_key_secret, SecretString="revoked-key"
     )
-    from qomon_sync.handlers.sync import reset_runtime
+    from qomon_sync.handlers.sync import current_runtime, reset_runtime
 
     reset_runtime()
     response = invoke([message(700103, set={"firstname": "X"})])
     assert response == {"batchItemFailures": []}
+    assert dead_letters(local) == []
+    pauses = current_runtime().pauses
+    assert pauses is not None
+    pause = pauses.get()
+    assert pause is not None
+    assert pause.cause == "key_refused"
+    assert pause.description == "Qomon refuses the API key (HTTP 401)"
+    assert pause.waiting == (700103,)
+    [flush_marker] = queued(local)
+    assert flush_marker["Attributes"]["MessageGroupId"] == "id:700103"
+    # Paused: the next flush calls nothing at Qomon and defers again.
+    before = standin(local, "stats")["calls"]
+    assert invoke([message(700106, set={"firstname": "Y"})]) == {"batchItemFailures": []}
+    assert standin(local, "stats")["calls"] == before
+    assert "revoked-key" not in json.dumps(pauses.get().__dict__)
+
+
+def test_an_outage_met_by_two_contacts_pauses_and_a_last_delivery_then_waits(
+    local: LocalMode,
+) -> None:
+    """Issue 20: two contacts failing with 503 pause the space; the first one's messages
+    come back (one receive spent before the pause), and on their last delivery they find
+    the space paused: staged with a fresh marker, never given up, nothing dead-lettered."""
+    standin(local, "config", {"outage": True})
+    try:
+        first = message(700103, set={"firstname": "X"})
+        response = invoke([first, message(700106, set={"firstname": "Y"})])
+        assert [f["itemIdentifier"] for f in response["batchItemFailures"]] == [first["MessageId"]]
+        from qomon_sync.handlers.sync import current_runtime
+
+        pauses = current_runtime().pauses
+        assert pauses is not None
+        pause = pauses.get()
+        assert pause is not None
+        assert (pause.cause, pause.description) == ("outage", "Qomon answers 503")
+        before = standin(local, "stats")["calls"]
+        last = {**first, "Attributes": {**first["Attributes"], "ApproximateReceiveCount": "5"}}
+        assert invoke([last]) == {"batchItemFailures": []}
+        assert standin(local, "stats")["calls"] == before  # paused: nothing called
+    finally:
+        standin(local, "config", {"outage": False})
+    assert dead_letters(local) == []
+    groups = sorted(m["Attributes"]["MessageGroupId"] for m in queued(local))
+    assert groups == ["id:700103", "id:700106"]  # a flush marker behind each
+
+
+def test_a_contact_failing_alone_still_dead_letters_on_its_last_delivery(
+    local: LocalMode,
+) -> None:
+    """Issue 20: one contact whose calls fail by itself (a poison contact) is not an
+    outage: on its last delivery a second opinion (a GET of another contact) finds Qomon
+    answering, so it reaches the dead-letter queue with its reason and the space stays
+    open."""
+    standin(local, "config", {"failing_contacts": [700103]})
+    try:
+        response = invoke([message(700103, set={"firstname": "X"}, receives=5)])
+    finally:
+        standin(local, "config", {"failing_contacts": []})
+    assert response == {"batchItemFailures": []}
     [letter] = dead_letters(local)
-    assert letter["error_code"] == "qomon_auth"
-    assert letter["http_status"] == "401"
-    assert "revoked-key" not in json.dumps(letter)
+    assert letter["error_code"] == "retries_exhausted"
+    assert "HTTP 500" in letter["error_detail"]
+    from qomon_sync.handlers.sync import current_runtime
+
+    pauses = current_runtime().pauses
+    assert pauses is not None
+    assert pauses.get() is None
+    assert standin(local, "stats")["statuses"].get("404") == 1  # the second opinion
+
+
+def test_an_outage_met_by_one_contact_alone_pauses_on_its_last_delivery(
+    local: LocalMode,
+) -> None:
+    """Issue 20: with one contact in flight, an outage looks like a poison contact until
+    its last delivery; the second opinion then fails too, so the space pauses and the
+    events wait staged, nothing dead-lettered."""
+    standin(local, "config", {"outage": True})
+    try:
+        response = invoke([message(700103, set={"firstname": "X"}, receives=5)])
+    finally:
+        standin(local, "config", {"outage": False})
+    assert response == {"batchItemFailures": []}
+    assert dead_letters(local) == []
+    from qomon_sync.handlers.sync import current_runtime
+
+    pauses = current_runtime().pauses
+    assert pauses is not None
+    pause = pauses.get()
+    assert pause is not None
+    assert pause.cause == "outage"
+    [flush_marker] = queued(local)
+    assert flush_marker["Attributes"]["MessageGroupId"] == "id:700103"
 
 
 PERSONAL: dict[str, Any] = {

@@ -92,6 +92,10 @@ def _fate(
     return "LOST: only ever seen as a duplicate" if "duplicate" in actions else "LOST: no outcome"
 
 
+PAUSE_OUTAGE_S = 20.0
+"""An outage this long meets several contacts' flushes: it must pause the space (issue 20)."""
+
+
 def account(observed: Observed, personal: Personal, path: Path, marker: str) -> dict[str, Any]:
     """The figures of a run, and the problems found (sentences without personal data)."""
     outcomes = read_outcomes(path)
@@ -102,6 +106,7 @@ def account(observed: Observed, personal: Personal, path: Path, marker: str) -> 
         "phases_s": observed.phases_s,
         "deliveries": _deliveries_figures(observed, problems),
         "outage": {"seconds": observed.outage_s, "qomon_calls_failed": observed.qomon_faults},
+        "pause": observed.pause,
         "events": _event_figures(observed, outcomes, problems),
         "qomon": _qomon_writes(observed, outcomes, problems),
         "logs": _log_figures(path, personal, marker, problems),
@@ -110,6 +115,11 @@ def account(observed: Observed, personal: Personal, path: Path, marker: str) -> 
     }
     if not observed.drained:
         problems.append("the queue did not drain in time")
+    pause = observed.pause
+    if observed.outage_s >= PAUSE_OUTAGE_S and pause and not pause.get("paused"):
+        problems.append(f"a {observed.outage_s:g} s outage did not pause the space")
+    if pause and pause.get("paused", 0) > len(pause.get("resumed", [])):
+        problems.append("the space was still paused at the end")
     if observed.timed_out:
         problems.append(f"the run reached its time limit ({observed.spec.max_seconds:g} s)")
     return report
@@ -324,6 +334,19 @@ def _counts(counts: Mapping[str, int], unit: str = "") -> str:
     return ", ".join(f"{n:,} x {k}{unit}" for k, n in counts.items()) or "none"
 
 
+def _pause_rows(pause: Mapping[str, Any]) -> list[tuple[str, object]]:
+    """The pause the outage brought (issue 20): how often, the probes, the resumes."""
+    if not pause:
+        return []
+    resumed = "; ".join(pause.get("resumed", [])) or "-"
+    return [
+        ("space paused (times)", pause.get("paused", 0)),
+        ("probes that found Qomon still down", pause.get("probes_that_failed", 0)),
+        ("resumed by the probe", resumed),
+        ("told a person", "; ".join(pause.get("told", [])) or "-"),
+    ]
+
+
 def print_report(report: Mapping[str, Any], out: Callable[[str], None] = print) -> None:
     spec, d, outage = report["spec"], report["deliveries"], report["outage"]
     e, q, logs = report["events"], report["qomon"], report["logs"]
@@ -351,6 +374,7 @@ def print_report(report: Mapping[str, Any], out: Callable[[str], None] = print) 
         "Qomon outage",
         ("seconds down", outage["seconds"]),
         ("calls answered 500/502/503", f"{outage['qomon_calls_failed']:,}"),
+        *_pause_rows(report.get("pause") or {}),
         "events",
         ("accepted (distinct events)", f"{e['distinct_events_accepted']:,}"),
         ("accepted (counting redeliveries)", f"{e['accepted_deliveries_of_events']:,}"),

@@ -243,6 +243,8 @@ class Observed:
     """Event ids still in the changes queue when the run ended (none once drained)."""
     contacts: list[dict[str, Any]] = field(default_factory=list)
     sync_crashes: int = 0
+    pause: dict[str, Any] = field(default_factory=dict)
+    """The space-wide pause the outage brought (issue 20): told, probes, resumes."""
     wall_s: float = 0.0
     phases_s: dict[str, float] = field(default_factory=dict)
 
@@ -379,6 +381,21 @@ def _run(
         stats = httpx.get(f"{qomon}/_standin/stats", timeout=10).json()
         observed.qomon_faults = int(stats["faults"]["server_errors"])
         observed.sync_crashes = len(local.poller.errors)
+        observed.pause = _pause_figures(local)
+
+
+def _pause_figures(local: LocalMode) -> dict[str, Any]:
+    """What the pause did: how often it started and ended, the probes that found Qomon
+    still down, and what a person was told (subjects only: no personal data in them)."""
+    told = [subject for subject, _ in local.told()]
+    probe = local.probe
+    return {
+        "paused": sum(1 for subject in told if subject.startswith("qomon-sync paused")),
+        "resumed": list(probe.resumed) if probe is not None else [],
+        "probes_that_failed": probe.failed_probes if probe is not None else 0,
+        "told": told,
+        "mapping_switches": list(local.aws.mapping_switches) if local.aws is not None else [],
+    }
 
 
 def _waiting_event_ids(local: LocalMode, queue_url: str) -> set[str]:

@@ -28,6 +28,8 @@ def test_every_key_shape_is_the_one_the_architecture_page_lists() -> None:
     assert pair(table.forms_lease_key("a1b2")) == ("space#a1b2", "forms-lease")
     assert pair(table.remembered_contact_key("h:ab12")) == ("mail#h:ab12", "contact")
     assert pair(table.contact_lease_key("a1b2", 700103)) == ("contact#a1b2#700103", "lease")
+    assert pair(table.pause_key("c3d4")) == ("space#c3d4", "pause")
+    assert pair(table.health_key("c3d4")) == ("space#c3d4", "health")
     assert table.group_partition("id:700103") == {"S": "group#id:700103"}
     architecture = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
     for pk, sk in (
@@ -37,8 +39,15 @@ def test_every_key_shape_is_the_one_the_architecture_page_lists() -> None:
         ("space#<hash of the API key>", "forms"),
         ("mail#<keyed pseudonym of the e-mail>", "contact"),
         ("contact#<hash of the API key>#<Qomon id>", "lease"),
+        ("space#<hash of the space's URL>", "pause"),
+        ("space#<hash of the space's URL>", "health"),
     ):
         assert f"| `{pk}` | `{sk}`" in architecture
+
+
+def test_a_group_is_read_back_from_its_partition_key() -> None:
+    assert table.group_of_partition(pair(table.group_head_key("id:700103"))[0]) == "id:700103"
+    assert table.group_of_partition(pair(table.pause_key("c3d4"))[0]) is None
 
 
 def test_a_staged_event_is_told_from_the_head_by_its_sort_key() -> None:

@@ -19,9 +19,10 @@ class MissingApiKey(RuntimeError):
     pass
 
 
-def qomon_api_key(secret_id: str) -> str:
-    """The key stored as the secret's text, or as JSON `{"api_key": "..."}`."""
-    raw = parameters.get_secret(secret_id, max_age=KEY_CACHE_S)
+def qomon_api_key(secret_id: str, *, fresh: bool = False) -> str:
+    """The key stored as the secret's text, or as JSON `{"api_key": "..."}`; `fresh`
+    reads it from Secrets Manager past the cache (and caches what it read)."""
+    raw = parameters.get_secret(secret_id, max_age=KEY_CACHE_S, force_fetch=fresh)
     text = raw.decode("utf-8") if isinstance(raw, bytes) else str(raw)
     key = text.strip()
     if key.startswith("{"):

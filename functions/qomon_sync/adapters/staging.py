@@ -37,6 +37,7 @@ from qomon_sync.adapters.table import (
     HEAD,
     event_seq,
     group_head_key,
+    group_of_partition,
     group_partition,
     staged_event_key,
 )
@@ -140,6 +141,27 @@ class StagingTable:
                 ":expires": {"N": str(int(self._clock() + self._retention_s))},
             },
         )
+
+    def waiting_groups(self) -> list[str]:
+        """Every group with a head: events staged, a flush marker expected (a Scan of the
+        keys only; the pause probe's, after a pause long enough for SQS to have deleted
+        markers)."""
+        request: dict[str, Any] = {
+            "TableName": self.table,
+            "ProjectionExpression": "pk",
+            "FilterExpression": "sk = :head",
+            "ExpressionAttributeValues": {":head": {"S": HEAD}},
+        }
+        groups: list[str] = []
+        while True:
+            answer = self._db.scan(**request)
+            for item in answer.get("Items") or []:
+                group = group_of_partition(item["pk"]["S"])
+                if group is not None:
+                    groups.append(group)
+            if "LastEvaluatedKey" not in answer:
+                return groups
+            request["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
 
     def forget(self, group: str, seqs: Iterable[str], *, head: bool = False) -> None:
         """Delete settled events (and the head, when the group is left with nothing)."""

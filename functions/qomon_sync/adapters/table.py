@@ -24,11 +24,19 @@ Each item, `pk` / `sk`: what it holds (the adapter that keeps it), and how long 
 - `contact#<space>#<Qomon id>` / `lease`: the one flush writing that contact
   (contact_lease). Deleted by its holder; free after its `until` (at most as long as the
   holder's invocation), and `expires_at` a second later.
+- `space#<place>` / `pause`: the space-wide pause, when Qomon is down or refuses the key
+  (space_pause): since when, why, the contacts to probe, the next probe. Deleted by the
+  probe that finds Qomon answering again; no `expires_at`.
+- `space#<place>` / `health`: the last contact whose flush met a systemic failure, and
+  when (space_pause): a second contact within the window trips the pause. `expires_at`
+  an hour after.
 
 `<space>` is a hash of the API key (application.runtime): Qomon counts tokens per key,
-and contact ids and forms belong to the space behind it. Nothing here is personal but a
-staged event's body, which is deleted as soon as it is settled: an e-mail is its keyed
-pseudonym, never the address. docs/architecture.md, "The tables", says the same.
+and contact ids and forms belong to the space behind it. `<place>` is a hash of the
+space's URL: a pause outlives the key that met it (a refused key is replaced by another).
+Nothing here is personal but a staged event's body, which is deleted as soon as it is
+settled: an e-mail is its keyed pseudonym, never the address. docs/architecture.md, "The
+tables", says the same.
 """
 
 from __future__ import annotations
@@ -44,6 +52,11 @@ HEAD = "head"
 def group_partition(group: str) -> dict[str, str]:
     """The partition of a message group's staged events and head, to query."""
     return {"S": f"group#{group}"}
+
+
+def group_of_partition(pk: str) -> str | None:
+    """The message group a `group#` partition key names; None for another item."""
+    return pk.removeprefix("group#") if pk.startswith("group#") else None
 
 
 def staged_event_key(group: str, seq: str) -> Key:
@@ -78,6 +91,16 @@ def remembered_contact_key(pseudonym: str) -> Key:
 
 def contact_lease_key(space: str, contact_id: int) -> Key:
     return {"pk": {"S": f"contact#{space}#{int(contact_id)}"}, "sk": {"S": "lease"}}
+
+
+def pause_key(place: str) -> Key:
+    """The space-wide pause, keyed by the space's URL (not the key: a new key finds it)."""
+    return _space(place, "pause")
+
+
+def health_key(place: str) -> Key:
+    """The last systemic failure seen, and whose: two contacts within a window pause."""
+    return _space(place, "health")
 
 
 def _space(space: str, sk: str) -> Key:

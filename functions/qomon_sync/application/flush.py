@@ -39,8 +39,10 @@ from qomon_sync.adapters.staging import Head, Staged
 from qomon_sync.application.invocation import Invocation
 from qomon_sync.application.messages import read_event
 from qomon_sync.application.outcome import Next, Outcome
+from qomon_sync.application.pause import paused_reason, systemic, trip_or_suspect
 from qomon_sync.domain.change_event import ChangeEvent
 from qomon_sync.domain.contact_sync import ContactSync, EventOutcome, sync_contact
+from qomon_sync.domain.pause import Systemic
 from qomon_sync.domain.privacy import redact_paths
 from qomon_sync.domain.refusal import Code, Refusal
 
@@ -75,6 +77,9 @@ class Flush:
         """The group's head as the flush found it: where a deferred flush's marker waits."""
         self.settled: list[str] = []
         """Sequence numbers of the settled events: deleted from the staging table at the end."""
+        self.systemic: Systemic | None = None
+        """A systemic failure this flush met alone (no pause yet): on a last delivery the
+        contact's run asks a second opinion before giving up (application.pause)."""
 
     # -- the flush --------------------------------------------------------------------------
 
@@ -88,6 +93,14 @@ class Flush:
         if seconds_left < MIN_TIME_FOR_A_CONTACT_S:
             return Outcome.deferred("too little time left in this invocation")
         pending = self._unique(self._parse(staged))
+        pauses = self.runtime.pauses
+        pause = pauses.get() if pauses is not None and pending else None
+        if pause is not None:
+            # Qomon is down or refuses the key: call nothing, spend no receive count; the
+            # events wait staged, a marker behind them, until the probe resumes the space.
+            self.invocation.paused = True
+            self.runtime.staging.forget(self.group, self.settled, head=False)
+            return Outcome.deferred(paused_reason(pause))
         work, waiting = self._claim(pending)
         outcome = Outcome.done()
         if work:
@@ -250,6 +263,9 @@ class Flush:
     ) -> Outcome:
         if isinstance(exc, QomonBudgetExhausted) and exc.last_error is None:
             return Outcome.deferred(str(exc))  # no time or tokens left
+        paused = self._systemic(exc)
+        if paused is not None:
+            return paused
         if isinstance(exc, QomonError) and exc.retryable:
             return Outcome.retry(str(exc))
         code = exc.code if isinstance(exc, QomonError) else Code.MISSING_API_KEY
@@ -261,6 +277,26 @@ class Flush:
                 result.outcomes.append(EventOutcome(event.event_id, "dead_letter", refusal=refusal))
                 statuses[event.event_id] = status
         return Outcome.done()
+
+    def _systemic(self, exc: QomonError | MissingApiKey) -> Outcome | None:
+        """A failure of Qomon as a whole (application.pause): deferred when the space is
+        paused (now, or already), so that no receive count is spent and nothing is
+        dead-lettered for it; None to handle it as before (not systemic, or one contact
+        failing alone so far: retried, and dead-lettered on its last delivery)."""
+        failure = systemic(exc)
+        pauses = self.runtime.pauses
+        if failure is None or pauses is None:
+            return None
+        if failure.cause == "key_refused" and self.runtime.key_changed():
+            # An operator already put another key in the secret: the next flush uses it.
+            return Outcome.deferred("the API key was refused, and the secret holds a new one")
+        pause = trip_or_suspect(pauses, self.group, failure, self.runtime.settings)
+        if pause is None:
+            self.systemic = failure
+            return None
+        self.invocation.paused = True
+        self.telemetry.info("space paused", cause=pause.cause, description=pause.description)
+        return Outcome.deferred(paused_reason(pause))
 
     # -- 5. settling ----------------------------------------------------------------------------
 

@@ -32,6 +32,8 @@ class Invocation:
     telemetry: Telemetry
     remaining_ms: Callable[[], int]
     """The Lambda context's clock: milliseconds left in this invocation."""
+    paused: bool = False
+    """A flush of this invocation found the space paused (application.pause)."""
     _usage_before: dict[str, int] | None = field(default=None, repr=False)
     _usage_of: CallStats | None = field(default=None, repr=False)
     """Whose counters `_usage_before` holds: a rotated key builds a client counting anew."""
@@ -75,6 +77,13 @@ class Invocation:
             detail=shown.detail,
             fields=list(shown.fields),
         )
+
+    def hold_if_paused(self, sleep: Callable[[float], None]) -> None:
+        """A batch that found the space paused keeps its messages a moment before they are
+        deleted (settings.pause_hold_s): until the probe disables the event source
+        mapping, the paused contacts' markers then go round the queue at that pace."""
+        if self.paused:
+            sleep(max(0.0, min(self.runtime.settings.pause_hold_s, self.seconds_left() - 1)))
 
     def note_usage(self) -> None:
         """Remember the Qomon client's counters before its first call of this invocation."""

@@ -19,10 +19,11 @@ from qomon_sync.adapters.ledger import EventLedger
 from qomon_sync.adapters.qomon import Deadline, QomonClient, RetryPolicy
 from qomon_sync.adapters.qomon.client import CallStats
 from qomon_sync.adapters.qomon.port import QomonContacts, fetch_forms
-from qomon_sync.adapters.secrets import deployment_pseudonyms, qomon_api_key
+from qomon_sync.adapters.secrets import MissingApiKey, deployment_pseudonyms, qomon_api_key
 from qomon_sync.adapters.settled_messages import SettledMessages
 from qomon_sync.adapters.shared_bucket import SharedBucket
 from qomon_sync.adapters.space_cache import MailCache, RememberedContacts, SharedForms
+from qomon_sync.adapters.space_pause import SpacePauses, place_of
 from qomon_sync.adapters.staging import StagingTable
 from qomon_sync.domain.contact_sync import QomonPort
 from qomon_sync.domain.forms import FormCatalog
@@ -54,6 +55,8 @@ class SyncRuntime:
     on_staged: Callable[[str], None] | None = None
     """Dev only (the soak): called with the group once its events are staged, before the
     flush or the marker; what it raises ends the invocation there."""
+    pauses: SpacePauses | None = None
+    """The space-wide pause (None: never paused, as in tests that build a runtime bare)."""
     _client: QomonClient | None = None
     _client_key: str | None = None
     _forms: SharedForms | None = None
@@ -66,14 +69,7 @@ class SyncRuntime:
             # item every instance books on; the forms belong to the space behind it.
             space = hashlib.sha256(key.encode("utf-8")).hexdigest()[:16]
             settings = self.settings
-            bucket = SharedBucket(
-                self.dynamodb,
-                self.staging.table,
-                space,
-                capacity=settings.qomon_bucket_size,
-                refill_per_s=settings.qomon_refill_per_s,
-                headroom_s=settings.qomon_bucket_headroom_s,
-            )
+            bucket = self._bucket(space)
             self._client = QomonClient(
                 str(settings.qomon_base_url),
                 key,
@@ -91,10 +87,46 @@ class SyncRuntime:
             # up by each instance in its own time: the leases are keyed by what does not
             # change with the key (the space's URL), so that old-key and new-key instances
             # still exclude each other.
-            place = hashlib.sha256(str(settings.qomon_base_url).encode("utf-8")).hexdigest()
-            self._leases = ContactLeases(self.dynamodb, self.staging.table, place[:16])
+            place = place_of(str(settings.qomon_base_url))
+            self._leases = ContactLeases(self.dynamodb, self.staging.table, place)
             self._client_key = key
         return self._client
+
+    def _bucket(self, space: str) -> SharedBucket:
+        settings = self.settings
+        return SharedBucket(
+            self.dynamodb,
+            self.staging.table,
+            space,
+            capacity=settings.qomon_bucket_size,
+            refill_per_s=settings.qomon_refill_per_s,
+            headroom_s=settings.qomon_bucket_headroom_s,
+        )
+
+    def key_changed(self) -> bool:
+        """Whether the secret holds another key than the client's (read afresh, past the
+        cache): a 401 met with a key an operator has already replaced is no reason to pause."""
+        try:
+            key = qomon_api_key(self.settings.qomon_api_key_secret, fresh=True)
+        except MissingApiKey:
+            return False
+        return self._client_key is not None and key != self._client_key
+
+    def probe_client(self) -> QomonClient:
+        """A client for the pause's probe: the key read afresh (an operator may just have
+        put a new one), one attempt (a probe is one call), booked on the shared bucket."""
+        key = qomon_api_key(self.settings.qomon_api_key_secret, fresh=True)
+        settings = self.settings
+        return QomonClient(
+            str(settings.qomon_base_url),
+            key,
+            connect_timeout_s=settings.qomon_connect_timeout_s,
+            read_timeout_s=settings.qomon_read_timeout_s,
+            bucket=self._bucket(hashlib.sha256(key.encode("utf-8")).hexdigest()[:16]),
+            retry=RetryPolicy(max_attempts=1),
+            transport=self.transport,
+            on_call=self.on_call,
+        )
 
     @property
     def usage(self) -> CallStats | None:
@@ -158,6 +190,9 @@ def build_runtime(settings: Settings, on_call: OnCall | None = None) -> SyncRunt
         ),
         pseudonyms=pseudonyms,
         on_call=on_call,
+        pauses=SpacePauses(
+            dynamodb, settings.staging_table, place_of(str(settings.qomon_base_url))
+        ),
         settled=SettledMessages(
             # Its own client, quick to give up: the delete is only an optimisation, and
             # must never be what uses up the invocation.

@@ -64,6 +64,7 @@ from qomon_sync.application.flush import Flush
 from qomon_sync.application.invocation import Invocation
 from qomon_sync.application.messages import as_staged, group_of, marker, read_event, receives
 from qomon_sync.application.outcome import Next, Outcome
+from qomon_sync.application.pause import paused_reason, second_opinion
 from qomon_sync.domain.change_event import ChangeEvent
 from qomon_sync.domain.privacy import redact_text
 from qomon_sync.domain.refusal import Code, Refusal
@@ -299,11 +300,32 @@ class ContactRun:
             self.telemetry.count("FlushesDeferred")
             self._keep_waiting(flush.head)
         elif outcome.comes_back and self._last_delivery():
+            waits = self._second_opinion(flush)
+            if waits is not None:
+                return waits
             # The last delivery: dead-letter what is staged rather than let the redrive
             # policy move these messages without a reason and strand the rest.
             self._give_up(outcome.reason)
             return Outcome.done()
         return outcome
+
+    def _second_opinion(self, flush: Flush) -> Outcome | None:
+        """A systemic failure met by this contact alone, on its last delivery: if Qomon
+        fails for another contact too, the space pauses and the events wait staged with a
+        marker behind them (deferred) instead of being given up (application.pause)."""
+        pauses = self.runtime.pauses
+        if flush.systemic is None or pauses is None:
+            return None
+        pause = second_opinion(
+            self.runtime, pauses, self.group, flush.systemic, self.invocation.seconds_left()
+        )
+        if pause is None:
+            return None
+        self.invocation.paused = True
+        self.telemetry.info("space paused", cause=pause.cause, description=pause.description)
+        self.telemetry.count("FlushesDeferred")
+        self._keep_waiting(flush.head)
+        return Outcome.deferred(paused_reason(pause))
 
     def _give_up(self, why: str) -> None:
         Flush(self.invocation, self.group).give_up(why)
@@ -350,6 +372,7 @@ class SyncBatchProcessor(SqsFifoPartialProcessor):
             self.invocation.telemetry.warning(
                 "the batch stopped on an unexpected error", error=type(exc).__name__
             )
+        self.invocation.hold_if_paused(time.sleep)
 
     def report(self, record: SQSRecord) -> None:
         """The record handler: raises when `record`'s message must come back."""

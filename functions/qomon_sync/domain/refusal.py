@@ -156,11 +156,13 @@ EXPLAINED: Mapping[Code, tuple[str, str]] = MappingProxyType(
             "check the contact in Qomon (error_fields names the paths); redriving re-applies",
         ),
         Code.QOMON_AUTH: (
-            "Qomon refused the API key (401/403)",
+            "Qomon refused the API key (401/403), in a version before the pause (a refused key "
+            "now pauses the sync, and nothing is dead-lettered for it)",
             "put a valid key in the QomonApiKey secret, then redrive",
         ),
         Code.MISSING_API_KEY: (
-            "the QomonApiKey secret holds no key",
+            "the QomonApiKey secret held no key, in a version before the pause (now that pauses "
+            "the sync, as a refused key does)",
             "put the space's key in the secret, then redrive",
         ),
         Code.QOMON_VALIDATION: (

@@ -66,6 +66,10 @@ class Stats:
     dropped: int = 0
     timeouts: int = 0
     server_errors: int = 0
+    outage_calls: int = 0
+    """Calls answered 503 by the outage switch."""
+    refused_key: int = 0
+    """Calls answered 401 (a key that is not the one accepted)."""
 
     def answered(self, status: int) -> None:
         self.statuses[str(status)] += 1
@@ -83,6 +87,8 @@ class Stats:
                 "dropped": self.dropped,
                 "timeouts": self.timeouts,
                 "server_errors": self.server_errors,
+                "outage_calls": self.outage_calls,
+                "refused_key": self.refused_key,
             },
         }
 
@@ -359,6 +365,19 @@ async def _call_route(request: web.Request, handler: Handler) -> web.StreamRespo
         raise QomonProblem(error.status, error.text or error.reason) from None
 
 
+def _switched_faults(request: web.Request, state: StandinState) -> None:
+    """The pause's switches (issue 20): a poison contact's calls answered 500, or every
+    call 503 while Qomon is down."""
+    named = request.match_info.get("id")
+    if named is not None and named.isdigit() and int(named) in state.config.failing_contacts:
+        state.stats.server_errors += 1
+        raise QomonProblem(500, "injected server error for this contact")
+    if state.config.outage:
+        state.stats.server_errors += 1
+        state.stats.outage_calls += 1
+        raise QomonProblem(503, "Qomon is down (the stand-in's outage switch)")
+
+
 async def _admit(request: web.Request, state: StandinState, cost: int) -> bool:
     """Latency, then faults, the key and the rate limit, in Qomon's order.
 
@@ -367,6 +386,7 @@ async def _admit(request: web.Request, state: StandinState, cost: int) -> bool:
     """
     if state.config.latency_ms:
         await asyncio.sleep(state.config.latency_ms / 1000)
+    _switched_faults(request, state)
     draw = state.rng.random()  # one draw per call, so a seed replays the same faults
     storm_left = state.faults.storm_left()
     if storm_left > 0:
@@ -391,7 +411,8 @@ async def _admit(request: web.Request, state: StandinState, cost: int) -> bool:
     elif fault is not None and fault.status is not None:
         state.stats.server_errors += 1
         raise QomonProblem(fault.status, "injected server error")
-    if not _authorised(request, state.config.token):
+    if not _authorised(request, state.config.new_token or state.config.token):
+        state.stats.refused_key += 1
         raise QomonProblem(
             401, "missing or invalid API key", headers={"WWW-Authenticate": "Bearer"}
         )

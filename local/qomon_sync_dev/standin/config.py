@@ -42,6 +42,16 @@ class StandinConfig(BaseModel):
     hang_s: float = Field(default=30.0, ge=0.0)
     """How long a "timeout" fault holds the answer back (longer than the client waits)."""
     random_seed: int | None = None
+    failing_contacts: tuple[int, ...] = ()
+    """Poison contacts: every call naming one of these ids (`/contacts/{id}`) is answered
+    500, and only those (a contact Qomon fails on by itself, not an outage)."""
+    outage: bool = False
+    """Qomon is down: every Qomon call is answered 503, before the key and the rate limit
+    (the pause's outage switch; the inspection surface still answers)."""
+    new_token: str | None = Field(default=None, min_length=1)
+    """The key was revoked and this one issued: `token` is refused with 401 and only this
+    one is accepted, until an operator puts it in the sync's secret (the refused-key
+    switch). Never shown by the inspection surface."""
 
     retry_after: RetryAfterMode = "seconds"
     """Documented: a 429 carries `Retry-After` in whole seconds (`seconds`, rounded up).
@@ -74,4 +84,4 @@ class StandinConfig(BaseModel):
 
     def public_view(self) -> dict[str, Any]:
         """The settings without the key, for the inspection surface."""
-        return self.model_dump(exclude={"token"})
+        return self.model_dump(exclude={"token", "new_token"})

@@ -1,0 +1,94 @@
+"""The space-wide pause, as data and rules: no I/O, no clock of its own.
+
+When Qomon fails for everyone (its 5xx, timeouts, refused connections) or refuses the API
+key (401/403), calling it for each contact only spends the queue's receive counts and ends
+with the whole backlog dead-lettered. The sync pauses instead: one item in the staging
+table says so (adapters.space_pause), every instance reads it, and a probe (one call at a
+growing interval) decides when to resume. docs/architecture.md, "When Qomon is down or
+refuses the key: the pause", says why it is built this way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+Cause = Literal["outage", "key_refused"]
+OUTAGE: Cause = "outage"
+KEY_REFUSED: Cause = "key_refused"
+MAX_WAITING_IDS = 5
+"""How many waiting contacts' Qomon ids the pause keeps to probe with (one is enough)."""
+
+
+@dataclass(frozen=True)
+class Systemic:
+    """A failure that is not about one contact: what it says, in words without data."""
+
+    cause: Cause
+    description: str
+    """"Qomon answers 503", "Qomon refuses the API key (HTTP 401)"."""
+
+
+@dataclass(frozen=True)
+class Pause:
+    since: float
+    """Unix seconds: when the pause was tripped."""
+    cause: Cause
+    description: str
+    waiting: tuple[int, ...] = ()
+    """Qomon ids of contacts whose flush waits: the probe GETs one of them."""
+    next_probe_at: float = 0.0
+    interval_s: float = 60.0
+    """The wait before the next probe after this one fails."""
+    probes: int = 0
+    told: bool = False
+    """Whether a person was told it started (the probe publishes it once)."""
+
+    def probe_due(self, now: float) -> bool:
+        return now >= self.next_probe_at
+
+    @property
+    def probe_id(self) -> int | None:
+        """The contact a probe reads (None: none known, any GET answers the question)."""
+        return min(self.waiting) if self.waiting else None
+
+
+def next_interval(interval_s: float, *, first_s: float, max_s: float) -> float:
+    """The wait after a probe that failed: doubled, from `first_s`, at most `max_s`."""
+    return min(max_s, max(first_s, interval_s * 2))
+
+
+def second_contact(
+    previous_group: str | None, previous_at: float | None, group: str, now: float, window_s: float
+) -> bool:
+    """Whether a systemic failure of `group` at `now` makes two contacts within the window.
+
+    One contact failing alone, however often, is that contact's trouble (a poison contact
+    reaches the dead-letter queue with its reason); a second one failing the same way
+    within `window_s` is Qomon's."""
+    if previous_group is None or previous_at is None or previous_group == group:
+        return False
+    return 0 <= now - previous_at <= window_s
+
+
+def contact_id_of(group: str) -> int | None:
+    """The Qomon id a message group names (`id:<Qomon id>`), or None (an e-mail's group)."""
+    kind, _, value = group.partition(":")
+    if kind == "id" and value.isdigit():
+        return int(value)
+    return None
+
+
+def duration(seconds: float) -> str:
+    """`2 h 05 min`, `4 min 10 s`, `12 s`: how long, in words for a person."""
+    seconds = max(0, round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes, secs = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes} min {secs:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 48:
+        return f"{hours} h {minutes:02d} min"
+    days, hours = divmod(hours, 24)
+    return f"{days} days {hours} h"

@@ -1,0 +1,355 @@
+"""The space-wide pause (issue 20): which failures are systemic, when they trip the pause,
+and what the probe does (disable the mapping, one call, back off, resume, tell a person)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from qomon_sync.adapters.qomon import (
+    Deadline,
+    QomonAuthError,
+    QomonBudgetExhausted,
+    QomonNotFound,
+    QomonRateLimited,
+    QomonServerError,
+    QomonTransportError,
+    QomonValidationError,
+)
+from qomon_sync.adapters.space_pause import SpacePauses, place_of
+from qomon_sync.application.pause import PauseProbe, systemic, trip_or_suspect
+from qomon_sync.domain.pause import (
+    KEY_REFUSED,
+    OUTAGE,
+    Systemic,
+    contact_id_of,
+    duration,
+    next_interval,
+    second_contact,
+)
+from qomon_sync.settings import Settings
+from tests.unit.fakes import FakeClock, staging_table_in_moto
+
+TABLE = "staging"
+SETTINGS = Settings(
+    pause_window_s=60, pause_probe_first_s=60, pause_probe_max_s=300, qomon_api_key_secret="k"
+)
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.counts: list[tuple[str, float]] = []
+        self.lines: list[str] = []
+
+    def event(self, event_id: str, action: str, **details: Any) -> None:
+        self.lines.append(action)
+
+    def info(self, message: str, **details: Any) -> None:
+        self.lines.append(f"{message} {details}")
+
+    def warning(self, message: str, **details: Any) -> None:
+        self.lines.append(f"{message} {details}")
+
+    def count(self, name: str, value: float = 1) -> None:
+        self.counts.append((name, value))
+
+    def dead_lettered(self, code: str) -> None:
+        pass
+
+    def call(self, endpoint: str, status: int | None, latency_s: float) -> None:
+        pass
+
+
+class Mapping:
+    def __init__(self) -> None:
+        self.on = True
+        self.switches: list[bool] = []
+
+    def enabled(self) -> bool:
+        return self.on
+
+    def switch(self, *, on: bool) -> bool:
+        self.switches.append(on)
+        self.on = on
+        return True
+
+
+class Topic:
+    def __init__(self) -> None:
+        self.told: list[tuple[str, str]] = []
+
+    def tell(self, subject: str, message: str) -> None:
+        self.told.append((subject, message))
+
+
+@pytest.fixture
+def pauses() -> Iterator[tuple[SpacePauses, FakeClock]]:
+    clock = FakeClock(1_800_000_000.0)
+    with staging_table_in_moto(TABLE) as dynamodb:
+        yield SpacePauses(dynamodb, TABLE, place_of("https://q.example"), clock=clock), clock
+
+
+# -- what is systemic --------------------------------------------------------------------------
+
+
+def test_5xx_timeouts_refused_connections_and_a_refused_key_are_systemic() -> None:
+    assert systemic(QomonServerError("down", status=503)) == Systemic(OUTAGE, "Qomon answers 503")
+    transport = QomonTransportError("ConnectError", request_sent=False)
+    found = systemic(transport)
+    assert found is not None
+    assert found.cause == OUTAGE
+    spent = QomonBudgetExhausted("no time", last_error=QomonServerError("x", status=502))
+    assert systemic(spent) == Systemic(OUTAGE, "Qomon answers 502")
+    refused = systemic(QomonAuthError("no", status=401))
+    assert refused == Systemic(KEY_REFUSED, "Qomon refuses the API key (HTTP 401)")
+
+
+def test_what_is_about_one_contact_is_not_systemic() -> None:
+    assert systemic(QomonValidationError("bad", status=422)) is None
+    assert systemic(QomonNotFound("gone", status=404)) is None
+    assert systemic(QomonRateLimited("slow", retry_after=1)) is None
+    assert systemic(QomonBudgetExhausted("no time", last_error=None)) is None
+
+
+# -- when it trips -------------------------------------------------------------------------------
+
+
+def test_one_contact_failing_alone_never_makes_two() -> None:
+    assert not second_contact(None, None, "id:1", 100.0, 60)
+    assert not second_contact("id:1", 90.0, "id:1", 100.0, 60)
+    assert second_contact("id:1", 90.0, "id:2", 100.0, 60)
+    assert not second_contact("id:1", 10.0, "id:2", 100.0, 60)
+
+
+def test_a_poison_contact_does_not_pause_the_space(pauses: Any) -> None:
+    space, clock = pauses
+    failure = Systemic(OUTAGE, "Qomon answers 500")
+    for _ in range(5):
+        assert trip_or_suspect(space, "id:700103", failure, SETTINGS) is None
+        clock.now += 30
+    assert space.get() is None
+
+
+def test_two_contacts_failing_within_the_window_pause_the_space(pauses: Any) -> None:
+    space, clock = pauses
+    failure = Systemic(OUTAGE, "Qomon answers 503")
+    assert trip_or_suspect(space, "id:700103", failure, SETTINGS) is None
+    clock.now += 59
+    pause = trip_or_suspect(space, "id:700106", failure, SETTINGS)
+    assert pause is not None
+    assert pause.cause == OUTAGE
+    assert pause.waiting == (700106,)
+    assert pause.description == "Qomon answers 503"
+    assert pause.next_probe_at == clock.now + 60
+    # A third contact finds the pause (first writer wins) and joins those to probe.
+    later = trip_or_suspect(space, "id:700107", failure, SETTINGS)
+    assert later is not None
+    assert later.since == pause.since
+    assert later.waiting == (700106, 700107)
+
+
+def test_two_contacts_failing_far_apart_do_not(pauses: Any) -> None:
+    space, clock = pauses
+    failure = Systemic(OUTAGE, "Qomon answers 503")
+    assert trip_or_suspect(space, "id:1", failure, SETTINGS) is None
+    clock.now += 61
+    assert trip_or_suspect(space, "id:2", failure, SETTINGS) is None
+
+
+def test_a_refused_key_pauses_at_once(pauses: Any) -> None:
+    space, _ = pauses
+    failure = Systemic(KEY_REFUSED, "Qomon refuses the API key (HTTP 401)")
+    pause = trip_or_suspect(space, "mail:h:ab12", failure, SETTINGS)
+    assert pause is not None
+    assert pause.cause == KEY_REFUSED
+    assert pause.waiting == ()
+
+
+def test_the_pause_is_keyed_by_the_space_url_not_the_key() -> None:
+    assert place_of("https://q.example") == place_of("https://q.example")
+    assert place_of("https://q.example") != place_of("https://other.example")
+    assert contact_id_of("id:700103") == 700103
+    assert contact_id_of("mail:h:ab12") is None
+
+
+# -- the probe -----------------------------------------------------------------------------------
+
+
+def probe(
+    space: SpacePauses, clock: FakeClock, answers: list[Exception | None]
+) -> tuple[PauseProbe, Mapping, Topic, list[int | None], Recorder]:
+    mapping, topic, called, telemetry = Mapping(), Topic(), [], Recorder()
+
+    def call(contact_id: int | None, deadline: Deadline) -> None:
+        called.append(contact_id)
+        answer = answers.pop(0)
+        if answer is not None:
+            raise answer
+
+    return (
+        PauseProbe(
+            settings=SETTINGS,
+            pauses=space,
+            mapping=mapping,  # type: ignore[arg-type]
+            call=call,
+            topic=topic,  # type: ignore[arg-type]
+            telemetry=telemetry,
+            waiting=lambda: 42,
+            clock=clock,
+        ),
+        mapping,
+        topic,
+        called,
+        telemetry,
+    )
+
+
+def test_not_paused_the_probe_calls_nothing_and_reports_zero(pauses: Any) -> None:
+    space, clock = pauses
+    runner, mapping, topic, called, telemetry = probe(space, clock, [])
+    assert runner.run() == "flowing"
+    assert called == []
+    assert mapping.switches == []
+    assert topic.told == []
+    assert telemetry.counts == []
+    assert telemetry.lines == []
+
+
+def test_paused_the_probe_disables_the_mapping_tells_once_and_waits_its_turn(
+    pauses: Any,
+) -> None:
+    space, clock = pauses
+    space.trip(Systemic(OUTAGE, "Qomon answers 503"), 700103, first_probe_s=60)
+    runner, mapping, topic, called, telemetry = probe(space, clock, [])
+    assert runner.run().startswith("paused (Qomon answers 503); next probe in 1 min")
+    assert mapping.switches == [False]
+    [(subject, message)] = topic.told
+    assert subject == "qomon-sync paused: Qomon answers 503"
+    assert "Qomon answers 503 since" in message
+    assert "42 messages wait" in message
+    assert "nothing is lost" in message
+    clock.now += 30
+    runner.run()
+    assert len(topic.told) == 1
+    assert called == []
+    assert ("SpacePaused", 1) in telemetry.counts
+
+
+def test_a_failed_probe_doubles_the_wait_up_to_the_cap(pauses: Any) -> None:
+    space, clock = pauses
+    space.trip(Systemic(OUTAGE, "Qomon answers 503"), 700103, first_probe_s=60)
+    down = QomonServerError("down", status=503)
+    runner, mapping, _, called, _ = probe(space, clock, [down] * 5)
+    waits = []
+    for _ in range(5):
+        clock.now = space.get().next_probe_at
+        runner.run()
+        pause = space.get()
+        waits.append(pause.interval_s)
+    assert waits == [120, 240, 300, 300, 300]
+    assert called == [700103] * 5
+    assert space.get().probes == 5
+    assert mapping.on is False
+    assert next_interval(60, first_s=60, max_s=300) == 120
+
+
+def test_a_probe_that_gets_an_answer_resumes_and_says_how_long(pauses: Any) -> None:
+    space, clock = pauses
+    space.trip(Systemic(OUTAGE, "Qomon answers 503"), 700103, first_probe_s=60)
+    runner, mapping, topic, _called, _ = probe(
+        space, clock, [QomonServerError("down", status=503), QomonNotFound("gone", status=404)]
+    )
+    clock.now += 60
+    runner.run()
+    clock.now = space.get().next_probe_at
+    assert runner.run() == "resumed after 3 min 00 s (2 probes)"
+    assert space.get() is None
+    assert mapping.switches == [False, True]
+    assert mapping.on
+    subject, message = topic.told[-1]
+    assert subject == "qomon-sync resumed"
+    assert "after a pause of 3 min 00 s (2 probes)" in message
+
+
+def test_a_refused_key_names_the_secret_and_resumes_when_the_key_works(pauses: Any) -> None:
+    space, clock = pauses
+    space.trip(
+        Systemic(KEY_REFUSED, "Qomon refuses the API key (HTTP 401)"), None, first_probe_s=60
+    )
+    runner, _, topic, called, _ = probe(space, clock, [QomonAuthError("no", status=401), None])
+    clock.now += 60
+    runner.run()
+    subject, message = topic.told[0]
+    assert subject == "qomon-sync paused: Qomon refuses the API key"
+    assert "put a valid key in the secret k" in message.lower()
+    clock.now = space.get().next_probe_at
+    assert runner.run().startswith("resumed")
+    assert called == [None, None]
+    assert "Qomon accepts the API key again" in topic.told[-1][1]
+
+
+def test_a_pause_of_three_days_queues_a_marker_again_for_every_staged_group(
+    pauses: Any,
+) -> None:
+    """At the queue's 4-day retention SQS deletes the markers behind staged events: a pause
+    that lasted 3 days or more ends by queuing them again."""
+    space, clock = pauses
+    space.trip(Systemic(OUTAGE, "Qomon answers 503"), 700103, first_probe_s=60)
+    runner, _, _, _, telemetry = probe(space, clock, [None, None])
+    requeued: list[int] = []
+
+    def requeue() -> int:
+        requeued.append(7)
+        return 7
+
+    runner.requeue = requeue
+    clock.now += 3 * 86400
+    assert runner.run().startswith("resumed after 3 days")
+    assert requeued == [7]
+    assert any("flush markers queued again" in line for line in telemetry.lines)
+    space.trip(Systemic(OUTAGE, "Qomon answers 503"), 700103, first_probe_s=60)
+    clock.now += 60
+    runner.run()
+    assert requeued == [7]  # a short pause queues nothing again
+
+
+def test_markers_are_queued_again_for_the_groups_with_a_head() -> None:
+    from qomon_sync.adapters.staging import StagingTable
+    from qomon_sync.application.pause import requeue_markers
+
+    class Markers:
+        def __init__(self) -> None:
+            self.sent: list[str] = []
+
+        def send(self, group: str) -> str:
+            self.sent.append(group)
+            return f"m{len(self.sent)}"
+
+    with staging_table_in_moto(TABLE) as dynamodb:
+        staging = StagingTable(dynamodb, TABLE, retention_s=3600)
+        staging.expect_marker("id:700103", "old", since=1.0)
+        staging.expect_marker("mail:h:ab12", "old", since=2.0)
+        SpacePauses(dynamodb, TABLE, "p").trip(Systemic(OUTAGE, "x"), 1, first_probe_s=1)
+        markers = Markers()
+        assert requeue_markers(staging, markers, lambda: 5.0) == 2  # type: ignore[arg-type]
+        assert sorted(markers.sent) == ["id:700103", "mail:h:ab12"]
+        assert staging.head("id:700103").marker in {"m1", "m2"}
+        assert staging.head("id:700103").since == 1.0  # the wait is still counted from then
+
+
+def test_an_operator_asks_for_a_probe_now(pauses: Any) -> None:
+    space, clock = pauses
+    space.trip(Systemic(OUTAGE, "Qomon answers 503"), 1, first_probe_s=60)
+    clock.now += 5
+    pause = space.probe_now()
+    assert pause is not None
+    assert pause.probe_due(clock.now)
+
+
+def test_durations_read_as_words() -> None:
+    assert duration(12) == "12 s"
+    assert duration(250) == "4 min 10 s"
+    assert duration(7500) == "2 h 05 min"
+    assert duration(3 * 86400 + 7200) == "3 days 2 h"
