@@ -179,10 +179,10 @@ def test_the_pause_is_keyed_by_the_space_url_not_the_key() -> None:
 
 def probe(
     space: SpacePauses, clock: FakeClock, answers: list[Exception | None]
-) -> tuple[PauseProbe, Mapping, Topic, list[int | None], Recorder]:
+) -> tuple[PauseProbe, Mapping, Topic, list[int], Recorder]:
     mapping, topic, called, telemetry = Mapping(), Topic(), [], Recorder()
 
-    def call(contact_id: int | None, deadline: Deadline) -> None:
+    def call(contact_id: int, deadline: Deadline) -> None:
         called.append(contact_id)
         answer = answers.pop(0)
         if answer is not None:
@@ -249,7 +249,7 @@ def test_a_failed_probe_doubles_the_wait_up_to_the_cap(pauses: Any) -> None:
         pause = space.get()
         waits.append(pause.interval_s)
     assert waits == [120, 240, 300, 300, 300]
-    assert called == [700103] * 5
+    assert called == [1, 700103, 1, 700103, 1]  # the witness and the waiting one in turn
     assert space.get().probes == 5
     assert mapping.on is False
     assert next_interval(60, first_s=60, max_s=300) == 120
@@ -286,7 +286,7 @@ def test_a_refused_key_names_the_secret_and_resumes_when_the_key_works(pauses: A
     assert "put a valid key in the secret k" in message.lower()
     clock.now = space.get().next_probe_at
     assert runner.run().startswith("resumed")
-    assert called == [None, None]
+    assert called == [1, 1]  # no waiting contact: the witness
     assert "Qomon accepts the API key again" in topic.told[-1][1]
 
 
@@ -353,3 +353,31 @@ def test_durations_read_as_words() -> None:
     assert duration(250) == "4 min 10 s"
     assert duration(7500) == "2 h 05 min"
     assert duration(3 * 86400 + 7200) == "3 days 2 h"
+
+
+def test_a_poison_contact_among_the_waiting_ids_does_not_hold_the_pause(pauses: Any) -> None:
+    """The probe rotates through the waiting ids and the witness: a contact Qomon answers
+    500 for (and only for it) decides nothing; the pause ends within len(waiting)+1 rounds
+    once Qomon answers for the others."""
+    space, clock = pauses
+    space.trip(Systemic(OUTAGE, "Qomon answers 503"), 700101, first_probe_s=60)
+    for contact in (700102, 700103):
+        space.add_waiting(contact)
+    poison = 700101
+    runner, mapping, _topic, called, _ = probe(space, clock, [])
+
+    def call(contact_id: int, deadline: Deadline) -> None:
+        called.append(contact_id)
+        if contact_id == poison:
+            raise QomonServerError("boom", status=500)
+
+    runner.call = call
+    rounds = 0
+    while space.get() is not None and rounds < 4:
+        clock.now = space.get().next_probe_at
+        runner.run()
+        rounds += 1
+    assert space.get() is None, called
+    assert rounds <= len((700101, 700102, 700103)) + 1
+    assert len(set(called)) == len(called)  # never the same contact twice in a row here
+    assert mapping.on

@@ -44,6 +44,7 @@ from qomon_sync.application.telemetry import Telemetry
 from qomon_sync.domain.pause import (
     KEY_REFUSED,
     OUTAGE,
+    WITNESS_ID,
     Pause,
     Systemic,
     contact_id_of,
@@ -54,8 +55,6 @@ from qomon_sync.settings import Settings
 
 FLOWING = "flowing"
 """What a round says when the space is not paused (nothing else happens then)."""
-WITNESS_ID = 1
-"""The contact a second opinion reads: any other than the failing one answers the question."""
 PROBE_CALL_S = 10.0
 """The probe's one call may take this long (a hanging Qomon is a failed probe)."""
 
@@ -125,8 +124,8 @@ class PauseProbe:
     pauses: SpacePauses
     mapping: EventSourceMapping | None
     """The sync's event source mapping (None: a tool without one)."""
-    call: Callable[[int | None, Deadline], None]
-    """One Qomon call for the probe (raises what the client raises)."""
+    call: Callable[[int, Deadline], None]
+    """One Qomon call for the probe: a GET of this contact (raises what the client raises)."""
     topic: AlarmTopic
     telemetry: Telemetry
     waiting: Callable[[], int]

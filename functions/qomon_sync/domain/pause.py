@@ -18,6 +18,9 @@ OUTAGE: Cause = "outage"
 KEY_REFUSED: Cause = "key_refused"
 MAX_WAITING_IDS = 5
 """How many waiting contacts' Qomon ids the pause keeps to probe with (one is enough)."""
+WITNESS_ID = 1
+"""A contact any probe may read besides the waiting ones: any contact answers the question
+(a 404 is an answer), and no waiting contact decides alone."""
 
 
 @dataclass(frozen=True)
@@ -36,7 +39,7 @@ class Pause:
     cause: Cause
     description: str
     waiting: tuple[int, ...] = ()
-    """Qomon ids of contacts whose flush waits: the probe GETs one of them."""
+    """Qomon ids of contacts whose flush waits: the probes GET them in turn."""
     next_probe_at: float = 0.0
     interval_s: float = 60.0
     """The wait before the next probe after this one fails."""
@@ -48,9 +51,13 @@ class Pause:
         return now >= self.next_probe_at
 
     @property
-    def probe_id(self) -> int | None:
-        """The contact a probe reads (None: none known, any GET answers the question)."""
-        return min(self.waiting) if self.waiting else None
+    def probe_id(self) -> int:
+        """The contact this probe round reads: the next in a rotation through the waiting
+        contacts and the witness (`WITNESS_ID`), one further each failed round. A contact
+        Qomon fails for alone (a poison one: a 500 for its id only) is then read one round
+        in len(waiting) + 1, and any other's answer ends the pause: no contact decides."""
+        turn = sorted(set(self.waiting) | {WITNESS_ID})
+        return turn[self.probes % len(turn)]
 
 
 def next_interval(interval_s: float, *, first_s: float, max_s: float) -> float:

@@ -30,10 +30,10 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, str]:
     runtime = build_runtime(settings)
     assert runtime.pauses is not None
 
-    def call(contact_id: int | None, deadline: Deadline) -> None:
+    def call(contact_id: int, deadline: Deadline) -> None:
         with runtime.probe_client() as client:
-            # Any contact answers the question; id 1 when none is known (a 404 is an answer).
-            client.get_contact(contact_id or 1, deadline=deadline)
+            # Any contact answers the question (a 404 is an answer).
+            client.get_contact(contact_id, deadline=deadline)
 
     def waiting() -> int:
         counts = runtime.sqs.get_queue_attributes(
