@@ -221,6 +221,31 @@ def test_an_outage_met_by_one_contact_alone_pauses_on_its_last_delivery(
     assert flush_marker["Attributes"]["MessageGroupId"] == "id:700103"
 
 
+def test_a_hung_qomon_met_by_one_contact_alone_pauses_on_its_last_delivery(
+    local: LocalMode,
+) -> None:
+    """Issue 20, against a Qomon that HANGS (every call times out), not one answering 503:
+    on the last delivery the flush keeps back the time the second opinion needs, so the
+    second opinion is asked, times out too, and the space pauses; nothing dead-lettered."""
+    standin(local, "config", {"timeout_rate": 1.0, "hang_s": 12.0})
+    try:
+        response = invoke([message(700103, set={"firstname": "X"}, receives=5)], timeout_s=32)
+    finally:
+        standin(local, "config", {"timeout_rate": 0.0})
+    assert response == {"batchItemFailures": []}
+    assert dead_letters(local) == []
+    from qomon_sync.handlers.sync import current_runtime
+
+    pauses = current_runtime().pauses
+    assert pauses is not None
+    pause = pauses.get()
+    assert pause is not None
+    assert pause.cause == "outage"
+    assert pause.description == "Qomon does not answer (timeouts or refused connections)"
+    [flush_marker] = queued(local)
+    assert flush_marker["Attributes"]["MessageGroupId"] == "id:700103"
+
+
 PERSONAL: dict[str, Any] = {
     "set": {"firstname": "Dry", "nationality": "Ukrainienne", "birth_country": "Ukraine"},
     "tags": {"add": ["soutien-discret"]},

@@ -381,3 +381,13 @@ def test_a_poison_contact_among_the_waiting_ids_does_not_hold_the_pause(pauses: 
     assert rounds <= len((700101, 700102, 700103)) + 1
     assert len(set(called)) == len(called)  # never the same contact twice in a row here
     assert mapping.on
+
+
+def test_a_budget_spent_on_timeouts_is_systemic() -> None:
+    """A flush against a Qomon that hangs ends on its budget, the last error a timeout."""
+    timeout = QomonTransportError("ReadTimeout", request_sent=True)
+    spent = QomonBudgetExhausted("no time", last_error=timeout)
+    assert systemic(spent) == systemic(timeout)
+    assert systemic(spent) is not None
+    nested = QomonBudgetExhausted("again", last_error=spent)
+    assert systemic(nested) == systemic(timeout)

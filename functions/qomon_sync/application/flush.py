@@ -68,8 +68,11 @@ class Pending:
 
 
 class Flush:
-    def __init__(self, invocation: Invocation, group: str) -> None:
+    def __init__(self, invocation: Invocation, group: str, *, keep_back_s: float = 0.0) -> None:
         self.invocation = invocation
+        self.keep_back_s = keep_back_s
+        """Seconds the flush leaves unspent: on a last delivery, the second opinion's
+        (application.pause.SECOND_OPINION_S)."""
         self.runtime = invocation.runtime
         self.telemetry = invocation.telemetry
         self.group = group
@@ -89,7 +92,7 @@ class Flush:
             if self.head != Head():
                 self.runtime.staging.forget(self.group, [], head=True)
             return Outcome.done()
-        seconds_left = self.invocation.seconds_left()
+        seconds_left = self.invocation.seconds_left() - self.keep_back_s
         if seconds_left < MIN_TIME_FOR_A_CONTACT_S:
             return Outcome.deferred("too little time left in this invocation")
         pending = self._unique(self._parse(staged))

@@ -57,6 +57,10 @@ FLOWING = "flowing"
 """What a round says when the space is not paused (nothing else happens then)."""
 PROBE_CALL_S = 10.0
 """The probe's one call may take this long (a hanging Qomon is a failed probe)."""
+SECOND_OPINION_S = PROBE_CALL_S + 1.0
+"""What a contact's last delivery keeps back from its flush for the second opinion: its
+one call, and a second for the pause's write. Without it, a flush against a Qomon that
+hangs spends all its time on timeouts and the second opinion has none left."""
 
 
 def systemic(exc: Exception) -> Systemic | None:
@@ -65,7 +69,11 @@ def systemic(exc: Exception) -> Systemic | None:
         return Systemic(KEY_REFUSED, f"Qomon refuses the API key (HTTP {exc.status})")
     if isinstance(exc, MissingApiKey):
         return Systemic(KEY_REFUSED, "the API key secret holds no key")
-    error = exc.last_error if isinstance(exc, QomonBudgetExhausted) else exc
+    error: Exception | None = exc
+    while isinstance(error, QomonBudgetExhausted):
+        # Time or tokens ran out after a failure: what that failure says (none: nothing
+        # was learned about Qomon, so nothing systemic).
+        error = error.last_error
     if isinstance(error, QomonServerError):
         return Systemic(OUTAGE, f"Qomon answers {error.status}")
     if isinstance(error, QomonTransportError):

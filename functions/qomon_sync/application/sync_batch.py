@@ -64,7 +64,7 @@ from qomon_sync.application.flush import Flush
 from qomon_sync.application.invocation import Invocation
 from qomon_sync.application.messages import as_staged, group_of, marker, read_event, receives
 from qomon_sync.application.outcome import Next, Outcome
-from qomon_sync.application.pause import paused_reason, second_opinion
+from qomon_sync.application.pause import SECOND_OPINION_S, paused_reason, second_opinion
 from qomon_sync.domain.change_event import ChangeEvent
 from qomon_sync.domain.privacy import redact_text
 from qomon_sync.domain.refusal import Code, Refusal
@@ -294,7 +294,7 @@ class ContactRun:
             return Outcome.done()  # only letters in this batch for this group: nothing to apply
         self.invocation.note_usage()
         self.before_flush()
-        flush = Flush(self.invocation, self.group)
+        flush = Flush(self.invocation, self.group, keep_back_s=self._kept_back())
         outcome = flush.run()
         if outcome.next is Next.DEFERRED:
             self.telemetry.count("FlushesDeferred")
@@ -326,6 +326,14 @@ class ContactRun:
         self.telemetry.count("FlushesDeferred")
         self._keep_waiting(flush.head)
         return Outcome.deferred(paused_reason(pause))
+
+    def _kept_back(self) -> float:
+        """On a last delivery, the time the second opinion needs is not the flush's: a
+        Qomon that hangs would leave it none, and an outage met by one contact would be
+        dead-lettered as retries exhausted."""
+        if self.runtime.pauses is not None and self._last_delivery():
+            return SECOND_OPINION_S
+        return 0.0
 
     def _give_up(self, why: str) -> None:
         Flush(self.invocation, self.group).give_up(why)
