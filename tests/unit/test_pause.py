@@ -391,3 +391,87 @@ def test_a_budget_spent_on_timeouts_is_systemic() -> None:
     assert systemic(spent) is not None
     nested = QomonBudgetExhausted("again", last_error=spent)
     assert systemic(nested) == systemic(timeout)
+
+
+class Broken:
+    """An AWS call refused: the SNS topic, the event source mapping, the secret."""
+
+    def __init__(self) -> None:
+        self.on = True
+
+    def enabled(self) -> bool:
+        return self.on
+
+    def switch(self, *, on: bool) -> bool:
+        raise _refused("AccessDeniedException")
+
+    def tell(self, subject: str, message: str) -> None:
+        raise _refused("AuthorizationError")
+
+
+def _refused(code: str) -> Exception:
+    from botocore.exceptions import ClientError
+
+    refused: Exception = ClientError({"Error": {"Code": code, "Message": "no"}}, "Call")
+    return refused
+
+
+def test_a_failing_step_of_a_probe_round_does_not_stop_the_others(pauses: Any) -> None:
+    """Telling (SNS), switching the mapping and reading the secret each may fail: the
+    round goes on to the probe, counts SpacePaused and says which step failed, by type."""
+    space, clock = pauses
+    space.trip(Systemic(OUTAGE, "Qomon answers 503"), 700103, first_probe_s=60)
+    runner, _, _, called, telemetry = probe(space, clock, [])
+    broken = Broken()
+    runner.topic = broken  # type: ignore[assignment]
+    runner.mapping = broken  # type: ignore[assignment]
+
+    def call(contact_id: int, deadline: Deadline) -> None:
+        called.append(contact_id)
+        raise _refused("AccessDeniedException")  # the secret cannot be read
+
+    runner.call = call
+    clock.now += 60
+    said = runner.run()
+    assert said.startswith("still paused")
+    assert called == [1]
+    assert ("SpacePaused", 1) in telemetry.counts
+    assert ("PauseProbes", 1) in telemetry.counts
+    failed = " ".join(telemetry.lines)
+    for step in ("telling", "mapping", "probe"):
+        assert step in failed, failed
+    assert "ClientError" in failed
+    assert space.get().probes == 1  # backed off, probed again next time
+    assert space.get().told is False  # nobody was told: the next round tries again
+
+
+def test_the_probe_handler_flushes_its_metrics_even_when_a_round_fails(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from qomon_sync.handlers import pause_probe
+
+    class Runtime:
+        pauses = object()
+
+    class Round:
+        def __init__(self, **parts: Any) -> None:
+            self.telemetry = parts["telemetry"]
+
+        def run(self) -> str:
+            self.telemetry.count("SpacePaused", 1)
+            raise RuntimeError("a round that fails")
+
+    monkeypatch.setattr(pause_probe, "build_runtime", lambda settings: Runtime())
+    monkeypatch.setattr(pause_probe, "PauseProbe", Round)
+    monkeypatch.setattr("qomon_sync.handlers.pause_probe.boto3.client", lambda *a, **k: object())
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-3")
+
+    class Context:
+        function_name = "probe"
+        memory_limit_in_mb = 128
+        invoked_function_arn = "arn:aws:lambda:eu-west-3:1:function:probe"
+        aws_request_id = "r"
+
+    with pytest.raises(RuntimeError):
+        pause_probe.handler({}, Context())  # type: ignore[arg-type]
+    assert '"SpacePaused":[1.0]' in capsys.readouterr().out.replace(" ", "")

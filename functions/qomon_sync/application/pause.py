@@ -152,10 +152,8 @@ class PauseProbe:
         now = self.clock()
         self.telemetry.count("SpacePausedSeconds", max(0.0, now - pause.since))
         if not pause.told:
-            self._tell_paused(pause)
-        if self.mapping is not None and self.mapping.enabled():
-            self.mapping.switch(on=False)
-            self.telemetry.info("the sync's event source mapping is disabled while paused")
+            self._step("telling a person", lambda: self._tell_paused(pause))
+        self._step("disabling the event source mapping", self._disable)
         if not pause.probe_due(now):
             left = duration(pause.next_probe_at - now)
             return f"paused ({pause.description}); next probe in {left}"
@@ -180,6 +178,24 @@ class PauseProbe:
         # disabled now was disabled by a person.
         return FLOWING
 
+    def _step(self, what: str, step: Callable[[], None]) -> bool:
+        """One step of a round that must not stop the others (the probe, the metrics):
+        a failure is logged by its type only (no message: it may quote data) and the
+        round goes on; the step is tried again next round."""
+        try:
+            step()
+        except Exception as exc:
+            self.telemetry.warning(
+                "a step of the pause probe failed", step=what, error=type(exc).__name__
+            )
+            return False
+        return True
+
+    def _disable(self) -> None:
+        if self.mapping is not None and self.mapping.enabled():
+            self.mapping.switch(on=False)
+            self.telemetry.info("the sync's event source mapping is disabled while paused")
+
     def _probe(self, pause: Pause) -> Systemic | None:
         """The one call: None when Qomon answers as usual (even a 404 or a 422)."""
         self.telemetry.count("PauseProbes")
@@ -187,6 +203,12 @@ class PauseProbe:
             self.call(pause.probe_id, Deadline.after(PROBE_CALL_S))
         except (QomonError, MissingApiKey) as exc:
             return systemic(exc)
+        except Exception as exc:
+            # The probe could not ask (the secret unreadable, say): no answer, still paused.
+            self.telemetry.warning(
+                "a step of the pause probe failed", step="the probe", error=type(exc).__name__
+            )
+            return Systemic(pause.cause, f"the probe could not call Qomon ({type(exc).__name__})")
         return None
 
     def _resume(self, pause: Pause) -> str:
@@ -200,12 +222,15 @@ class PauseProbe:
             self.telemetry.info("flush markers queued again after a long pause", groups=requeued)
         lasted = duration(self.clock() - pause.since)
         probes = pause.probes + 1
-        self.topic.tell(
-            "qomon-sync resumed",
-            f"qomon-sync resumed: {_resumed_cause(pause)} after a pause of {lasted} "
-            f"({probes} probe{'s' if probes != 1 else ''}). The waiting events are being "
-            "applied now, in order, at the space's full rate; nothing was lost or "
-            "dead-lettered because of the pause.",
+        self._step(
+            "telling a person",
+            lambda: self.topic.tell(
+                "qomon-sync resumed",
+                f"qomon-sync resumed: {_resumed_cause(pause)} after a pause of {lasted} "
+                f"({probes} probe{'s' if probes != 1 else ''}). The waiting events are being "
+                "applied now, in order, at the space's full rate; nothing was lost or "
+                "dead-lettered because of the pause.",
+            ),
         )
         self.telemetry.info(
             "pause ended",

@@ -53,11 +53,16 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, str]:
         waiting=waiting,
         requeue=lambda: requeue_markers(runtime.staging, runtime.markers, time.time),
     )
-    said = probe.run()
-    if said == FLOWING:
-        # Every minute while nothing is paused: no line, no metric (nothing to see).
-        metrics.clear_metrics()
-    else:
-        logger.info("pause probe", extra={"result": said})
-        metrics.flush_metrics()
+    said = ""
+    try:
+        said = probe.run()
+    finally:
+        # Whatever failed, what the round counted (SpacePaused above all) is emitted.
+        if said == FLOWING:
+            # Every minute while nothing is paused: no line, no metric (nothing to see).
+            metrics.clear_metrics()
+        else:
+            if said:
+                logger.info("pause probe", extra={"result": said})
+            metrics.flush_metrics()
     return {"result": said}
