@@ -475,3 +475,21 @@ def test_the_probe_handler_flushes_its_metrics_even_when_a_round_fails(
     with pytest.raises(RuntimeError):
         pause_probe.handler({}, Context())  # type: ignore[arg-type]
     assert '"SpacePaused":[1.0]' in capsys.readouterr().out.replace(" ", "")
+
+
+def test_a_403_is_suspected_like_an_outage_and_a_401_pauses_at_once(pauses: Any) -> None:
+    space, clock = pauses
+    forbidden = systemic(QomonAuthError("no", status=403))
+    assert forbidden is not None
+    assert forbidden.description == "Qomon refuses the API key (HTTP 403)"
+    for _ in range(3):
+        assert trip_or_suspect(space, "id:700103", forbidden, SETTINGS) is None
+        clock.now += 10
+    # A 503 of another contact is not the same failure: no pause from the pair.
+    assert (
+        trip_or_suspect(space, "id:700106", Systemic(OUTAGE, "Qomon answers 503"), SETTINGS) is None
+    )
+    assert trip_or_suspect(space, "id:700107", forbidden, SETTINGS) is None
+    pause = trip_or_suspect(space, "id:700108", forbidden, SETTINGS)
+    assert pause is not None
+    assert pause.description == "Qomon refuses the API key (HTTP 403)"

@@ -2,8 +2,9 @@
 
 A flush (application.flush) that meets a **systemic** failure (Qomon's 5xx, a timeout or
 a refused connection once the client's own retries are spent, or a 401/403 on the key)
-calls `trip_or_suspect`: a refused key pauses the space at once; an outage pauses it when
-a second contact fails so within `PAUSE_WINDOW_S` (one contact failing alone is that
+calls `trip_or_suspect`: a refused key (401) pauses the space at once; an outage, or a
+403 (which may be about one contact's rights), pauses it when a second contact fails the
+same way within `PAUSE_WINDOW_S` (one contact failing alone is that
 contact's trouble, and reaches the dead-letter queue with its reason). A paused flush
 calls nothing at Qomon and defers: its events stay staged with a flush marker behind
 them, its messages are deleted, no receive count is spent, nothing is dead-lettered.
@@ -66,7 +67,13 @@ hangs spends all its time on timeouts and the second opinion has none left."""
 def systemic(exc: Exception) -> Systemic | None:
     """What a failure says about Qomon as a whole, or None when it is about one contact."""
     if isinstance(exc, QomonAuthError):
-        return Systemic(KEY_REFUSED, f"Qomon refuses the API key (HTTP {exc.status})")
+        # A 401 refuses the key; a 403 may refuse it the rights on one contact only: that
+        # one is confirmed by a second contact, as an outage is.
+        return Systemic(
+            KEY_REFUSED,
+            f"Qomon refuses the API key (HTTP {exc.status})",
+            suspect_first=exc.status == 403,
+        )
     if isinstance(exc, MissingApiKey):
         return Systemic(KEY_REFUSED, "the API key secret holds no key")
     error: Exception | None = exc
@@ -87,7 +94,9 @@ def trip_or_suspect(
     """Record a flush's systemic failure; the pause it is now under, or None (not paused:
     the flush retries as before, spending a receive count)."""
     contact_id = contact_id_of(group)
-    if failure.cause == OUTAGE and not pauses.suspect(group, settings.pause_window_s):
+    if not failure.at_once and not pauses.suspect(
+        group, settings.pause_window_s, kind=failure.kind
+    ):
         pause = pauses.get()
         if pause is not None and contact_id is not None:
             pauses.add_waiting(contact_id)

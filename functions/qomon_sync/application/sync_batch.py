@@ -305,7 +305,7 @@ class ContactRun:
                 return waits
             # The last delivery: dead-letter what is staged rather than let the redrive
             # policy move these messages without a reason and strand the rest.
-            self._give_up(outcome.reason)
+            self._give_up(outcome.reason, flush.given_up_as)
             return Outcome.done()
         return outcome
 
@@ -335,8 +335,8 @@ class ContactRun:
             return SECOND_OPINION_S
         return 0.0
 
-    def _give_up(self, why: str) -> None:
-        Flush(self.invocation, self.group).give_up(why)
+    def _give_up(self, why: str, code: Code = Code.RETRIES_EXHAUSTED) -> None:
+        Flush(self.invocation, self.group).give_up(why, code)
 
     def _last_delivery(self) -> bool:
         """Whether the redrive policy moves these messages if they fail once more."""
