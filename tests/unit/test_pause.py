@@ -300,7 +300,7 @@ def test_a_pause_of_three_days_queues_a_marker_again_for_every_staged_group(
     runner, _, _, _, telemetry = probe(space, clock, [None, None])
     requeued: list[int] = []
 
-    def requeue() -> int:
+    def requeue(since: float) -> int:
         requeued.append(7)
         return 7
 
@@ -333,7 +333,7 @@ def test_markers_are_queued_again_for_the_groups_with_a_head() -> None:
         staging.expect_marker("mail:h:ab12", "old", since=2.0)
         SpacePauses(dynamodb, TABLE, "p").trip(Systemic(OUTAGE, "x"), 1, first_probe_s=1)
         markers = Markers()
-        assert requeue_markers(staging, markers, lambda: 5.0) == 2  # type: ignore[arg-type]
+        assert requeue_markers(staging, markers, lambda: 5.0, since=4.0) == 2  # type: ignore[arg-type]
         assert sorted(markers.sent) == ["id:700103", "mail:h:ab12"]
         assert staging.head("id:700103").marker in {"m1", "m2"}
         assert staging.head("id:700103").since == 1.0  # the wait is still counted from then
@@ -493,3 +493,46 @@ def test_a_403_is_suspected_like_an_outage_and_a_401_pauses_at_once(pauses: Any)
     pause = trip_or_suspect(space, "id:700108", forbidden, SETTINGS)
     assert pause is not None
     assert pause.description == "Qomon refuses the API key (HTTP 403)"
+
+
+def test_a_long_pause_queues_its_markers_before_it_ends_and_a_cut_round_resumes_them(
+    pauses: Any,
+) -> None:
+    """After a pause of 3 days, the markers are queued again BEFORE the pause item is
+    cleared: a round cut short (the probe's timeout) leaves the pause in place, and the
+    next round queues only the groups not yet done, then ends the pause."""
+    from qomon_sync.adapters.staging import StagingTable
+    from qomon_sync.application.pause import requeue_markers
+
+    space, clock = pauses
+    staging = StagingTable(space._db, TABLE, retention_s=10 * 86400)
+    groups = ["id:700101", "id:700102", "id:700103", "mail:h:ab12"]
+    for group in groups:
+        staging.expect_marker(group, "old", since=1.0)
+    space.trip(Systemic(OUTAGE, "Qomon answers 503"), 700101, first_probe_s=60)
+
+    class Markers:
+        def __init__(self, fail_after: int | None) -> None:
+            self.sent: list[str] = []
+            self.fail_after = fail_after
+
+        def send(self, group: str) -> str:
+            if self.fail_after is not None and len(self.sent) == self.fail_after:
+                raise TimeoutError("the round ran out of time")
+            self.sent.append(group)
+            return f"m{len(self.sent)}"
+
+    cut, rest = Markers(fail_after=2), Markers(fail_after=None)
+    runner, mapping, topic, _, _ = probe(space, clock, [None, None])
+    clock.now += 3 * 86400
+    runner.requeue = lambda since: requeue_markers(staging, cut, clock, since=since)  # type: ignore[arg-type]
+    with pytest.raises(TimeoutError):
+        runner.run()
+    assert space.get() is not None  # not cleared: the next round finishes the job
+    assert not any(subject == "qomon-sync resumed" for subject, _ in topic.told)
+    runner.requeue = lambda since: requeue_markers(staging, rest, clock, since=since)  # type: ignore[arg-type]
+    clock.now += 60
+    assert runner.run().startswith("resumed after 3 days")
+    assert space.get() is None
+    assert sorted(cut.sent + rest.sent) == sorted(groups)  # each group once
+    assert mapping.on

@@ -147,9 +147,9 @@ class PauseProbe:
     telemetry: Telemetry
     waiting: Callable[[], int]
     """Messages on the changes queue, for the words told to a person."""
-    requeue: Callable[[], int] = lambda: 0
-    """Queue a flush marker for every group with staged events; how many (after a long
-    pause: see `requeue_markers`)."""
+    requeue: Callable[[float], int] = lambda since: 0
+    """Queue a flush marker for every group with staged events not yet given one for the
+    pause that began at `since`; how many (after a long pause: see `requeue_markers`)."""
     clock: Callable[[], float] = time.time
 
     def run(self) -> str:
@@ -224,11 +224,14 @@ class PauseProbe:
         if self.mapping is not None and not self.mapping.switch(on=True):
             # Lambda is still disabling it: the pause stays, the next round tries again.
             return "Qomon answers again; the event source mapping is busy, enabled next round"
+        if self.clock() - pause.since >= self.settings.pause_requeue_after_s:
+            # Before the pause item goes: a round cut short (the probe's timeout) leaves
+            # the pause in place, and the next round queues what is left (each group's
+            # head remembers the pause it was given a marker for).
+            requeued = self.requeue(pause.since)
+            self.telemetry.info("flush markers queued again after a long pause", groups=requeued)
         self.pauses.clear(pause)
         self.telemetry.count("SpacePaused", 0)
-        if self.clock() - pause.since >= self.settings.pause_requeue_after_s:
-            requeued = self.requeue()
-            self.telemetry.info("flush markers queued again after a long pause", groups=requeued)
         lasted = duration(self.clock() - pause.since)
         probes = pause.probes + 1
         self._step(
@@ -282,18 +285,20 @@ class PauseProbe:
 
 
 def requeue_markers(
-    staging: StagingTable, markers: FlushMarkers, clock: Callable[[], float]
+    staging: StagingTable, markers: FlushMarkers, clock: Callable[[], float], *, since: float
 ) -> int:
-    """A flush marker for every group with staged events, and its id in the group's head.
+    """A flush marker for every group with staged events not yet given one for the pause
+    that began at `since`, and its id (and `since`) in the group's head: a run cut short
+    is resumed by the next, which sends only what is left.
 
     After a pause close to the queue's retention (4 days), SQS may have deleted the
     markers behind staged events; without one, a group's events would wait until the
     contact's next event. A marker too many flushes an empty or small group (as after a
     kill between the send and the head's update); a marker still on the queue finds the
     head naming the new one and leaves the next marker to it."""
-    groups = staging.waiting_groups()
+    groups = staging.waiting_groups(requeued_for=since)
     for group in groups:
-        staging.expect_marker(group, markers.send(group), since=clock())
+        staging.expect_marker(group, markers.send(group), since=clock(), requeued_for=since)
     return len(groups)
 
 

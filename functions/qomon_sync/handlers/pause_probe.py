@@ -51,7 +51,9 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, str]:
         topic=AlarmTopic(boto3.client("sns"), settings.alarm_topic_arn),
         telemetry=TELEMETRY,
         waiting=waiting,
-        requeue=lambda: requeue_markers(runtime.staging, runtime.markers, time.time),
+        requeue=lambda since: requeue_markers(
+            runtime.staging, runtime.markers, time.time, since=since
+        ),
     )
     said = ""
     try:
