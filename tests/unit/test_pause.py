@@ -3,6 +3,7 @@ and what the probe does (disable the mapping, one call, back off, resume, tell a
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -536,3 +537,131 @@ def test_a_long_pause_queues_its_markers_before_it_ends_and_a_cut_round_resumes_
     assert space.get() is None
     assert sorted(cut.sent + rest.sent) == sorted(groups)  # each group once
     assert mapping.on
+
+
+# -- what is not an answer, and what the round must not claim -----------------------------------
+
+
+def test_a_probe_that_could_not_call_stays_paused_and_probes_next_round(pauses: Any) -> None:
+    space, clock = pauses
+    space.trip(Systemic(OUTAGE, "Qomon answers 503"), 700103, first_probe_s=60)
+    no_tokens = QomonBudgetExhausted("rate-limit tokens not available in time", last_error=None)
+    runner, mapping, topic, called, _ = probe(space, clock, [no_tokens, None])
+    clock.now += 60
+    said = runner.run()
+    assert said.startswith("paused (Qomon answers 503); no probe made"), said
+    pause = space.get()
+    assert pause is not None
+    assert pause.probe_due(clock.now)  # not backed off: the next round probes
+    assert pause.interval_s == 60
+    assert mapping.on is False
+    assert not any(subject == "qomon-sync resumed" for subject, _ in topic.told)
+    clock.now += 60
+    assert runner.run().startswith("resumed")
+    assert len(called) == 2
+
+
+def test_a_maintenance_page_is_not_an_answer(pauses: Any) -> None:
+    from qomon_sync.adapters.qomon import QomonMalformedResponse
+
+    space, clock = pauses
+    space.trip(Systemic(OUTAGE, "Qomon answers 503"), 700103, first_probe_s=60)
+    page = QomonMalformedResponse("not JSON", status=200)
+    runner, _, topic, _, _ = probe(space, clock, [page])
+    clock.now += 60
+    assert runner.run().startswith("still paused")
+    assert space.get() is not None
+    assert space.get().probes == 1
+    assert not any(subject == "qomon-sync resumed" for subject, _ in topic.told)
+
+
+def test_a_resume_that_finds_a_newer_pause_says_nothing_of_resuming(pauses: Any) -> None:
+    space, clock = pauses
+    space.trip(Systemic(OUTAGE, "Qomon answers 503"), 700103, first_probe_s=60)
+    runner, _, topic, _, telemetry = probe(space, clock, [None])
+    clock.now += 60
+    original_clear = space.clear
+    space.clear = lambda pause: False  # another pause holds now
+    said = runner.run()
+    space.clear = original_clear
+    assert not said.startswith("resumed"), said
+    assert not any(subject == "qomon-sync resumed" for subject, _ in topic.told)
+    assert ("SpacePaused", 0) not in telemetry.counts
+
+
+def test_a_busy_mapping_is_not_said_to_be_disabled(pauses: Any) -> None:
+    space, clock = pauses
+    space.trip(Systemic(OUTAGE, "Qomon answers 503"), 700103, first_probe_s=60)
+    runner, mapping, _, _, telemetry = probe(space, clock, [])
+    mapping.switch = lambda *, on: False  # type: ignore[method-assign]  # ResourceInUse
+    runner.run()
+    assert not any("is disabled" in line for line in telemetry.lines), telemetry.lines
+    assert any("busy" in line for line in telemetry.lines), telemetry.lines
+
+
+def test_the_cli_docstring_names_the_operators_commands() -> None:
+    from qomon_sync_ops import cli
+
+    assert cli.__doc__ is not None
+    assert "X's" not in cli.__doc__
+    assert "(`status`, `dlq`, `backfill`, `resume`) are this package's `COMMANDS`" in " ".join(
+        cli.__doc__.split()
+    )
+
+
+class OpsTarget:
+    description = "stack qomon-sync-test (eu-west-3)"
+    local = False
+    staging_table = TABLE
+    qomon_base_url = "https://q.example"
+    pause_probe_function = "qomon-sync-test-pause-probe"
+
+    def __init__(self, clients: dict[str, Any]) -> None:
+        self._clients = clients
+
+    def client(self, name: str) -> Any:
+        return self._clients[name]
+
+
+def test_resume_refused_the_invoke_says_the_probe_is_set_for_now_and_the_permission() -> None:
+    from qomon_sync_ops import resume
+    from qomon_sync_ops.target import OpsError
+
+    class Lambda:
+        def invoke(self, **_: Any) -> Any:
+            raise _refused("AccessDeniedException")
+
+    with staging_table_in_moto(TABLE) as dynamodb:
+        space = SpacePauses(dynamodb, TABLE, place_of("https://q.example"))
+        space.trip(Systemic(OUTAGE, "Qomon answers 503"), 700103, first_probe_s=600)
+        target = OpsTarget({"dynamodb": dynamodb, "lambda": Lambda()})
+        import io
+
+        out = io.StringIO()
+        with pytest.raises(OpsError) as refused:
+            resume.run(None, target, out)  # type: ignore[arg-type]
+        text = str(refused.value)
+        assert "lambda:InvokeFunction" in text
+        assert "qomon-sync-test-pause-probe" in text
+        assert "next probe was set to now" in text
+        assert "within a minute" in text
+        pause = space.get()
+        assert pause is not None
+        assert pause.probe_due(time.time())
+
+
+def test_status_says_what_it_could_not_read_of_the_pause_and_prints_the_rest() -> None:
+    from qomon_sync_ops import status
+
+    class Refusing:
+        def get_item(self, **_: Any) -> Any:
+            raise _refused("AccessDeniedException")
+
+    target = OpsTarget({"dynamodb": Refusing()})
+    pause, unread = status.read_pause(target)  # type: ignore[arg-type]
+    assert pause is None
+    assert unread is not None
+    assert "AccessDeniedException" in unread
+    assert "dynamodb:GetItem" in unread
+    line = status.pause_line(status.Status(pause_unread=unread))
+    assert line.startswith("unknown: could not read"), line

@@ -34,6 +34,7 @@ from qomon_sync.adapters.qomon import (
     QomonAuthError,
     QomonBudgetExhausted,
     QomonError,
+    QomonMalformedResponse,
     QomonServerError,
     QomonTransportError,
 )
@@ -54,6 +55,12 @@ from qomon_sync.domain.pause import (
 )
 from qomon_sync.settings import Settings
 
+
+class NoCall:
+    """A probe round that could make no call (no rate-limit token in time)."""
+
+
+NO_CALL = NoCall()
 FLOWING = "flowing"
 """What a round says when the space is not paused (nothing else happens then)."""
 PROBE_CALL_S = 10.0
@@ -167,8 +174,16 @@ class PauseProbe:
             left = duration(pause.next_probe_at - now)
             return f"paused ({pause.description}); next probe in {left}"
         failure = self._probe(pause)
+        if failure is NO_CALL:
+            # The shared bucket had no token in time: nothing was asked, nothing learned.
+            self.telemetry.info("no probe made: no rate-limit token in time; next round")
+            return (
+                f"paused ({pause.description}); no probe made (no rate-limit token in time), "
+                "the next round probes"
+            )
         if failure is None:
             return self._resume(pause)
+        assert isinstance(failure, Systemic)
         wait = next_interval(
             pause.interval_s,
             first_s=self.settings.pause_probe_first_s,
@@ -202,15 +217,24 @@ class PauseProbe:
 
     def _disable(self) -> None:
         if self.mapping is not None and self.mapping.enabled():
-            self.mapping.switch(on=False)
-            self.telemetry.info("the sync's event source mapping is disabled while paused")
+            if self.mapping.switch(on=False):
+                self.telemetry.info("the sync's event source mapping is disabled while paused")
+            else:
+                # Lambda is still moving it (ResourceInUse): the next round tries again.
+                self.telemetry.info("the sync's event source mapping is busy; disabled later")
 
-    def _probe(self, pause: Pause) -> Systemic | None:
-        """The one call: None when Qomon answers as usual (even a 404 or a 422)."""
+    def _probe(self, pause: Pause) -> Systemic | NoCall | None:
+        """The one call: None when Qomon answers as usual (even a 404 or a 422); NO_CALL
+        when it could not be made (no token in time), which is no answer either way."""
         self.telemetry.count("PauseProbes")
         try:
             self.call(pause.probe_id, Deadline.after(PROBE_CALL_S))
+        except QomonMalformedResponse:
+            # A 200 that is not the API's (a maintenance page, a captive proxy): no answer.
+            return Systemic(pause.cause, "Qomon answers with something that is not its API")
         except (QomonError, MissingApiKey) as exc:
+            if _made_no_call(exc):
+                return NO_CALL
             return systemic(exc)
         except Exception as exc:
             # The probe could not ask (the secret unreadable, say): no answer, still paused.
@@ -230,7 +254,11 @@ class PauseProbe:
             # head remembers the pause it was given a marker for).
             requeued = self.requeue(pause.since)
             self.telemetry.info("flush markers queued again after a long pause", groups=requeued)
-        self.pauses.clear(pause)
+        if not self.pauses.clear(pause):
+            # Another pause holds now (tripped since this one was read): it is not over;
+            # the next round disables the mapping again and probes for that one.
+            self.telemetry.info("Qomon answered, but a newer pause holds; next round")
+            return "Qomon answered, but a newer pause holds: the next round handles it"
         self.telemetry.count("SpacePaused", 0)
         lasted = duration(self.clock() - pause.since)
         probes = pause.probes + 1
@@ -300,6 +328,15 @@ def requeue_markers(
     for group in groups:
         staging.expect_marker(group, markers.send(group), since=clock(), requeued_for=since)
     return len(groups)
+
+
+def _made_no_call(exc: Exception) -> bool:
+    """Whether the client gave up before any call (no time or token): no answer at all."""
+    while isinstance(exc, QomonBudgetExhausted):
+        if exc.last_error is None:
+            return True
+        exc = exc.last_error
+    return False
 
 
 def _resumed_cause(pause: Pause) -> str:
