@@ -2,8 +2,8 @@
 
 Each command is a module with `add_arguments(parser)` and `run_from_args(args) -> int`,
 listed once, in the table of the package that holds it. The operators' commands
-X's `COMMANDS` and need nothing but the
-runtime package, boto3 and tqdm. Other packages add tables of their own through the
+(`status`, `dlq`, `backfill`, `resume`) are this package's `COMMANDS` and need nothing but
+the runtime package, boto3 and tqdm. Other packages add tables of their own through the
 `qomon_sync.commands` entry-point group (pyproject.toml): the developer tools (`local`,
 `demo`, `standin`, `bench`...) do, from the development install (`make install`), which
 also puts their dependencies (moto, the stand-in's aiohttp) on the machine. This package

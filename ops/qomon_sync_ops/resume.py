@@ -15,11 +15,15 @@ import json
 import time
 from typing import TextIO
 
+from botocore.exceptions import ClientError
+
 from qomon_sync.adapters.space_pause import SpacePauses, place_of
 from qomon_sync_ops.cli import execute
 from qomon_sync_ops.target import OpsError, Target
 from qomon_sync_ops.target import add_arguments as add_target_arguments
 
+REFUSED = frozenset({"AccessDeniedException", "AccessDenied", "UnauthorizedOperation"})
+"""What Lambda answers to credentials without the permission."""
 LOCAL_WAIT_S = 15.0
 """How long to wait for local mode's probe (every 2 s) to take the request."""
 
@@ -77,9 +81,20 @@ def _invoke(target: Target) -> str:
             f"{target.description} has no pause probe function (deployed before this "
             "version): redeploy it with `sam deploy`; the next probe is set for now"
         )
-    answer = target.client("lambda").invoke(
-        FunctionName=target.pause_probe_function, InvocationType="RequestResponse"
-    )
+    try:
+        answer = target.client("lambda").invoke(
+            FunctionName=target.pause_probe_function, InvocationType="RequestResponse"
+        )
+    except ClientError as error:
+        code = error.response.get("Error", {}).get("Code", "")
+        if code not in REFUSED:
+            raise
+        raise OpsError(
+            f"invoking the pause probe function {target.pause_probe_function} was refused "
+            f"({code}): these credentials lack lambda:InvokeFunction on it. The next probe "
+            "was set to now, so the scheduled probe runs it within a minute; "
+            "`qomon-sync status` then shows whether the sync resumed"
+        ) from None
     body = answer["Payload"].read()
     try:
         return str(json.loads(body).get("result") or "the probe said nothing")

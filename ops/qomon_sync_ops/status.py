@@ -90,6 +90,8 @@ class Status:
     alarms: list[tuple[str, str]] = field(default_factory=list)
     move_task: str | None = None
     pause: Pause | None = None
+    pause_unread: str | None = None
+    """What could not be read of the pause, in words (None: it was read)."""
 
 
 def run(args: argparse.Namespace, target: Target, out: TextIO) -> int:
@@ -111,7 +113,7 @@ def collect(target: Target, now: datetime | None = None) -> Status:
     status.oldest_waiting_s = _oldest_age(cloudwatch, target.changes_queue_name, now)
     if target.staging_table:
         _count_staged(target.client("dynamodb"), target.staging_table, status)
-        status.pause = pause_of(target)
+        status.pause, status.pause_unread = read_pause(target)
     with dl.held(sqs, target.dead_letter_queue_url) as seen:
         status.letters, status.unseen_letters = seen.letters, seen.unseen
     status.hour = _sums(cloudwatch, [(n, [("service", SERVICE)]) for n, _ in HOUR], now)
@@ -131,8 +133,27 @@ def pause_of(target: Target) -> Pause | None:
     return pauses.get()
 
 
+def read_pause(target: Target) -> tuple[Pause | None, str | None]:
+    """The pause, or what kept it from being read (a refused GetItem): the rest of the
+    status is still worth printing."""
+    try:
+        return pause_of(target), None
+    except (ClientError, BotoCoreError) as error:
+        code = (
+            error.response.get("Error", {}).get("Code", "")
+            if isinstance(error, ClientError)
+            else type(error).__name__
+        )
+        return None, (
+            f"could not read the pause item in the staging table {target.staging_table} "
+            f"({code}; it needs dynamodb:GetItem on it)"
+        )
+
+
 def pause_line(status: Status, now: float | None = None) -> str:
     pause = status.pause
+    if status.pause_unread is not None:
+        return f"unknown: {status.pause_unread}"
     if pause is None:
         return "not paused"
     now = time.time() if now is None else now

@@ -55,6 +55,7 @@ ALARMS = {
     "IngestErrorsAlarm",
     "SpacePausedAlarm",
     "SpacePausedTooLongAlarm",
+    "PauseProbeErrorsAlarm",
 }
 OUTPUTS = {
     "PseudonymKeySecretArn",
@@ -736,6 +737,12 @@ def test_alarm_thresholds(cfn: dict[str, Any]) -> None:
     assert (errors["Namespace"], errors["MetricName"]) == ("AWS/Lambda", "Errors")
     assert (errors["EvaluationPeriods"], errors["DatapointsToAlarm"]) == (3, 3)
     assert (errors["Threshold"], errors["Period"]) == (1, 300)
+
+    # A probe that fails leaves a pause untold and unended: its own errors alarm.
+    probe = alarm("PauseProbeErrorsAlarm")
+    assert (probe["Namespace"], probe["MetricName"]) == ("AWS/Lambda", "Errors")
+    assert probe["Dimensions"] == [{"Name": "FunctionName", "Value": {"Ref": "PauseProbeFunction"}}]
+    assert (probe["Statistic"], probe["Period"], probe["Threshold"]) == ("Sum", 300, 3)
 
     throttles = alarm("SyncThrottlesAlarm")
     assert (throttles["MetricName"], throttles["Threshold"]) == ("Throttles", 1)

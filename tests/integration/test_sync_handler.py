@@ -221,6 +221,75 @@ def test_an_outage_met_by_one_contact_alone_pauses_on_its_last_delivery(
     assert flush_marker["Attributes"]["MessageGroupId"] == "id:700103"
 
 
+def test_a_hung_qomon_met_by_one_contact_alone_pauses_on_its_last_delivery(
+    local: LocalMode,
+) -> None:
+    """Issue 20, against a Qomon that HANGS (every call times out), not one answering 503:
+    on the last delivery the flush keeps back the time the second opinion needs, so the
+    second opinion is asked, times out too, and the space pauses; nothing dead-lettered."""
+    standin(local, "config", {"timeout_rate": 1.0, "hang_s": 12.0})
+    try:
+        response = invoke([message(700103, set={"firstname": "X"}, receives=5)], timeout_s=32)
+    finally:
+        standin(local, "config", {"timeout_rate": 0.0})
+    assert response == {"batchItemFailures": []}
+    assert dead_letters(local) == []
+    from qomon_sync.handlers.sync import current_runtime
+
+    pauses = current_runtime().pauses
+    assert pauses is not None
+    pause = pauses.get()
+    assert pause is not None
+    assert pause.cause == "outage"
+    assert pause.description == "Qomon does not answer (timeouts or refused connections)"
+    [flush_marker] = queued(local)
+    assert flush_marker["Attributes"]["MessageGroupId"] == "id:700103"
+
+
+def test_a_403_for_one_contact_alone_never_pauses_and_dead_letters_it_as_qomon_auth(
+    local: LocalMode,
+) -> None:
+    """A 403 may be about one contact's rights, not the key: alone it does not pause the
+    space; the contact comes back, and on its last delivery (the second opinion finding
+    Qomon answering) it reaches the dead-letter queue with its reason, qomon_auth."""
+    standin(local, "config", {"forbidden_contacts": [700103]})
+    try:
+        forbidden = message(700103, set={"firstname": "X"})
+        first = invoke([forbidden])
+        from qomon_sync.handlers.sync import current_runtime
+
+        pauses = current_runtime().pauses
+        assert pauses is not None
+        assert pauses.get() is None
+        assert len(first["batchItemFailures"]) == 1  # it comes back: not given up yet
+        assert dead_letters(local) == []
+        attributes = {**forbidden["Attributes"], "ApproximateReceiveCount": "5"}
+        last = invoke([{**forbidden, "Attributes": attributes}])
+    finally:
+        standin(local, "config", {"forbidden_contacts": []})
+    assert last == {"batchItemFailures": []}
+    assert pauses.get() is None
+    [letter] = dead_letters(local)
+    assert letter["error_code"] == "qomon_auth"
+    assert "403" in letter["error_detail"]
+
+
+def test_a_403_for_two_contacts_pauses_the_space(local: LocalMode) -> None:
+    standin(local, "config", {"forbidden_contacts": [700103, 700106]})
+    try:
+        invoke([message(700103, set={"firstname": "X"}), message(700106, set={"firstname": "Y"})])
+    finally:
+        standin(local, "config", {"forbidden_contacts": []})
+    from qomon_sync.handlers.sync import current_runtime
+
+    pauses = current_runtime().pauses
+    assert pauses is not None
+    pause = pauses.get()
+    assert pause is not None
+    assert pause.description == "Qomon refuses the API key (HTTP 403)"
+    assert dead_letters(local) == []
+
+
 PERSONAL: dict[str, Any] = {
     "set": {"firstname": "Dry", "nationality": "Ukrainienne", "birth_country": "Ukraine"},
     "tags": {"add": ["soutien-discret"]},

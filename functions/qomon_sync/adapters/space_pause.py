@@ -6,10 +6,10 @@
   `next_probe_at`, `interval_s`, `probes`, `told`. Written with a conditional put: the
   first instance to trip it wins, the others add their contact to `waiting`. Every change
   after that is conditional on `since`, so a probe never moves a newer pause.
-- `space#<place>` / `health` (health_key): `group` and `at`, the last contact whose flush
-  met a systemic failure. One atomic update writes the new pair and returns the old one (ALL_OLD):
-  a second contact within the window trips an outage pause; one contact failing alone
-  never does.
+- `space#<place>` / `health` (health_key): `group`, `at` and `kind` (`outage` or
+  `forbidden`), the last contact whose flush met a systemic failure. One atomic update
+  writes the new one and returns the old (ALL_OLD): a second contact failing the same
+  kind of way within the window trips the pause; one contact failing alone never does.
 
 `<place>` is a hash of the space's URL (`place_of`), not of the API key: a refused key is
 replaced by another, and the new key must find the pause the old one tripped. The same
@@ -28,6 +28,7 @@ from botocore.exceptions import ClientError
 from qomon_sync.adapters.table import health_key, pause_key
 from qomon_sync.domain.pause import (
     MAX_WAITING_IDS,
+    OUTAGE,
     Cause,
     Pause,
     Systemic,
@@ -64,17 +65,19 @@ class SpacePauses:
 
     # -- the sync's side ------------------------------------------------------------------
 
-    def suspect(self, group: str, window_s: float) -> bool:
-        """Note a systemic failure of `group`; whether it makes two contacts in the window."""
+    def suspect(self, group: str, window_s: float, kind: str = OUTAGE) -> bool:
+        """Note a systemic failure of `group`; whether it makes two contacts in the window
+        failing the same `kind` of way (Systemic.kind: an outage, or a 403)."""
         now = self._clock()
         answer = self._db.update_item(
             TableName=self._table,
             Key=self._health,
-            UpdateExpression="SET #g = :g, #at = :at, expires_at = :exp",
+            UpdateExpression="SET #g = :g, #at = :at, kind = :kind, expires_at = :exp",
             ExpressionAttributeNames={"#g": "group", "#at": "at"},
             ExpressionAttributeValues={
                 ":g": {"S": group},
                 ":at": _n(now),
+                ":kind": {"S": kind},
                 ":exp": {"N": str(int(now + HEALTH_KEPT_S))},
             },
             ReturnValues="ALL_OLD",
@@ -82,7 +85,10 @@ class SpacePauses:
         old = answer.get("Attributes") or {}
         previous = old.get("group", {}).get("S")
         at = old.get("at", {}).get("N")
-        return second_contact(previous, float(at) if at else None, group, now, window_s)
+        same_kind = old.get("kind", {}).get("S", OUTAGE) == kind
+        return second_contact(
+            previous, float(at) if at else None, group, now, window_s, same_kind=same_kind
+        )
 
     def trip(self, failure: Systemic, contact_id: int | None, *, first_probe_s: float) -> Pause:
         """Pause the space (first writer wins); the pause that holds, with this contact."""

@@ -128,30 +128,41 @@ class StagingTable:
         )
         return _head(answer["Item"]) if "Item" in answer else Head()
 
-    def expect_marker(self, group: str, marker: str, since: float) -> None:
-        """Remember the marker just queued for this group (keeping the first `since`)."""
+    def expect_marker(
+        self, group: str, marker: str, since: float, *, requeued_for: float | None = None
+    ) -> None:
+        """Remember the marker just queued for this group (keeping the first `since`);
+        `requeued_for`: the pause (its `since`) it was queued again after."""
+        expression = "SET marker = :marker, since = if_not_exists(since, :since), "
+        expression += "expires_at = :expires"
+        values = {
+            ":marker": {"S": marker},
+            ":since": {"N": f"{since:.3f}"},
+            ":expires": {"N": str(int(self._clock() + self._retention_s))},
+        }
+        if requeued_for is not None:
+            expression += ", requeued_for = :pause"
+            values[":pause"] = {"N": f"{requeued_for:.6f}"}
         self._db.update_item(
             TableName=self.table,
             Key=group_head_key(group),
-            UpdateExpression="SET marker = :marker, since = if_not_exists(since, :since), "
-            "expires_at = :expires",
-            ExpressionAttributeValues={
-                ":marker": {"S": marker},
-                ":since": {"N": f"{since:.3f}"},
-                ":expires": {"N": str(int(self._clock() + self._retention_s))},
-            },
+            UpdateExpression=expression,
+            ExpressionAttributeValues=values,
         )
 
-    def waiting_groups(self) -> list[str]:
+    def waiting_groups(self, *, requeued_for: float | None = None) -> list[str]:
         """Every group with a head: events staged, a flush marker expected (a Scan of the
         keys only; the pause probe's, after a pause long enough for SQS to have deleted
-        markers)."""
+        markers), but those already given a marker again after the pause `requeued_for`."""
         request: dict[str, Any] = {
             "TableName": self.table,
             "ProjectionExpression": "pk",
             "FilterExpression": "sk = :head",
             "ExpressionAttributeValues": {":head": {"S": HEAD}},
         }
+        if requeued_for is not None:
+            request["FilterExpression"] += " AND (NOT requeued_for = :pause)"
+            request["ExpressionAttributeValues"][":pause"] = {"N": f"{requeued_for:.6f}"}
         groups: list[str] = []
         while True:
             answer = self._db.scan(**request)

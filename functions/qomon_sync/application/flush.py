@@ -68,8 +68,11 @@ class Pending:
 
 
 class Flush:
-    def __init__(self, invocation: Invocation, group: str) -> None:
+    def __init__(self, invocation: Invocation, group: str, *, keep_back_s: float = 0.0) -> None:
         self.invocation = invocation
+        self.keep_back_s = keep_back_s
+        """Seconds the flush leaves unspent: on a last delivery, the second opinion's
+        (application.pause.SECOND_OPINION_S)."""
         self.runtime = invocation.runtime
         self.telemetry = invocation.telemetry
         self.group = group
@@ -77,6 +80,8 @@ class Flush:
         """The group's head as the flush found it: where a deferred flush's marker waits."""
         self.settled: list[str] = []
         """Sequence numbers of the settled events: deleted from the staging table at the end."""
+        self.given_up_as = Code.RETRIES_EXHAUSTED
+        """The code its events are dead-lettered with if its last delivery fails too."""
         self.systemic: Systemic | None = None
         """A systemic failure this flush met alone (no pause yet): on a last delivery the
         contact's run asks a second opinion before giving up (application.pause)."""
@@ -89,7 +94,7 @@ class Flush:
             if self.head != Head():
                 self.runtime.staging.forget(self.group, [], head=True)
             return Outcome.done()
-        seconds_left = self.invocation.seconds_left()
+        seconds_left = self.invocation.seconds_left() - self.keep_back_s
         if seconds_left < MIN_TIME_FOR_A_CONTACT_S:
             return Outcome.deferred("too little time left in this invocation")
         pending = self._unique(self._parse(staged))
@@ -111,7 +116,7 @@ class Flush:
         self.runtime.staging.forget(self.group, self.settled, head=done)
         return outcome
 
-    def give_up(self, why: str) -> None:
+    def give_up(self, why: str, code: Code = Code.RETRIES_EXHAUSTED) -> None:
         """The last delivery failed too: dead-letter every staged event, with the reason.
 
         Only what this flush may settle: events the ledger records as applied are
@@ -120,9 +125,7 @@ class Flush:
         redriven letter then finds it applied, or its claim expired). Only the claims
         made here are released."""
         _, staged = self.runtime.staging.load(self.group)
-        refusal = Refusal(
-            Code.RETRIES_EXHAUSTED, f"every delivery of this contact's flush failed: {why}"
-        )
+        refusal = Refusal(code, f"every delivery of this contact's flush failed: {why}")
         pending = self._unique(self._parse(staged))
         ledger = self.runtime.ledger
         claims = (
@@ -266,9 +269,14 @@ class Flush:
         paused = self._systemic(exc)
         if paused is not None:
             return paused
+        code = exc.code if isinstance(exc, QomonError) else Code.MISSING_API_KEY
+        if self.systemic is not None and self.systemic.suspect_first:
+            # A 403 met alone: it comes back (a second contact may confirm it), and on its
+            # last delivery it is given up with its own reason, not retries_exhausted.
+            self.given_up_as = code
+            return Outcome.retry(str(exc))
         if isinstance(exc, QomonError) and exc.retryable:
             return Outcome.retry(str(exc))
-        code = exc.code if isinstance(exc, QomonError) else Code.MISSING_API_KEY
         status = exc.status if isinstance(exc, QomonError) else None
         refusal = Refusal(code, str(exc))
         settled = {o.event_id for o in result.outcomes}

@@ -64,7 +64,7 @@ from qomon_sync.application.flush import Flush
 from qomon_sync.application.invocation import Invocation
 from qomon_sync.application.messages import as_staged, group_of, marker, read_event, receives
 from qomon_sync.application.outcome import Next, Outcome
-from qomon_sync.application.pause import paused_reason, second_opinion
+from qomon_sync.application.pause import SECOND_OPINION_S, paused_reason, second_opinion
 from qomon_sync.domain.change_event import ChangeEvent
 from qomon_sync.domain.privacy import redact_text
 from qomon_sync.domain.refusal import Code, Refusal
@@ -294,7 +294,7 @@ class ContactRun:
             return Outcome.done()  # only letters in this batch for this group: nothing to apply
         self.invocation.note_usage()
         self.before_flush()
-        flush = Flush(self.invocation, self.group)
+        flush = Flush(self.invocation, self.group, keep_back_s=self._kept_back())
         outcome = flush.run()
         if outcome.next is Next.DEFERRED:
             self.telemetry.count("FlushesDeferred")
@@ -305,7 +305,7 @@ class ContactRun:
                 return waits
             # The last delivery: dead-letter what is staged rather than let the redrive
             # policy move these messages without a reason and strand the rest.
-            self._give_up(outcome.reason)
+            self._give_up(outcome.reason, flush.given_up_as)
             return Outcome.done()
         return outcome
 
@@ -327,8 +327,16 @@ class ContactRun:
         self._keep_waiting(flush.head)
         return Outcome.deferred(paused_reason(pause))
 
-    def _give_up(self, why: str) -> None:
-        Flush(self.invocation, self.group).give_up(why)
+    def _kept_back(self) -> float:
+        """On a last delivery, the time the second opinion needs is not the flush's: a
+        Qomon that hangs would leave it none, and an outage met by one contact would be
+        dead-lettered as retries exhausted."""
+        if self.runtime.pauses is not None and self._last_delivery():
+            return SECOND_OPINION_S
+        return 0.0
+
+    def _give_up(self, why: str, code: Code = Code.RETRIES_EXHAUSTED) -> None:
+        Flush(self.invocation, self.group).give_up(why, code)
 
     def _last_delivery(self) -> bool:
         """Whether the redrive policy moves these messages if they fail once more."""

@@ -18,6 +18,9 @@ OUTAGE: Cause = "outage"
 KEY_REFUSED: Cause = "key_refused"
 MAX_WAITING_IDS = 5
 """How many waiting contacts' Qomon ids the pause keeps to probe with (one is enough)."""
+WITNESS_ID = 1
+"""A contact any probe may read besides the waiting ones: any contact answers the question
+(a 404 is an answer), and no waiting contact decides alone."""
 
 
 @dataclass(frozen=True)
@@ -27,6 +30,22 @@ class Systemic:
     cause: Cause
     description: str
     """"Qomon answers 503", "Qomon refuses the API key (HTTP 401)"."""
+    suspect_first: bool = False
+    """A refused key that one contact's failure does not prove (a 403: Qomon may refuse
+    the key's rights on that contact only): like an outage, it pauses the space when a
+    second contact fails the same way within the window, or when the second opinion on
+    a last delivery fails so too."""
+
+    @property
+    def at_once(self) -> bool:
+        """Whether one contact's failure pauses the space (a 401: the key is refused)."""
+        return self.cause == KEY_REFUSED and not self.suspect_first
+
+    @property
+    def kind(self) -> str:
+        """What a second contact must fail with to confirm this one: an outage (any 5xx,
+        timeout or refused connection) or a 403."""
+        return "forbidden" if self.suspect_first else self.cause
 
 
 @dataclass(frozen=True)
@@ -36,7 +55,7 @@ class Pause:
     cause: Cause
     description: str
     waiting: tuple[int, ...] = ()
-    """Qomon ids of contacts whose flush waits: the probe GETs one of them."""
+    """Qomon ids of contacts whose flush waits: the probes GET them in turn."""
     next_probe_at: float = 0.0
     interval_s: float = 60.0
     """The wait before the next probe after this one fails."""
@@ -48,9 +67,13 @@ class Pause:
         return now >= self.next_probe_at
 
     @property
-    def probe_id(self) -> int | None:
-        """The contact a probe reads (None: none known, any GET answers the question)."""
-        return min(self.waiting) if self.waiting else None
+    def probe_id(self) -> int:
+        """The contact this probe round reads: the next in a rotation through the waiting
+        contacts and the witness (`WITNESS_ID`), one further each failed round. A contact
+        Qomon fails for alone (a poison one: a 500 for its id only) is then read one round
+        in len(waiting) + 1, and any other's answer ends the pause: no contact decides."""
+        turn = sorted(set(self.waiting) | {WITNESS_ID})
+        return turn[self.probes % len(turn)]
 
 
 def next_interval(interval_s: float, *, first_s: float, max_s: float) -> float:
@@ -59,14 +82,20 @@ def next_interval(interval_s: float, *, first_s: float, max_s: float) -> float:
 
 
 def second_contact(
-    previous_group: str | None, previous_at: float | None, group: str, now: float, window_s: float
+    previous_group: str | None,
+    previous_at: float | None,
+    group: str,
+    now: float,
+    window_s: float,
+    *,
+    same_kind: bool = True,
 ) -> bool:
     """Whether a systemic failure of `group` at `now` makes two contacts within the window.
 
     One contact failing alone, however often, is that contact's trouble (a poison contact
     reaches the dead-letter queue with its reason); a second one failing the same way
-    within `window_s` is Qomon's."""
-    if previous_group is None or previous_at is None or previous_group == group:
+    within `window_s` is Qomon's (`same_kind`: a 503 and a 403 make no pair)."""
+    if previous_group is None or previous_at is None or previous_group == group or not same_kind:
         return False
     return 0 <= now - previous_at <= window_s
 

@@ -156,9 +156,11 @@ EXPLAINED: Mapping[Code, tuple[str, str]] = MappingProxyType(
             "check the contact in Qomon (error_fields names the paths); redriving re-applies",
         ),
         Code.QOMON_AUTH: (
-            "Qomon refused the API key (401/403), in a version before the pause (a refused key "
-            "now pauses the sync, and nothing is dead-lettered for it)",
-            "put a valid key in the QomonApiKey secret, then redrive",
+            "Qomon answered 403 for this contact on every delivery while answering others "
+            "(the key may lack the rights on it), or refused the key in a version before the "
+            "pause (a refused key now pauses the sync, and nothing is dead-lettered for it)",
+            "check the key's rights on the contact in Qomon (or put a valid key in the "
+            "QomonApiKey secret), then redrive",
         ),
         Code.MISSING_API_KEY: (
             "the QomonApiKey secret held no key, in a version before the pause (now that pauses "

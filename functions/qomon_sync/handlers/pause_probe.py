@@ -30,10 +30,10 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, str]:
     runtime = build_runtime(settings)
     assert runtime.pauses is not None
 
-    def call(contact_id: int | None, deadline: Deadline) -> None:
+    def call(contact_id: int, deadline: Deadline) -> None:
         with runtime.probe_client() as client:
-            # Any contact answers the question; id 1 when none is known (a 404 is an answer).
-            client.get_contact(contact_id or 1, deadline=deadline)
+            # Any contact answers the question (a 404 is an answer).
+            client.get_contact(contact_id, deadline=deadline)
 
     def waiting() -> int:
         counts = runtime.sqs.get_queue_attributes(
@@ -51,13 +51,20 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, str]:
         topic=AlarmTopic(boto3.client("sns"), settings.alarm_topic_arn),
         telemetry=TELEMETRY,
         waiting=waiting,
-        requeue=lambda: requeue_markers(runtime.staging, runtime.markers, time.time),
+        requeue=lambda since: requeue_markers(
+            runtime.staging, runtime.markers, time.time, since=since
+        ),
     )
-    said = probe.run()
-    if said == FLOWING:
-        # Every minute while nothing is paused: no line, no metric (nothing to see).
-        metrics.clear_metrics()
-    else:
-        logger.info("pause probe", extra={"result": said})
-        metrics.flush_metrics()
+    said = ""
+    try:
+        said = probe.run()
+    finally:
+        # Whatever failed, what the round counted (SpacePaused above all) is emitted.
+        if said == FLOWING:
+            # Every minute while nothing is paused: no line, no metric (nothing to see).
+            metrics.clear_metrics()
+        else:
+            if said:
+                logger.info("pause probe", extra={"result": said})
+            metrics.flush_metrics()
     return {"result": said}

@@ -366,12 +366,14 @@ async def _call_route(request: web.Request, handler: Handler) -> web.StreamRespo
 
 
 def _switched_faults(request: web.Request, state: StandinState) -> None:
-    """The pause's switches (issue 20): a poison contact's calls answered 500, or every
-    call 503 while Qomon is down."""
+    """The pause's switches (issue 20): a poison contact's calls answered 500 (or 403, a
+    contact the key may not touch), or every call 503 while Qomon is down."""
     named = request.match_info.get("id")
     if named is not None and named.isdigit() and int(named) in state.config.failing_contacts:
         state.stats.server_errors += 1
         raise QomonProblem(500, "injected server error for this contact")
+    if named is not None and named.isdigit() and int(named) in state.config.forbidden_contacts:
+        raise QomonProblem(403, "injected: the key may not act on this contact")
     if state.config.outage:
         state.stats.server_errors += 1
         state.stats.outage_calls += 1

@@ -45,6 +45,9 @@ class StandinConfig(BaseModel):
     failing_contacts: tuple[int, ...] = ()
     """Poison contacts: every call naming one of these ids (`/contacts/{id}`) is answered
     500, and only those (a contact Qomon fails on by itself, not an outage)."""
+    forbidden_contacts: tuple[int, ...] = ()
+    """Every call naming one of these ids (`/contacts/{id}`) is answered 403, and only
+    those (the key lacks the rights for that contact, not for the space)."""
     outage: bool = False
     """Qomon is down: every Qomon call is answered 503, before the key and the rate limit
     (the pause's outage switch; the inspection surface still answers)."""
