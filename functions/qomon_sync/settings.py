@@ -98,6 +98,11 @@ class Settings(BaseSettings):
     """Refill kept back from the burst for calls that arrive after their booking
     (adapters.shared_bucket): one second is 10 of Qomon's 100 tokens, once per backlog."""
     qomon_max_attempts: Annotated[int, Field(ge=1, le=20)] = 5
+    qomon_search_group_size: Annotated[int, Field(ge=1, le=1000)] = 100
+    """E-mails looked up in one search (an `$at_least_one` group of conditions). Qomon
+    documents no limit on a group's conditions, only pages of up to 1,000 contacts at 1
+    token each: a search it refuses is asked again in halves (adapters/qomon/client.py
+    `find_contacts_by_emails`)."""
 
     unknown_fields_passthrough: FieldPaths = frozenset({"address.citycode"})
     """Fields Qomon returns that no schema lists, to send back unchanged (comma-separated

@@ -83,6 +83,7 @@ class SyncRuntime:
                 retry=RetryPolicy(max_attempts=settings.qomon_max_attempts),
                 transport=self.transport,
                 on_call=self.on_call,
+                search_group_size=settings.qomon_search_group_size,
             )
             self._forms = SharedForms(
                 self.dynamodb, self.staging.table, space, ttl_s=settings.forms_cache_s
