@@ -17,13 +17,14 @@ import httpx
 import pytest
 
 from qomon_sync_dev.local_mode import LocalMode, LocalOptions
-from tests.integration.sync_harness import calls, dead_letters, invoke, standin
+from tests.integration.sync_harness import calls, dead_letters, invoke, queued, standin
 from tests.integration.sync_harness import message as harness_message
 
 pytestmark = pytest.mark.integration
 
 LEA, LEA_TWIN, DECOY = 760001, 760002, 760003
 """Ids past the seed's, put in place by each test."""
+TEN = range(760100, 760110)
 
 
 @pytest.fixture(scope="module")
@@ -124,3 +125,55 @@ def test_a_longer_address_that_begins_with_the_one_asked_is_not_the_person(
     assert stored(local, LEA)["firstname"] == "Léa"
     assert stored(local, DECOY)["firstname"] == "Decoy"
     assert calls(local, "POST /search") == 2  # one per lookup
+
+
+# -- issue 21: the e-mails a batch needs, looked up together ------------------------------
+
+
+def test_a_batch_of_ten_people_named_by_email_costs_one_search(
+    local: LocalMode, person: str
+) -> None:
+    mails = [f"{person}.{n}@example.org" for n in range(len(TEN))]
+    for n, (contact_id, mail) in enumerate(zip(TEN, mails, strict=True)):
+        put(local, contact_id, mail.title() if n % 2 else mail, f"P{n}")
+    batch = [by_mail(mail, set={"firstname": f"Q{n}"}) for n, mail in enumerate(mails)]
+    assert invoke(batch) == {"batchItemFailures": []}
+    # A full batch: the last contact waits for its flush marker, already looked up.
+    [flush_marker] = queued(local)
+    assert invoke([flush_marker]) == {"batchItemFailures": []}
+    assert dead_letters(local) == []
+    assert [stored(local, i)["firstname"] for i in TEN] == [f"Q{n}" for n in range(len(TEN))]
+    assert calls(local, "POST /search") == 1  # one per contact before: 10
+    # A search result is not the contact: each is read just before its write.
+    assert calls(local, "GET /contacts/{id}") == len(TEN)
+    assert calls(local, "PATCH /contacts/{id}") == len(TEN)
+
+
+def test_one_search_keeps_the_refusals_and_the_creations_of_a_lookup_of_one(
+    local: LocalMode, person: str
+) -> None:
+    put(local, LEA, f"{person.title()}@Example.org", "Lea")
+    put(local, LEA_TWIN, f"{person}@EXAMPLE.ORG", "Léa")  # two people, one address
+    put(local, DECOY, f"{person}.new@example.org.uk", "Decoy")  # `eql` finds it loosely
+    put(local, TEN[0], f"{person}.found@example.org", "Found")
+    before = len(everyone(local))
+    batch = [
+        by_mail(f"{person}@example.org", set={"firstname": "Nobody"}, if_missing="create"),
+        by_mail(f"{person}.new@example.org", set={"firstname": "New"}, if_missing="create"),
+        by_mail(f"{person}.gone@example.org", set={"firstname": "Gone"}),
+        by_mail(f"{person}.FOUND@example.org", set={"firstname": "Trouvé"}),
+    ]
+    assert invoke(batch) == {"batchItemFailures": []}
+    letters = sorted(letter["error_code"] for letter in dead_letters(local))
+    assert letters == ["ambiguous_contact", "contact_not_found"]
+    assert calls(local, "POST /search") == 1  # one per contact before: 4
+    assert calls(local, "POST /contacts") == 1
+    assert len(everyone(local)) == before + 1
+    [created] = [c for c in everyone(local) if c["firstname"] == "New"]
+    assert created["mail"] == f"{person}.new@example.org"
+    assert stored(local, TEN[0])["firstname"] == "Trouvé"
+    assert [stored(local, i)["firstname"] for i in (LEA, LEA_TWIN, DECOY)] == [
+        "Lea",
+        "Léa",
+        "Decoy",
+    ]

@@ -22,7 +22,7 @@ from qomon_sync.adapters.qomon.port import QomonContacts, fetch_forms
 from qomon_sync.adapters.secrets import deployment_pseudonyms, qomon_api_key
 from qomon_sync.adapters.settled_messages import SettledMessages
 from qomon_sync.adapters.shared_bucket import SharedBucket
-from qomon_sync.adapters.space_cache import MailCache, RememberedContacts, SharedForms
+from qomon_sync.adapters.space_cache import LookedUp, MailCache, RememberedContacts, SharedForms
 from qomon_sync.adapters.staging import StagingTable
 from qomon_sync.domain.contact_sync import QomonPort
 from qomon_sync.domain.forms import FormCatalog
@@ -122,12 +122,13 @@ class SyncRuntime:
         deadline: Deadline,
         log: Callable[..., None],
         writer: OneWriter | None = None,
+        looked_up: LookedUp | None = None,
     ) -> QomonPort:
         port: QomonPort = QomonContacts(client, deadline)
         if writer is not None:
             # Inside the remembered e-mails: their check reads the contact, under its lease.
             port = HeldContacts(port, writer)
-        port = RememberedContacts(port, self.mails)
+        port = RememberedContacts(port, self.mails, looked_up)
         settings = self.settings
         if settings.dry_run:
             # Values only on an explicit local-mode flag, never inside AWS Lambda.
