@@ -17,7 +17,15 @@ import httpx
 import pytest
 
 from qomon_sync_dev.local_mode import LocalMode, LocalOptions
-from tests.integration.sync_harness import calls, dead_letters, invoke, queued, standin
+from tests.integration.sync_harness import (
+    calls,
+    dead_letters,
+    invoke,
+    mail_message,
+    queued,
+    staged,
+    standin,
+)
 from tests.integration.sync_harness import message as harness_message
 
 pytestmark = pytest.mark.integration
@@ -25,6 +33,8 @@ pytestmark = pytest.mark.integration
 LEA, LEA_TWIN, DECOY = 760001, 760002, 760003
 """Ids past the seed's, put in place by each test."""
 TEN = range(760100, 760110)
+SEEDED = 700118
+"""A contact of the seed."""
 
 
 @pytest.fixture(scope="module")
@@ -177,3 +187,27 @@ def test_one_search_keeps_the_refusals_and_the_creations_of_a_lookup_of_one(
         "Léa",
         "Decoy",
     ]
+
+
+def test_on_a_backlog_a_few_unknown_emails_wait_for_their_markers_and_one_search(
+    local: LocalMode, person: str
+) -> None:
+    # A full batch is a backlog: two people named by e-mail among eight events by id would
+    # cost a search of two now; they wait, staged, behind their flush markers instead.
+    mails = [f"{person}.{n}@example.org" for n in range(2)]
+    for contact_id, mail in zip(TEN[:2], mails, strict=True):
+        put(local, contact_id, mail, "Avant")
+    by_id = [harness_message(SEEDED, set={"surname": f"Lot {n}"}) for n in range(8)]
+    batch = [mail_message(local, mail, set={"firstname": "Après"}) for mail in mails] + by_id
+    assert invoke(batch) == {"batchItemFailures": []}
+    assert calls(local, "POST /search") == 0
+    assert calls(local, "PATCH /contacts/{id}") == 0
+    assert len(staged(local)) == 10  # nothing lost: staged until the markers come
+    markers = queued(local)
+    assert len(markers) == 3  # the two e-mails' and the last contact's (more may follow)
+    assert invoke(markers) == {"batchItemFailures": []}  # not a backlog: searched at once
+    assert dead_letters(local) == []
+    assert calls(local, "POST /search") == 1
+    assert [stored(local, i)["firstname"] for i in TEN[:2]] == ["Après", "Après"]
+    assert stored(local, SEEDED)["surname"] == "Lot 7"
+    assert staged(local) == []

@@ -3,7 +3,7 @@
 A contact named by e-mail costs a search before its GET, unless the contact that e-mail
 found is remembered (adapters.space_cache `MailCache`). Qomon's search takes many
 conditions in one `$at_least_one` group and charges 1 token a page, whatever it holds:
-so before a batch's flushes, the e-mails its change events name that are not remembered
+so before a batch's flushes, the e-mails its contacts are named by that are not known
 are looked up in one search (adapters/qomon/client.py `find_contacts_by_emails`, the same
 exact, case-insensitive matching as a lookup of one). What it finds for each:
 
@@ -14,6 +14,15 @@ exact, case-insensitive matching as a lookup of one). What it finds for each:
   that the flush refuses (`ambiguous_contact`), creates or dead-letters without searching
   again; nothing negative is remembered beyond the invocation.
 
+A batch holds at most 10 messages, so on a backlog (a full batch) one search per batch
+would still be one search for every two or three people. There, the contacts whose
+e-mail is unknown wait, staged, for their flush marker (as the last contact of a full
+batch does): the markers come back together once the backlog ahead of them has passed,
+and the batch that brings a marker of an unknown e-mail searches for every unknown
+e-mail it holds at once, the markers' (read from the staging table) and its other
+contacts'. A batch that is not full (no backlog: a person waits for nothing) searches at
+once. A contact's flush never waits longer than `STAGING_MAX_AGE_S` for it.
+
 The search is booked on the space's shared bucket like any call. When it cannot be made
 (no tokens or time, Qomon failing, the key missing) nothing is lost but the saving: each
 flush then searches for its own contact, as before. No address is logged.
@@ -21,61 +30,111 @@ flush then searches for its own contact, as before. No address is logged.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import time
+from collections.abc import Mapping, Sequence
 
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from botocore.exceptions import BotoCoreError, ClientError
 
 from qomon_sync.adapters.qomon import BucketWaitTooLong, Deadline, QomonError
 from qomon_sync.adapters.qomon.client import normalise_email
 from qomon_sync.adapters.secrets import MissingApiKey
 from qomon_sync.application.invocation import Invocation
+from qomon_sync.application.messages import marker, read_event
 from qomon_sync.domain.change_event import ChangeEvent
 
 MIN_TIME_TO_LOOK_UP_S = 10.0
 """Below this, the search is left to the flushes (each needs 5 s for its own calls)."""
+MAIL_GROUP = "mail:"
+"""How the message group of a person named by e-mail begins (change_event.ContactRef.group)."""
+FAILURES = (QomonError, BucketWaitTooLong, MissingApiKey, BotoCoreError, ClientError)
 
 
-def look_up_mails(invocation: Invocation, events: Iterable[ChangeEvent]) -> int:
-    """Look up in one search the e-mails `events` name that are not known yet; returns
-    how many were looked up (0 when none was needed, or the search could not be made)."""
-    runtime = invocation.runtime
-    telemetry = invocation.telemetry
-    seconds_left = invocation.seconds_left()
-    if seconds_left < MIN_TIME_TO_LOOK_UP_S:
-        return 0
+def look_up_mails(
+    invocation: Invocation, groups: Mapping[str, Sequence[SQSRecord]], *, full: bool
+) -> set[str]:
+    """Look up the unknown e-mails of the batch's contacts (`groups`: each message group's
+    records) in one search, or leave them for a later batch's: returns the groups whose
+    flush waits for it (none unless the batch is `full`)."""
+    if invocation.seconds_left() < MIN_TIME_TO_LOOK_UP_S:
+        return set()
     try:
-        unknown = _unknown(invocation, events)
+        unknown = _unknown(invocation, groups)
         if not unknown:
-            return 0
+            return set()
+        if full and not _time_to_search(invocation, groups, unknown):
+            # A backlog: these contacts wait for their markers, to be looked up with others.
+            invocation.telemetry.count("EmailLookupsWaiting", len(unknown))
+            return set(unknown)
+    except (BotoCoreError, ClientError) as exc:
+        invocation.telemetry.info("e-mails not looked up together", error=type(exc).__name__)
+        return set()
+    _search(invocation, list(dict.fromkeys(unknown.values())))
+    return set()
+
+
+def _time_to_search(
+    invocation: Invocation, groups: Mapping[str, Sequence[SQSRecord]], unknown: Mapping[str, str]
+) -> bool:
+    """In a full batch: whether enough e-mails are unknown to be worth a search, or one of
+    them has waited as long as a contact may (its flush would search alone)."""
+    settings = invocation.runtime.settings
+    if len(set(unknown.values())) >= max(1, settings.batch_size // 2):
+        return True
+    now = time.time()
+    for group in unknown:
+        if any(marker(r) is not None for r in groups[group]):
+            since = invocation.runtime.staging.head(group).since
+            if since is not None and now - since >= settings.staging_max_age_s:
+                return True
+    return False
+
+
+def _search(invocation: Invocation, mails: list[str]) -> None:
+    runtime = invocation.runtime
+    try:
         client = runtime.client()
         invocation.note_usage()
-        found = client.find_contacts_by_emails(unknown, deadline=Deadline.after(seconds_left))
-        for mail in unknown:
+        deadline = Deadline.after(invocation.seconds_left())
+        found = client.find_contacts_by_emails(mails, deadline=deadline)
+        for mail in mails:
             matches = found.get(normalise_email(mail) or "", [])
             invocation.looked_up.record(mail, matches)
             if len(matches) == 1:
                 runtime.mails.remember(mail, int(matches[0]["id"]))
-    except (QomonError, BucketWaitTooLong, MissingApiKey, BotoCoreError, ClientError) as exc:
-        telemetry.info(
+    except FAILURES as exc:
+        invocation.telemetry.info(
             "e-mails not looked up together: each flush searches its own",
             error=type(exc).__name__,
         )
-        return 0
-    telemetry.count("EmailsLookedUpTogether", len(unknown))
-    return len(unknown)
+        return
+    invocation.telemetry.count("EmailsLookedUpTogether", len(mails))
 
 
-def _unknown(invocation: Invocation, events: Iterable[ChangeEvent]) -> list[str]:
-    """The e-mails named (one spelling each) that neither this invocation nor the
-    remembered e-mails know."""
-    named: dict[str, str] = {}
-    for event in events:
-        mail = event.contact.mail if event.contact.id is None else None
-        key = normalise_email(mail)
-        if mail is not None and key:
-            named.setdefault(key, mail)
-    return [
-        mail
-        for mail in named.values()
-        if mail not in invocation.looked_up and invocation.runtime.mails.recall(mail) is None
-    ]
+def _unknown(invocation: Invocation, groups: Mapping[str, Sequence[SQSRecord]]) -> dict[str, str]:
+    """Message group -> the e-mail it names, for the groups whose e-mail neither this
+    invocation nor the remembered e-mails know."""
+    unknown: dict[str, str] = {}
+    for group, records in groups.items():
+        mail = _mail_of(invocation, group, records)
+        if (
+            mail is not None
+            and mail not in invocation.looked_up
+            and invocation.runtime.mails.recall(mail) is None
+        ):
+            unknown[group] = mail
+    return unknown
+
+
+def _mail_of(invocation: Invocation, group: str, records: Sequence[SQSRecord]) -> str | None:
+    """The e-mail a group names: from an event of this batch, else (a flush marker alone)
+    from the group's oldest staged event."""
+    bodies = [r.body for r in records if marker(r) is None]
+    if not bodies and group.startswith(MAIL_GROUP):
+        staged = invocation.runtime.staging.first(group)
+        bodies = [staged.body] if staged is not None else []
+    for body in bodies:
+        event = read_event(body)
+        if isinstance(event, ChangeEvent) and event.contact.id is None and event.contact.mail:
+            return event.contact.mail
+    return None

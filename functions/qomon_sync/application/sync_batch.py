@@ -8,7 +8,8 @@ backlog. For each contact (group) in the batch, in order:
    replay window, is dead-lettered with its reason) and staged (adapters.staging), keyed
    by their SQS sequence number; flush markers (adapters.flush_markers) stage nothing;
 2. before the first flush, the e-mails of the contacts named by e-mail that are not known
-   yet are looked up together, in one search (application.mail_lookup);
+   yet are looked up together, in one search (application.mail_lookup); on a backlog,
+   those contacts may instead wait for their flush marker, to be looked up with others;
 3. the contact is **flushed** (application.flush: every staged event in one GET and at
    most one PATCH) when its backlog is drained: the batch held fewer messages than a batch
    may, or this contact is not the batch's last (SQS returns as many messages of one group
@@ -102,11 +103,11 @@ class SyncBatch:
         full = len(self.records) >= self.runtime.settings.batch_size
         last = group_of(self.records[-1], self.runtime.pseudonyms) if self.records else None
         # The e-mails of every contact here, in one search before any flush (each flush
-        # would search its own): those waiting for a flush marker are remembered too.
-        look_up_mails(self.invocation, self._events())
+        # would search its own), or, on a backlog, with a later batch's (they wait).
+        waiting = look_up_mails(self.invocation, groups, full=full)
         for group in self._stopped_before(groups):
             records = groups[group]
-            drained = not (full and group == last)
+            drained = not (full and group == last) and group not in waiting
             run = ContactRun(
                 self.invocation, group, records, drained=drained, before_flush=self.delete_settled
             )
@@ -115,13 +116,6 @@ class SyncBatch:
             except Exception as exc:  # DynamoDB or SQS failing: SQS delivers it all again
                 outcome = Outcome.retry(f"unexpected error: {type(exc).__name__}")
             self.end(records, outcome)
-
-    def _events(self) -> list[ChangeEvent]:
-        return [
-            event
-            for record in self.records
-            if marker(record) is None and isinstance(event := read_event(record.body), ChangeEvent)
-        ]
 
     def outcome_of(self, record: SQSRecord) -> Outcome:
         return self.outcomes.get(record.message_id, NOT_REACHED)

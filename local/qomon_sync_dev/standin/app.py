@@ -282,7 +282,8 @@ async def search(request: web.Request) -> web.StreamResponse:
     state = _state(request)
     body = await _json_body(request)
     try:
-        query = parse_search(_enveloped(body, "advanced_search"))
+        limit = state.config.search_max_conditions
+        query = parse_search(_enveloped(body, "advanced_search"), max_conditions=limit)
     except InvalidRequest as error:
         raise _invalid(error, SEARCH_VALIDATION_STATUS) from None
     # No total is returned: a short or empty page tells the caller it has them all.
