@@ -49,6 +49,10 @@ class Settings(BaseSettings):
     staging_max_age_s: Annotated[float, Field(ge=0)] = 300.0
     """A contact whose events have waited this long is flushed even if more are coming,
     so a steady stream into one contact still reaches Qomon."""
+    email_lookup_wait_s: Annotated[float, Field(ge=0, le=300)] = 15.0
+    """On a backlog, how long a person named by an e-mail not known yet may wait, staged,
+    for others to be looked up in the same search (application.mail_lookup); a batch
+    that is not full never waits."""
     email_cache_s: Annotated[float, Field(ge=0, le=3600)] = 600.0
     """How long an e-mail's contact id is remembered (0: never): within that time a second
     contact given the same e-mail in Qomon goes unnoticed (see adapters.space_cache)."""

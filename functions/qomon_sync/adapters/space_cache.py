@@ -32,7 +32,13 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from qomon_sync.adapters.qomon.client import normalise_email
-from qomon_sync.adapters.table import Key, forms_key, forms_lease_key, remembered_contact_key
+from qomon_sync.adapters.table import (
+    Key,
+    forms_key,
+    forms_lease_key,
+    remembered_contact_key,
+    waiting_lookups_key,
+)
 from qomon_sync.domain.contact_shape import WriteContact
 from qomon_sync.domain.contact_sync import QomonPort
 from qomon_sync.domain.forms import Form, FormCatalog
@@ -189,6 +195,58 @@ class MailCache:
 
     def _key(self, mail: str) -> Key:
         return remembered_contact_key(self._pseudonyms(mail))
+
+
+class WaitingLookups:
+    """The message groups whose e-mail waits, on a backlog, for one search of many (the
+    space's; every instance adds to it and takes from it). Groups, not addresses: a
+    group's e-mail is read from its staged events by whoever searches."""
+
+    def __init__(
+        self,
+        dynamodb: Any,
+        table: str,
+        space: str,
+        *,
+        ttl_s: float,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._db = dynamodb
+        self._table = table
+        self._key = waiting_lookups_key(space)
+        self._ttl_s = ttl_s
+        self._clock = clock
+
+    def add(self, groups: set[str]) -> None:
+        if groups:
+            self._db.update_item(
+                TableName=self._table,
+                Key=self._key,
+                UpdateExpression="ADD #groups :groups SET expires_at = :expires",
+                ExpressionAttributeNames={"#groups": "groups"},
+                ExpressionAttributeValues={
+                    ":groups": {"SS": sorted(groups)},
+                    ":expires": {"N": f"{self._clock() + self._ttl_s:.3f}"},
+                },
+            )
+
+    def peek(self) -> set[str]:
+        answer = self._db.get_item(TableName=self._table, Key=self._key, ConsistentRead=True)
+        item = answer.get("Item") or {}
+        if float(item.get("expires_at", {}).get("N", "0")) <= self._clock():
+            return set()
+        return set(item.get("groups", {}).get("SS", []))
+
+    def remove(self, groups: set[str]) -> None:
+        """Those looked up: another instance's additions meanwhile stay."""
+        if groups:
+            self._db.update_item(
+                TableName=self._table,
+                Key=self._key,
+                UpdateExpression="DELETE #groups :groups",
+                ExpressionAttributeNames={"#groups": "groups"},
+                ExpressionAttributeValues={":groups": {"SS": sorted(groups)}},
+            )
 
 
 class LookedUp:

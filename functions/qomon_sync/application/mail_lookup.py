@@ -17,11 +17,13 @@ exact, case-insensitive matching as a lookup of one). What it finds for each:
 A batch holds at most 10 messages, so on a backlog (a full batch) one search per batch
 would still be one search for every two or three people. There, the contacts whose
 e-mail is unknown wait, staged, for their flush marker (as the last contact of a full
-batch does): the markers come back together once the backlog ahead of them has passed,
-and the batch that brings a marker of an unknown e-mail searches for every unknown
-e-mail it holds at once, the markers' (read from the staging table) and its other
-contacts'. A batch that is not full (no backlog: a person waits for nothing) searches at
-once. A contact's flush never waits longer than `STAGING_MAX_AGE_S` for it.
+batch does), and their message groups are noted in the staging table
+(adapters.space_cache `WaitingLookups`: groups, never addresses). The batch that finds a
+batch's worth of e-mails waiting, its own and those noted, searches for all of them at
+once, reading the noted groups' e-mails from their staged events; their markers then find
+them known. A batch that is not full (no backlog: a person waits for nothing) searches at
+once, for its e-mails and those noted. On a backlog, a contact waits for it until a
+batch's worth of e-mails waits, or its marker comes round after `EMAIL_LOOKUP_WAIT_S`.
 
 The search is booked on the space's shared bucket like any call. When it cannot be made
 (no tokens or time, Qomon failing, the key missing) nothing is lost but the saving: each
@@ -45,6 +47,8 @@ from qomon_sync.domain.change_event import ChangeEvent
 
 MIN_TIME_TO_LOOK_UP_S = 10.0
 """Below this, the search is left to the flushes (each needs 5 s for its own calls)."""
+MIN_TO_SEARCH = 10
+"""On a backlog, searched at once when this many e-mails wait (a batch's worth)."""
 MAIL_GROUP = "mail:"
 """How the message group of a person named by e-mail begins (change_event.ContactRef.group)."""
 FAILURES = (QomonError, BucketWaitTooLong, MissingApiKey, BotoCoreError, ClientError)
@@ -55,42 +59,64 @@ def look_up_mails(
 ) -> set[str]:
     """Look up the unknown e-mails of the batch's contacts (`groups`: each message group's
     records) in one search, or leave them for a later batch's: returns the groups whose
-    flush waits for it (none unless the batch is `full`)."""
+    flush waits for it (none unless the batch is `full` and holds change events)."""
     if invocation.seconds_left() < MIN_TIME_TO_LOOK_UP_S:
         return set()
     try:
         unknown = _unknown(invocation, groups)
         if not unknown:
             return set()
-        if full and not _time_to_search(invocation, groups, unknown):
+        waiting = invocation.runtime.waiting_lookups()
+        elsewhere = waiting.peek() - set(groups)
+        # A backlog still arriving: a full batch with change events in it. A batch of
+        # markers alone comes once what was queued ahead of them has passed.
+        arriving = full and any(marker(r) is None for rs in groups.values() for r in rs)
+        if arriving and not _time_to_search(invocation, groups, unknown, elsewhere):
             # A backlog: these contacts wait for their markers, to be looked up with others.
+            waiting.add(set(unknown))
             invocation.telemetry.count("EmailLookupsWaiting", len(unknown))
             return set(unknown)
-    except (BotoCoreError, ClientError) as exc:
+        mails = list(dict.fromkeys(unknown.values()))
+        mails += [mail for group in elsewhere if (mail := _mail_of(invocation, group, ()))]
+    except FAILURES as exc:
         invocation.telemetry.info("e-mails not looked up together", error=type(exc).__name__)
         return set()
-    _search(invocation, list(dict.fromkeys(unknown.values())))
+    if _search(invocation, list(dict.fromkeys(mails))):
+        _forget_waiting(invocation, set(unknown) | elsewhere)
     return set()
 
 
 def _time_to_search(
-    invocation: Invocation, groups: Mapping[str, Sequence[SQSRecord]], unknown: Mapping[str, str]
+    invocation: Invocation,
+    groups: Mapping[str, Sequence[SQSRecord]],
+    unknown: Mapping[str, str],
+    elsewhere: set[str],
 ) -> bool:
-    """In a full batch: whether enough e-mails are unknown to be worth a search, or one of
-    them has waited as long as a contact may (its flush would search alone)."""
-    settings = invocation.runtime.settings
-    if len(set(unknown.values())) >= max(1, settings.batch_size // 2):
+    """On a backlog: whether to search now, for these e-mails and every one waiting. Yes
+    when a batch's worth waits, or when one of them came round with its flush marker
+    after waiting `EMAIL_LOOKUP_WAIT_S` (the noted ones are looked up with it, and then
+    each marker finds its e-mail known)."""
+    if len(set(unknown.values())) + len(elsewhere) >= MIN_TO_SEARCH:
         return True
+    settings = invocation.runtime.settings
     now = time.time()
     for group in unknown:
         if any(marker(r) is not None for r in groups[group]):
             since = invocation.runtime.staging.head(group).since
-            if since is not None and now - since >= settings.staging_max_age_s:
+            if since is None or now - since >= settings.email_lookup_wait_s:
                 return True
     return False
 
 
-def _search(invocation: Invocation, mails: list[str]) -> None:
+def _forget_waiting(invocation: Invocation, groups: set[str]) -> None:
+    try:
+        invocation.runtime.waiting_lookups().remove(groups)
+    except FAILURES as exc:  # they are looked up again with the next search: no harm
+        invocation.telemetry.info("waiting e-mails not cleared", error=type(exc).__name__)
+
+
+def _search(invocation: Invocation, mails: list[str]) -> bool:
+    """One search for `mails` (split only past the group size); whether it was made."""
     runtime = invocation.runtime
     try:
         client = runtime.client()
@@ -107,8 +133,9 @@ def _search(invocation: Invocation, mails: list[str]) -> None:
             "e-mails not looked up together: each flush searches its own",
             error=type(exc).__name__,
         )
-        return
+        return False
     invocation.telemetry.count("EmailsLookedUpTogether", len(mails))
+    return True
 
 
 def _unknown(invocation: Invocation, groups: Mapping[str, Sequence[SQSRecord]]) -> dict[str, str]:

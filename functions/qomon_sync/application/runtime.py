@@ -22,7 +22,13 @@ from qomon_sync.adapters.qomon.port import QomonContacts, fetch_forms
 from qomon_sync.adapters.secrets import deployment_pseudonyms, qomon_api_key
 from qomon_sync.adapters.settled_messages import SettledMessages
 from qomon_sync.adapters.shared_bucket import SharedBucket
-from qomon_sync.adapters.space_cache import LookedUp, MailCache, RememberedContacts, SharedForms
+from qomon_sync.adapters.space_cache import (
+    LookedUp,
+    MailCache,
+    RememberedContacts,
+    SharedForms,
+    WaitingLookups,
+)
 from qomon_sync.adapters.staging import StagingTable
 from qomon_sync.domain.contact_sync import QomonPort
 from qomon_sync.domain.forms import FormCatalog
@@ -58,6 +64,7 @@ class SyncRuntime:
     _client_key: str | None = None
     _forms: SharedForms | None = None
     _leases: ContactLeases | None = None
+    _waiting: WaitingLookups | None = None
 
     def client(self) -> QomonClient:
         key = qomon_api_key(self.settings.qomon_api_key_secret)
@@ -88,6 +95,9 @@ class SyncRuntime:
             self._forms = SharedForms(
                 self.dynamodb, self.staging.table, space, ttl_s=settings.forms_cache_s
             )
+            self._waiting = WaitingLookups(
+                self.dynamodb, self.staging.table, space, ttl_s=settings.staging_max_age_s
+            )
             # Contact ids belong to the space behind the key, and a rotated key is picked
             # up by each instance in its own time: the leases are keyed by what does not
             # change with the key (the space's URL), so that old-key and new-key instances
@@ -107,6 +117,12 @@ class SyncRuntime:
         self.client()
         assert self._forms is not None
         return self._forms.get(lambda: fetch_forms(client, deadline))
+
+    def waiting_lookups(self) -> WaitingLookups:
+        """The groups whose e-mail waits for one search of many (application.mail_lookup)."""
+        self.client()
+        assert self._waiting is not None
+        return self._waiting
 
     def one_writer(self, deadline: Deadline, *, keep_s: float) -> OneWriter:
         """The lease one flush holds on its contact, as long as its invocation may run."""
