@@ -19,9 +19,7 @@ import math
 import random
 import secrets
 import time
-from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http import HTTPStatus
 from typing import Any
@@ -35,6 +33,7 @@ from qomon_sync_dev.standin.forms import FORM_FAMILIES
 from qomon_sync_dev.standin.limits import Fault, FaultSchedule, TokenBucket
 from qomon_sync_dev.standin.records import StoredContact
 from qomon_sync_dev.standin.search import parse_search
+from qomon_sync_dev.standin.stats import Stats
 from qomon_sync_dev.standin.store import ContactStore
 from qomon_sync_dev.standin.writes import WriteRules
 
@@ -55,36 +54,6 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 # -- the stand-in's state ---------------------------------------------------------------
-
-
-@dataclass
-class Stats:
-    calls: Counter[str] = field(default_factory=Counter)
-    statuses: Counter[str] = field(default_factory=Counter)
-    tokens_by_endpoint: Counter[str] = field(default_factory=Counter)
-    rate_limited: int = 0
-    dropped: int = 0
-    timeouts: int = 0
-    server_errors: int = 0
-
-    def answered(self, status: int) -> None:
-        self.statuses[str(status)] += 1
-        if status == 429:
-            self.rate_limited += 1
-
-    def as_json(self) -> JsonObject:
-        return {
-            "calls": dict(sorted(self.calls.items())),
-            "statuses": dict(sorted(self.statuses.items())),
-            "tokens_spent": sum(self.tokens_by_endpoint.values()),
-            "tokens_by_endpoint": dict(sorted(self.tokens_by_endpoint.items())),
-            "rate_limited": self.rate_limited,
-            "faults": {
-                "dropped": self.dropped,
-                "timeouts": self.timeouts,
-                "server_errors": self.server_errors,
-            },
-        }
 
 
 class StandinState:
@@ -248,6 +217,7 @@ async def replace_contact(request: web.Request) -> web.StreamResponse:
         )
     except InvalidRequest as error:
         raise _invalid(error, state.config.validation_status) from None
+    state.stats.wrote(stored.id)
     return _success({"contact": state.render(stored)})
 
 
@@ -263,6 +233,7 @@ async def create_contact(request: web.Request) -> web.StreamResponse:
         )
     except InvalidRequest as error:
         raise _invalid(error, state.config.validation_status) from None
+    state.stats.wrote(stored.id)
     return _success({"contact": state.render(stored)})
 
 
