@@ -148,11 +148,7 @@ def build_workload(
     spec = spec or WorkloadSpec()
     rng = random.Random(spec.seed)
     new = round(spec.contacts * spec.new_share)
-    contacts = [c for c in seed_contacts if not c.get("black_list")]
-    if spec.by_mail_share >= 1:  # every person by e-mail: those the seed gives one of their own
-        seen = [str(c.get("mail") or "").casefold() for c in contacts]
-        contacts = [c for c, m in zip(contacts, seen, strict=True) if m and seen.count(m) == 1]
-    contacts = contacts[: spec.contacts - new]
+    contacts = _known_people(seed_contacts, spec)[: spec.contacts - new]
     mails = [str(c.get("mail") or "").casefold() for c in contacts]
     unique_mail = {
         c["id"] for c, m in zip(contacts, mails, strict=True) if m and mails.count(m) == 1
@@ -183,6 +179,18 @@ def build_workload(
         create = {"if_missing": "create"} if contact["id"] in workload.new_people else {}
         _draw(workload, rng, event_id, n, ref, cid=contact["id"], **create)
     return workload
+
+
+def _known_people(
+    seed_contacts: Iterable[Mapping[str, Any]], spec: WorkloadSpec
+) -> list[Mapping[str, Any]]:
+    """The seed's people the workload may name; with everyone named by e-mail, those the
+    seed gives an e-mail of their own."""
+    contacts = [c for c in seed_contacts if not c.get("black_list")]
+    if spec.by_mail_share < 1:
+        return contacts
+    seen = [str(c.get("mail") or "").casefold() for c in contacts]
+    return [c for c, m in zip(contacts, seen, strict=True) if m and seen.count(m) == 1]
 
 
 def _draw(
