@@ -33,8 +33,8 @@ pytestmark = pytest.mark.integration
 LEA, LEA_TWIN, DECOY = 760001, 760002, 760003
 """Ids past the seed's, put in place by each test."""
 TEN = range(760100, 760110)
-SEEDED = 700118
-"""A contact of the seed."""
+SEEDED, OTHER = 700118, 700121
+"""Contacts of the seed."""
 
 
 @pytest.fixture(scope="module")
@@ -193,21 +193,50 @@ def test_on_a_backlog_a_few_unknown_emails_wait_for_their_markers_and_one_search
     local: LocalMode, person: str
 ) -> None:
     # A full batch is a backlog: two people named by e-mail among eight events by id would
-    # cost a search of two now; they wait, staged, behind their flush markers instead.
+    # cost a search of two now; they wait, staged, behind their flush markers instead,
+    # while the contact by id is flushed.
     mails = [f"{person}.{n}@example.org" for n in range(2)]
     for contact_id, mail in zip(TEN[:2], mails, strict=True):
         put(local, contact_id, mail, "Avant")
-    by_id = [harness_message(SEEDED, set={"surname": f"Lot {n}"}) for n in range(8)]
+    by_id = [harness_message(SEEDED, set={"surname": f"Lot {n}"}) for n in range(7)]
+    by_id.append(harness_message(OTHER, set={"surname": "Dernier"}))
     batch = [mail_message(local, mail, set={"firstname": "Après"}) for mail in mails] + by_id
     assert invoke(batch) == {"batchItemFailures": []}
     assert calls(local, "POST /search") == 0
-    assert calls(local, "PATCH /contacts/{id}") == 0
-    assert len(staged(local)) == 10  # nothing lost: staged until the markers come
+    assert calls(local, "PATCH /contacts/{id}") == 1  # the contact by id, not the e-mails
+    assert len(staged(local)) == 3  # nothing lost: staged until the markers come
     markers = queued(local)
     assert len(markers) == 3  # the two e-mails' and the last contact's (more may follow)
     assert invoke(markers) == {"batchItemFailures": []}  # not a backlog: searched at once
     assert dead_letters(local) == []
     assert calls(local, "POST /search") == 1
     assert [stored(local, i)["firstname"] for i in TEN[:2]] == ["Après", "Après"]
-    assert stored(local, SEEDED)["surname"] == "Lot 7"
+    assert stored(local, SEEDED)["surname"] == "Lot 6"
+    assert stored(local, OTHER)["surname"] == "Dernier"
+    assert staged(local) == []
+
+
+def test_the_search_a_marker_brings_sweeps_every_email_noted_as_waiting(
+    local: LocalMode, person: str
+) -> None:
+    # Two backlog batches leave four people waiting; the first marker back searches for
+    # all four (their groups were noted), so the other markers find them known.
+    mails = [f"{person}.{n}@example.org" for n in range(4)]
+    for contact_id, mail in zip(TEN[:4], mails, strict=True):
+        put(local, contact_id, mail, "Avant")
+    for pair in (mails[:2], mails[2:]):
+        by_id = [harness_message(SEEDED, set={"surname": f"Lot {n}"}) for n in range(7)]
+        by_id.append(harness_message(OTHER, set={"surname": "Dernier"}))
+        batch = [mail_message(local, mail, set={"firstname": "Après"}) for mail in pair]
+        assert invoke(batch + by_id) == {"batchItemFailures": []}
+    assert calls(local, "POST /search") == 0
+    markers = queued(local)
+    first = next(m for m in markers if m["Attributes"]["MessageGroupId"].startswith("mail:"))
+    assert invoke([first]) == {"batchItemFailures": []}
+    assert calls(local, "POST /search") == 1
+    rest = [m for m in markers if m is not first]
+    assert invoke(rest) == {"batchItemFailures": []}
+    assert calls(local, "POST /search") == 1  # one per contact before: 4
+    assert dead_letters(local) == []
+    assert [stored(local, i)["firstname"] for i in TEN[:4]] == ["Après"] * 4
     assert staged(local) == []

@@ -22,8 +22,10 @@ batch does), and their message groups are noted in the staging table
 batch's worth of e-mails waiting, its own and those noted, searches for all of them at
 once, reading the noted groups' e-mails from their staged events; their markers then find
 them known. A batch that is not full (no backlog: a person waits for nothing) searches at
-once, for its e-mails and those noted. On a backlog, a contact waits for it until a
-batch's worth of e-mails waits, or its marker comes round after `EMAIL_LOOKUP_WAIT_S`.
+once, for its e-mails and those noted, and so does a full batch in which no other
+contact is flushed (the space's tokens would sit idle while they wait). On a backlog, a
+contact waits for it until a batch's worth of e-mails waits, or its marker comes round
+after `EMAIL_LOOKUP_WAIT_S`.
 
 The search is booked on the space's shared bucket like any call. When it cannot be made
 (no tokens or time, Qomon failing, the key missing) nothing is lost but the saving: each
@@ -55,7 +57,11 @@ FAILURES = (QomonError, BucketWaitTooLong, MissingApiKey, BotoCoreError, ClientE
 
 
 def look_up_mails(
-    invocation: Invocation, groups: Mapping[str, Sequence[SQSRecord]], *, full: bool
+    invocation: Invocation,
+    groups: Mapping[str, Sequence[SQSRecord]],
+    *,
+    full: bool,
+    last: str | None = None,
 ) -> set[str]:
     """Look up the unknown e-mails of the batch's contacts (`groups`: each message group's
     records) in one search, or leave them for a later batch's: returns the groups whose
@@ -69,9 +75,12 @@ def look_up_mails(
         waiting = invocation.runtime.waiting_lookups()
         elsewhere = waiting.peek() - set(groups)
         # A backlog still arriving: a full batch with change events in it. A batch of
-        # markers alone comes once what was queued ahead of them has passed.
+        # markers alone comes once what was queued ahead of them has passed. And only
+        # while another contact of the batch is flushed meanwhile: else the space's
+        # tokens would sit idle while these wait.
         arriving = full and any(marker(r) is None for rs in groups.values() for r in rs)
-        if arriving and not _time_to_search(invocation, groups, unknown, elsewhere):
+        busy = any(g not in unknown and g != last for g in groups)
+        if arriving and busy and not _time_to_search(invocation, groups, unknown, elsewhere):
             # A backlog: these contacts wait for their markers, to be looked up with others.
             waiting.add(set(unknown))
             invocation.telemetry.count("EmailLookupsWaiting", len(unknown))

@@ -104,7 +104,7 @@ class SyncBatch:
         last = group_of(self.records[-1], self.runtime.pseudonyms) if self.records else None
         # The e-mails of every contact here, in one search before any flush (each flush
         # would search its own), or, on a backlog, with a later batch's (they wait).
-        waiting = look_up_mails(self.invocation, groups, full=full)
+        waiting = look_up_mails(self.invocation, groups, full=full, last=last)
         for group in self._stopped_before(groups):
             records = groups[group]
             drained = not (full and group == last) and group not in waiting
