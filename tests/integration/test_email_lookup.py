@@ -9,6 +9,8 @@ must still refuse to guess between two people who share the address.
 
 from __future__ import annotations
 
+import hashlib
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -16,9 +18,11 @@ from typing import Any
 import httpx
 import pytest
 
+from qomon_sync.adapters.table import bucket_key
 from qomon_sync_dev.local_mode import LocalMode, LocalOptions
 from tests.integration.sync_harness import (
     calls,
+    clients,
     dead_letters,
     invoke,
     mail_message,
@@ -58,6 +62,18 @@ def put(local: LocalMode, contact_id: int, mail: str, firstname: str) -> None:
     record = {"firstname": firstname, "surname": "Martin", "mail": mail}
     url = f"{local.endpoints.qomon_url}/_standin/contacts/{contact_id}"
     httpx.put(url, json=record).raise_for_status()
+
+
+def spend_the_burst(local: LocalMode, booked_s: float = 9.0) -> None:
+    """As on a backlog: the space's shared bucket nearly empty, the refill spoken for
+    (`booked_s` of refill booked ahead; 0 or less: the bucket full)."""
+    _, dynamodb = clients(local)
+    assert local.endpoints is not None
+    space = hashlib.sha256(b"local-qomon-token").hexdigest()[:16]
+    dynamodb.put_item(
+        TableName=local.endpoints.staging_table,
+        Item={**bucket_key(space), "tat": {"N": f"{time.time() + booked_s:.3f}"}},
+    )
 
 
 def by_mail(mail: str, **changes: Any) -> dict[str, Any]:
@@ -201,6 +217,7 @@ def test_on_a_backlog_a_few_unknown_emails_wait_for_their_markers_and_one_search
     by_id = [harness_message(SEEDED, set={"surname": f"Lot {n}"}) for n in range(7)]
     by_id.append(harness_message(OTHER, set={"surname": "Dernier"}))
     batch = [mail_message(local, mail, set={"firstname": "Après"}) for mail in mails] + by_id
+    spend_the_burst(local)
     assert invoke(batch) == {"batchItemFailures": []}
     assert calls(local, "POST /search") == 0
     assert calls(local, "PATCH /contacts/{id}") == 1  # the contact by id, not the e-mails
@@ -228,6 +245,7 @@ def test_the_search_a_marker_brings_sweeps_every_email_noted_as_waiting(
         by_id = [harness_message(SEEDED, set={"surname": f"Lot {n}"}) for n in range(7)]
         by_id.append(harness_message(OTHER, set={"surname": "Dernier"}))
         batch = [mail_message(local, mail, set={"firstname": "Après"}) for mail in pair]
+        spend_the_burst(local)
         assert invoke(batch + by_id) == {"batchItemFailures": []}
     assert calls(local, "POST /search") == 0
     markers = queued(local)
@@ -240,3 +258,18 @@ def test_the_search_a_marker_brings_sweeps_every_email_noted_as_waiting(
     assert dead_letters(local) == []
     assert [stored(local, i)["firstname"] for i in TEN[:4]] == ["Après"] * 4
     assert staged(local) == []
+
+
+def test_a_full_batch_does_not_wait_while_the_spaces_tokens_pile_up(
+    local: LocalMode, person: str
+) -> None:
+    # The bucket full: waiting would leave tokens unspent, so the batch searches at once.
+    spend_the_burst(local, booked_s=-60.0)
+    mails = [f"{person}.{n}@example.org" for n in range(2)]
+    for contact_id, mail in zip(TEN[:2], mails, strict=True):
+        put(local, contact_id, mail, "Avant")
+    by_id = [harness_message(SEEDED, set={"surname": f"Lot {n}"}) for n in range(8)]
+    batch = [mail_message(local, mail, set={"firstname": "Après"}) for mail in mails] + by_id
+    assert invoke(batch) == {"batchItemFailures": []}
+    assert calls(local, "POST /search") == 1
+    assert [stored(local, i)["firstname"] for i in TEN[:2]] == ["Après", "Après"]

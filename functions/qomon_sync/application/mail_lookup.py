@@ -22,8 +22,9 @@ batch does), and their message groups are noted in the staging table
 batch's worth of e-mails waiting, its own and those noted, searches for all of them at
 once, reading the noted groups' e-mails from their staged events; their markers then find
 them known. A batch that is not full (no backlog: a person waits for nothing) searches at
-once, for its e-mails and those noted, and so does a full batch in which no other
-contact is flushed (the space's tokens would sit idle while they wait). On a backlog, a
+once, for its e-mails and those noted, and so does a full batch that flushes no other
+contact while the space's bucket holds half its burst or more (its tokens would pile up
+unspent while they wait). On a backlog, a
 contact waits for it until a batch's worth of e-mails waits, or its marker comes round
 after `EMAIL_LOOKUP_WAIT_S`.
 
@@ -76,11 +77,16 @@ def look_up_mails(
         elsewhere = waiting.peek() - set(groups)
         # A backlog still arriving: a full batch with change events in it. A batch of
         # markers alone comes once what was queued ahead of them has passed. And only
-        # while another contact of the batch is flushed meanwhile: else the space's
-        # tokens would sit idle while these wait.
+        # while the space's tokens are spent meanwhile, by another contact of this batch
+        # (`last` waits for its marker) or by the backlog the bucket shows: waiting while
+        # they pile up unspent would slow the backlog down.
         arriving = full and any(marker(r) is None for rs in groups.values() for r in rs)
-        busy = any(g not in unknown and g != last for g in groups)
-        if arriving and busy and not _time_to_search(invocation, groups, unknown, elsewhere):
+        others = any(g not in unknown and g != last for g in groups)
+        if (
+            arriving
+            and (others or _tokens_spoken_for(invocation))
+            and not _time_to_search(invocation, groups, unknown, elsewhere)
+        ):
             # A backlog: these contacts wait for their markers, to be looked up with others.
             waiting.add(set(unknown))
             invocation.telemetry.count("EmailLookupsWaiting", len(unknown))
@@ -115,6 +121,13 @@ def _time_to_search(
             if since is None or now - since >= settings.email_lookup_wait_s:
                 return True
     return False
+
+
+def _tokens_spoken_for(invocation: Invocation) -> bool:
+    """Whether the space's bucket holds less than half its burst: a backlog is spending
+    the refill as it comes, so a contact waiting costs no throughput."""
+    bucket = invocation.runtime.client().bucket
+    return bucket.tokens < bucket.capacity / 2
 
 
 def _forget_waiting(invocation: Invocation, groups: set[str]) -> None:
