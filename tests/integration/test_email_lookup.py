@@ -205,20 +205,31 @@ def test_one_search_keeps_the_refusals_and_the_creations_of_a_lookup_of_one(
     ]
 
 
+def backlog_batch(local: LocalMode, mails: list[str]) -> list[dict[str, Any]]:
+    """A full batch of a backlog: one change for each of `mails`, seven for a contact by
+    id (flushed now) and one for another (the last: it waits for its marker)."""
+    by_id = [harness_message(SEEDED, set={"surname": f"Lot {n}"}) for n in range(7)]
+    by_id.append(harness_message(OTHER, set={"surname": "Dernier"}))
+    return [mail_message(local, mail, set={"firstname": "Après"}) for mail in mails] + by_id
+
+
+def people(local: LocalMode, person: str, count: int) -> list[str]:
+    """`count` people of the stand-in, each with an e-mail of their own."""
+    mails = [f"{person}.{n}@example.org" for n in range(count)]
+    for contact_id, mail in zip(TEN[:count], mails, strict=True):
+        put(local, contact_id, mail, "Avant")
+    return mails
+
+
 def test_on_a_backlog_a_few_unknown_emails_wait_for_their_markers_and_one_search(
     local: LocalMode, person: str
 ) -> None:
     # A full batch is a backlog: two people named by e-mail among eight events by id would
     # cost a search of two now; they wait, staged, behind their flush markers instead,
     # while the contact by id is flushed.
-    mails = [f"{person}.{n}@example.org" for n in range(2)]
-    for contact_id, mail in zip(TEN[:2], mails, strict=True):
-        put(local, contact_id, mail, "Avant")
-    by_id = [harness_message(SEEDED, set={"surname": f"Lot {n}"}) for n in range(7)]
-    by_id.append(harness_message(OTHER, set={"surname": "Dernier"}))
-    batch = [mail_message(local, mail, set={"firstname": "Après"}) for mail in mails] + by_id
+    mails = people(local, person, 2)
     spend_the_burst(local)
-    assert invoke(batch) == {"batchItemFailures": []}
+    assert invoke(backlog_batch(local, mails)) == {"batchItemFailures": []}
     assert calls(local, "POST /search") == 0
     assert calls(local, "PATCH /contacts/{id}") == 1  # the contact by id, not the e-mails
     assert len(staged(local)) == 3  # nothing lost: staged until the markers come
@@ -238,15 +249,10 @@ def test_the_search_a_marker_brings_sweeps_every_email_noted_as_waiting(
 ) -> None:
     # Two backlog batches leave four people waiting; the first marker back searches for
     # all four (their groups were noted), so the other markers find them known.
-    mails = [f"{person}.{n}@example.org" for n in range(4)]
-    for contact_id, mail in zip(TEN[:4], mails, strict=True):
-        put(local, contact_id, mail, "Avant")
+    mails = people(local, person, 4)
     for pair in (mails[:2], mails[2:]):
-        by_id = [harness_message(SEEDED, set={"surname": f"Lot {n}"}) for n in range(7)]
-        by_id.append(harness_message(OTHER, set={"surname": "Dernier"}))
-        batch = [mail_message(local, mail, set={"firstname": "Après"}) for mail in pair]
         spend_the_burst(local)
-        assert invoke(batch + by_id) == {"batchItemFailures": []}
+        assert invoke(backlog_batch(local, pair)) == {"batchItemFailures": []}
     assert calls(local, "POST /search") == 0
     markers = queued(local)
     first = next(m for m in markers if m["Attributes"]["MessageGroupId"].startswith("mail:"))
@@ -265,9 +271,7 @@ def test_a_full_batch_does_not_wait_while_the_spaces_tokens_pile_up(
 ) -> None:
     # The bucket full: waiting would leave tokens unspent, so the batch searches at once.
     spend_the_burst(local, booked_s=-60.0)
-    mails = [f"{person}.{n}@example.org" for n in range(2)]
-    for contact_id, mail in zip(TEN[:2], mails, strict=True):
-        put(local, contact_id, mail, "Avant")
+    mails = people(local, person, 2)
     by_id = [harness_message(SEEDED, set={"surname": f"Lot {n}"}) for n in range(8)]
     batch = [mail_message(local, mail, set={"firstname": "Après"}) for mail in mails] + by_id
     assert invoke(batch) == {"batchItemFailures": []}
