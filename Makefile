@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install demo test lint types complexity unit pacing-check standin clean sam-build lint-template validate checkov bench soak soak-quick probe probe-quick
+.PHONY: install demo test lint types complexity unit contract pacing-check standin clean sam-build lint-template validate checkov bench soak soak-quick probe probe-quick
 
 # SAM CLI lives in its own venv: it pins its own dependencies, which must not move the dev pins.
 SAM_VENV    := .venv-sam
@@ -47,6 +47,12 @@ complexity: install
 
 unit: install
 	$(BIN)/pytest tests/unit
+
+## The client's contract over HTTP: the stand-in always, a real space too when
+## QOMON_SANDBOX_URL and QOMON_SANDBOX_TOKEN are set. Prints each FINDING a space settles
+## (docs/qomon-api.md, "Unknown until a sandbox run").
+contract: install
+	$(BIN)/pytest tests/contract --no-cov -s -rs
 
 ## The figures of docs/benchmarks.md: tokens, throughput, overhead and size (a few minutes).
 bench: install sam-build

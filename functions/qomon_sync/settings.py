@@ -49,6 +49,10 @@ class Settings(BaseSettings):
     staging_max_age_s: Annotated[float, Field(ge=0)] = 300.0
     """A contact whose events have waited this long is flushed even if more are coming,
     so a steady stream into one contact still reaches Qomon."""
+    email_lookup_wait_s: Annotated[float, Field(ge=0, le=300)] = 15.0
+    """On a backlog, how long a person named by an e-mail not known yet may wait, staged,
+    for others to be looked up in the same search (application.mail_lookup); a batch
+    that is not full never waits."""
     email_cache_s: Annotated[float, Field(ge=0, le=3600)] = 600.0
     """How long an e-mail's contact id is remembered (0: never): within that time a second
     contact given the same e-mail in Qomon goes unnoticed (see adapters.space_cache)."""
@@ -118,6 +122,11 @@ class Settings(BaseSettings):
     """Refill kept back from the burst for calls that arrive after their booking
     (adapters.shared_bucket): one second is 10 of Qomon's 100 tokens, once per backlog."""
     qomon_max_attempts: Annotated[int, Field(ge=1, le=20)] = 5
+    qomon_search_group_size: Annotated[int, Field(ge=1, le=1000)] = 100
+    """E-mails looked up in one search (an `$at_least_one` group of conditions). Qomon
+    documents no limit on a group's conditions, only pages of up to 1,000 contacts at 1
+    token each: a search it refuses is asked again in halves (adapters/qomon/client.py
+    `find_contacts_by_emails`)."""
 
     unknown_fields_passthrough: FieldPaths = frozenset({"address.citycode"})
     """Fields Qomon returns that no schema lists, to send back unchanged (comma-separated

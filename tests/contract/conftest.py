@@ -90,6 +90,7 @@ def target(request: pytest.FixtureRequest) -> Iterator[Target]:
         include_deleted=False,
         burst=100,
         refill=10.0,
+        search_max_conditions=250,
     )
     yield Target("standin", server.url, TOKEN, control)
 

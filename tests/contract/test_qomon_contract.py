@@ -7,6 +7,7 @@ they never touch existing people.
 from __future__ import annotations
 
 import contextlib
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -352,3 +353,196 @@ def test_a_contact_with_documented_notes_and_integers_survives_one_change(
     assert note_after.get("user") == note_before.get("user")
     assert (after["age_category"], after["user_contact_id"]) == (2, 77)
     assert after["mobile"] == "+33600000777"
+
+
+# -- issue 21: what only a real space can answer (`make contract` prints each finding) -----
+#
+# Each test below prints `FINDING <question>: <answer>` (run with `-s`, as `make contract`
+# does) and asserts only what qomon-sync relies on whatever the answer. docs/qomon-api.md,
+# "Unknown until a sandbox run", lists the questions and where each answer is printed.
+
+
+def finding(target: Target, question: str, answer: object) -> None:
+    print(f"\nFINDING [{target.name}] {question}: {answer}")
+
+
+def raw_post(target: Target, path: str, body: Any) -> httpx.Response:
+    headers = {"Authorization": f"Bearer {target.token}", "User-Agent": USER_AGENT}
+    with httpx.Client(base_url=target.url, headers=headers, timeout=30) as http:
+        return http.post(path, json=body)
+
+
+def any_mail_search(mails: list[str], ope: str = "eql") -> dict[str, Any]:
+    conditions = [{"$condition": {"attr": "mail", "ope": ope, "value": m}} for m in mails]
+    query = {"$all": [{"$at_least_one": conditions}]}
+    return {"data": {"advanced_search": {"query": query, "per_page": 1000, "page": 0}}}
+
+
+CONDITION_COUNTS = (1, 10, 50, 100, 200, 500, 1000)
+
+
+def test_how_many_mail_conditions_one_search_takes(
+    target: Target, scratch: list[int], client: QomonClient, deadline: Deadline
+) -> None:
+    control = target.control
+    if control is not None:
+        control.configure(search_max_conditions=120)
+    accepted, refused = 0, None
+    for count in CONDITION_COUNTS:
+        mails = [unique_mail(f"limit{n}") for n in range(count)]
+        response = raw_post(target, "/search", any_mail_search(mails))
+        if response.status_code != 200:
+            refused = (count, response.status_code)
+            break
+        accepted = count
+    finding(
+        target,
+        "mail conditions one `$at_least_one` search takes",
+        f"{accepted} accepted; "
+        + (
+            f"{refused[0]} refused with {refused[1]}"
+            if refused
+            else f"none of {CONDITION_COUNTS} refused"
+        ),
+    )
+    # Whatever the limit: a group too large for the space is halved until it is taken.
+    people = [
+        create(client, scratch, deadline, firstname=f"P{n}", mail=unique_mail("bulk"))
+        for n in range(2)
+    ]
+    asked = [unique_mail("nobody") for _ in range(150)] + [p["mail"].upper() for p in people]
+    client.search_group_size = 1000 if refused is None else refused[0]
+    found = client.find_contacts_by_emails(asked, deadline=deadline)
+    assert [[c["id"] for c in found[p["mail"].casefold()]] for p in people] == [
+        [p["id"]] for p in people
+    ]
+    assert sum(1 for v in found.values() if v) == 2
+    if refused is not None:
+        assert client.search_group_size < refused[0]
+
+
+def test_whether_strictdata_misses_another_case(
+    target: Target, scratch: list[int], client: QomonClient, deadline: Deadline
+) -> None:
+    mail = unique_mail("strict")
+    person = create(client, scratch, deadline, firstname="Strict", mail=mail.title())
+    strict = raw_post(target, "/search", any_mail_search([mail], "eql:strictdata"))
+    loose = raw_post(target, "/search", any_mail_search([mail.upper()], "eql"))
+    strict_ids = [c["id"] for c in strict.json()["data"]["contacts"]]
+    loose_ids = [c["id"] for c in loose.json()["data"]["contacts"]]
+    finding(
+        target,
+        "`eql:strictdata` for an address stored in another case",
+        "misses it" if person["id"] not in strict_ids else "finds it (case-insensitive)",
+    )
+    finding(
+        target,
+        "`eql` for an address stored in another case",
+        "finds it" if person["id"] in loose_ids else "misses it",
+    )
+    # What the sync relies on: the client finds the person whatever the case.
+    found = client.find_contacts_by_emails([mail.upper()], deadline=deadline)
+    assert [c["id"] for c in found[mail.casefold()]] == [person["id"]]
+
+
+def test_whether_a_429_consumes_tokens(target: Target) -> None:
+    control = target.control
+    if control is not None:
+        control.configure(burst=5, refill=1.0)
+    headers = {"Authorization": f"Bearer {target.token}", "User-Agent": USER_AGENT}
+    seen: list[tuple[int, str | None, str | None]] = []
+    with httpx.Client(base_url=target.url, headers=headers, timeout=30) as http:
+        for _ in range(300):  # the documented bucket is 100 tokens
+            answer = http.get("/v1/forms/type/consent")
+            seen.append(
+                (
+                    answer.status_code,
+                    answer.headers.get("x-ratelimit-remaining"),
+                    answer.headers.get("x-ratelimit-cost"),
+                )
+            )
+            if answer.status_code == 429 and sum(1 for s in seen if s[0] == 429) >= 5:
+                break
+    refused = [s for s in seen if s[0] == 429]
+    if not refused:
+        pytest.skip(f"{target.name}: 300 calls met no 429")
+    first = seen.index(refused[0])
+    finding(
+        target,
+        "a 429's X-Ratelimit-Cost, and -Remaining just before and over five 429s in a row",
+        f"cost {[s[2] for s in refused]}; remaining before {seen[first - 1][1]}, "
+        f"then {[s[1] for s in refused]}",
+    )
+    assert refused[0][1] is not None
+
+
+def test_what_upsert_does_to_tags_answers_and_notes(
+    target: Target, scratch: list[int], client: QomonClient, deadline: Deadline
+) -> None:
+    if target.control is not None:
+        pytest.skip("the stand-in does not play `POST /contacts/upsert`: only a space answers")
+    consent = first_form(client, "consent", "checkbox", deadline)
+    if len(consent.refvalues) < 2:
+        pytest.skip("the space's checkbox form has fewer than two values")
+    text = next(
+        (f for f in client.list_forms("custom_fields", deadline=deadline) if f.type == "text"),
+        None,
+    )
+    if text is None:
+        pytest.skip("the space has no text custom field")
+    person = create(
+        client,
+        scratch,
+        deadline,
+        firstname="Upsert",
+        mail=unique_mail("upsert"),
+        tags=[{"name": "contract-before"}],
+        formdatas=[answer(consent, 0)],
+        custom_fields=[{"form_id": text.id, "form_ref_id": text.refvalues[0].id, "data": "avant"}]
+        if text.refvalues
+        else [],
+        notes=[{"data": "note avant"}],
+    )
+    before = client.get_contact(person["id"], deadline=deadline)
+    body = {
+        "kind": "contact",
+        "data": {
+            "id": person["id"],
+            "tags": [{"name": "contract-after"}],
+            "consents": [{"id": consent.id, "value": consent.refvalues[1].value}],
+            "custom_fields": [{"id": text.id, "value": "après"}],
+            "notes": [{"content": "note après"}],
+        },
+    }
+    response = raw_post(target, "/contacts/upsert", body)
+    finding(target, "POST /contacts/upsert answers", response.status_code)
+    after = before
+    for _ in range(30):  # asynchronous: applied some seconds later
+        time.sleep(2)
+        after = client.get_contact(person["id"], deadline=Deadline.after(10))
+        if after.get("UpdatedAt") != before.get("UpdatedAt"):
+            break
+
+    def kept(old: bool, new: bool) -> str:
+        return {(True, True): "added", (False, True): "replaced", (True, False): "ignored"}.get(
+            (old, new), "neither kept"
+        )
+
+    tags = {t.get("name") for t in after.get("tags") or []}
+    answers = [a for a in after.get("formdatas") or [] if a.get("form_id") == consent.id]
+    values = {a.get("data") for a in answers if not a.get("deleted_at")}
+    texts = {
+        a.get("data")
+        for a in after.get("custom_fields") or []
+        if a.get("form_id") == text.id and not a.get("deleted_at")
+    }
+    notes = {n.get("data") for n in after.get("notes") or []}
+    finding(target, "upsert, tags", kept("contract-before" in tags, "contract-after" in tags))
+    finding(
+        target,
+        "upsert, checkbox answers",
+        kept(consent.refvalues[0].value in values, consent.refvalues[1].value in values),
+    )
+    finding(target, "upsert, text answers", kept("avant" in texts, "après" in texts))
+    finding(target, "upsert, notes", kept("note avant" in notes, "note après" in notes))
+    assert after["id"] == person["id"]

@@ -428,6 +428,40 @@ def test_search_pages_until_a_short_page(qomon: httpx.Client) -> None:
     assert len(seen) == len(qomon.get("/_standin/contacts").json()["contacts"]) == 340
 
 
+def any_mail(*values: str, ope: str = "eql") -> dict[str, Any]:
+    conditions = [{"$condition": {"attr": "mail", "ope": ope, "value": v}} for v in values]
+    return {"$all": [{"$at_least_one": conditions}]}
+
+
+def test_one_search_finds_many_e_mails_each_by_its_operator(qomon: httpx.Client) -> None:
+    # Issue 21: an `$at_least_one` group of `mail` conditions, each matched as documented.
+    def ids(response: httpx.Response) -> list[int]:
+        assert response.status_code == 200
+        return [c["id"] for c in response.json()["data"]["contacts"]]
+
+    loose = any_mail("ANA.MARTIN@example.org", "camille.roux@example.com")
+    assert ids(post_search(qomon, loose)) == sorted([ANA, DECOY, *CAMILLE])
+    strict = any_mail("Ana.Martin@example.org", "camille.roux@example.com", ope="eql:strictdata")
+    assert ids(post_search(qomon, strict)) == [CAMILLE[0]]  # the first misses: another case
+    paged = [ids(post_search(qomon, loose, per_page=2, page=n)) for n in range(3)]
+    assert paged[0] + paged[1] + paged[2] == sorted([ANA, DECOY, *CAMILLE])
+    assert [len(p) for p in paged] == [2, 2, len(CAMILLE) + 2 - 4]
+    assert stats(qomon)["tokens_by_endpoint"]["POST /search"] == 5  # 1 token a page
+
+
+def test_a_search_above_the_condition_limit_is_refused_with_422(qomon: httpx.Client) -> None:
+    configure(qomon, search_max_conditions=3).raise_for_status()
+    mails = [f"p{n}@example.org" for n in range(4)]
+    problem = is_problem(post_search(qomon, any_mail(*mails)), 422)
+    assert problem["errors"][0]["location"] == "body.data.advanced_search.query"
+    assert "at most 3" in problem["errors"][0]["message"]
+    assert post_search(qomon, any_mail(*mails[:3])).status_code == 200
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args(["--token", "t", "--search-max-conditions", "7"])
+    assert config_from_args(args).search_max_conditions == 7
+
+
 # -- forms ------------------------------------------------------------------------------
 
 

@@ -69,3 +69,29 @@ def test_the_reference_model_agrees_with_the_assembly() -> None:
             current[cid] = outcome.contact
     for cid, expected in workload.expected.items():
         assert state_of(current[cid]) == expected, cid
+
+
+def test_the_floor_with_lookups_counts_one_search_per_group_of_emails_and_the_forms() -> None:
+    # Issue 21: beside today's floor, the calls any client must make.
+    workload = build_workload(build_seed()["contacts"], WorkloadSpec(events=1000, contacts=100))
+    mails = workload.mails
+    assert len(mails) > 30
+    assert workload.lookup_floor(100) == (len(workload.touched) + 1 + 6 + 5 * len(workload.changed))
+    assert workload.lookup_floor(10) == workload.lookup_floor(100) + (len(mails) + 9) // 10 - 1
+
+
+def test_an_all_email_workload_names_everyone_by_email_and_creates_a_third() -> None:
+    spec = WorkloadSpec(events=600, contacts=60, by_mail_share=1.0, new_share=1 / 3)
+    workload = build_workload(build_seed()["contacts"], spec)
+    assert all("mail" in e["contact"] and "id" not in e["contact"] for e in workload.events)
+    assert len(workload.new_people) == 20
+    new_mails = set(workload.new_people.values())
+    for event in workload.events:
+        asks = event.get("if_missing") == "create"
+        assert asks == (event["contact"]["mail"] in new_mails)
+    # A new person costs a search and, when changed, a create: no read.
+    changed_new = len(workload.changed & workload.new_people.keys())
+    assert changed_new > 10
+    assert workload.lookup_floor(100) == (
+        len(workload.touched) - 20 + 1 + 6 + 5 * len(workload.changed)
+    )

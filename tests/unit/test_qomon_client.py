@@ -364,6 +364,96 @@ def test_find_by_email_asks_the_case_insensitive_eql_once_and_keeps_only_the_add
     }
 
 
+def conditions_of(request: httpx.Request) -> list[str]:
+    """The e-mails one search asked, from its `$at_least_one` group."""
+    [group] = json.loads(request.content)["data"]["advanced_search"]["query"]["$all"]
+    return [c["$condition"]["value"] for c in group["$at_least_one"]]
+
+
+def test_many_emails_are_looked_up_in_one_search_and_matched_exactly(fake: FakeClock) -> None:
+    script = Script(
+        [
+            search_page(
+                [
+                    {"id": 1, "mail": "Ana@Example.org"},
+                    {"id": 2, "mail": "ana@example.org.uk"},  # loose `eql`: nobody's
+                    {"id": 3, "mail": "bob@example.org"},
+                    {"id": 4, "mail": "BOB@example.org"},
+                ]
+            )
+        ]
+    )
+    client = make_client(script, fake)
+    found = client.find_contacts_by_emails(
+        ["ana@example.org", " Bob@Example.org", "cy@example.org", "ANA@example.org"],
+        deadline=deadline(fake),
+    )
+    assert {k: [c["id"] for c in v] for k, v in found.items()} == {
+        "ana@example.org": [1],
+        "bob@example.org": [3, 4],
+        "cy@example.org": [],
+    }
+    [request] = script.requests
+    sent = json.loads(request.content)["data"]["advanced_search"]
+    assert sent["per_page"] == 1000
+    assert sent["page"] == 0
+    assert conditions_of(request) == ["ana@example.org", "Bob@Example.org", "cy@example.org"]
+    [group] = sent["query"]["$all"]
+    assert {c["$condition"]["ope"] for c in group["$at_least_one"]} == {"eql"}
+    assert client.stats.endpoints["POST /search"].tokens == 1
+
+
+def test_many_emails_follow_every_page_and_groups_of_the_configured_size(
+    fake: FakeClock,
+) -> None:
+    page = [{"id": i, "mail": f"p{i}@example.org"} for i in range(2)]
+    script = Script(
+        [search_page(page), search_page([{"id": 9, "mail": "a@example.org"}]), search_page([])]
+    )
+    client = make_client(script, fake)
+    client.search_group_size = 2
+    found = client.find_contacts_by_emails(
+        ["a@example.org", "p0@example.org", "z@example.org"], deadline=deadline(fake), per_page=2
+    )
+    assert [c["id"] for c in found["a@example.org"]] == [9]
+    assert [c["id"] for c in found["p0@example.org"]] == [0]
+    assert found["z@example.org"] == []
+    pages = [json.loads(r.content)["data"]["advanced_search"]["page"] for r in script.requests]
+    assert pages == [0, 1, 0]  # two pages for the first group, one for the second
+    assert [conditions_of(r) for r in script.requests] == [
+        ["a@example.org", "p0@example.org"],
+        ["a@example.org", "p0@example.org"],
+        ["z@example.org"],
+    ]
+    assert client.stats.endpoints["POST /search"].tokens == 3
+
+
+def test_a_refused_group_is_halved_and_the_smaller_size_kept(fake: FakeClock) -> None:
+    mails = [f"m{i}@example.org" for i in range(5)]
+    script = Script(
+        [
+            problem(422, "too many conditions"),
+            problem(422, "too many conditions"),
+            *[search_page([{"id": i, "mail": m}]) for i, m in enumerate(mails)],
+        ]
+    )
+    client = make_client(script, fake)
+    client.search_group_size = 4
+    found = client.find_contacts_by_emails(mails, deadline=deadline(fake))
+    assert {k: [c["id"] for c in v] for k, v in found.items()} == {
+        m: [i] for i, m in enumerate(mails)
+    }
+    assert [len(conditions_of(r)) for r in script.requests] == [4, 2, 1, 1, 1, 1, 1]
+    assert client.search_group_size == 1
+
+
+def test_an_address_refused_alone_is_the_callers_error(fake: FakeClock) -> None:
+    client = make_client(Script([problem(422), problem(422)]), fake)
+    client.search_group_size = 2
+    with pytest.raises(QomonValidationError):
+        client.find_contacts_by_emails(["a@example.org", "b@example.org"], deadline=deadline(fake))
+
+
 def test_forms_fall_back_to_the_deprecated_path_once(fake: FakeClock) -> None:
     form = {
         "id": 1,

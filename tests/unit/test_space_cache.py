@@ -9,7 +9,13 @@ from typing import Any
 
 import pytest
 
-from qomon_sync.adapters.space_cache import MailCache, RememberedContacts, SharedForms
+from qomon_sync.adapters.space_cache import (
+    LookedUp,
+    MailCache,
+    RememberedContacts,
+    SharedForms,
+    WaitingLookups,
+)
 from qomon_sync.domain.contact_shape import WriteContact
 from qomon_sync.domain.forms import Form, FormCatalog
 from tests.conftest import PSEUDONYMS
@@ -191,3 +197,40 @@ def test_a_ttl_of_zero_remembers_nothing(dynamodb: Any) -> None:
     find_and_get(port, MAIL)
     assert qomon.calls.count("search") == 2
     assert dynamodb.scan(TableName=TABLE)["Items"] == []
+
+
+def test_what_this_invocation_looked_up_is_not_searched_again(dynamodb: Any) -> None:
+    # Issue 21: the batch's one search said nobody, or two people, for these e-mails.
+    clock = FakeClock(1_000_000.0)
+    twins = [{"id": 700103, "mail": MAIL}, {"id": 700150, "mail": MAIL.upper()}]
+    qomon = FakeQomon(twins)
+    looked_up = LookedUp()
+    looked_up.record("Nouvelle@Example.org", [])
+    looked_up.record(MAIL, twins)
+    mails = MailCache(dynamodb, TABLE, ttl_s=600, pseudonyms=PSEUDONYMS, clock=clock)
+    port = RememberedContacts(qomon, mails, looked_up)
+    assert port.find_by_email(" nouvelle@example.org") == []
+    assert [c["id"] for c in port.find_by_email(MAIL.title())] == [700103, 700150]
+    assert qomon.calls == []
+    port.create({"mail": "nouvelle@example.org", "firstname": "Nour"})
+    assert [c["id"] for c in port.find_by_email("nouvelle@example.org")] == [900001]
+    assert "other@example.org" not in looked_up
+    assert dynamodb.scan(TableName=TABLE)["Items"][0]["contact_id"] == {"N": "900001"}
+
+
+def test_waiting_lookups_note_groups_never_addresses_and_keep_what_others_add(
+    dynamodb: Any,
+) -> None:
+    clock = FakeClock(1_000_000.0)
+    one = WaitingLookups(dynamodb, TABLE, "a1b2", ttl_s=300, clock=clock)
+    other = WaitingLookups(dynamodb, TABLE, "a1b2", ttl_s=300, clock=clock)
+    one.add({"mail:h:aa", "mail:h:bb"})
+    other.add({"mail:h:cc"})
+    assert one.peek() == {"mail:h:aa", "mail:h:bb", "mail:h:cc"}
+    taken = one.peek()
+    other.add({"mail:h:dd"})  # meanwhile
+    one.remove(taken)
+    assert other.peek() == {"mail:h:dd"}
+    assert "@" not in json.dumps(dynamodb.scan(TableName=TABLE)["Items"])
+    clock.now += 301
+    assert one.peek() == set()  # nothing waits longer than a contact may

@@ -26,6 +26,7 @@ def test_every_key_shape_is_the_one_the_architecture_page_lists() -> None:
     assert pair(table.bucket_key("a1b2")) == ("space#a1b2", "bucket")
     assert pair(table.forms_key("a1b2")) == ("space#a1b2", "forms")
     assert pair(table.forms_lease_key("a1b2")) == ("space#a1b2", "forms-lease")
+    assert pair(table.waiting_lookups_key("a1b2")) == ("space#a1b2", "mail-lookups")
     assert pair(table.remembered_contact_key("h:ab12")) == ("mail#h:ab12", "contact")
     assert pair(table.contact_lease_key("a1b2", 700103)) == ("contact#a1b2#700103", "lease")
     assert pair(table.pause_key("c3d4")) == ("space#c3d4", "pause")
@@ -37,6 +38,7 @@ def test_every_key_shape_is_the_one_the_architecture_page_lists() -> None:
         ("group#<message group>", "head"),
         ("space#<hash of the API key>", "bucket"),
         ("space#<hash of the API key>", "forms"),
+        ("space#<hash of the API key>", "mail-lookups"),
         ("mail#<keyed pseudonym of the e-mail>", "contact"),
         ("contact#<hash of the API key>#<Qomon id>", "lease"),
         ("space#<hash of the space's URL>", "pause"),

@@ -14,6 +14,11 @@ Both live in the staging table (keys in adapters.table), each item with a TTL:
   contact: a second contact given the same e-mail in Qomon's UI goes unnoticed only until
   the entry expires (`EMAIL_CACHE_S`); after that the search finds both again and the
   events are dead-lettered `ambiguous_contact`, as before.
+
+What a batch's one search for many e-mails found (application.mail_lookup) goes to the
+e-mails remembered when it is one contact; when it is none, or several, it is kept only
+for the invocation (`LookedUp`), so that the contact's flush neither searches again nor
+remembers anything negative beyond it.
 """
 
 from __future__ import annotations
@@ -27,7 +32,13 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from qomon_sync.adapters.qomon.client import normalise_email
-from qomon_sync.adapters.table import Key, forms_key, forms_lease_key, remembered_contact_key
+from qomon_sync.adapters.table import (
+    Key,
+    forms_key,
+    forms_lease_key,
+    remembered_contact_key,
+    waiting_lookups_key,
+)
 from qomon_sync.domain.contact_shape import WriteContact
 from qomon_sync.domain.contact_sync import QomonPort
 from qomon_sync.domain.forms import Form, FormCatalog
@@ -186,16 +197,94 @@ class MailCache:
         return remembered_contact_key(self._pseudonyms(mail))
 
 
+class WaitingLookups:
+    """The message groups whose e-mail waits, on a backlog, for one search of many (the
+    space's; every instance adds to it and takes from it). Groups, not addresses: a
+    group's e-mail is read from its staged events by whoever searches."""
+
+    def __init__(
+        self,
+        dynamodb: Any,
+        table: str,
+        space: str,
+        *,
+        ttl_s: float,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._db = dynamodb
+        self._table = table
+        self._key = waiting_lookups_key(space)
+        self._ttl_s = ttl_s
+        self._clock = clock
+
+    def add(self, groups: set[str]) -> None:
+        if groups:
+            self._db.update_item(
+                TableName=self._table,
+                Key=self._key,
+                UpdateExpression="ADD #groups :groups SET expires_at = :expires",
+                ExpressionAttributeNames={"#groups": "groups"},
+                ExpressionAttributeValues={
+                    ":groups": {"SS": sorted(groups)},
+                    ":expires": {"N": f"{self._clock() + self._ttl_s:.3f}"},
+                },
+            )
+
+    def peek(self) -> set[str]:
+        answer = self._db.get_item(TableName=self._table, Key=self._key, ConsistentRead=True)
+        item = answer.get("Item") or {}
+        if float(item.get("expires_at", {}).get("N", "0")) <= self._clock():
+            return set()
+        return set(item.get("groups", {}).get("SS", []))
+
+    def remove(self, groups: set[str]) -> None:
+        """Those looked up: another instance's additions meanwhile stay."""
+        if groups:
+            self._db.update_item(
+                TableName=self._table,
+                Key=self._key,
+                UpdateExpression="DELETE #groups :groups",
+                ExpressionAttributeNames={"#groups": "groups"},
+                ExpressionAttributeValues={":groups": {"SS": sorted(groups)}},
+            )
+
+
+class LookedUp:
+    """What this invocation's searches found per e-mail (case and outer blanks ignored):
+    the contacts holding it, none, or several. Held in memory for one invocation only."""
+
+    def __init__(self) -> None:
+        self._found: dict[str, list[Contact]] = {}
+
+    def record(self, mail: str, contacts: list[Contact]) -> None:
+        key = normalise_email(mail)
+        if key:
+            self._found[key] = list(contacts)
+
+    def get(self, mail: str) -> list[Contact] | None:
+        """The contacts found for `mail`, or None when no search of this invocation asked."""
+        key = normalise_email(mail)
+        found = self._found.get(key) if key else None
+        return None if found is None else list(found)
+
+    def __contains__(self, mail: object) -> bool:
+        return isinstance(mail, str) and self.get(mail) is not None
+
+
 class RememberedContacts:
     """A QomonPort that finds a person by e-mail from what was remembered, checked.
 
     A remembered id is read with the GET the sync needs anyway, and kept only if that
     contact still has the e-mail; the sync's own GET then takes that answer, so a
-    remembered person costs one GET, not a search and a GET."""
+    remembered person costs one GET, not a search and a GET. An e-mail this invocation
+    already looked up (`looked_up`: found by nobody, or by several) is not searched again."""
 
-    def __init__(self, qomon: QomonPort, mails: MailCache) -> None:
+    def __init__(
+        self, qomon: QomonPort, mails: MailCache, looked_up: LookedUp | None = None
+    ) -> None:
         self._qomon = qomon
         self._mails = mails
+        self._looked_up = looked_up if looked_up is not None else LookedUp()
         self._read: dict[int, Contact] = {}
 
     def find_by_email(self, mail: str) -> list[Contact]:
@@ -208,6 +297,12 @@ class RememberedContacts:
                 self._read[remembered] = contact
                 return [contact]
             self._mails.forget(mail)
+        else:
+            # A search of this invocation (the batch's, for many e-mails) already said;
+            # not after a remembered id proved wrong: that is searched afresh.
+            found = self._looked_up.get(mail)
+            if found is not None:
+                return found
         found = self._qomon.find_by_email(mail)
         if len(found) == 1:
             self._mails.remember(mail, int(found[0]["id"]))
@@ -227,4 +322,6 @@ class RememberedContacts:
         if isinstance(mail, str) and created.get("id"):
             # Qomon's search may not list a new contact at once: its next events find it here.
             self._mails.remember(mail, int(created["id"]))
+            if mail in self._looked_up:  # it said nobody: now someone
+                self._looked_up.record(mail, [created])
         return created

@@ -122,6 +122,21 @@ class StagingTable:
                 )
         return head, staged
 
+    def first(self, group: str) -> Staged | None:
+        """The group's oldest staged event, if any (one small read: events sort first)."""
+        answer = self._db.query(
+            TableName=self.table,
+            KeyConditionExpression="pk = :pk",
+            ExpressionAttributeValues={":pk": group_partition(group)},
+            ConsistentRead=True,
+            Limit=1,
+        )
+        for item in answer.get("Items", []):
+            seq = event_seq(item["sk"]["S"])
+            if seq is not None:
+                return Staged(seq=seq, body=item["body"]["S"], message_id=item["message_id"]["S"])
+        return None
+
     def head(self, group: str) -> Head:
         answer = self._db.get_item(
             TableName=self.table, Key=group_head_key(group), ConsistentRead=True

@@ -19,6 +19,9 @@ Each item, `pk` / `sk`: what it holds (the adapter that keeps it), and how long 
 - `space#<space>` / `forms`: the space's forms, zlib JSON (space_cache). `FORMS_CACHE_S`.
 - `space#<space>` / `forms-lease`: which instance is loading the forms (space_cache).
   `space_cache.LEASE_S`, or deleted when that load fails.
+- `space#<space>` / `mail-lookups`: `groups`, the message groups (pseudonymous) of the
+  people named by an e-mail not known yet who wait, on a backlog, for one search of many
+  (space_cache `WaitingLookups`). `STAGING_MAX_AGE_S` after its last change.
 - `mail#<keyed pseudonym of an e-mail>` / `contact`: the one contact id a search found
   for it (space_cache). `EMAIL_CACHE_S`, or deleted when the contact no longer has it.
 - `contact#<space>#<Qomon id>` / `lease`: the one flush writing that contact
@@ -82,6 +85,10 @@ def forms_key(space: str) -> Key:
 
 def forms_lease_key(space: str) -> Key:
     return _space(space, "forms-lease")
+
+
+def waiting_lookups_key(space: str) -> Key:
+    return _space(space, "mail-lookups")
 
 
 def remembered_contact_key(pseudonym: str) -> Key:

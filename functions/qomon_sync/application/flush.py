@@ -212,7 +212,9 @@ class Flush:
             # One writer per Qomon contact across message groups: the contact's lease is
             # taken before its GET and held until this flush ends (adapters.contact_lease).
             writer = self.runtime.one_writer(deadline, keep_s=TIME_FOR_THE_CALLS_S)
-            port = self.runtime.port(client, deadline, self.telemetry.info, writer)
+            port = self.runtime.port(
+                client, deadline, self.telemetry.info, writer, self.invocation.looked_up
+            )
             forms = self.runtime.forms(client, deadline)
             sync_contact(
                 events, port, forms, self.runtime.settings.assembly_policy(), result=result

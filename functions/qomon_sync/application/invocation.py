@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from qomon_sync.adapters.dead_letters import DeadLetter
 from qomon_sync.adapters.qomon.client import CallStats
+from qomon_sync.adapters.space_cache import LookedUp
 from qomon_sync.adapters.staging import Staged
 from qomon_sync.application.runtime import SyncRuntime
 from qomon_sync.application.telemetry import Telemetry
@@ -34,6 +35,9 @@ class Invocation:
     """The Lambda context's clock: milliseconds left in this invocation."""
     paused: bool = False
     """A flush of this invocation found the space paused (application.pause)."""
+    looked_up: LookedUp = field(default_factory=LookedUp)
+    """What this invocation's searches found per e-mail (application.mail_lookup): its
+    flushes do not search an e-mail again, and nothing of it outlives the invocation."""
     _usage_before: dict[str, int] | None = field(default=None, repr=False)
     _usage_of: CallStats | None = field(default=None, repr=False)
     """Whose counters `_usage_before` holds: a rotated key builds a client counting anew."""

@@ -22,7 +22,13 @@ from qomon_sync.adapters.qomon.port import QomonContacts, fetch_forms
 from qomon_sync.adapters.secrets import MissingApiKey, deployment_pseudonyms, qomon_api_key
 from qomon_sync.adapters.settled_messages import SettledMessages
 from qomon_sync.adapters.shared_bucket import SharedBucket
-from qomon_sync.adapters.space_cache import MailCache, RememberedContacts, SharedForms
+from qomon_sync.adapters.space_cache import (
+    LookedUp,
+    MailCache,
+    RememberedContacts,
+    SharedForms,
+    WaitingLookups,
+)
 from qomon_sync.adapters.space_pause import SpacePauses, place_of
 from qomon_sync.adapters.staging import StagingTable
 from qomon_sync.domain.contact_sync import QomonPort
@@ -61,6 +67,7 @@ class SyncRuntime:
     _client_key: str | None = None
     _forms: SharedForms | None = None
     _leases: ContactLeases | None = None
+    _waiting: WaitingLookups | None = None
 
     def client(self) -> QomonClient:
         key = qomon_api_key(self.settings.qomon_api_key_secret)
@@ -79,9 +86,13 @@ class SyncRuntime:
                 retry=RetryPolicy(max_attempts=settings.qomon_max_attempts),
                 transport=self.transport,
                 on_call=self.on_call,
+                search_group_size=settings.qomon_search_group_size,
             )
             self._forms = SharedForms(
                 self.dynamodb, self.staging.table, space, ttl_s=settings.forms_cache_s
+            )
+            self._waiting = WaitingLookups(
+                self.dynamodb, self.staging.table, space, ttl_s=settings.staging_max_age_s
             )
             # Contact ids belong to the space behind the key, and a rotated key is picked
             # up by each instance in its own time: the leases are keyed by what does not
@@ -139,6 +150,12 @@ class SyncRuntime:
         assert self._forms is not None
         return self._forms.get(lambda: fetch_forms(client, deadline))
 
+    def waiting_lookups(self) -> WaitingLookups:
+        """The groups whose e-mail waits for one search of many (application.mail_lookup)."""
+        self.client()
+        assert self._waiting is not None
+        return self._waiting
+
     def one_writer(self, deadline: Deadline, *, keep_s: float) -> OneWriter:
         """The lease one flush holds on its contact, as long as its invocation may run."""
         self.client()
@@ -153,12 +170,13 @@ class SyncRuntime:
         deadline: Deadline,
         log: Callable[..., None],
         writer: OneWriter | None = None,
+        looked_up: LookedUp | None = None,
     ) -> QomonPort:
         port: QomonPort = QomonContacts(client, deadline)
         if writer is not None:
             # Inside the remembered e-mails: their check reads the contact, under its lease.
             port = HeldContacts(port, writer)
-        port = RememberedContacts(port, self.mails)
+        port = RememberedContacts(port, self.mails, looked_up)
         settings = self.settings
         if settings.dry_run:
             # Values only on an explicit local-mode flag, never inside AWS Lambda.

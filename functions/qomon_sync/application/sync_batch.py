@@ -7,7 +7,10 @@ backlog. For each contact (group) in the batch, in order:
 1. its events are checked (a message that is not a change event, or an event outside the
    replay window, is dead-lettered with its reason) and staged (adapters.staging), keyed
    by their SQS sequence number; flush markers (adapters.flush_markers) stage nothing;
-2. the contact is **flushed** (application.flush: every staged event in one GET and at
+2. before the first flush, the e-mails of the contacts named by e-mail that are not known
+   yet are looked up together, in one search (application.mail_lookup); on a backlog,
+   those contacts may instead wait for their flush marker, to be looked up with others;
+3. the contact is **flushed** (application.flush: every staged event in one GET and at
    most one PATCH) when its backlog is drained: the batch held fewer messages than a batch
    may, or this contact is not the batch's last (SQS returns as many messages of one group
    as it can before the next group, so a group followed by another was complete). A
@@ -15,7 +18,7 @@ backlog. For each contact (group) in the batch, in order:
    and a flush marker is queued behind them in its group, unless one already waits there;
    whoever receives the marker flushes. A contact waiting longer than
    `STAGING_MAX_AGE_S` is flushed anyway;
-3. its messages are deleted (reported as done): staged events are kept by the staging
+4. its messages are deleted (reported as done): staged events are kept by the staging
    table from then on. Before another contact's flush starts, the messages of the
    contacts settled so far are deleted at once (adapters.settled_messages), so that a
    crash or a timeout in that flush does not bring them back. On a redelivery, contacts
@@ -62,6 +65,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from qomon_sync.adapters.staging import Head, Staged
 from qomon_sync.application.flush import Flush
 from qomon_sync.application.invocation import Invocation
+from qomon_sync.application.mail_lookup import look_up_mails
 from qomon_sync.application.messages import as_staged, group_of, marker, read_event, receives
 from qomon_sync.application.outcome import Next, Outcome
 from qomon_sync.application.pause import SECOND_OPINION_S, paused_reason, second_opinion
@@ -99,9 +103,12 @@ class SyncBatch:
             groups.setdefault(group_of(record, self.runtime.pseudonyms), []).append(record)
         full = len(self.records) >= self.runtime.settings.batch_size
         last = group_of(self.records[-1], self.runtime.pseudonyms) if self.records else None
+        # The e-mails of every contact here, in one search before any flush (each flush
+        # would search its own), or, on a backlog, with a later batch's (they wait).
+        waiting = look_up_mails(self.invocation, groups, full=full, last=last)
         for group in self._stopped_before(groups):
             records = groups[group]
-            drained = not (full and group == last)
+            drained = not (full and group == last) and group not in waiting
             run = ContactRun(
                 self.invocation, group, records, drained=drained, before_flush=self.delete_settled
             )

@@ -18,7 +18,7 @@ def chart(figures: dict[str, Any], path: Path) -> None:
 
     sizes = sorted(figures["sizes"], key=lambda s: s["workload"]["events_per_contact"])
     per_contact = [s["workload"]["events_per_contact"] for s in sizes]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+    fig, (left, right, wait) = plt.subplots(1, 3, figsize=(15, 4.2))
     for name, key, color in (
         ("qomon-sync", "pipeline", OURS),
         ("per-record (GET, overlay, PATCH per event)", "per_record", THEIRS),
@@ -42,6 +42,7 @@ def chart(figures: dict[str, Any], path: Path) -> None:
     right.set_ylim(0, 110)
     right.set_xlabel("consumers (Lambda instances)")
     right.set_title("Bucket use at Qomon's refill rate (%)")
+    _latency_bars(wait, figures.get("latency", {}))
     workload = figures["workload"]
     fig.suptitle(
         f"{workload['events']} events over {workload['contacts_touched']} contacts, seed "
@@ -50,6 +51,26 @@ def chart(figures: dict[str, Any], path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def _latency_bars(axes: Any, latency: dict[str, Any]) -> None:
+    """From a webhook's 202 to its contact written: idle and under the backlog."""
+    idle, backlog = latency.get("idle") or {}, latency.get("backlog") or {}
+    bars = [
+        ("idle p50", idle.get("p50_s")),
+        ("idle p95", idle.get("p95_s")),
+        ("backlog p50", backlog.get("p50_s")),
+        ("backlog p95", backlog.get("p95_s")),
+        ("backlog max", backlog.get("max_s")),
+    ]
+    shown = [(name, value) for name, value in bars if value is not None]
+    axes.bar([n for n, _ in shown], [v for _, v in shown], color=OURS)
+    for index, (_, value) in enumerate(shown):
+        axes.annotate(f"{value:g} s", (index, value), ha="center", va="bottom", fontsize=8)
+    axes.set_yscale("log")
+    axes.set_ylabel("seconds")
+    axes.set_title("From the webhook's 202 to the contact written")
+    axes.tick_params(axis="x", labelsize=8)
 
 
 def markdown(figures: dict[str, Any], chart_name: str) -> str:
@@ -76,16 +97,35 @@ depend on it (only its wall time would: half an hour for 3,000 events).
 
 {_sizes_table(figures["sizes"])}
 
-Where the tokens above the floor go, from each run's calls (a form and a search cost 1):
+Where the tokens above the floor go, from each run's calls (a form and a search cost 1).
+The **floor with lookups** adds what any client must spend besides: the space's forms,
+read once (6 tokens), and one search per {w["search_group_size"]} e-mails named (nobody
+knows who an e-mail is before asking Qomon, and one search asks up to
+`QOMON_SEARCH_GROUP_SIZE` of them), a person new to Qomon costing that search and no
+read; above it is only what is ours.
 
 {_excess_table(figures["sizes"])}
 
 At {w["events"]} events over {w["contacts_touched"]} contacts qomon-sync spends
 **{figures["comparison"]["tokens_ratio_pipeline_to_per_record"]:.0%}** of the per-record
-approach's tokens, **{p["ratio_to_floor"]}x** the floor; its GET calls equal the contacts
-touched and its PATCH calls the contacts changed. What it spends above the floor is the
-space's forms, loaded once (6 tokens), and one search for each contact named by e-mail
-the first time it is seen (a search then a GET: Qomon has no read by e-mail).
+approach's tokens, **{p["ratio_to_floor"]}x** the floor and
+**{p["ratio_to_lookup_floor"]}x** the floor with lookups; its GET calls equal the
+contacts touched and its PATCH calls the contacts changed. The e-mails its batches need
+and do not know are looked up together, in one search each time
+(`application/mail_lookup.py`); on a backlog, people named by an e-mail not known yet
+wait for their flush marker, so that the markers coming back together are looked up
+together.
+
+## Everyone named by e-mail, a third new to Qomon
+
+{_by_mail_section(figures.get("by_mail") or {})}
+
+## The time a person waits
+
+From a webhook's 202 to its contact written in Qomon (the stand-in notes each write;
+`bench/latency.py`):
+
+{_latency_section(figures.get("latency") or {})}
 
 ## One bucket, several consumers
 
@@ -114,6 +154,76 @@ spent need at the refill rate (beyond the first burst) over the time the backlog
 """
 
 
+def _by_mail_section(by_mail: dict[str, Any]) -> str:
+    if not by_mail:
+        return "(not run)"
+    w, runs = by_mail["workload"], by_mail["strategies"]
+    columns = (
+        "",
+        "tokens",
+        "tokens per changed contact",
+        "searches",
+        "searches per e-mail",
+        "creates",
+        "ratio to the floor with lookups",
+        "lost",
+        "final state",
+    )
+    rows = [
+        (
+            name,
+            run["tokens"],
+            f"**{run['tokens_per_changed_contact']}**",
+            run["calls"].get("POST /search", 0),
+            f"**{run['searches_per_email']}**",
+            run["calls"].get("POST /contacts", 0),
+            run["ratio_to_lookup_floor"],
+            run["lost"],
+            _state(run),
+        )
+        for name, run in (("qomon-sync", runs["pipeline"]), ("per-record", runs["per_record"]))
+    ]
+    return (
+        f"{w['events']} events over {w['contacts_touched']} people, every one named by "
+        f"e-mail ({w['emails']} e-mails), {w['new_people']} of them new to Qomon and "
+        f"created by their events (`if_missing: create`); {w['contacts_changed']} end up "
+        f"changed. Floor {w['floor_tokens']}, with lookups {w['lookup_floor_tokens']}.\n\n"
+        + _table(columns, rows)
+    )
+
+
+def _latency_section(latency: dict[str, Any]) -> str:
+    idle, backlog = latency.get("idle") or {}, latency.get("backlog") or {}
+    rows = []
+    if idle:
+        rows.append(
+            (
+                f"idle: {idle['count']} webhooks, one every {idle['gap_s']:g} s",
+                idle["p50_s"],
+                idle["p95_s"],
+                idle["max_s"],
+                "the poll, staging and the flush of a batch that is not full, a search "
+                "for an e-mail not remembered, the GET and the PATCH (no tokens wait)",
+            )
+        )
+    if backlog:
+        rows.append(
+            (
+                f"under the backlog: {backlog['count']} events (to the contact's last write)",
+                backlog["p50_s"],
+                backlog["p95_s"],
+                backlog["max_s"],
+                "tokens (every contact's GET and PATCH at 10 tokens/s, in queue order), "
+                "the flush markers (a backlog applied when its last batch or its marker "
+                "comes round), and for unknown e-mails the marker round that looks them "
+                "up together",
+            )
+        )
+    if not rows:
+        return "(not run)"
+    return _table(("", "p50 (s)", "p95 (s)", "max (s)", "what bounds it"), rows)
+
+
 def _calls(run: dict[str, Any]) -> str:
     calls = run["calls"]
     return " / ".join(
@@ -139,8 +249,10 @@ def _sizes_table(sizes: list[dict[str, Any]]) -> str:
     columns = (
         "events / contacts (changed)",
         "floor",
+        "floor with lookups",
         "qomon-sync tokens",
         "ratio",
+        "ratio with lookups",
         "GET / PATCH / search",
         "per-record tokens",
         "ratio",
@@ -156,8 +268,10 @@ def _sizes_table(sizes: list[dict[str, Any]]) -> str:
             (
                 f"{w['events']} / {w['contacts_touched']} ({w['contacts_changed']})",
                 w["floor_tokens"],
+                w.get("lookup_floor_tokens", "-"),
                 p["tokens"],
                 f"**{p['ratio_to_floor']}**",
+                p.get("ratio_to_lookup_floor", "-"),
                 _calls(p),
                 r["tokens"],
                 r["ratio_to_floor"],
@@ -174,9 +288,10 @@ def _excess_table(sizes: list[dict[str, Any]]) -> str:
         "events / contacts",
         "above the floor",
         "the space's forms",
-        "searches for contacts named by e-mail",
+        "searches (e-mails)",
+        "searches the floor with lookups counts",
         "anything else",
-        "ratio to floor without the e-mail searches",
+        "above the floor with lookups",
     )
     rows = []
     for size in sizes:
@@ -184,16 +299,20 @@ def _excess_table(sizes: list[dict[str, Any]]) -> str:
         calls = p["calls"]
         above = p["tokens"] - w["floor_tokens"]
         forms = int(calls.get("GET /v1/forms/type/{type}", 0))
-        searches = int(calls.get("POST /search", 0)) - int(w["unknown_lookups"])
-        without = round((p["tokens"] - searches) / w["floor_tokens"], 3)
+        searches = int(calls.get("POST /search", 0))
+        # The floor counts one lookup per unknown person already.
+        extra = searches - int(w["unknown_lookups"])
+        lookup_floor = w.get("lookup_floor_tokens", w["floor_tokens"])
+        group = w.get("search_group_size", 100)
         rows.append(
             (
                 f"{w['events']} / {w['contacts_touched']}",
                 above,
                 forms,
-                searches,
-                above - forms - searches,
-                without,
+                f"{searches} ({w.get('emails', '-')})",
+                -(-int(w.get("emails", 0)) // group),
+                above - forms - extra,
+                p["tokens"] - lookup_floor,
             )
         )
     return _table(columns, rows)

@@ -20,6 +20,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from qomon_sync.adapters.qomon.client import SEARCH_GROUP_SIZE
+
 ROOT = Path(__file__).resolve().parents[3]
 DOCS = ROOT / "docs"
 SIZES = ("300/33", "1000/100", "3000/300", "1000/40", "3000/40")
@@ -27,6 +29,9 @@ SIZES = ("300/33", "1000/100", "3000/300", "1000/40", "3000/40")
 the chart (the per-record approach pays per event, the pipeline per contact)."""
 CONSUMERS = (1, 2, 5, 10)
 REFILL, BURST = 10, 100
+BY_MAIL = "1000/100"
+"""The e-mail workload: every event names its person by e-mail, a third of them new to
+Qomon (`if_missing: create`)."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -60,6 +65,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--docs", type=Path, default=DOCS, help="where the report goes")
     parser.add_argument("--no-docs", action="store_true", help="write the JSON only")
     parser.add_argument("--no-micro", action="store_true", help="skip the micro-benchmarks")
+    parser.add_argument(
+        "--by-mail",
+        default=BY_MAIL,
+        help="EVENTS/CONTACTS of the workload naming everyone by e-mail, a third new to "
+        "Qomon ('' to skip)",
+    )
+    parser.add_argument(
+        "--idle-deliveries",
+        type=int,
+        default=20,
+        help="webhooks of the idle latency run, one every --idle-gap seconds (0 to skip)",
+    )
+    parser.add_argument("--idle-gap", type=float, default=3.0)
 
 
 def run_from_args(args: argparse.Namespace) -> int:
@@ -73,6 +91,8 @@ def run_from_args(args: argparse.Namespace) -> int:
         for count in args.consumers
         if count > 1
     ]
+    by_mail = _by_mail(args) if args.by_mail else {}
+    idle = _idle(args) if args.idle_deliveries > 0 else {}
     micro: dict[str, Any] = {}
     if not args.no_micro:
         from qomon_sync_dev.bench.micro import run_micro
@@ -94,7 +114,10 @@ def run_from_args(args: argparse.Namespace) -> int:
                 pipeline["tokens"] / per_record["tokens"], 3
             ),
             "pipeline_ratio_to_floor": pipeline["ratio_to_floor"],
+            "pipeline_ratio_to_lookup_floor": pipeline["ratio_to_lookup_floor"],
         },
+        "latency": {"idle": idle, "backlog": pipeline["latency"]},
+        "by_mail": by_mail,
         "sizes": runs,
         "consumers": consumers,
         "micro": micro,
@@ -120,11 +143,11 @@ def _sizes(text: str) -> list[tuple[int, int]]:
     return sizes
 
 
-def _workload(events: int, contacts: int, args: argparse.Namespace) -> Any:
+def _workload(events: int, contacts: int, args: argparse.Namespace, **shape: Any) -> Any:
     from qomon_sync_dev.bench.workload import WorkloadSpec, build_workload
     from qomon_sync_dev.standin.seed import build_seed
 
-    spec = WorkloadSpec(events=events, contacts=contacts, seed=args.seed)
+    spec = WorkloadSpec(events=events, contacts=contacts, seed=args.seed, **shape)
     return build_workload(build_seed()["contacts"], spec)
 
 
@@ -143,6 +166,10 @@ def _describe(
         "seed": workload.spec.seed,
         "skew": workload.spec.skew,
         "floor_tokens": workload.token_floor(),
+        "emails": len(workload.mails),
+        "new_people": len(workload.new_people),
+        "search_group_size": SEARCH_GROUP_SIZE,
+        "lookup_floor_tokens": workload.lookup_floor(SEARCH_GROUP_SIZE),
         "qomon": {
             "burst": BURST,
             "refill_per_s": REFILL,
@@ -159,7 +186,12 @@ def _size(events: int, contacts: int, args: argparse.Namespace) -> dict[str, Any
     print(f"workload: {len(workload.events)} events over {len(workload.touched)} contacts")
     with _quiet():
         pipeline = run_pipeline(workload, scale=args.scale)
-    print(f"  pipeline: {pipeline.tokens} tokens ({pipeline.ratio_to_floor}x), {pipeline.wall_s}s")
+    print(
+        f"  pipeline: {pipeline.tokens} tokens ({pipeline.ratio_to_floor}x the floor, "
+        f"{pipeline.ratio_to_lookup_floor}x with lookups), "
+        f"{pipeline.calls.get('POST /search', 0)} searches, {pipeline.wall_s}s, "
+        f"latency {pipeline.latency}"
+    )
     per_record = run_per_record(workload, scale=args.per_record_scale)
     print(f"  per-record: {per_record.tokens} tokens ({per_record.ratio_to_floor}x)")
     return {
@@ -185,6 +217,43 @@ def _consumers(count: int, events: int, contacts: int, args: argparse.Namespace)
     }
 
 
+def _by_mail(args: argparse.Namespace) -> dict[str, Any]:
+    """Every person named by e-mail, a third new to Qomon: ours beside the per-record way."""
+    from qomon_sync_dev.bench.tokens import as_dict, run_per_record, run_pipeline
+
+    events, contacts = _sizes(args.by_mail)[0]
+    shape = {"by_mail_share": 1.0, "new_share": 1 / 3, "unknown_share": 0.0}
+    workload = _workload(events, contacts, args, **shape)
+    print(f"by e-mail: {len(workload.events)} events, {len(workload.mails)} e-mails")
+    with _quiet():
+        pipeline = run_pipeline(workload, scale=args.scale)
+    per_record = run_per_record(workload, scale=args.per_record_scale)
+    for name, run in (("pipeline", pipeline), ("per-record", per_record)):
+        print(
+            f"  {name}: {run.tokens_per_changed_contact} tokens per changed contact, "
+            f"{run.searches_per_email} searches per e-mail"
+        )
+    return {
+        "workload": _describe(workload, contacts, args.scale, args.per_record_scale),
+        "strategies": {"pipeline": as_dict(pipeline), "per_record": as_dict(per_record)},
+    }
+
+
+def _idle(args: argparse.Namespace) -> dict[str, Any]:
+    from qomon_sync_dev.bench.latency import run_idle
+    from qomon_sync_dev.standin.seed import build_seed
+
+    with _quiet():
+        latency = run_idle(
+            build_seed()["contacts"],
+            deliveries=args.idle_deliveries,
+            gap_s=args.idle_gap,
+            refill=REFILL * args.scale,
+        )
+    print(f"idle: {latency}")
+    return {**latency.as_dict(), "gap_s": args.idle_gap}
+
+
 @contextlib.contextmanager
 def _quiet() -> Iterator[None]:
     """The handler's EMF metrics (local mode's in-process poller writes them to stdout)."""
@@ -195,6 +264,7 @@ def _quiet() -> Iterator[None]:
 def _wrong(figures: dict[str, Any]) -> bool:
     runs = [run for size in figures["sizes"] for run in size["strategies"].values()]
     runs += [entry["pipeline"] for entry in figures["consumers"]]
+    runs += list(figures["by_mail"].get("strategies", {}).values())
     return any(r["lost"] or r["state_mismatches"] or r["rate_limited"] for r in runs)
 
 

@@ -16,19 +16,27 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import boto3
 import httpx
 
 from qomon_sync.adapters.qomon import Deadline, QomonClient, QomonNotFound
+from qomon_sync.adapters.qomon.client import SEARCH_GROUP_SIZE
 from qomon_sync.adapters.qomon.port import fetch_forms
-from qomon_sync.domain.assembly import AssemblyPolicy, Rejected, Replace, assemble_contact
+from qomon_sync.domain.assembly import (
+    AssemblyPolicy,
+    Rejected,
+    Replace,
+    Unchanged,
+    assemble_contact,
+)
 from qomon_sync.domain.change_event import ChangeEvent
 from qomon_sync.domain.contact_shape import ShapePolicy, to_write_shape
 from qomon_sync.domain.privacy import Pseudonyms
 from qomon_sync_dev.bench.consumers import Consumers
+from qomon_sync_dev.bench.latency import backlog_latencies, summarise
 from qomon_sync_dev.bench.workload import Workload, state_of
 from qomon_sync_dev.local_lambda import queue_is_empty, take_dead_letters
 from qomon_sync_dev.local_mode import LocalMode, LocalOptions
@@ -72,6 +80,15 @@ class StrategyRun:
     staged_left: int = 0
     """Events still staged at the end: stranded (must be 0)."""
     crashes: int = 0
+    lookup_floor_tokens: int = 0
+    """The floor with the lookups any client must make and the forms' one load
+    (workload.lookup_floor): above it is only what is ours."""
+    ratio_to_lookup_floor: float = 0.0
+    searches_per_email: float = 0.0
+    tokens_per_changed_contact: float = 0.0
+    latency: dict[str, float] = field(default_factory=dict)
+    """From each event's queueing (its webhook's 202) to its contact's last write, in s
+    (bench.latency): count, p50_s, p95_s, max_s."""
 
 
 def _config(scale: float) -> StandinConfig:
@@ -91,8 +108,13 @@ def _finish(
 ) -> StrategyRun:
     tokens = int(stats["tokens_spent"])
     floor = workload.token_floor()
+    lookup_floor = workload.lookup_floor(SEARCH_GROUP_SIZE)
     mismatches = []
     for cid, expected in workload.expected.items():
+        if cid not in stored:  # a new person whose events changed nothing: never created
+            if expected != workload.initial[cid] or workload.notes.get(cid):
+                mismatches.append(f"contact {cid} never created")
+            continue
         actual = state_of(stored[cid])
         for key in sorted(expected):
             if actual.get(key) != expected[key]:
@@ -118,6 +140,12 @@ def _finish(
         budget_s=round(budget, 2),
         bucket_use=round(budget / wall_s, 3) if wall_s else 0.0,
         state_mismatches=mismatches,
+        lookup_floor_tokens=lookup_floor,
+        ratio_to_lookup_floor=round(tokens / lookup_floor, 3),
+        searches_per_email=round(
+            int(stats["calls"].get("POST /search", 0)) / max(1, len(workload.mails)), 3
+        ),
+        tokens_per_changed_contact=round(tokens / max(1, len(workload.changed)), 2),
     )
 
 
@@ -136,7 +164,7 @@ def run_pipeline(
             "sqs", endpoint_url=endpoints.aws_endpoint_url, region_name=endpoints.region
         )
         assert local.pseudonyms is not None
-        _queue_backlog(sqs, endpoints.changes_queue_url, workload, local.pseudonyms)
+        queued_at = _queue_backlog(sqs, endpoints.changes_queue_url, workload, local.pseudonyms)
         with Consumers(endpoints, consumers, function_timeout_s=60) as running:
             started = time.monotonic()
             running.start()
@@ -145,7 +173,10 @@ def run_pipeline(
             report = running.stop()
         dead = len(take_dead_letters(sqs, endpoints.dead_letter_queue_url))
         stats = httpx.get(f"{endpoints.qomon_url}/_standin/stats", timeout=10).json()
-        stored = {cid: _stored(endpoints.qomon_url, cid) for cid in workload.expected}
+        stored = _everyone(endpoints.qomon_url, workload)
+        latencies = backlog_latencies(
+            workload.events, queued_at, stats["written_at"], _ids_by_mail(endpoints.qomon_url)
+        )
         remaining = sqs.get_queue_attributes(
             QueueUrl=endpoints.changes_queue_url, AttributeNames=["ApproximateNumberOfMessages"]
         )["Attributes"]["ApproximateNumberOfMessages"]
@@ -170,10 +201,15 @@ def run_pipeline(
     run.markers = int(counts.get("FlushMarkersSent", 0))
     run.staged_left = staged_left
     run.crashes = report.crashes
+    run.latency = summarise(latencies).as_dict()
     return run
 
 
-def _queue_backlog(sqs: Any, queue_url: str, workload: Workload, pseudonyms: Pseudonyms) -> None:
+def _queue_backlog(
+    sqs: Any, queue_url: str, workload: Workload, pseudonyms: Pseudonyms
+) -> list[float]:
+    """Queue every event (as the ingest would, in order); when each was queued (Unix s)."""
+    queued_at: list[float] = []
     for start in range(0, len(workload.events), 10):
         chunk = workload.events[start : start + 10]
         sqs.send_message_batch(
@@ -188,6 +224,8 @@ def _queue_backlog(sqs: Any, queue_url: str, workload: Workload, pseudonyms: Pse
                 for i, event in enumerate(chunk)
             ],
         )
+        queued_at += [time.time()] * len(chunk)
+    return queued_at
 
 
 def _wait_until_drained(sqs: Any, queue_url: str, deadline: float) -> None:
@@ -222,6 +260,9 @@ def run_per_record(workload: Workload, *, scale: float) -> StrategyRun:
                 contact_id = event.contact.id
             else:
                 matches = client.find_contacts_by_email(event.contact.mail or "", deadline=deadline)
+                if not matches and event.if_missing == "create":
+                    _create(client, forms, event, deadline)
+                    continue
                 if len(matches) != 1:
                     dead += 1
                     continue
@@ -244,7 +285,7 @@ def run_per_record(workload: Workload, *, scale: float) -> StrategyRun:
             client.replace_contact(contact_id, body, deadline=deadline)
         wall = time.monotonic() - started
         stats = httpx.get(f"{server.url}/_standin/stats", timeout=10).json()
-        stored = {cid: _stored(server.url, cid) for cid in workload.expected}
+        stored = _everyone(server.url, workload)
     # The forms are loaded once before the clock starts, as the pipeline loads them once.
     return _finish(
         "per-record",
@@ -256,6 +297,34 @@ def run_per_record(workload: Workload, *, scale: float) -> StrategyRun:
         wall_s=wall,
         scale=scale,
     )
+
+
+def _create(client: QomonClient, forms: Any, event: ChangeEvent, deadline: Deadline) -> None:
+    """A person Qomon lacks, whose event asks to be created: created with its changes (an
+    event that changes nothing creates nobody, as in the pipeline)."""
+    outcome = assemble_contact({"mail": event.contact.mail}, forms, [event], POLICY)
+    if isinstance(outcome, Replace):
+        client.create_contact(outcome.contact, deadline=deadline)
+    elif not isinstance(outcome, Unchanged):  # pragma: no cover - the workload is valid
+        raise AssertionError(outcome)
+
+
+def _everyone(qomon_url: str, workload: Workload) -> dict[int, dict[str, Any]]:
+    """The stored contact of each person of the model: by id, or, for a new person, by the
+    e-mail it was created with (absent: never created)."""
+    stored = {cid: _stored(qomon_url, cid) for cid in workload.expected if cid > 0}
+    if workload.new_people:
+        listing = httpx.get(f"{qomon_url}/_standin/contacts", timeout=30).json()["contacts"]
+        by_mail = {str(c.get("mail") or "").casefold(): c for c in listing}
+        for cid, mail in workload.new_people.items():
+            if mail in by_mail:
+                stored[cid] = _stored(qomon_url, int(by_mail[mail]["id"]))
+    return stored
+
+
+def _ids_by_mail(qomon_url: str) -> dict[str, int]:
+    listing = httpx.get(f"{qomon_url}/_standin/contacts", timeout=30).json()["contacts"]
+    return {str(c["mail"]).casefold(): int(c["id"]) for c in listing if c.get("mail")}
 
 
 def _stored(qomon_url: str, contact_id: int) -> dict[str, Any]:

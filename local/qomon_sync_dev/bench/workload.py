@@ -11,6 +11,7 @@ order, so the final Qomon state can be checked against it.
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from typing import Any
 
 from qomon_sync.domain.contact_meaning import tag_key
 from qomon_sync.domain.dates import to_qomon_date
+from qomon_sync.domain.forms import FORM_FAMILIES
 
 # The seed's forms the workload answers (see events/standin-seed.json).
 SUPPORT = (
@@ -50,6 +52,10 @@ number and date forms hold one answer per survey, so other surveys' answers stay
 SURVEY_FORMS = frozenset({TOPICS[0], HOUSEHOLD[0], LAST_VOTE[0], CONCERN[0]})
 TAGS = ["bénévole", "donateur", "newsletter", "porte-à-porte", "quartier-nord"]
 UNKNOWN_MAIL = "personne.inconnue.{n}@example.net"
+NEW_MAIL = "nouvelle.personne.{n}@example.net"
+"""People new to Qomon whose events ask to create them (`if_missing: create`)."""
+FORMS_LOAD = len(FORM_FAMILIES)
+"""The space's forms, read once by any client that writes answers: one call per family."""
 
 State = dict[str, Any]
 """Per contact: firstname, phone, tags (casefolded names), and `form:<id>` -> frozenset of data."""
@@ -65,6 +71,10 @@ class WorkloadSpec:
     unknown_share: float = 0.04
     skew: float = 1.2
     """Zipf exponent of the contacts' popularity: a few contacts get many events."""
+    new_share: float = 0.0
+    """The share of the `contacts` new to Qomon: named by e-mail, created by their first
+    event that changes something (`if_missing: create`), held in the model under negative
+    ids (their Qomon id is only known once they exist)."""
 
 
 @dataclass
@@ -77,6 +87,8 @@ class Workload:
     unknown_events: int = 0
     noop_events: int = 0
     notes: dict[int, list[str]] = field(default_factory=dict)
+    new_people: dict[int, str] = field(default_factory=dict)
+    """Model id (negative) -> e-mail of each person new to Qomon."""
 
     @property
     def changed(self) -> set[int]:
@@ -86,6 +98,19 @@ class Workload:
     def token_floor(self) -> int:
         """One read per contact (or lookup per unknown person), one write per changed contact."""
         return len(self.touched) + self.unknown_lookups + 5 * len(self.changed)
+
+    def lookup_floor(self, group_size: int) -> int:
+        """The floor with the calls any client must make besides: the space's forms, read
+        once, and one search per `group_size` e-mails named (nobody knows who an e-mail
+        is before asking Qomon). A new person costs that search and no read."""
+        reads = len(self.touched) - len(self.touched & self.new_people.keys())
+        searches = math.ceil(len(self.mails) / group_size)
+        return reads + searches + FORMS_LOAD + 5 * len(self.changed)
+
+    @property
+    def mails(self) -> set[str]:
+        """Every e-mail the events name people by (case ignored)."""
+        return {e["contact"]["mail"].casefold() for e in self.events if e["contact"].get("mail")}
 
     @property
     def unknown_lookups(self) -> int:
@@ -122,7 +147,8 @@ def build_workload(
 ) -> Workload:
     spec = spec or WorkloadSpec()
     rng = random.Random(spec.seed)
-    contacts = [c for c in seed_contacts if not c.get("black_list")][: spec.contacts]
+    new = round(spec.contacts * spec.new_share)
+    contacts = _known_people(seed_contacts, spec)[: spec.contacts - new]
     mails = [str(c.get("mail") or "").casefold() for c in contacts]
     unique_mail = {
         c["id"] for c, m in zip(contacts, mails, strict=True) if m and mails.count(m) == 1
@@ -130,10 +156,14 @@ def build_workload(
     # A source identifies a person one way (its CRM id, or the e-mail typed in a form): the
     # FIFO message group is that key, so one person's events stay in one group, in order.
     by_mail = {cid for cid in sorted(unique_mail) if rng.random() < spec.by_mail_share}
+    newcomers = {-(n + 1): NEW_MAIL.format(n=n) for n in range(new)}
+    by_mail |= set(newcomers)
+    contacts += [{"id": cid, "mail": mail} for cid, mail in newcomers.items()]
     weights = [1 / (rank + 1) ** spec.skew for rank in range(len(contacts))]
     model = {c["id"]: state_of(c) for c in contacts}
     initial = {cid: dict(state) for cid, state in model.items()}
     workload = Workload(spec, [], initial, model)
+    workload.new_people = newcomers
 
     first_round = list(contacts)
     rng.shuffle(first_round)
@@ -146,24 +176,44 @@ def build_workload(
             continue
         contact = first_round[n] if n < len(first_round) else rng.choices(contacts, weights)[0]
         ref = {"mail": contact["mail"]} if contact["id"] in by_mail else {"id": contact["id"]}
-        _draw(workload, rng, event_id, n, ref, cid=contact["id"])
+        create = {"if_missing": "create"} if contact["id"] in workload.new_people else {}
+        _draw(workload, rng, event_id, n, ref, cid=contact["id"], **create)
     return workload
 
 
+def _known_people(
+    seed_contacts: Iterable[Mapping[str, Any]], spec: WorkloadSpec
+) -> list[Mapping[str, Any]]:
+    """The seed's people the workload may name; with everyone named by e-mail, those the
+    seed gives an e-mail of their own."""
+    contacts = [c for c in seed_contacts if not c.get("black_list")]
+    if spec.by_mail_share < 1:
+        return contacts
+    seen = [str(c.get("mail") or "").casefold() for c in contacts]
+    return [c for c, m in zip(contacts, seen, strict=True) if m and seen.count(m) == 1]
+
+
 def _draw(
-    workload: Workload, rng: random.Random, event_id: str, n: int, ref: dict[str, Any], *, cid: int
+    workload: Workload,
+    rng: random.Random,
+    event_id: str,
+    n: int,
+    ref: dict[str, Any],
+    *,
+    cid: int,
+    **extra: Any,
 ) -> None:
-    """One event for a known contact: a no-op, or changes applied to the model."""
+    """One event for a contact: a no-op, or changes applied to the model."""
     workload.touched.add(cid)
     state = workload.expected[cid]
     if rng.random() < workload.spec.noop_share:
-        workload.events.append(_event(event_id, ref, **_noop(state, rng)))
+        workload.events.append(_event(event_id, ref, **_noop(state, rng), **extra))
         workload.noop_events += 1
         return
     changes = _change(state, rng, n)
     for note in changes.get("notes", []):
         workload.notes.setdefault(cid, []).append(note["data"])
-    workload.events.append(_event(event_id, ref, **changes))
+    workload.events.append(_event(event_id, ref, **changes, **extra))
 
 
 def _event(event_id: str, contact: dict[str, Any], **changes: Any) -> dict[str, Any]:

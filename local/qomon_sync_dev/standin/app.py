@@ -19,9 +19,7 @@ import math
 import random
 import secrets
 import time
-from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http import HTTPStatus
 from typing import Any
@@ -35,6 +33,7 @@ from qomon_sync_dev.standin.forms import FORM_FAMILIES
 from qomon_sync_dev.standin.limits import Fault, FaultSchedule, TokenBucket
 from qomon_sync_dev.standin.records import StoredContact
 from qomon_sync_dev.standin.search import parse_search
+from qomon_sync_dev.standin.stats import Stats
 from qomon_sync_dev.standin.store import ContactStore
 from qomon_sync_dev.standin.writes import WriteRules
 
@@ -55,42 +54,6 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 # -- the stand-in's state ---------------------------------------------------------------
-
-
-@dataclass
-class Stats:
-    calls: Counter[str] = field(default_factory=Counter)
-    statuses: Counter[str] = field(default_factory=Counter)
-    tokens_by_endpoint: Counter[str] = field(default_factory=Counter)
-    rate_limited: int = 0
-    dropped: int = 0
-    timeouts: int = 0
-    server_errors: int = 0
-    outage_calls: int = 0
-    """Calls answered 503 by the outage switch."""
-    refused_key: int = 0
-    """Calls answered 401 (a key that is not the one accepted)."""
-
-    def answered(self, status: int) -> None:
-        self.statuses[str(status)] += 1
-        if status == 429:
-            self.rate_limited += 1
-
-    def as_json(self) -> JsonObject:
-        return {
-            "calls": dict(sorted(self.calls.items())),
-            "statuses": dict(sorted(self.statuses.items())),
-            "tokens_spent": sum(self.tokens_by_endpoint.values()),
-            "tokens_by_endpoint": dict(sorted(self.tokens_by_endpoint.items())),
-            "rate_limited": self.rate_limited,
-            "faults": {
-                "dropped": self.dropped,
-                "timeouts": self.timeouts,
-                "server_errors": self.server_errors,
-                "outage_calls": self.outage_calls,
-                "refused_key": self.refused_key,
-            },
-        }
 
 
 class StandinState:
@@ -254,6 +217,7 @@ async def replace_contact(request: web.Request) -> web.StreamResponse:
         )
     except InvalidRequest as error:
         raise _invalid(error, state.config.validation_status) from None
+    state.stats.wrote(stored.id)
     return _success({"contact": state.render(stored)})
 
 
@@ -269,6 +233,7 @@ async def create_contact(request: web.Request) -> web.StreamResponse:
         )
     except InvalidRequest as error:
         raise _invalid(error, state.config.validation_status) from None
+    state.stats.wrote(stored.id)
     return _success({"contact": state.render(stored)})
 
 
@@ -288,7 +253,8 @@ async def search(request: web.Request) -> web.StreamResponse:
     state = _state(request)
     body = await _json_body(request)
     try:
-        query = parse_search(_enveloped(body, "advanced_search"))
+        limit = state.config.search_max_conditions
+        query = parse_search(_enveloped(body, "advanced_search"), max_conditions=limit)
     except InvalidRequest as error:
         raise _invalid(error, SEARCH_VALIDATION_STATUS) from None
     # No total is returned: a short or empty page tells the caller it has them all.

@@ -73,6 +73,11 @@ class StandinConfig(BaseModel):
     """RFC 7807 problem JSON (newest docs, observed live) or the older `{"status": "fail"}`."""
     forms_v1: bool = True
     """False plays an older space that only knows the deprecated `GET /forms/{type}`."""
+    search_max_conditions: int = Field(default=250, ge=1)
+    """How many conditions one search may hold before a 422. Qomon documents no limit (only
+    pages of 1 to 1,000 contacts): unknown until a sandbox run (contract
+    `test_how_many_mail_conditions_one_search_takes`). Above the client's default group
+    (100), so that only a test that lowers it sees the client shrink its groups."""
     include_deleted: bool = False
     """Observed live: GET may return soft-deleted entries (`deleted_at` set)."""
 

@@ -55,9 +55,16 @@ class SearchRequest:
 
 
 def parse_search(
-    advanced_search: Any, *, location: str = "body.data.advanced_search"
+    advanced_search: Any,
+    *,
+    location: str = "body.data.advanced_search",
+    max_conditions: int | None = None,
 ) -> SearchRequest:
-    """Validate `data.advanced_search`; raises `InvalidRequest` naming each bad spot."""
+    """Validate `data.advanced_search`; raises `InvalidRequest` naming each bad spot.
+
+    `max_conditions`: how many conditions one search may hold in all (Qomon documents no
+    limit; the stand-in refuses more than it is told to, as a 422, for the client's
+    shrinking to be tested)."""
     if not isinstance(advanced_search, Mapping):
         raise InvalidRequest([Problem(location, "must be an object", advanced_search)])
     problems: list[Problem] = []
@@ -86,6 +93,10 @@ def parse_search(
             groups.append(
                 Group(SEARCH_GROUPS[group_key], tuple(c for c in conditions if c is not None))
             )
+    held = sum(len(group.conditions) for group in groups)
+    if max_conditions is not None and held > max_conditions:
+        message = f"holds {held} conditions: at most {max_conditions} in one search"
+        problems.append(Problem(where, message, held))
     if problems or root is None:
         raise InvalidRequest(problems)
     return SearchRequest(SEARCH_GROUPS[root[0]], tuple(groups), per_page, page)

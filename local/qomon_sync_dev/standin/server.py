@@ -247,6 +247,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="GET also returns soft-deleted entries, as observed live",
     )
+    parser.add_argument(
+        "--search-max-conditions",
+        type=int,
+        default=250,
+        help="refuse (422) a search holding more conditions (Qomon documents no limit)",
+    )
 
 
 def config_from_args(args: argparse.Namespace) -> StandinConfig:
@@ -267,6 +273,7 @@ def config_from_args(args: argparse.Namespace) -> StandinConfig:
         strict_types=args.strict_types,
         forms_v1=args.forms_v1,
         include_deleted=args.include_deleted,
+        search_max_conditions=args.search_max_conditions,
     )
 
 

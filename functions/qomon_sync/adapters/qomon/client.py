@@ -12,7 +12,7 @@ import email.utils
 import random
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -45,6 +45,10 @@ USER_AGENT = (
 # Documented ("Rate limits"): PATCH and POST /contacts cost 5 tokens, every other call 1.
 WRITE_COST = 5
 READ_COST = 1
+MAX_PER_PAGE = 1000
+"""Documented (search "Overview"): `per_page` is 1 to 1,000, and a page costs 1 token."""
+SEARCH_GROUP_SIZE = 100
+"""E-mails asked in one search unless told otherwise (settings.qomon_search_group_size)."""
 
 Contact = dict[str, Any]
 CallKind = Literal["read", "replace", "create"]
@@ -117,6 +121,7 @@ class QomonClient:
         sleep: Callable[[float], None] = time.sleep,
         jitter: Callable[[], float] = random.random,
         on_call: Callable[[str, int | None, float], None] | None = None,
+        search_group_size: int = SEARCH_GROUP_SIZE,
     ) -> None:
         """`on_call(endpoint, status or None for no answer, latency in s)` after each call."""
         self._http = httpx.Client(
@@ -139,6 +144,8 @@ class QomonClient:
         self.stats = CallStats()
         self._forms_v1 = True
         self._on_call = on_call
+        self.search_group_size = max(1, search_group_size)
+        """How many e-mails one search asks: halved, for this client's life, by a refusal."""
 
     def close(self) -> None:
         self._http.close()
@@ -216,6 +223,63 @@ class QomonClient:
         condition = {"attr": "mail", "ope": "eql", "value": mail.strip()}
         # Exactly two levels: a condition directly under the root is refused with 422.
         query = {"$all": [{"$all": [{"$condition": condition}]}]}
+        found = self._search(query, deadline, per_page=per_page, max_pages=max_pages)
+        return [c for c in found if normalise_email(c.get("mail")) == wanted]
+
+    def find_contacts_by_emails(
+        self,
+        mails: Iterable[str],
+        *,
+        deadline: Deadline,
+        per_page: int = MAX_PER_PAGE,
+        max_pages: int = 100,
+    ) -> dict[str, list[Contact]]:
+        """Every contact of each e-mail, in as few searches as Qomon takes: the address
+        (`normalise_email`) -> the contacts that hold it exactly (empty: none).
+
+        The same matching as `find_contacts_by_email`, for many addresses at once: one
+        search asks up to `search_group_size` of them in an `$at_least_one` group of `eql`
+        conditions (a page costs 1 token whatever it holds, up to 1,000 contacts), every
+        page is read, and each result is kept only for the address it holds exactly, so
+        a longer address that begins with an asked one is nobody's. Qomon documents no
+        limit on the conditions of a group: a search it refuses (400 or 422) is asked
+        again in two halves, and the smaller group is kept for the next searches of this
+        client. One address refused alone is the caller's error (`QomonValidationError`).
+        """
+        asked: dict[str, str] = {}
+        for mail in mails:
+            key = normalise_email(mail)
+            if key:
+                asked.setdefault(key, mail.strip())
+        found: dict[str, list[Contact]] = {key: [] for key in asked}
+        pending = list(asked)
+        while pending:
+            size = min(self.search_group_size, len(pending))
+            group, rest = pending[:size], pending[size:]
+            conditions = [
+                {"$condition": {"attr": "mail", "ope": "eql", "value": asked[key]}} for key in group
+            ]
+            query = {"$all": [{"$at_least_one": conditions}]}
+            try:
+                contacts = self._search(query, deadline, per_page=per_page, max_pages=max_pages)
+            except QomonValidationError:
+                if size == 1:
+                    raise
+                self.search_group_size = size // 2
+                continue  # the same addresses again, in smaller groups
+            wanted = set(group)
+            for contact in contacts:
+                key = normalise_email(contact.get("mail"))
+                if key in wanted:
+                    found[key].append(contact)
+            pending = rest
+        return found
+
+    def _search(
+        self, query: dict[str, Any], deadline: Deadline, *, per_page: int, max_pages: int
+    ) -> list[Contact]:
+        """Every page of one search (each a call, so 1 token): no total is returned, and
+        a short page is the last one."""
         found: list[Contact] = []
         for page in range(max_pages):
             body = {
@@ -227,8 +291,7 @@ class QomonClient:
                 raise QomonMalformedResponse(
                     "search answer has no list in data.contacts", endpoint="POST /search"
                 )
-            found.extend(c for c in contacts if normalise_email(c.get("mail")) == wanted)
-            # No total is returned: a short page is the last one.
+            found.extend(contacts)
             if len(contacts) < per_page:
                 return found
         raise QomonMalformedResponse(

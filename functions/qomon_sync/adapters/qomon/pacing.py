@@ -95,6 +95,10 @@ class Pacer(Protocol):
     capacity: float
     refill_per_s: float
 
+    @property
+    def tokens(self) -> float:
+        """What the bucket holds now, as far as the estimate goes."""
+
     def acquire(self, cost: float, deadline: Deadline) -> float:
         """Take `cost` tokens (prepaid ones first), waiting for the rest. Returns the wait."""
 
