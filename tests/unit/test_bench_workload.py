@@ -3,8 +3,12 @@ agrees with the real assembly (two independent implementations of the same rules
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections import Counter
 from typing import Any
+
+import pytest
 
 from qomon_sync.domain.assembly import AssemblyPolicy, Rejected, Replace, assemble_contact
 from qomon_sync.domain.change_event import ChangeEvent
@@ -95,3 +99,20 @@ def test_an_all_email_workload_names_everyone_by_email_and_creates_a_third() -> 
     assert workload.lookup_floor(100) == (
         len(workload.touched) - 20 + 1 + 6 + 5 * len(workload.changed)
     )
+
+
+@pytest.mark.parametrize("flag", ["--sizes", "--by-mail"])
+def test_the_bench_refuses_a_workload_that_is_not_events_over_contacts_before_running(
+    flag: str,
+) -> None:
+    """Found after minutes of benchmarking, a typo cost the whole run, and with a traceback."""
+    done = subprocess.run(
+        [sys.executable, "-m", "qomon_sync_dev.cli", "bench", flag, "300/33,0", "--no-docs"],
+        capture_output=True,
+        check=False,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr
+    assert "'0' is not a workload: give EVENTS/CONTACTS, e.g. 3000/300" in done.stderr

@@ -15,6 +15,7 @@ import contextlib
 import json
 import os
 import platform
+import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -81,8 +82,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_from_args(args: argparse.Namespace) -> int:
+    # Checked before any run: a bad workload found after minutes of benchmarking is lost time.
+    try:
+        sizes = [(args.events, args.contacts)] if args.events else _sizes(args.sizes)
+        if args.by_mail:
+            _sizes(args.by_mail)
+    except ValueError as error:
+        print(f"qomon-sync bench: {error}", file=sys.stderr, flush=True)
+        return 2
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")  # the handler's logs stay quiet
-    sizes = [(args.events, args.contacts)] if args.events else _sizes(args.sizes)
     runs = [_size(events, contacts, args) for events, contacts in sizes]
     headline = max(runs, key=lambda r: (r["workload"]["events"], r["workload"]["contacts_touched"]))
     size = headline["workload"]
@@ -136,9 +144,14 @@ def run_from_args(args: argparse.Namespace) -> int:
 
 
 def _sizes(text: str) -> list[tuple[int, int]]:
+    """`3000/300,1000/100` as pairs; a ValueError that says which part is not a workload."""
     sizes = []
     for part in text.split(","):
         events, _, contacts = part.strip().partition("/")
+        if not (events.isdigit() and contacts.isdigit() and int(events) and int(contacts)):
+            raise ValueError(
+                f"{part.strip()!r} is not a workload: give EVENTS/CONTACTS, e.g. 3000/300"
+            )
         sizes.append((int(events), int(contacts)))
     return sizes
 
