@@ -18,6 +18,7 @@ import pytest
 from qomon_sync_dev.local_lambda import queue_is_empty
 from qomon_sync_dev.local_mode import LocalMode, LocalOptions
 from tests.integration.sync_harness import clients, dead_letters, send, staged, standin
+from tests.soak_pause import Receives
 
 pytestmark = pytest.mark.integration
 
@@ -39,17 +40,6 @@ EVENTS_EACH = 3
 def local() -> Iterator[LocalMode]:
     with LocalMode(OPTIONS) as running:
         yield running
-
-
-class Receives:
-    """The highest receive count of any message handed to the sync function."""
-
-    def __init__(self) -> None:
-        self.most = 0
-
-    def __call__(self, messages: list[dict[str, Any]]) -> None:
-        for message in messages:
-            self.most = max(self.most, int(message["Attributes"]["ApproximateReceiveCount"]))
 
 
 def calls(local: LocalMode) -> int:

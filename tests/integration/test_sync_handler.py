@@ -49,6 +49,15 @@ def dead_letters(local: LocalMode) -> list[dict[str, str]]:
     ]
 
 
+def the_pause() -> Any:
+    """The space's pause as every instance reads it (None: the space is not paused)."""
+    from qomon_sync.handlers.sync import current_runtime
+
+    pauses = current_runtime().pauses
+    assert pauses is not None
+    return pauses.get()
+
+
 def test_too_little_time_even_to_stage_leaves_the_batch_for_redelivery_untouched(
     local: LocalMode,
 ) -> None:
@@ -122,15 +131,13 @@ def test_a_refused_api_key_pauses_the_space_and_dead_letters_nothing(local: Loca
     secrets.put_secret_value(
         SecretId=local.endpoints.qomon_api_key_secret, SecretString="revoked-key"
     )
-    from qomon_sync.handlers.sync import current_runtime, reset_runtime
+    from qomon_sync.handlers.sync import reset_runtime
 
     reset_runtime()
     response = invoke([message(700103, set={"firstname": "X"})])
     assert response == {"batchItemFailures": []}
     assert dead_letters(local) == []
-    pauses = current_runtime().pauses
-    assert pauses is not None
-    pause = pauses.get()
+    pause = the_pause()
     assert pause is not None
     assert pause.cause == "key_refused"
     assert pause.description == "Qomon refuses the API key (HTTP 401)"
@@ -141,7 +148,7 @@ def test_a_refused_api_key_pauses_the_space_and_dead_letters_nothing(local: Loca
     before = standin(local, "stats")["calls"]
     assert invoke([message(700106, set={"firstname": "Y"})]) == {"batchItemFailures": []}
     assert standin(local, "stats")["calls"] == before
-    assert "revoked-key" not in json.dumps(pauses.get().__dict__)
+    assert "revoked-key" not in json.dumps(the_pause().__dict__)
 
 
 def test_an_outage_met_by_two_contacts_pauses_and_a_last_delivery_then_waits(
@@ -155,11 +162,7 @@ def test_an_outage_met_by_two_contacts_pauses_and_a_last_delivery_then_waits(
         first = message(700103, set={"firstname": "X"})
         response = invoke([first, message(700106, set={"firstname": "Y"})])
         assert [f["itemIdentifier"] for f in response["batchItemFailures"]] == [first["MessageId"]]
-        from qomon_sync.handlers.sync import current_runtime
-
-        pauses = current_runtime().pauses
-        assert pauses is not None
-        pause = pauses.get()
+        pause = the_pause()
         assert pause is not None
         assert (pause.cause, pause.description) == ("outage", "Qomon answers 503")
         before = standin(local, "stats")["calls"]
@@ -189,11 +192,7 @@ def test_a_contact_failing_alone_still_dead_letters_on_its_last_delivery(
     [letter] = dead_letters(local)
     assert letter["error_code"] == "retries_exhausted"
     assert "HTTP 500" in letter["error_detail"]
-    from qomon_sync.handlers.sync import current_runtime
-
-    pauses = current_runtime().pauses
-    assert pauses is not None
-    assert pauses.get() is None
+    assert the_pause() is None
     assert standin(local, "stats")["statuses"].get("404") == 1  # the second opinion
 
 
@@ -210,11 +209,7 @@ def test_an_outage_met_by_one_contact_alone_pauses_on_its_last_delivery(
         standin(local, "config", {"outage": False})
     assert response == {"batchItemFailures": []}
     assert dead_letters(local) == []
-    from qomon_sync.handlers.sync import current_runtime
-
-    pauses = current_runtime().pauses
-    assert pauses is not None
-    pause = pauses.get()
+    pause = the_pause()
     assert pause is not None
     assert pause.cause == "outage"
     [flush_marker] = queued(local)
@@ -234,11 +229,7 @@ def test_a_hung_qomon_met_by_one_contact_alone_pauses_on_its_last_delivery(
         standin(local, "config", {"timeout_rate": 0.0})
     assert response == {"batchItemFailures": []}
     assert dead_letters(local) == []
-    from qomon_sync.handlers.sync import current_runtime
-
-    pauses = current_runtime().pauses
-    assert pauses is not None
-    pause = pauses.get()
+    pause = the_pause()
     assert pause is not None
     assert pause.cause == "outage"
     assert pause.description == "Qomon does not answer (timeouts or refused connections)"
@@ -256,11 +247,7 @@ def test_a_403_for_one_contact_alone_never_pauses_and_dead_letters_it_as_qomon_a
     try:
         forbidden = message(700103, set={"firstname": "X"})
         first = invoke([forbidden])
-        from qomon_sync.handlers.sync import current_runtime
-
-        pauses = current_runtime().pauses
-        assert pauses is not None
-        assert pauses.get() is None
+        assert the_pause() is None
         assert len(first["batchItemFailures"]) == 1  # it comes back: not given up yet
         assert dead_letters(local) == []
         attributes = {**forbidden["Attributes"], "ApproximateReceiveCount": "5"}
@@ -268,7 +255,7 @@ def test_a_403_for_one_contact_alone_never_pauses_and_dead_letters_it_as_qomon_a
     finally:
         standin(local, "config", {"forbidden_contacts": []})
     assert last == {"batchItemFailures": []}
-    assert pauses.get() is None
+    assert the_pause() is None
     [letter] = dead_letters(local)
     assert letter["error_code"] == "qomon_auth"
     assert "403" in letter["error_detail"]
@@ -280,11 +267,7 @@ def test_a_403_for_two_contacts_pauses_the_space(local: LocalMode) -> None:
         invoke([message(700103, set={"firstname": "X"}), message(700106, set={"firstname": "Y"})])
     finally:
         standin(local, "config", {"forbidden_contacts": []})
-    from qomon_sync.handlers.sync import current_runtime
-
-    pauses = current_runtime().pauses
-    assert pauses is not None
-    pause = pauses.get()
+    pause = the_pause()
     assert pause is not None
     assert pause.description == "Qomon refuses the API key (HTTP 403)"
     assert dead_letters(local) == []
