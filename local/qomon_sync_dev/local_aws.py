@@ -6,12 +6,14 @@ ThreadedMotoServer serves moto):
 - SQS (`X-Amz-Target: AmazonSQS.*`): local_sqs.LocalQueues, FIFO as SQS is, kept in the
   state folder;
 - DynamoDB: moto's DynamoDB application (`create_backend_app("dynamodb")`, what
-  `moto_server dynamodb` serves), one request at a time: moto takes no lock, and two
-  conditional updates of one item could both read it before either wrote (two consumers
-  booking on the shared token bucket once both won on the same `tat`, and Qomon answered
-  429). With a state folder, after every write to local mode's own tables the items it
-  touched are read back (BatchGetItem, in this process) and written to the journal
-  before the answer leaves: a kill loses no staged event and no ledger record;
+  `moto_server dynamodb` serves), with TransactWriteItems played through its single-item
+  calls (local_transactions: moto's own copies every table it touches first), one
+  request at a time: moto takes no lock, and two conditional updates of one item could
+  both read it before either wrote (two consumers booking on the shared token bucket
+  once both won on the same `tat`, and Qomon answered 429). With a state folder, after
+  every write to local mode's own tables the items it touched are read back
+  (BatchGetItem, in this process) and written to the journal before the answer leaves:
+  a kill loses no staged event and no ledger record;
 - Lambda's GetEventSourceMapping and UpdateEventSourceMapping for the one mapping local
   mode plays (local_lambda.EventSourcePoller honours its Enabled flag), so that the pause
   probe switches it with the very code it runs in AWS;
@@ -31,10 +33,12 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+from werkzeug.datastructures import Headers
 from werkzeug.serving import BaseWSGIServer, make_server
 from werkzeug.test import EnvironBuilder, run_wsgi_app
 
 from qomon_sync_dev.local_sqs import LocalQueues, SqsError
+from qomon_sync_dev.local_transactions import Transaction
 
 Environ = dict[str, Any]
 StartResponse = Callable[..., Any]
@@ -70,6 +74,7 @@ class LocalAws:
         self._moto = DomainDispatcherApplication(create_backend_app)
         self._dynamodb = create_backend_app("dynamodb")
         self._dynamodb_lock = threading.Lock()
+        self._key_schemas: dict[str, tuple[str, ...]] = {}
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
         self.mapping_enabled = threading.Event()
@@ -106,7 +111,10 @@ class LocalAws:
             return self._mapping(environ, start_response)
         if service.startswith("DynamoDB_"):
             with self._dynamodb_lock:
-                body, status, headers = self._call(self._dynamodb, environ)
+                if action == "TransactWriteItems":
+                    body, status, headers = self._transaction(environ)
+                else:
+                    body, status, headers = self._call(self._dynamodb, environ)
                 if action in WRITES and self._keep_items is not None and status.startswith("200"):
                     self._journal(action, environ["qomon.request"])
             start_response(status, headers.to_wsgi_list())
@@ -185,8 +193,27 @@ class LocalAws:
         iterable, status, headers = run_wsgi_app(app, environ, buffered=True)
         return b"".join(iterable), str(status), headers
 
-    def dynamodb(self, action: str, payload: dict[str, Any]) -> dict[str, Any]:
-        """One DynamoDB call to moto in this process (the caller holds no lock, or ours)."""
+    def _transaction(self, environ: Environ) -> tuple[bytes, str, Any]:
+        """TransactWriteItems, played item by item (local_transactions: moto's own would
+        copy every table it touches first)."""
+        body = _read(environ)
+        environ["qomon.request"] = body
+        status, answer = Transaction(self._moto_call, self._key_names).play(json.loads(body))
+        payload = json.dumps(answer).encode()
+        headers = Headers([("Content-Type", JSON_TYPE), ("Content-Length", str(len(payload)))])
+        if not status.startswith("200"):
+            headers.add("x-amzn-ErrorType", str(answer.get("__type", "")).rpartition("#")[2])
+        return payload, status, headers
+
+    def _key_names(self, table: str) -> tuple[str, ...]:
+        if table not in self._key_schemas:
+            status, answer = self._moto_call("DescribeTable", {"TableName": table})
+            schema = answer.get("Table", {}).get("KeySchema", []) if status.startswith("2") else []
+            self._key_schemas[table] = tuple(k["AttributeName"] for k in schema)
+        return self._key_schemas[table]
+
+    def _moto_call(self, action: str, payload: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        """One DynamoDB call to moto in this process: its status line and its answer."""
         headers: dict[str, str] = {
             "X-Amz-Target": f"DynamoDB_20120810.{action}",
             "Content-Type": JSON_TYPE,
@@ -196,7 +223,11 @@ class LocalAws:
             method="POST", path="/", data=json.dumps(payload), headers=list(headers.items())
         ).get_environ()
         body, status, _ = self._call(self._dynamodb, environ)
-        answer: dict[str, Any] = json.loads(body or b"{}")
+        return status, json.loads(body or b"{}")
+
+    def dynamodb(self, action: str, payload: dict[str, Any]) -> dict[str, Any]:
+        """One DynamoDB call to moto in this process (the caller holds no lock, or ours)."""
+        status, answer = self._moto_call(action, payload)
         if not status.startswith("200"):
             raise RuntimeError(f"local DynamoDB refused {action}: {answer}")
         return answer
