@@ -116,9 +116,18 @@ def _md5(text: str) -> str:
     return hashlib.md5(text.encode("utf-8", "surrogatepass"), usedforsecurity=False).hexdigest()
 
 
-def _receipt(message_id: str) -> str:
-    """A receipt handle names its message: any handle the message had still deletes it."""
-    return base64.urlsafe_b64encode(f"{message_id}:{uuid.uuid4().hex}".encode()).decode()
+def _receipt(message_id: str, receives: int) -> str:
+    """A receipt handle names its message and its receive: any handle the message had
+    still deletes it, but only the latest changes its visibility (SQS asks for the most
+    recently received handle for both)."""
+    text = f"{message_id}:{receives}:{uuid.uuid4().hex}"
+    return base64.urlsafe_b64encode(text.encode()).decode()
+
+
+def _receive_of(receipt: str) -> int:
+    """The receive a handle was given at (0 when it does not say)."""
+    parts = base64.urlsafe_b64decode(receipt.encode()).decode().split(":")
+    return int(parts[1]) if len(parts) == 3 and parts[1].isdigit() else 0
 
 
 def _message_of(receipt: str) -> str:
@@ -363,13 +372,25 @@ class LocalQueues:
 
     def _ChangeMessageVisibility(self, request: dict[str, Any]) -> dict[str, Any]:
         queue = self._queue(request)
-        message_id = _message_of(str(request["ReceiptHandle"]))
+        receipt = str(request["ReceiptHandle"])
+        message_id = _message_of(receipt)
         changed = self._db.execute(
-            "UPDATE queue_messages SET visible_at_ms = ? WHERE queue = ? AND message_id = ?",
-            (_now_ms() + 1000 * int(request["VisibilityTimeout"]), queue.name, message_id),
+            """UPDATE queue_messages SET visible_at_ms = ? WHERE queue = ? AND message_id = ?
+                   AND receive_count = ? AND visible_at_ms > ?""",
+            (
+                _now_ms() + 1000 * int(request["VisibilityTimeout"]),
+                queue.name,
+                message_id,
+                _receive_of(receipt),
+                _now_ms(),
+            ),
         ).rowcount
         if not changed:
-            raise SqsError("ReceiptHandleIsInvalid", "The receipt handle is not valid")
+            raise SqsError(
+                "InvalidParameterValue",
+                f"Value {receipt} for parameter ReceiptHandle is invalid. Reason: Message does "
+                "not exist or is not available for visibility timeout change.",
+            )
         return {}
 
     def _ChangeMessageVisibilityBatch(self, request: dict[str, Any]) -> dict[str, Any]:
@@ -423,7 +444,7 @@ def _shown(row: tuple[Any, ...], count: int, first: int, request: dict[str, Any]
     }
     shown: dict[str, Any] = {
         "MessageId": message_id,
-        "ReceiptHandle": _receipt(message_id),
+        "ReceiptHandle": _receipt(message_id, count),
         "MD5OfBody": _md5(body),
         "Body": body,
     }

@@ -12,6 +12,7 @@ from typing import Any
 import boto3
 import httpx
 import pytest
+from botocore.exceptions import ClientError
 
 from qomon_sync_dev.local_lambda import wait_until_drained
 from qomon_sync_dev.local_mode import LocalMode, LocalOptions
@@ -248,3 +249,37 @@ def test_local_sqs_redelivers_a_fifo_group_in_order_and_batches_it_together() ->
         time.sleep(1.2)
         again = client.receive_message(QueueUrl=queue, MaxNumberOfMessages=10)["Messages"]
         assert [m["Body"] for m in again] == [f"a{n:02d}" for n in range(4, 14)]  # in order
+
+
+def test_local_sqs_changes_visibility_only_through_the_latest_receipt() -> None:
+    """SQS asks for the most recently received handle to change a message's visibility:
+    a held flush marker's old receipt must not show the marker while another receive of
+    it is in a consumer's hands (two consumers would hold one FIFO group)."""
+    with LocalMode(LocalOptions(paused=True)) as local:
+        assert local.endpoints is not None
+        endpoints = local.endpoints
+        client = boto3.client(
+            "sqs", endpoint_url=endpoints.aws_endpoint_url, region_name=endpoints.region
+        )
+        queue = client.create_queue(
+            QueueName=f"receipts-{uuid.uuid4().hex[:8]}.fifo",
+            Attributes={"FifoQueue": "true", "VisibilityTimeout": "30"},
+        )["QueueUrl"]
+        client.send_message(
+            QueueUrl=queue, MessageBody="m", MessageGroupId="g", MessageDeduplicationId="m"
+        )
+        [first] = client.receive_message(QueueUrl=queue)["Messages"]
+        client.change_message_visibility(
+            QueueUrl=queue, ReceiptHandle=first["ReceiptHandle"], VisibilityTimeout=0
+        )
+        [second] = client.receive_message(QueueUrl=queue)["Messages"]  # shown at once
+        with pytest.raises(ClientError) as stale:
+            client.change_message_visibility(
+                QueueUrl=queue, ReceiptHandle=first["ReceiptHandle"], VisibilityTimeout=0
+            )
+        assert stale.value.response["Error"]["Code"] == "InvalidParameterValue"
+        assert client.receive_message(QueueUrl=queue).get("Messages") is None  # still held
+        client.change_message_visibility(
+            QueueUrl=queue, ReceiptHandle=second["ReceiptHandle"], VisibilityTimeout=0
+        )
+        assert len(client.receive_message(QueueUrl=queue)["Messages"]) == 1

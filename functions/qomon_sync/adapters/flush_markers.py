@@ -38,6 +38,13 @@ class FlushMarkers:
         )
         return marker
 
+    def hold(self, receipt_handle: str, seconds: int) -> None:
+        """Keep a received marker hidden on the queue for `seconds`, from now (it is then
+        reported as a batch item failure, so the event source mapping leaves it there)."""
+        self._sqs.change_message_visibility(
+            QueueUrl=self._url, ReceiptHandle=receipt_handle, VisibilityTimeout=int(seconds)
+        )
+
 
 def marker_of(message_attributes: dict[str, Any], body: str) -> str | None:
     """The marker id of a received record (Lambda's event shape), or None for an event."""

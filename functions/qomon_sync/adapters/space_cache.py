@@ -197,6 +197,10 @@ class MailCache:
         return remembered_contact_key(self._pseudonyms(mail))
 
 
+HELD_SEP = "\n"
+"""Between a group and its held marker's receipt, in WaitingLookups' `held` set."""
+
+
 class WaitingLookups:
     """The message groups whose e-mail waits, on a backlog, for one search of many (the
     space's; every instance adds to it and takes from it). Groups, not addresses: a
@@ -237,16 +241,39 @@ class WaitingLookups:
             return set()
         return set(item.get("groups", {}).get("SS", []))
 
-    def remove(self, groups: set[str]) -> None:
-        """Those looked up: another instance's additions meanwhile stay."""
-        if groups:
-            self._db.update_item(
-                TableName=self._table,
-                Key=self._key,
-                UpdateExpression="DELETE #groups :groups",
-                ExpressionAttributeNames={"#groups": "groups"},
-                ExpressionAttributeValues={":groups": {"SS": sorted(groups)}},
-            )
+    def hold(self, group: str, receipt_handle: str) -> None:
+        """Note that `group`'s flush marker is held hidden on the queue (its receipt), so
+        that the search that finds its e-mail lets it come round at once."""
+        self._db.update_item(
+            TableName=self._table,
+            Key=self._key,
+            UpdateExpression="ADD #held :held",
+            ExpressionAttributeNames={"#held": "held"},
+            ExpressionAttributeValues={":held": {"SS": [f"{group}{HELD_SEP}{receipt_handle}"]}},
+        )
+
+    def remove(self, groups: set[str]) -> dict[str, str]:
+        """Those looked up: another instance's additions meanwhile stay. Returns the
+        receipts of their held markers (group -> receipt), to be let come round."""
+        if not groups:
+            return {}
+        answer = self._db.get_item(TableName=self._table, Key=self._key, ConsistentRead=True)
+        entries = (answer.get("Item") or {}).get("held", {}).get("SS", [])
+        held = [e for e in entries if e.partition(HELD_SEP)[0] in groups]
+        expression = "DELETE #groups :groups" + (", #held :held" if held else "")
+        values: dict[str, Any] = {":groups": {"SS": sorted(groups)}}
+        names = {"#groups": "groups"}
+        if held:
+            values[":held"] = {"SS": held}
+            names["#held"] = "held"
+        self._db.update_item(
+            TableName=self._table,
+            Key=self._key,
+            UpdateExpression=expression,
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
+        )
+        return {group: receipt for group, _, receipt in (e.partition(HELD_SEP) for e in held)}
 
 
 class LookedUp:

@@ -24,9 +24,19 @@ once, reading the noted groups' e-mails from their staged events; their markers 
 them known. A batch that is not full (no backlog: a person waits for nothing) searches at
 once, for its e-mails and those noted, and so does a full batch that flushes no other
 contact while the space's bucket holds half its burst or more (its tokens would pile up
-unspent while they wait). On a backlog, a
-contact waits for it until a batch's worth of e-mails waits, or its marker comes round
-after `EMAIL_LOOKUP_WAIT_S`.
+unspent while they wait). On a backlog, a contact waits for it until a batch's worth of
+e-mails waits, or its marker comes round after `EMAIL_LOOKUP_WAIT_S`.
+
+SQS does not say in which order a FIFO queue serves its groups, and a marker may come
+round in the very next batch. Sent again each time, the waiting contacts' markers would
+then come round batch after batch, taking the places of the backlog's events (a
+3,000-event run spent 2,000 receives of markers so, and its bucket sat unused at the
+end). So a marker back before its contact's wait is over, alone in its group, is held:
+it goes back to the queue hidden for the rest of the wait (outcome.Outcome.held), at the
+cost of one receive of that marker; when it comes round again, the search is made. Its
+receipt is noted with the waiting groups, and the search that finds its e-mail first
+lets it come round at once (visibility 0), so the end of a backlog does not wait out
+the holds.
 
 The search is booked on the space's shared bucket like any call. When it cannot be made
 (no tokens or time, Qomon failing, the key missing) nothing is lost but the saving: each
@@ -35,8 +45,10 @@ flush then searches for its own contact, as before. No address is logged.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from botocore.exceptions import BotoCoreError, ClientError
@@ -45,7 +57,7 @@ from qomon_sync.adapters.qomon import BucketWaitTooLong, Deadline, QomonError
 from qomon_sync.adapters.qomon.client import normalise_email
 from qomon_sync.adapters.secrets import MissingApiKey
 from qomon_sync.application.invocation import Invocation
-from qomon_sync.application.messages import marker, read_event
+from qomon_sync.application.messages import marker, read_event, receives
 from qomon_sync.domain.change_event import ChangeEvent
 
 MIN_TIME_TO_LOOK_UP_S = 10.0
@@ -57,73 +69,108 @@ MAIL_GROUP = "mail:"
 FAILURES = (QomonError, BucketWaitTooLong, MissingApiKey, BotoCoreError, ClientError)
 
 
+@dataclass
+class Lookups:
+    """What the batch's search left waiting."""
+
+    waiting: set[str] = field(default_factory=set)
+    """The groups whose flush waits for a later search (staged, a marker behind them)."""
+    held: dict[str, int] = field(default_factory=dict)
+    """Of those, the groups here by their marker alone, back before their wait is over:
+    seconds the marker stays hidden on the queue (outcome.Outcome.held)."""
+
+
 def look_up_mails(
     invocation: Invocation,
     groups: Mapping[str, Sequence[SQSRecord]],
     *,
     full: bool,
     last: str | None = None,
-) -> set[str]:
+) -> Lookups:
     """Look up the unknown e-mails of the batch's contacts (`groups`: each message group's
-    records) in one search, or leave them for a later batch's: returns the groups whose
-    flush waits for it (none unless the batch is `full` and holds change events)."""
+    records) in one search, or leave them for a later batch's: says which groups wait for
+    it (none unless the batch is `full` and holds change events)."""
     if invocation.seconds_left() < MIN_TIME_TO_LOOK_UP_S:
-        return set()
+        return Lookups()
     try:
         pauses = invocation.runtime.pauses
         if pauses is not None and pauses.get() is not None:
-            return set()  # paused: nothing is asked of Qomon, and the flushes defer
+            return Lookups()  # paused: nothing is asked of Qomon, and the flushes defer
         unknown = _unknown(invocation, groups)
         if not unknown:
-            return set()
-        waiting = invocation.runtime.waiting_lookups()
-        elsewhere = waiting.peek() - set(groups)
-        # A backlog still arriving: a full batch with change events in it. A batch of
-        # markers alone comes once what was queued ahead of them has passed. And only
-        # while the space's tokens are spent meanwhile, by another contact of this batch
-        # (`last` waits for its marker) or by the backlog the bucket shows: waiting while
-        # they pile up unspent would slow the backlog down.
-        arriving = full and any(marker(r) is None for rs in groups.values() for r in rs)
-        others = any(g not in unknown and g != last for g in groups)
-        if (
-            arriving
-            and (others or _tokens_spoken_for(invocation))
-            and not _time_to_search(invocation, groups, unknown, elsewhere)
-        ):
-            # A backlog: these contacts wait for their markers, to be looked up with others.
-            waiting.add(set(unknown))
-            invocation.telemetry.count("EmailLookupsWaiting", len(unknown))
-            return set(unknown)
+            return Lookups()
+        elsewhere = invocation.runtime.waiting_lookups().peek() - set(groups)
+        waits = _backlog_wait(invocation, groups, unknown, elsewhere, full=full, last=last)
+        if waits is not None:
+            return waits
         mails = list(dict.fromkeys(unknown.values()))
         mails += [mail for group in elsewhere if (mail := _mail_of(invocation, group, ()))]
     except FAILURES as exc:
         invocation.telemetry.info("e-mails not looked up together", error=type(exc).__name__)
-        return set()
+        return Lookups()
     if _search(invocation, list(dict.fromkeys(mails))):
-        _forget_waiting(invocation, set(unknown) | elsewhere)
-    return set()
+        _forget_waiting(invocation, set(unknown) | elsewhere, here=set(groups))
+    return Lookups()
 
 
-def _time_to_search(
+def _backlog_wait(
     invocation: Invocation,
     groups: Mapping[str, Sequence[SQSRecord]],
     unknown: Mapping[str, str],
     elsewhere: set[str],
-) -> bool:
-    """On a backlog: whether to search now, for these e-mails and every one waiting. Yes
-    when a batch's worth waits, or when one of them came round with its flush marker
-    after waiting `EMAIL_LOOKUP_WAIT_S` (the noted ones are looked up with it, and then
-    each marker finds its e-mail known)."""
+    *,
+    full: bool,
+    last: str | None,
+) -> Lookups | None:
+    """The contacts that wait for a later search, or None to search now.
+
+    Only on a backlog still arriving: a full batch with change events in it (a batch of
+    markers alone comes once what was queued ahead of them has passed). And only while
+    the space's tokens are spent meanwhile, by another contact of this batch (`last`
+    waits for its marker) or by the backlog the bucket shows: waiting while they pile up
+    unspent would slow the backlog down."""
+    arriving = full and any(marker(r) is None for rs in groups.values() for r in rs)
+    others = any(g not in unknown and g != last for g in groups)
+    if not arriving or not (others or _tokens_spoken_for(invocation)):
+        return None
+    left = _wait_left(invocation, groups, unknown, elsewhere)
+    if left is None:
+        return None
+    # These contacts wait for their markers, to be looked up with others; a marker back
+    # early is held for the rest of its contact's wait.
+    invocation.runtime.waiting_lookups().add(set(unknown))
+    new = [g for g in unknown if any(marker(r) is None for r in groups[g])]
+    invocation.telemetry.count("EmailLookupsWaiting", len(new))
+    return Lookups(set(unknown), left)
+
+
+def _wait_left(
+    invocation: Invocation,
+    groups: Mapping[str, Sequence[SQSRecord]],
+    unknown: Mapping[str, str],
+    elsewhere: set[str],
+) -> dict[str, int] | None:
+    """On a backlog: None when it is time to search, for these e-mails and every one
+    waiting; else, for each group here by its flush marker alone, the seconds left of its
+    wait (the marker is held that long). Time to search when a batch's worth waits, or
+    when one of them came round with its flush marker after waiting `EMAIL_LOOKUP_WAIT_S`
+    or after being held once (the noted ones are looked up with it, and then each marker
+    finds its e-mail known)."""
     if len(set(unknown.values())) + len(elsewhere) >= MIN_TO_SEARCH:
-        return True
-    settings = invocation.runtime.settings
+        return None
+    wait_s = invocation.runtime.settings.email_lookup_wait_s
     now = time.time()
+    left: dict[str, int] = {}
     for group in unknown:
-        if any(marker(r) is not None for r in groups[group]):
-            since = invocation.runtime.staging.head(group).since
-            if since is None or now - since >= settings.email_lookup_wait_s:
-                return True
-    return False
+        records = groups[group]
+        if not any(marker(r) is not None for r in records):
+            continue
+        since = invocation.runtime.staging.head(group).since
+        if since is None or now - since >= wait_s or max(receives(r) for r in records) > 1:
+            return None
+        if all(marker(r) is not None for r in records):
+            left[group] = max(1, math.ceil(wait_s - (now - since)))
+    return left
 
 
 def _tokens_spoken_for(invocation: Invocation) -> bool:
@@ -133,11 +180,27 @@ def _tokens_spoken_for(invocation: Invocation) -> bool:
     return bucket.tokens < bucket.capacity / 2
 
 
-def _forget_waiting(invocation: Invocation, groups: set[str]) -> None:
+def _forget_waiting(invocation: Invocation, groups: set[str], *, here: set[str]) -> None:
+    """The groups looked up are no longer waiting; their held markers come round now,
+    but for those of this batch (`here`): a marker received again has a new receipt, and
+    the old one must not touch it while this invocation holds it."""
+    runtime = invocation.runtime
     try:
-        invocation.runtime.waiting_lookups().remove(groups)
+        receipts = runtime.waiting_lookups().remove(groups)
     except FAILURES as exc:  # they are looked up again with the next search: no harm
         invocation.telemetry.info("waiting e-mails not cleared", error=type(exc).__name__)
+        return
+    released = 0
+    for group, receipt in receipts.items():
+        if group in here:
+            continue
+        try:
+            runtime.markers.hold(receipt, 0)
+            released += 1
+        except FAILURES:  # received again meanwhile, or SQS failing: it comes round anyway
+            continue
+    if released:
+        invocation.telemetry.count("FlushMarkersReleased", released)
 
 
 def _search(invocation: Invocation, mails: list[str]) -> bool:

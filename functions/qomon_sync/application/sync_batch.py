@@ -9,7 +9,8 @@ backlog. For each contact (group) in the batch, in order:
    by their SQS sequence number; flush markers (adapters.flush_markers) stage nothing;
 2. before the first flush, the e-mails of the contacts named by e-mail that are not known
    yet are looked up together, in one search (application.mail_lookup); on a backlog,
-   those contacts may instead wait for their flush marker, to be looked up with others;
+   those contacts may instead wait for their flush marker, to be looked up with others
+   (a marker back before the wait is over is held on the queue for the rest of it);
 3. the contact is **flushed** (application.flush: every staged event in one GET and at
    most one PATCH) when its backlog is drained: the batch held fewer messages than a batch
    may, or this contact is not the batch's last (SQS returns as many messages of one group
@@ -105,10 +106,12 @@ class SyncBatch:
         last = group_of(self.records[-1], self.runtime.pseudonyms) if self.records else None
         # The e-mails of every contact here, in one search before any flush (each flush
         # would search its own), or, on a backlog, with a later batch's (they wait).
-        waiting = look_up_mails(self.invocation, groups, full=full, last=last)
+        lookups = look_up_mails(self.invocation, groups, full=full, last=last)
         for group in self._stopped_before(groups):
             records = groups[group]
-            drained = not (full and group == last) and group not in waiting
+            if group in lookups.held and self._hold(records, lookups.held[group]):
+                continue
+            drained = not (full and group == last) and group not in lookups.waiting
             run = ContactRun(
                 self.invocation, group, records, drained=drained, before_flush=self.delete_settled
             )
@@ -118,6 +121,27 @@ class SyncBatch:
                 outcome = Outcome.retry(f"unexpected error: {type(exc).__name__}")
             self.end(records, outcome)
 
+    def _hold(self, records: list[SQSRecord], seconds: int) -> bool:
+        """Hold a waiting contact's flush marker on the queue for `seconds` (it is back
+        before its e-mail's search: application.mail_lookup); False when SQS refused, and
+        the contact then waits as before, behind a marker sent again."""
+        try:
+            for record in records:
+                self.runtime.markers.hold(record.receipt_handle, seconds)
+        except (BotoCoreError, ClientError) as exc:
+            self.telemetry.info("flush marker not held", error=type(exc).__name__)
+            return False
+        self.telemetry.count("FlushMarkersHeld", len(records))
+        try:  # so that the search that finds its e-mail lets it come round at once
+            waiting = self.runtime.waiting_lookups()
+            for record in records:
+                waiting.hold(group_of(record, self.runtime.pseudonyms), record.receipt_handle)
+        except (BotoCoreError, ClientError) as exc:  # it comes round when its hold ends
+            self.telemetry.info("held flush marker not noted", error=type(exc).__name__)
+        outcome = Outcome.held("waiting for its e-mail to be looked up with others", seconds)
+        self.end(records, outcome)
+        return True
+
     def outcome_of(self, record: SQSRecord) -> Outcome:
         return self.outcomes.get(record.message_id, NOT_REACHED)
 
@@ -126,8 +150,9 @@ class SyncBatch:
         earlier delivery go last, after every other contact is settled and deleted, so
         that if it stops the function again it brings back no one else. A flush that
         stopped leaves its claims in progress in the ledger; a flush marker comes back
-        only when its flush did not finish. Contacts are independent; each keeps its own
-        order."""
+        only when its flush did not finish, or when it was held while its contact waited
+        for an e-mail search (it then goes last for nothing). Contacts are independent;
+        each keeps its own order."""
         order = list(groups)
         if len(order) < 2 or all(receives(r) < 2 for r in self.records):
             return order
@@ -139,7 +164,8 @@ class SyncBatch:
         stopped |= self._held({g: r for g, r in groups.items() if g not in stopped})
         if stopped:
             self.telemetry.info(
-                "contacts whose flush stopped on an earlier delivery go last", contacts=len(stopped)
+                "contacts whose flush may have stopped on an earlier delivery go last",
+                contacts=len(stopped),
             )
         return [g for g in order if g not in stopped] + [g for g in order if g in stopped]
 
@@ -166,7 +192,7 @@ class SyncBatch:
         """Record what became of a contact's messages, and say so when they come back."""
         for record in records:
             self.outcomes[record.message_id] = outcome
-        if not outcome.comes_back:
+        if not outcome.comes_back or outcome.next is Next.HELD:
             return
         self.telemetry.count("EventsRetryLater", len(records))
         self.telemetry.warning(

@@ -113,8 +113,10 @@ approach's tokens, **{p["ratio_to_floor"]}x** the floor and
 contacts touched and its PATCH calls the contacts changed. The e-mails its batches need
 and do not know are looked up together, in one search each time
 (`application/mail_lookup.py`); on a backlog, people named by an e-mail not known yet
-wait for their flush marker, so that the markers coming back together are looked up
-together.
+wait, staged behind their flush marker, until ten such e-mails wait or one has waited
+`EMAIL_LOOKUP_WAIT_S` (15 s): one search then finds them all. A marker back before its
+wait is over is held hidden on the queue instead of being sent again, and the search
+lets it come round at once.
 
 ## Everyone named by e-mail, a third new to Qomon
 
@@ -215,8 +217,8 @@ def _latency_section(latency: dict[str, Any]) -> str:
                 backlog["max_s"],
                 "tokens (every contact's GET and PATCH at 10 tokens/s, in queue order), "
                 "the flush markers (a backlog applied when its last batch or its marker "
-                "comes round), and for unknown e-mails the marker round that looks them "
-                "up together",
+                "comes round), and for unknown e-mails the wait (up to ten e-mails, or "
+                "15 s) that looks them up together",
             )
         )
     if not rows:

@@ -77,6 +77,8 @@ class StrategyRun:
     deferred: int = 0
     """Flushes put off for want of time or tokens (a marker queued, nothing sent back)."""
     markers: int = 0
+    held_markers: int = 0
+    """Flush markers held on the queue while their contact waited for an e-mail search."""
     staged_left: int = 0
     """Events still staged at the end: stranded (must be 0)."""
     crashes: int = 0
@@ -196,7 +198,10 @@ def run_pipeline(
     )
     counts = report.counts
     run.consumers = consumers
-    run.returned = report.returned
+    # A flush marker held hidden while its contact waits for an e-mail search is reported
+    # to SQS as a batch item failure, by design: it is not sent back for want of anything.
+    run.held_markers = int(counts.get("FlushMarkersHeld", 0))
+    run.returned = report.returned - run.held_markers
     run.deferred = int(counts.get("FlushesDeferred", 0))
     run.markers = int(counts.get("FlushMarkersSent", 0))
     run.staged_left = staged_left
