@@ -3,6 +3,7 @@ same handler driven by a poller playing the Lambda event source mapping."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 import uuid
@@ -211,9 +212,9 @@ def test_a_429_storm_delays_events_but_loses_none(local: LocalMode) -> None:
     assert dead_letters(local) == []
 
 
-def test_local_sqs_redelivers_a_fifo_group_in_order_and_batches_it_together() -> None:
-    """Two ways SQS's FIFO rules show (local_sqs): moto broke both, and with them the
-    soak's conservation check."""
+@contextlib.contextmanager
+def fifo_queue(name: str, *, visibility_s: int) -> Iterator[tuple[Any, str]]:
+    """A FIFO queue of its own in a local mode of its own: an SQS client and the URL."""
     with LocalMode(LocalOptions(paused=True)) as local:
         assert local.endpoints is not None
         endpoints = local.endpoints
@@ -221,9 +222,16 @@ def test_local_sqs_redelivers_a_fifo_group_in_order_and_batches_it_together() ->
             "sqs", endpoint_url=endpoints.aws_endpoint_url, region_name=endpoints.region
         )
         queue = client.create_queue(
-            QueueName=f"order-{uuid.uuid4().hex[:8]}.fifo",
-            Attributes={"FifoQueue": "true", "VisibilityTimeout": "1"},
+            QueueName=f"{name}-{uuid.uuid4().hex[:8]}.fifo",
+            Attributes={"FifoQueue": "true", "VisibilityTimeout": str(visibility_s)},
         )["QueueUrl"]
+        yield client, queue
+
+
+def test_local_sqs_redelivers_a_fifo_group_in_order_and_batches_it_together() -> None:
+    """Two ways SQS's FIFO rules show (local_sqs): moto broke both, and with them the
+    soak's conservation check."""
+    with fifo_queue("order", visibility_s=1) as (client, queue):
         for n in range(14):  # two groups, interleaved as they arrive
             client.send_message(
                 QueueUrl=queue,
@@ -255,16 +263,7 @@ def test_local_sqs_changes_visibility_only_through_the_latest_receipt() -> None:
     """SQS asks for the most recently received handle to change a message's visibility:
     a held flush marker's old receipt must not show the marker while another receive of
     it is in a consumer's hands (two consumers would hold one FIFO group)."""
-    with LocalMode(LocalOptions(paused=True)) as local:
-        assert local.endpoints is not None
-        endpoints = local.endpoints
-        client = boto3.client(
-            "sqs", endpoint_url=endpoints.aws_endpoint_url, region_name=endpoints.region
-        )
-        queue = client.create_queue(
-            QueueName=f"receipts-{uuid.uuid4().hex[:8]}.fifo",
-            Attributes={"FifoQueue": "true", "VisibilityTimeout": "30"},
-        )["QueueUrl"]
+    with fifo_queue("receipts", visibility_s=30) as (client, queue):
         client.send_message(
             QueueUrl=queue, MessageBody="m", MessageGroupId="g", MessageDeduplicationId="m"
         )
