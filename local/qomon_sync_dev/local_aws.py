@@ -208,7 +208,9 @@ class LocalAws:
     def _key_names(self, table: str) -> tuple[str, ...]:
         if table not in self._key_schemas:
             status, answer = self._moto_call("DescribeTable", {"TableName": table})
-            schema = answer.get("Table", {}).get("KeySchema", []) if status.startswith("2") else []
+            if not status.startswith("2"):
+                return ()  # no such table: each item's call says so, nothing is kept
+            schema = answer.get("Table", {}).get("KeySchema", [])
             self._key_schemas[table] = tuple(k["AttributeName"] for k in schema)
         return self._key_schemas[table]
 

@@ -84,6 +84,8 @@ class Transaction:
         }
 
     def _refusal(self, entries: list[dict[str, Any]]) -> Answer | None:
+        if not entries:
+            return _invalid("TransactItems must hold at least 1 item (transactItems)")
         if len(entries) > MAX_ITEMS:
             return _invalid(
                 f"Member must have length less than or equal to {MAX_ITEMS} (transactItems)"

@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 
 from qomon_sync_dev.local_aws import create_staging_table
 from qomon_sync_dev.local_mode import LocalMode, LocalOptions
+from qomon_sync_dev.local_transactions import Transaction
 
 pytestmark = pytest.mark.integration
 
@@ -107,6 +108,16 @@ def test_an_item_named_twice_is_refused_before_anything_is_written(
     assert raised.value.response["Error"]["Code"] == "ValidationException"
     assert "multiple operations on one item" in raised.value.response["Error"]["Message"]
     assert _items(db, name) == {}
+
+
+def test_an_empty_transaction_is_refused_without_a_call() -> None:
+    # boto3 refuses one before sending it; another client might not.
+    def call(action: str, request: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        raise AssertionError(f"{action} called")
+
+    status, answer = Transaction(call, lambda _: ("pk", "sk")).play({"TransactItems": []})
+    assert status.startswith("400")
+    assert answer["__type"].endswith("#ValidationException")
 
 
 def test_a_condition_check_changes_nothing_and_can_cancel(table: tuple[Any, str]) -> None:

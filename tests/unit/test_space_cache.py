@@ -234,3 +234,20 @@ def test_waiting_lookups_note_groups_never_addresses_and_keep_what_others_add(
     assert "@" not in json.dumps(dynamodb.scan(TableName=TABLE)["Items"])
     clock.now += 301
     assert one.peek() == set()  # nothing waits longer than a contact may
+
+
+def test_held_markers_are_given_back_with_their_groups_and_none_outlives_its_group(
+    dynamodb: Any,
+) -> None:
+    one = WaitingLookups(dynamodb, TABLE, "a1b2", ttl_s=300)
+    one.add({"mail:h:aa", "mail:h:bb", "mail:h:cc"})
+    one.hold("mail:h:aa", "receipt-aa")
+    one.hold("mail:h:bb", "receipt-bb")
+    assert one.remove({"mail:h:aa"}) == {"mail:h:aa": "receipt-aa"}
+    # Noted after another search took its group: given back with the next one's.
+    one.hold("mail:h:gone", "receipt-gone")
+    assert one.remove({"mail:h:cc"}) == {"mail:h:gone": "receipt-gone"}
+    assert one.remove({"mail:h:bb"}) == {"mail:h:bb": "receipt-bb"}
+    [item] = dynamodb.scan(TableName=TABLE)["Items"]
+    assert "held" not in item
+    assert one.peek() == set()

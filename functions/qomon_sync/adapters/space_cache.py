@@ -254,12 +254,17 @@ class WaitingLookups:
 
     def remove(self, groups: set[str]) -> dict[str, str]:
         """Those looked up: another instance's additions meanwhile stay. Returns the
-        receipts of their held markers (group -> receipt), to be let come round."""
+        receipts of their held markers, and of any held marker whose group no longer
+        waits (group -> receipt), to be let come round."""
         if not groups:
             return {}
         answer = self._db.get_item(TableName=self._table, Key=self._key, ConsistentRead=True)
-        entries = (answer.get("Item") or {}).get("held", {}).get("SS", [])
-        held = [e for e in entries if e.partition(HELD_SEP)[0] in groups]
+        item = answer.get("Item") or {}
+        entries = item.get("held", {}).get("SS", [])
+        still = set(item.get("groups", {}).get("SS", [])) - groups
+        # And any note whose group no longer waits (noted after another search took it):
+        # the set would otherwise only grow while a backlog keeps the item alive.
+        held = [e for e in entries if e.partition(HELD_SEP)[0] not in still]
         expression = "DELETE #groups :groups" + (", #held :held" if held else "")
         values: dict[str, Any] = {":groups": {"SS": sorted(groups)}}
         names = {"#groups": "groups"}
