@@ -235,11 +235,14 @@ class WaitingLookups:
             )
 
     def peek(self) -> set[str]:
-        answer = self._db.get_item(TableName=self._table, Key=self._key, ConsistentRead=True)
-        item = answer.get("Item") or {}
+        item = self._item()
         if float(item.get("expires_at", {}).get("N", "0")) <= self._clock():
             return set()
         return set(item.get("groups", {}).get("SS", []))
+
+    def _item(self) -> dict[str, Any]:
+        answer = self._db.get_item(TableName=self._table, Key=self._key, ConsistentRead=True)
+        return dict(answer.get("Item") or {})
 
     def hold(self, group: str, receipt_handle: str) -> None:
         """Note that `group`'s flush marker is held hidden on the queue (its receipt), so
@@ -258,8 +261,7 @@ class WaitingLookups:
         waits (group -> receipt), to be let come round."""
         if not groups:
             return {}
-        answer = self._db.get_item(TableName=self._table, Key=self._key, ConsistentRead=True)
-        item = answer.get("Item") or {}
+        item = self._item()
         entries = item.get("held", {}).get("SS", [])
         still = set(item.get("groups", {}).get("SS", [])) - groups
         # And any note whose group no longer waits (noted after another search took it):

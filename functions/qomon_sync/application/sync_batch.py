@@ -109,7 +109,7 @@ class SyncBatch:
         lookups = look_up_mails(self.invocation, groups, full=full, last=last)
         for group in self._stopped_before(groups):
             records = groups[group]
-            if group in lookups.held and self._hold(records, lookups.held[group]):
+            if group in lookups.held and self._hold(group, records, lookups.held[group]):
                 continue
             drained = not (full and group == last) and group not in lookups.waiting
             run = ContactRun(
@@ -121,7 +121,7 @@ class SyncBatch:
                 outcome = Outcome.retry(f"unexpected error: {type(exc).__name__}")
             self.end(records, outcome)
 
-    def _hold(self, records: list[SQSRecord], seconds: int) -> bool:
+    def _hold(self, group: str, records: list[SQSRecord], seconds: int) -> bool:
         """Hold a waiting contact's flush marker on the queue for `seconds` (it is back
         before its e-mail's search: application.mail_lookup); False when SQS refused, and
         the contact then waits as before, behind a marker sent again."""
@@ -135,7 +135,7 @@ class SyncBatch:
         try:  # so that the search that finds its e-mail lets it come round at once
             waiting = self.runtime.waiting_lookups()
             for record in records:
-                waiting.hold(group_of(record, self.runtime.pseudonyms), record.receipt_handle)
+                waiting.hold(group, record.receipt_handle)
         except (BotoCoreError, ClientError) as exc:  # it comes round when its hold ends
             self.telemetry.info("held flush marker not noted", error=type(exc).__name__)
         outcome = Outcome.held("waiting for its e-mail to be looked up with others", seconds)
