@@ -38,7 +38,7 @@ from werkzeug.serving import BaseWSGIServer, make_server
 from werkzeug.test import EnvironBuilder, run_wsgi_app
 
 from qomon_sync_dev.local_sqs import LocalQueues, SqsError
-from qomon_sync_dev.local_transactions import Transaction
+from qomon_sync_dev.local_transactions import Transaction, key_of
 
 Environ = dict[str, Any]
 StartResponse = Callable[..., Any]
@@ -282,8 +282,7 @@ def _written_keys(
         table = operation.get("TableName")
         if table not in tables:
             continue
-        source = operation.get("Key") or operation.get("Item") or {}
-        yield table, {name: source[name] for name in tables[table]}
+        yield table, key_of(operation, tables[table])
 
 
 def create_staging_table(dynamodb: Any, name: str) -> None:

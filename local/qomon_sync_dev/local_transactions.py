@@ -27,7 +27,7 @@ The outcome is DynamoDB's documented one for transactions that touch each item o
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 Call = Callable[[str, dict[str, Any]], tuple[str, dict[str, Any]]]
@@ -105,8 +105,7 @@ class Transaction:
         return None
 
     def _key(self, table: str, operation: dict[str, Any]) -> dict[str, Any]:
-        source = operation.get("Key") or operation.get("Item") or {}
-        return {name: source.get(name) for name in self._key_names(table)}
+        return key_of(operation, self._key_names(table))
 
     def _one(self, kind: str, operation: dict[str, Any]) -> Answer:
         table = operation["TableName"]
@@ -145,6 +144,12 @@ class Transaction:
 
 
 OPERATIONS = frozenset({"ConditionCheck", "Put", "Update", "Delete"})
+
+
+def key_of(operation: dict[str, Any], names: Iterable[str]) -> dict[str, Any]:
+    """The key of the item a write operation names (its `Key`, or its `Item`'s key)."""
+    source = operation.get("Key") or operation.get("Item") or {}
+    return {name: source.get(name) for name in names}
 
 
 def _invalid(message: str) -> Answer:
