@@ -159,8 +159,9 @@ def dead_letters(local: LocalMode) -> list[dict[str, str]]:
     return take_dead_letters(sqs, local.endpoints.dead_letter_queue_url)
 
 
-def queued(local: LocalMode) -> list[dict[str, Any]]:
-    """Everything waiting on the changes queue (the poller is paused), received and deleted."""
+def queued(local: LocalMode, *, keep: bool = False) -> list[dict[str, Any]]:
+    """Everything waiting on the changes queue (the poller is paused), received and
+    deleted; or, with `keep`, left in flight, each with the receipt a consumer holds."""
     assert local.endpoints is not None
     sqs, _ = clients(local)
     found: list[dict[str, Any]] = []
@@ -174,6 +175,8 @@ def queued(local: LocalMode) -> list[dict[str, Any]]:
         if not answer.get("Messages"):
             return found
         found += answer["Messages"]
+        if keep:
+            continue
         for received in answer["Messages"]:
             sqs.delete_message(
                 QueueUrl=local.endpoints.changes_queue_url,

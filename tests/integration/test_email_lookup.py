@@ -312,22 +312,6 @@ def test_a_full_batch_does_not_wait_while_the_spaces_tokens_pile_up(
     assert [stored(local, i)["firstname"] for i in TEN[:2]] == ["Après", "Après"]
 
 
-def in_flight(local: LocalMode) -> list[dict[str, Any]]:
-    """Everything waiting on the changes queue, received and left in flight (each with
-    the receipt a consumer would hold)."""
-    assert local.endpoints is not None
-    sqs, _ = clients(local)
-    found: list[dict[str, Any]] = []
-    while answer := sqs.receive_message(
-        QueueUrl=local.endpoints.changes_queue_url,
-        MaxNumberOfMessages=10,
-        AttributeNames=["All"],
-        MessageAttributeNames=["All"],
-    ).get("Messages"):
-        found += answer
-    return found
-
-
 def test_a_marker_back_before_its_wait_is_held_not_sent_again_and_the_search_lets_it_go(
     local: LocalMode, person: str
 ) -> None:
@@ -337,7 +321,7 @@ def test_a_marker_back_before_its_wait_is_held_not_sent_again_and_the_search_let
     mails = people(local, person, 2)
     spend_the_burst(local)
     assert invoke(backlog_batch(local, mails)) == {"batchItemFailures": []}
-    markers = in_flight(local)
+    markers = queued(local, keep=True)
     first, second = (m for m in markers if m["Attributes"]["MessageGroupId"].startswith("mail:"))
     rest = [m for m in markers if m is not first and m is not second]
     by_id = [harness_message(SEEDED, set={"surname": f"Encore {n}"}) for n in range(9)]
@@ -346,12 +330,12 @@ def test_a_marker_back_before_its_wait_is_held_not_sent_again_and_the_search_let
     }
     assert calls(local, "POST /search") == 0
     group = first["Attributes"]["MessageGroupId"]
-    assert [m for m in in_flight(local) if m["Attributes"]["MessageGroupId"] == group] == []
+    assert [m for m in queued(local, keep=True) if m["Attributes"]["MessageGroupId"] == group] == []
     # The second marker alone is no backlog: one search for both, and the first marker,
     # held for some 15 s more, comes round at once.
     assert invoke([second]) == {"batchItemFailures": []}
     assert calls(local, "POST /search") == 1
-    [back] = [m for m in in_flight(local) if m["Attributes"]["MessageGroupId"] == group]
+    [back] = [m for m in queued(local, keep=True) if m["Attributes"]["MessageGroupId"] == group]
     assert back["Attributes"]["ApproximateReceiveCount"] == "2"
     assert invoke([back, *rest]) == {"batchItemFailures": []}
     assert calls(local, "POST /search") == 1
