@@ -14,6 +14,7 @@ EMF lines the handler prints.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import json
 import multiprocessing
 import os
@@ -55,6 +56,12 @@ def _consume(
     ):
         from qomon_sync_dev.local_lambda import EventSourcePoller
         from qomon_sync_dev.local_mode import LocalOptions
+
+        # Lambda's INIT phase: an instance loads the handler's module before it takes its
+        # first batch, each on its own CPU. The poller would import it on its first poll,
+        # after `go`: N processes importing at once on this machine's few CPUs would put
+        # their start-up, not the pipeline, in the measured time.
+        importlib.import_module("qomon_sync.handlers.sync")
 
         poller = EventSourcePoller(
             Endpoints(**endpoints),
