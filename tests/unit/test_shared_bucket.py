@@ -5,6 +5,7 @@ its estimate from `x-ratelimit-remaining`: 27 x 429 at 2 consumers, 288 at 10.""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 
 import pytest
@@ -130,31 +131,45 @@ def test_the_local_bucket_reserves_and_refunds_the_same_way() -> None:
         bucket.reserve(10, Deadline.after(1, clock), keep_s=0.7)  # 0.4 s wait, 0.3 s left
 
 
-def _late_calls_refused(dynamodb: object, headroom_s: float, late_s: float) -> int:
-    """Book 40 PATCHes at once on a full bucket, as instances starting together do. The
-    burst's 20 calls reach Qomon (the stand-in's bucket) `late_s` after their booking let
-    them go, the rest at once: how many does Qomon refuse?"""
+def _late_calls_refused(
+    dynamodb: object, headroom_s: float, late_s: float, *, calls: int = 40
+) -> int:
+    """Book `calls` PATCHes at once on a full bucket, as instances starting together do.
+    The first 20 reach Qomon (the stand-in's bucket) `late_s` after their booking let them
+    go, the rest at once, and each answer's count is observed as the client does: how
+    many does Qomon refuse?"""
     clock = FakeClock(1_000_000.0)
     arrival = FakeClock(clock.now)  # Qomon's clock: when each call reaches it
     server = StandinBucket(100, 10, clock=arrival)
     bucket = SharedBucket(
         dynamodb,
         TABLE,
-        f"space-{headroom_s}-{late_s}",
+        f"space-{headroom_s}-{late_s}-{calls}",
         refill_per_s=10,
         headroom_s=headroom_s,
         clock=clock,
         sleep=clock.sleep,
     )
     deadline = Deadline.after(600, clock)
-    arrivals = []
-    for n in range(40):
-        bucket.acquire(5, deadline)
-        arrivals.append((clock.now + (late_s if n < 20 else 0.0), n))
+    on_the_way: list[float] = []
     refused = 0
-    for when, _ in sorted(arrivals):
-        arrival.now = when
-        refused += not server.try_take(5)
+
+    def arrive(until: float) -> None:
+        nonlocal refused
+        for when in sorted(w for w in on_the_way if w <= until):
+            on_the_way.remove(when)
+            arrival.now = when
+            refused += not server.try_take(5)
+            reset = f"{server.seconds_until_full():.3f}"
+            bucket.observe(
+                {"x-ratelimit-remaining": str(server.remaining()), "x-ratelimit-reset": reset}
+            )
+
+    for n in range(calls):
+        arrive(clock.now)
+        bucket.acquire(5, deadline)
+        on_the_way.append(clock.now + (late_s if n < 20 else 0.0))
+    arrive(math.inf)
     return refused
 
 
@@ -166,6 +181,33 @@ def test_headroom_covers_the_refill_qomon_loses_to_its_cap_before_the_calls_arri
     assert _late_calls_refused(dynamodb, headroom_s=1.0, late_s=0.5) == 0
     assert _late_calls_refused(dynamodb, headroom_s=1.0, late_s=1.0) == 0
     assert _late_calls_refused(dynamodb, headroom_s=0.0, late_s=0.0) == 0
+
+
+def test_once_qomon_has_answered_for_a_refill_the_headroom_is_spent_without_a_429(
+    dynamodb: object,
+) -> None:
+    # 80 calls: the backlog outlasts the headroom's refill (10 s), and the late calls'
+    # answers have lowered the budget to what Qomon's cap left before it is let go.
+    assert _late_calls_refused(dynamodb, headroom_s=1.0, late_s=1.0, calls=80) == 0
+
+
+def test_the_headroom_is_kept_for_one_refill_after_the_bucket_was_full_then_let_go(
+    dynamodb: object,
+) -> None:
+    clock = FakeClock(1_000_000.0)
+    bucket = SharedBucket(
+        dynamodb, TABLE, "space", refill_per_s=10, headroom_s=1.0, clock=clock, sleep=clock.sleep
+    )
+    deadline = Deadline.after(60, clock)
+    assert bucket.acquire(90, deadline) == 0  # the bucket was full: 10 tokens kept back
+    for _ in range(20):  # for 10 s, the refill rate with those 10 kept back
+        assert bucket.acquire(5, deadline) == pytest.approx(0.5)
+    # A refill later, all but one token of the headroom is spent at once (Qomon floors
+    # its count: that token stays kept back), then the refill rate again.
+    assert bucket.acquire(5, deadline) == 0
+    assert bucket.acquire(5, deadline) == pytest.approx(0.1)
+    assert bucket.tokens == pytest.approx(1.0)
+    assert bucket.acquire(5, deadline) == pytest.approx(0.5)
 
 
 def test_headroom_holds_back_that_much_of_the_burst_only(dynamodb: object) -> None:

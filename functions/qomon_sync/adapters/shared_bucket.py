@@ -23,8 +23,13 @@ theoretical arrival time (Unix seconds) at which the bucket would be full again.
   little later; while Qomon's bucket is full, the refill of that little while is lost to
   its cap but not to the booked budget, which then believes in tokens Qomon never had
   (with 10 instances starting at once: one 429 a run). `headroom_s` of refill is kept
-  back from the burst for that: bookings proceed only while the bucket would still hold
-  it, which costs those tokens once, at the start of a backlog, and no throughput after.
+  back for that: bookings proceed only while the bucket would still hold it. It is
+  needed only until Qomon's answers have lowered the budget to what its cap left (each
+  answer's count does, above), so it is kept for one refill of the bucket
+  (`capacity / rate`, 10 s) after a booking found the bucket within `headroom_s` of full
+  (`full_at` on the item); after that only `SETTLED_S` is: Qomon floors its count, so
+  the budget may believe in up to one token it does not have. Kept for the whole of a
+  backlog, the headroom left its tokens unspent at the end: a second of every backlog.
 
 The arithmetic is additive, so concurrent bookings and refunds need no lock: DynamoDB's
 atomic update is the only serialisation. Clocks are the instances' wall clocks (Lambda's
@@ -50,6 +55,10 @@ from qomon_sync.adapters.qomon.pacing import (
     server_tokens,
 )
 from qomon_sync.adapters.table import bucket_key
+
+SETTLED_S = 0.1
+"""What is kept back once Qomon's answers have corrected the budget (at most
+`headroom_s`): one token at 10/s, as Qomon floors the count it gives."""
 
 BOOKING_ATTEMPTS = 8
 """Conditional updates lost to another instance before giving up (each loss means that
@@ -136,8 +145,8 @@ class SharedBucket(PrepaidPacer):
         """Book `cost` tokens on the shared `tat`, then wait for their turn."""
         interval = cost / self.refill_per_s
         now = self._clock()
-        tat = self._book(interval, now)
-        usable = self.capacity - self.headroom_s * self.refill_per_s
+        tat, full_at = self._book(interval, now)
+        usable = self.capacity - self._kept_s(now, full_at) * self.refill_per_s
         horizon = max(usable, cost) / self.refill_per_s
         wait = max(0.0, tat - horizon - now)
         if wait > deadline.remaining() - keep_s:
@@ -147,8 +156,16 @@ class SharedBucket(PrepaidPacer):
             self._sleep(wait)
         return wait
 
-    def _book(self, interval: float, now: float) -> float:
-        """Move `tat` to max(tat, now) + interval; returns the new `tat`."""
+    def _kept_s(self, now: float, full_at: float) -> float:
+        """The refill kept back from this booking: `headroom_s` for one refill of the
+        bucket after it was last (nearly) full, then only `SETTLED_S`."""
+        if now - full_at < self.capacity / self.refill_per_s:
+            return self.headroom_s
+        return min(self.headroom_s, SETTLED_S)
+
+    def _book(self, interval: float, now: float) -> tuple[float, float]:
+        """Move `tat` to max(tat, now) + interval; returns the new `tat` and when a
+        booking last found the bucket within `headroom_s` of full (`full_at`)."""
         for _ in range(BOOKING_ATTEMPTS):
             try:
                 answer = self._db.update_item(
@@ -157,11 +174,14 @@ class SharedBucket(PrepaidPacer):
                     UpdateExpression="SET tat = tat + :interval",
                     ConditionExpression="tat >= :now",
                     ExpressionAttributeValues={":interval": _n(interval), ":now": _n(now)},
-                    ReturnValues="UPDATED_NEW",
+                    ReturnValues="ALL_NEW",
                 )
                 tat = float(answer["Attributes"]["tat"]["N"])
+                full_at = float(answer["Attributes"].get("full_at", {}).get("N", "0"))
                 self._hint = max(self._hint, tat)
-                return tat
+                if self.headroom_s and tat - interval - now <= self.headroom_s:
+                    full_at = self._mark_full(now)  # nearly full: Qomon's cap may take some
+                return tat, full_at
             except ClientError as exc:
                 if not _lost(exc):
                     raise
@@ -171,17 +191,31 @@ class SharedBucket(PrepaidPacer):
                 self._db.update_item(
                     TableName=self._table,
                     Key=self._key,
-                    UpdateExpression="SET tat = :fresh",
+                    UpdateExpression="SET tat = :fresh, full_at = :now",
                     ConditionExpression="attribute_not_exists(tat) OR tat < :now",
                     ExpressionAttributeValues={":fresh": _n(fresh), ":now": _n(now)},
                 )
                 self._hint = max(self._hint, fresh)
-                return fresh
+                return fresh, now
             except ClientError as exc:
                 if not _lost(exc):
                     raise
             now = self._clock()  # another instance booked in between: once more
         raise BucketWaitTooLong(0.0)  # pragma: no cover - eight losses in a row
+
+    def _mark_full(self, now: float) -> float:
+        try:
+            self._db.update_item(
+                TableName=self._table,
+                Key=self._key,
+                UpdateExpression="SET full_at = :now",
+                ConditionExpression="attribute_not_exists(full_at) OR full_at < :now",
+                ExpressionAttributeValues={":now": _n(now)},
+            )
+        except ClientError as exc:
+            if not _lost(exc):
+                raise
+        return now
 
     def _move_back(self, interval: float) -> None:
         try:
