@@ -23,13 +23,16 @@ theoretical arrival time (Unix seconds) at which the bucket would be full again.
   little later; while Qomon's bucket is full, the refill of that little while is lost to
   its cap but not to the booked budget, which then believes in tokens Qomon never had
   (with 10 instances starting at once: one 429 a run). `headroom_s` of refill is kept
-  back for that: bookings proceed only while the bucket would still hold it. It is
-  needed only until Qomon's answers have lowered the budget to what its cap left (each
-  answer's count does, above), so it is kept for one refill of the bucket
-  (`capacity / rate`, 10 s) after a booking found the bucket within `headroom_s` of full
-  (`full_at` on the item); after that only `SETTLED_S` is: Qomon floors its count, so
-  the budget may believe in up to one token it does not have. Kept for the whole of a
-  backlog, the headroom left its tokens unspent at the end: a second of every backlog.
+  back for that: bookings proceed only while the bucket would still hold it. Kept for
+  the whole of a backlog, those tokens were never spent: a second of every backlog. It
+  is needed while the burst is spent: then bookings go at once, and each answer's count
+  lowers the budget to what Qomon's cap left (above), short of the calls other
+  instances have in flight at that answer. So it is kept for one refill of the bucket
+  (`capacity / rate`, 10 s) after a booking found the bucket within `headroom_s` of
+  full (`full_at` on the item), then only `SETTLED_S` (Qomon floors its count).
+  What that leaves: a loss to Qomon's cap of more than a token that no answer showed
+  would meet one 429 once the headroom is let go; the 429 empties the budget for every
+  instance (`drain`) and the call is retried, so nothing is lost.
 
 The arithmetic is additive, so concurrent bookings and refunds need no lock: DynamoDB's
 atomic update is the only serialisation. Clocks are the instances' wall clocks (Lambda's
