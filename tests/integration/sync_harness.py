@@ -14,6 +14,7 @@ from typing import Any
 import boto3
 import httpx
 
+from qomon_sync.adapters.table import bucket_key
 from qomon_sync.domain.change_event import ChangeEvent
 from qomon_sync_dev.local_lambda import (
     LocalContext,
@@ -150,6 +151,18 @@ def clients(local: LocalMode) -> tuple[Any, Any]:
         "dynamodb", endpoint_url=endpoints.aws_endpoint_url, region_name=endpoints.region
     )
     return sqs, dynamodb
+
+
+def spend_the_burst(local: LocalMode, booked_s: float = 9.0) -> None:
+    """As on a backlog: the space's shared bucket nearly empty, the refill spoken for
+    (`booked_s` of refill booked ahead; 0 or less: the bucket full)."""
+    _, dynamodb = clients(local)
+    assert local.endpoints is not None
+    space = hashlib.sha256(b"local-qomon-token").hexdigest()[:16]
+    dynamodb.put_item(
+        TableName=local.endpoints.staging_table,
+        Item={**bucket_key(space), "tat": {"N": f"{time.time() + booked_s:.3f}"}},
+    )
 
 
 def dead_letters(local: LocalMode) -> list[dict[str, str]]:

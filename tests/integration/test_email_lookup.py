@@ -9,8 +9,6 @@ must still refuse to guess between two people who share the address.
 
 from __future__ import annotations
 
-import hashlib
-import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -18,7 +16,6 @@ from typing import Any
 import httpx
 import pytest
 
-from qomon_sync.adapters.table import bucket_key
 from qomon_sync_dev.local_mode import LocalMode, LocalOptions
 from tests.integration.sync_harness import (
     calls,
@@ -27,6 +24,7 @@ from tests.integration.sync_harness import (
     invoke,
     mail_message,
     queued,
+    spend_the_burst,
     staged,
     standin,
 )
@@ -62,18 +60,6 @@ def put(local: LocalMode, contact_id: int, mail: str, firstname: str) -> None:
     record = {"firstname": firstname, "surname": "Martin", "mail": mail}
     url = f"{local.endpoints.qomon_url}/_standin/contacts/{contact_id}"
     httpx.put(url, json=record).raise_for_status()
-
-
-def spend_the_burst(local: LocalMode, booked_s: float = 9.0) -> None:
-    """As on a backlog: the space's shared bucket nearly empty, the refill spoken for
-    (`booked_s` of refill booked ahead; 0 or less: the bucket full)."""
-    _, dynamodb = clients(local)
-    assert local.endpoints is not None
-    space = hashlib.sha256(b"local-qomon-token").hexdigest()[:16]
-    dynamodb.put_item(
-        TableName=local.endpoints.staging_table,
-        Item={**bucket_key(space), "tat": {"N": f"{time.time() + booked_s:.3f}"}},
-    )
 
 
 def by_mail(mail: str, **changes: Any) -> dict[str, Any]:
@@ -343,3 +329,49 @@ def test_a_marker_back_before_its_wait_is_held_not_sent_again_and_the_search_let
     assert [stored(local, i)["firstname"] for i in TEN[:2]] == ["Après", "Après"]
     assert stored(local, SEEDED)["surname"] == "Encore 8"
     assert staged(local) == []
+
+
+class SpokenForAfterTheSearch(httpx.BaseTransport):
+    """Qomon's way, except that once it has answered a search, other instances book ten
+    minutes of the space's refill."""
+
+    def __init__(self, local: LocalMode) -> None:
+        self._inner = httpx.HTTPTransport()
+        self._local = local
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        response = self._inner.handle_request(request)
+        if request.method == "POST" and request.url.path.endswith("/search"):
+            spend_the_burst(self._local, booked_s=600.0)
+        return response
+
+    def close(self) -> None:
+        self._inner.close()
+
+
+def test_a_person_the_search_found_nobody_for_is_settled_without_booking_tokens(
+    local: LocalMode, person: str
+) -> None:
+    """A flush booked its contact's GET and PATCH before anything else: a person the
+    batch's search found nobody for waited in the space's queue for tokens it would never
+    spend, and was put off (a marker, the events staged) when the refill was spoken for."""
+    from qomon_sync.handlers.sync import current_runtime, reset_runtime
+
+    # The forms loaded, as on any backlog but its first flush.
+    spend_the_burst(local, booked_s=-60.0)
+    queued(local)  # what earlier tests left on the queue
+    assert invoke([harness_message(OTHER, set={"surname": "Forms"})]) == {"batchItemFailures": []}
+    assert queued(local) == []
+    reset_runtime()
+    current_runtime().transport = SpokenForAfterTheSearch(local)
+    try:
+        assert invoke([by_mail(f"{person}.gone@example.org", set={"firstname": "Gone"})]) == {
+            "batchItemFailures": []
+        }
+    finally:
+        reset_runtime()
+        spend_the_burst(local, booked_s=-60.0)  # the bucket full again
+    assert [letter["error_code"] for letter in dead_letters(local)] == ["contact_not_found"]
+    assert calls(local, "POST /search") == 1
+    assert staged(local) == []
+    assert queued(local) == []  # no marker: nothing was put off

@@ -249,3 +249,16 @@ def test_the_server_count_leaves_out_what_this_instance_booked_but_did_not_send(
     # Qomon saw the GET and another integration's 49 tokens: 50 left, 5 of them ours.
     bucket.observe({"x-ratelimit-remaining": "50"})
     assert other.tokens == pytest.approx(45)
+
+
+def test_a_plan_is_booked_on_the_shared_budget_only_by_a_call(dynamodb: object) -> None:
+    clock = FakeClock(1_000_000.0)
+    bucket, other = instance(dynamodb, clock), instance(dynamodb, clock)
+    deadline = Deadline.after(60, clock)
+    bucket.plan(6, deadline)
+    assert bucket.refund() == 0  # no call: nothing was booked, nothing to give back
+    bucket.plan(6, deadline)
+    assert bucket.acquire(1, deadline) == 0
+    assert other.tokens == pytest.approx(94)  # every instance sees the six booked
+    assert bucket.refund() == 5  # the PATCH not sent
+    assert other.tokens == pytest.approx(99)

@@ -120,3 +120,38 @@ def test_a_server_count_leaves_out_the_calls_we_booked_but_have_not_sent() -> No
     bucket.observe({"x-ratelimit-remaining": "49"})
     assert bucket.tokens == pytest.approx(44)
     assert bucket.acquire(5, deadline) == 0  # the PATCH, prepaid
+
+
+def test_a_planned_booking_is_made_by_the_first_call_and_covers_the_next() -> None:
+    clock = FakeClock(1000.0)
+    bucket = TokenBucket(100, 10.0, clock=clock, sleep=clock.sleep)
+    deadline = Deadline.after(60, clock)
+    bucket.plan(6, deadline)  # a contact's GET and PATCH, booked at its first call
+    assert bucket.tokens == pytest.approx(100)
+    assert bucket.acquire(1, deadline) == 0  # the GET books all six
+    assert bucket.tokens == pytest.approx(94)
+    assert bucket.acquire(5, deadline) == 0  # the PATCH, prepaid
+    assert bucket.tokens == pytest.approx(94)
+    assert bucket.refund() == 0
+
+
+def test_a_plan_no_call_used_books_nothing_and_is_dropped() -> None:
+    clock = FakeClock(1000.0)
+    bucket = TokenBucket(10, 10.0, clock=clock, sleep=clock.sleep)
+    deadline = Deadline.after(60, clock)
+    bucket.plan(6, deadline)
+    assert bucket.refund() == 0
+    assert bucket.tokens == pytest.approx(10)
+    assert bucket.acquire(1, deadline) == 0  # the plan is gone: one token only
+    assert bucket.tokens == pytest.approx(9)
+
+
+def test_a_planned_booking_that_cannot_come_in_time_is_refused_at_the_first_call() -> None:
+    clock = FakeClock(1000.0)
+    bucket = TokenBucket(10, 10.0, clock=clock, sleep=clock.sleep)
+    bucket.acquire(10, Deadline.after(60, clock))
+    bucket.plan(6, Deadline.after(1, clock), keep_s=0.7)  # 0.6 s wait, 0.3 s to spare
+    with pytest.raises(BucketWaitTooLong):
+        bucket.acquire(1, Deadline.after(1, clock))
+    assert bucket.tokens == pytest.approx(0)
+    assert bucket.refund() == 0

@@ -31,7 +31,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from qomon_sync.adapters.contact_lease import ContactBusy, OneWriter
 from qomon_sync.adapters.ledger import Claim, ledger_key
-from qomon_sync.adapters.qomon import BucketWaitTooLong, Deadline, QomonError
+from qomon_sync.adapters.qomon import Deadline, QomonError
 from qomon_sync.adapters.qomon.client import READ_COST, WRITE_COST
 from qomon_sync.adapters.qomon.errors import QomonBudgetExhausted
 from qomon_sync.adapters.secrets import MissingApiKey
@@ -208,7 +208,6 @@ class Flush:
             client = self.runtime.client()
             self.invocation.note_usage()
             bucket = client.bucket
-            bucket.reserve(READ_COST + WRITE_COST, deadline, keep_s=TIME_FOR_THE_CALLS_S)
             # One writer per Qomon contact across message groups: the contact's lease is
             # taken before its GET and held until this flush ends (adapters.contact_lease).
             writer = self.runtime.one_writer(deadline, keep_s=TIME_FOR_THE_CALLS_S)
@@ -216,11 +215,14 @@ class Flush:
                 client, deadline, self.telemetry.info, writer, self.invocation.looked_up
             )
             forms = self.runtime.forms(client, deadline)
+            # The contact's GET and PATCH are booked together, so that it does not stop
+            # half-way for want of tokens, at its first call: a contact that needs none
+            # (nobody to write, or its lease held by another flush) books nothing, and
+            # holds no place in the space's queue of bookings for nothing.
+            bucket.plan(READ_COST + WRITE_COST, deadline, keep_s=TIME_FOR_THE_CALLS_S)
             sync_contact(
                 events, port, forms, self.runtime.settings.assembly_policy(), result=result
             )
-        except BucketWaitTooLong as exc:
-            outcome = Outcome.deferred(f"no rate-limit tokens in time ({exc})")
         except ContactBusy as exc:
             # Another group's flush is writing this person: not a failure, so no receive is
             # spent and nothing is dead-lettered; a marker brings the events back.

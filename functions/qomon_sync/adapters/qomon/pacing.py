@@ -12,8 +12,9 @@ it (we never spend more than either says), and a 429 holds every call for its
 Two implementations of one `Pacer`: `TokenBucket` here (one process's estimate: tests,
 tools), and `adapters.shared_bucket.SharedBucket`, one budget in DynamoDB shared by every
 instance of the sync function, as the space's bucket is shared on Qomon's side. Both let a
-caller `reserve` a contact's GET and PATCH before it starts (the tokens are then prepaid:
-the calls draw on them without waiting) and `refund` what it did not spend.
+caller `reserve` a contact's GET and PATCH (the tokens are then prepaid: the calls draw on
+them without waiting), or `plan` them for its first call, and `refund` what it did not
+spend.
 Qomon quirks handled here: see docs/qomon-api.md#rate-limits.
 """
 
@@ -106,6 +107,10 @@ class Pacer(Protocol):
         """Book `cost` tokens, waiting until they are there; they are then prepaid. Raises
         BucketWaitTooLong, booking nothing, when that would leave less than `keep_s`."""
 
+    def plan(self, cost: float, deadline: Deadline, *, keep_s: float = 0.0) -> None:
+        """`reserve` these tokens at the next `acquire`, not now: a caller that makes no
+        call books nothing. `refund` drops a plan no call used."""
+
     def refund(self) -> float:
         """Give back the prepaid tokens not spent; returns how many."""
 
@@ -118,10 +123,13 @@ class Pacer(Protocol):
 
 
 class Prepaid:
-    """Tokens booked ahead (`reserve`) that the next calls draw on before waiting."""
+    """Tokens booked ahead (`reserve`) that the next calls draw on before waiting, and a
+    booking planned for the next call (`plan`)."""
 
     def __init__(self) -> None:
         self.prepaid = 0.0
+        self.planned: tuple[float, Deadline, float] | None = None
+        """cost, deadline and keep_s of the `reserve` the next call makes first."""
 
     def draw(self, cost: float) -> float:
         """Take what the prepaid tokens cover; returns the cost they do not."""
@@ -130,7 +138,7 @@ class Prepaid:
         return cost - covered
 
     def give_back(self) -> float:
-        left, self.prepaid = self.prepaid, 0.0
+        left, self.prepaid, self.planned = self.prepaid, 0.0, None
         return left
 
 
@@ -153,16 +161,26 @@ class PrepaidPacer:
         waiting, when they cannot be there in time.
         """
         with self._lock:
+            planned, self._prepaid.planned = self._prepaid.planned, None
+        waited = 0.0
+        if planned is not None:
+            booked, by, keep_s = planned
+            waited = self.reserve(booked, by, keep_s=keep_s)
+        with self._lock:
             cost = self._prepaid.draw(cost)
         if cost <= 0:
-            return 0.0
-        return self._take(cost, deadline, keep_s=0.0)
+            return waited
+        return waited + self._take(cost, deadline, keep_s=0.0)
 
     def reserve(self, cost: float, deadline: Deadline, *, keep_s: float = 0.0) -> float:
         waited = self._take(cost, deadline, keep_s=keep_s)
         with self._lock:
             self._prepaid.prepaid += cost
         return waited
+
+    def plan(self, cost: float, deadline: Deadline, *, keep_s: float = 0.0) -> None:
+        with self._lock:
+            self._prepaid.planned = (cost, deadline, keep_s)
 
 
 class TokenBucket(PrepaidPacer):
