@@ -167,27 +167,37 @@ class SharedBucket(PrepaidPacer):
         return min(self.headroom_s, SETTLED_S)
 
     def _book(self, interval: float, now: float) -> tuple[float, float]:
-        """Move `tat` to max(tat, now) + interval; returns the new `tat` and when a
-        booking last found the bucket within `headroom_s` of full (`full_at`)."""
+        """Move `tat` to max(tat, now) + interval in one conditional update; returns the
+        new `tat` and when a booking last found the bucket within `headroom_s` of full
+        (`full_at`, set by the very update that finds it so: an instance booking just
+        after reads it with its own booking)."""
         for _ in range(BOOKING_ATTEMPTS):
-            try:
-                answer = self._db.update_item(
-                    TableName=self._table,
-                    Key=self._key,
-                    UpdateExpression="SET tat = tat + :interval",
-                    ConditionExpression="tat >= :now",
-                    ExpressionAttributeValues={":interval": _n(interval), ":now": _n(now)},
-                    ReturnValues="ALL_NEW",
-                )
-                tat = float(answer["Attributes"]["tat"]["N"])
-                full_at = float(answer["Attributes"].get("full_at", {}).get("N", "0"))
-                self._hint = max(self._hint, tat)
-                if self.headroom_s and tat - interval - now <= self.headroom_s:
-                    full_at = self._mark_full(now)  # nearly full: Qomon's cap may take some
-                return tat, full_at
-            except ClientError as exc:
-                if not _lost(exc):
-                    raise
+            forms = (
+                # Under a backlog the bucket is far from full: this one succeeds.
+                ("SET tat = tat + :i", "tat > :near", {":near": now + self.headroom_s}),
+                # Within the headroom of full: Qomon's cap may take some refill.
+                ("SET tat = tat + :i, full_at = :now", "tat >= :now", {":now": now}),
+            )
+            for update, condition, values in forms:
+                try:
+                    answer = self._db.update_item(
+                        TableName=self._table,
+                        Key=self._key,
+                        UpdateExpression=update,
+                        ConditionExpression=condition,
+                        ExpressionAttributeValues={
+                            ":i": _n(interval),
+                            **{name: _n(value) for name, value in values.items()},
+                        },
+                        ReturnValues="ALL_NEW",
+                    )
+                    tat = float(answer["Attributes"]["tat"]["N"])
+                    full_at = float(answer["Attributes"].get("full_at", {}).get("N", "0"))
+                    self._hint = max(self._hint, tat)
+                    return tat, full_at
+                except ClientError as exc:
+                    if not _lost(exc):
+                        raise
             # The bucket had refilled past `now` (or never existed): start from now.
             fresh = now + interval
             try:
@@ -205,20 +215,6 @@ class SharedBucket(PrepaidPacer):
                     raise
             now = self._clock()  # another instance booked in between: once more
         raise BucketWaitTooLong(0.0)  # pragma: no cover - eight losses in a row
-
-    def _mark_full(self, now: float) -> float:
-        try:
-            self._db.update_item(
-                TableName=self._table,
-                Key=self._key,
-                UpdateExpression="SET full_at = :now",
-                ConditionExpression="attribute_not_exists(full_at) OR full_at < :now",
-                ExpressionAttributeValues={":now": _n(now)},
-            )
-        except ClientError as exc:
-            if not _lost(exc):
-                raise
-        return now
 
     def _move_back(self, interval: float) -> None:
         try:
