@@ -359,7 +359,8 @@ def test_a_person_the_search_found_nobody_for_is_settled_without_booking_tokens(
 
     # The forms loaded, as on any backlog but its first flush.
     spend_the_burst(local, booked_s=-60.0)
-    queued(local)  # what earlier tests left on the queue
+    queued(local)  # what earlier tests left on the queue and among the dead letters
+    dead_letters(local)
     assert invoke([harness_message(OTHER, set={"surname": "Forms"})]) == {"batchItemFailures": []}
     assert queued(local) == []
     reset_runtime()

@@ -175,6 +175,24 @@ def test_the_contact_is_leased_after_it_is_found_and_before_its_get_until_releas
     assert items(dynamodb) == []
 
 
+def test_the_flushs_tokens_are_booked_before_the_lease_so_no_wait_holds_it(
+    dynamodb: Any,
+) -> None:
+    clock, calls = FakeClock(START), list[str]()
+    one = OneWriter(
+        Watched(dynamodb, clock, calls),
+        Deadline.after(50, clock),
+        after_deadline_s=8,
+        keep_s=3,
+        clock=clock,
+    )
+    port = HeldContacts(FakeQomon(calls), one, book=lambda: calls.append("book"))
+    port.get(700103)
+    port.replace(700103, {"firstname": "Ana"})
+    one.release()
+    assert calls == ["book", "lease 700103", "get 700103", "book", "patch 700103", "release 700103"]
+
+
 def test_the_lease_lasts_as_long_as_the_invocation_may_run(dynamodb: Any) -> None:
     clock, calls = FakeClock(START), list[str]()
     one, port = writer(dynamodb, clock, calls, seconds=50)

@@ -154,4 +154,7 @@ def test_a_planned_booking_that_cannot_come_in_time_is_refused_at_the_first_call
     with pytest.raises(BucketWaitTooLong):
         bucket.acquire(1, Deadline.after(1, clock))
     assert bucket.tokens == pytest.approx(0)
+    clock.sleep(1.0)
+    assert bucket.acquire(1, Deadline.after(60, clock)) == 0  # the plan went with the refusal
+    assert bucket.tokens == pytest.approx(9)
     assert bucket.refund() == 0

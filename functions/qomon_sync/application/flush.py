@@ -5,9 +5,11 @@
    dead-lettered, a second copy of an event (same source and id) is a duplicate;
 3. claim the rest in the ledger, in batches; events it records as applied are duplicates,
    and an event another consumer holds stops the flush there (it and what follows wait);
-4. book the contact's GET and PATCH on the space's shared bucket, then run
-   domain.contact_sync over all of them: the GET immediately before the PATCH, as for a
-   single event, so the window for an edit made in Qomon's UI meanwhile does not grow.
+4. run domain.contact_sync over all of them, the contact's GET and PATCH booked together
+   on the space's shared bucket before its lease is taken (or by its first call, a
+   search), never for a contact that needs no call: the GET immediately before the
+   PATCH, as for a single event, so the window for an edit made in Qomon's UI meanwhile
+   does not grow.
    The GET and the PATCH happen under the contact's lease (adapters.contact_lease): a
    person named by id in one group and by e-mail in another has one writer at a time,
    and a flush that finds the lease held defers, as it does for want of tokens;
@@ -31,7 +33,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from qomon_sync.adapters.contact_lease import ContactBusy, OneWriter
 from qomon_sync.adapters.ledger import Claim, ledger_key
-from qomon_sync.adapters.qomon import Deadline, QomonError
+from qomon_sync.adapters.qomon import BucketWaitTooLong, Deadline, QomonError
 from qomon_sync.adapters.qomon.client import READ_COST, WRITE_COST
 from qomon_sync.adapters.qomon.errors import QomonBudgetExhausted
 from qomon_sync.adapters.secrets import MissingApiKey
@@ -216,13 +218,15 @@ class Flush:
             )
             forms = self.runtime.forms(client, deadline)
             # The contact's GET and PATCH are booked together, so that it does not stop
-            # half-way for want of tokens, at its first call: a contact that needs none
-            # (nobody to write, or its lease held by another flush) books nothing, and
-            # holds no place in the space's queue of bookings for nothing.
+            # half-way for want of tokens, before its lease is taken or at its first call:
+            # a contact that needs no call (nobody to write) books nothing, and holds no
+            # place in the space's queue of bookings for nothing.
             bucket.plan(READ_COST + WRITE_COST, deadline, keep_s=TIME_FOR_THE_CALLS_S)
             sync_contact(
                 events, port, forms, self.runtime.settings.assembly_policy(), result=result
             )
+        except BucketWaitTooLong as exc:  # the planned booking, made before the lease
+            outcome = Outcome.deferred(f"no rate-limit tokens in time ({exc})")
         except ContactBusy as exc:
             # Another group's flush is writing this person: not a failure, so no receive is
             # spent and nothing is dead-lettered; a marker brings the events back.
@@ -236,10 +240,12 @@ class Flush:
             self._release_unsettled(events, result, by_key)
             raise
         finally:
-            if writer is not None:
-                self._release(writer)
-            if bucket is not None:
-                bucket.refund()
+            try:
+                if writer is not None:
+                    self._release(writer)
+            finally:
+                if bucket is not None:
+                    bucket.refund()  # and drops a plan no call used
         self._release_unsettled(events, result, by_key)
         self._settle(result.outcomes, by_key, statuses)
         return outcome

@@ -175,7 +175,7 @@ class SyncRuntime:
         port: QomonPort = QomonContacts(client, deadline)
         if writer is not None:
             # Inside the remembered e-mails: their check reads the contact, under its lease.
-            port = HeldContacts(port, writer)
+            port = HeldContacts(port, writer, book=client.bucket.book_planned)
         port = RememberedContacts(port, self.mails, looked_up)
         settings = self.settings
         if settings.dry_run:

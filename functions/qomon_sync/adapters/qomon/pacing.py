@@ -108,8 +108,12 @@ class Pacer(Protocol):
         BucketWaitTooLong, booking nothing, when that would leave less than `keep_s`."""
 
     def plan(self, cost: float, deadline: Deadline, *, keep_s: float = 0.0) -> None:
-        """`reserve` these tokens at the next `acquire`, not now: a caller that makes no
-        call books nothing. `refund` drops a plan no call used."""
+        """`reserve` these tokens at the next `acquire` (or `book_planned`), not now: a
+        caller that makes no call books nothing. `refund` drops a plan no call used."""
+
+    def book_planned(self) -> float:
+        """Make the planned booking now, if one waits; returns the time waited. Raises
+        BucketWaitTooLong, booking nothing, as `reserve` does."""
 
     def refund(self) -> float:
         """Give back the prepaid tokens not spent; returns how many."""
@@ -157,15 +161,11 @@ class PrepaidPacer:
     def acquire(self, cost: float, deadline: Deadline) -> float:
         """Take `cost` tokens, sleeping until they are there. Returns the time waited.
 
-        Prepaid tokens (see `reserve`) are taken first. Raises BucketWaitTooLong, without
-        waiting, when they cannot be there in time.
+        A planned booking (see `plan`) is made first, then prepaid tokens (see `reserve`)
+        are taken first. Raises BucketWaitTooLong, without waiting for them, when the
+        tokens cannot be there in time.
         """
-        with self._lock:
-            planned, self._prepaid.planned = self._prepaid.planned, None
-        waited = 0.0
-        if planned is not None:
-            booked, by, keep_s = planned
-            waited = self.reserve(booked, by, keep_s=keep_s)
+        waited = self.book_planned()
         with self._lock:
             cost = self._prepaid.draw(cost)
         if cost <= 0:
@@ -181,6 +181,14 @@ class PrepaidPacer:
     def plan(self, cost: float, deadline: Deadline, *, keep_s: float = 0.0) -> None:
         with self._lock:
             self._prepaid.planned = (cost, deadline, keep_s)
+
+    def book_planned(self) -> float:
+        with self._lock:
+            planned, self._prepaid.planned = self._prepaid.planned, None
+        if planned is None:
+            return 0.0
+        cost, deadline, keep_s = planned
+        return self.reserve(cost, deadline, keep_s=keep_s)
 
 
 class TokenBucket(PrepaidPacer):
