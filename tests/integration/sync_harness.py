@@ -6,9 +6,10 @@ import contextlib
 import hashlib
 import itertools
 import json
+import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import boto3
@@ -25,6 +26,30 @@ from qomon_sync_dev.local_lambda import (
 from qomon_sync_dev.local_mode import LocalMode, LocalOptions
 
 _sequence = itertools.count(int(time.time() * 1000))
+
+
+class Heard(httpx.BaseTransport):
+    """A consumer's way to Qomon: holds a kind of request back (`hold`), and says when the
+    answer to one came (`heard`). Kinds: "GET contacts", "PATCH contacts", "POST search"."""
+
+    def __init__(self, hold: dict[str, Callable[[], None]] | None = None) -> None:
+        self._inner = httpx.HTTPTransport()
+        self._hold = hold or {}
+        self.heard: dict[str, threading.Event] = {
+            kind: threading.Event() for kind in ("GET contacts", "PATCH contacts", "POST search")
+        }
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        kind = f"{request.method} {request.url.path.strip('/').split('/')[0]}"
+        if kind in self._hold:
+            self._hold[kind]()
+        response = self._inner.handle_request(request)
+        if kind in self.heard:
+            self.heard[kind].set()
+        return response
+
+    def close(self) -> None:
+        self._inner.close()
 
 
 class Killed(BaseException):

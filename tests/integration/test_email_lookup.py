@@ -18,6 +18,7 @@ import pytest
 
 from qomon_sync_dev.local_mode import LocalMode, LocalOptions
 from tests.integration.sync_harness import (
+    Heard,
     calls,
     clients,
     dead_letters,
@@ -331,24 +332,6 @@ def test_a_marker_back_before_its_wait_is_held_not_sent_again_and_the_search_let
     assert staged(local) == []
 
 
-class SpokenForAfterTheSearch(httpx.BaseTransport):
-    """Qomon's way, except that once it has answered a search, other instances book ten
-    minutes of the space's refill."""
-
-    def __init__(self, local: LocalMode) -> None:
-        self._inner = httpx.HTTPTransport()
-        self._local = local
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        response = self._inner.handle_request(request)
-        if request.method == "POST" and request.url.path.endswith("/search"):
-            spend_the_burst(self._local, booked_s=600.0)
-        return response
-
-    def close(self) -> None:
-        self._inner.close()
-
-
 def test_a_person_the_search_found_nobody_for_is_settled_without_booking_tokens(
     local: LocalMode, person: str
 ) -> None:
@@ -364,7 +347,9 @@ def test_a_person_the_search_found_nobody_for_is_settled_without_booking_tokens(
     assert invoke([harness_message(OTHER, set={"surname": "Forms"})]) == {"batchItemFailures": []}
     assert queued(local) == []
     reset_runtime()
-    current_runtime().transport = SpokenForAfterTheSearch(local)
+    # Once the search's tokens are booked, other instances book ten minutes of the refill.
+    spoken_for = Heard({"POST search": lambda: spend_the_burst(local, booked_s=600.0)})
+    current_runtime().transport = spoken_for
     try:
         assert invoke([by_mail(f"{person}.gone@example.org", set={"firstname": "Gone"})]) == {
             "batchItemFailures": []

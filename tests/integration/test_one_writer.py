@@ -9,10 +9,9 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import pytest
 from botocore.exceptions import ClientError
 
@@ -24,6 +23,7 @@ from qomon_sync.settings import get_settings
 from qomon_sync_dev.local_lambda import LocalContext, lambda_event
 from qomon_sync_dev.local_mode import LocalMode
 from tests.integration.sync_harness import (
+    Heard,
     calls,
     clients,
     dead_letters,
@@ -51,30 +51,6 @@ QUEUE_ARN = "arn:aws:sqs:eu-west-3:123456789012:changes.fifo"
 def local() -> Iterator[LocalMode]:
     with paused_local_mode() as running:
         yield running
-
-
-class Heard(httpx.BaseTransport):
-    """A consumer's way to Qomon: holds a kind of request back (`hold`), and says when the
-    answer to one came (`heard`). Kinds: "GET contacts", "PATCH contacts", "POST search"."""
-
-    def __init__(self, hold: dict[str, Callable[[], None]] | None = None) -> None:
-        self._inner = httpx.HTTPTransport()
-        self._hold = hold or {}
-        self.heard: dict[str, threading.Event] = {
-            kind: threading.Event() for kind in ("GET contacts", "PATCH contacts", "POST search")
-        }
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        kind = f"{request.method} {request.url.path.strip('/').split('/')[0]}"
-        if kind in self._hold:
-            self._hold[kind]()
-        response = self._inner.handle_request(request)
-        if kind in self.heard:
-            self.heard[kind].set()
-        return response
-
-    def close(self) -> None:
-        self._inner.close()
 
 
 class Counts:
