@@ -161,9 +161,9 @@ class PrepaidPacer:
     def acquire(self, cost: float, deadline: Deadline) -> float:
         """Take `cost` tokens, sleeping until they are there. Returns the time waited.
 
-        A planned booking (see `plan`) is made first, then prepaid tokens (see `reserve`)
-        are taken first. Raises BucketWaitTooLong, without waiting for them, when the
-        tokens cannot be there in time.
+        A planned booking (see `plan`) is made first; prepaid tokens (see `reserve`) are
+        then drawn before any are taken. Raises BucketWaitTooLong, without waiting for
+        them, when the tokens cannot be there in time.
         """
         waited = self.book_planned()
         with self._lock:
